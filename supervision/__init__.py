@@ -1,0 +1,106 @@
+"""OTP-style supervision trees on pykka.
+
+Actors crash. A supervision tree decides, ahead of time and in one place, what
+happens when they do: a `Supervisor` starts its children from `ChildSpec`s,
+hears of each exit as a message, and restarts by a `Strategy` within a restart
+intensity, handing the problem up the tree when restarting does not help.
+
+Actors run on threads (`ThreadActor`) or on an asyncio event loop
+(`LoopActor`); a `Registry` gives them names that survive restarts, and
+`describe_tree` and `EventStream` let you watch the tree work. This package
+knows nothing of chat, and imports neither Tornado nor a database driver.
+"""
+
+from supervision.application import EXIT_GAVE_UP, run, start_link
+from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
+from supervision.dynamic_supervisor import DynamicSupervisor
+from supervision.errors import (
+    BlockingCallOnLoopError,
+    ChildNotFoundError,
+    DuplicateChildError,
+    InvalidChildSpecError,
+    MaxChildrenError,
+    NameNotRegisteredError,
+    NameUnavailableError,
+    NoEventLoopError,
+    RestartIntensityExceededError,
+    StartChildError,
+    SupervisionError,
+)
+from supervision.exits import Exit, ExitReason
+from supervision.future import Future
+from supervision.intensity import RestartIntensity
+from supervision.introspection import (
+    ChildInfo,
+    EventKind,
+    EventStream,
+    SupervisionEvent,
+    TreeNode,
+    describe_tree,
+)
+from supervision.loop_actor import LoopActor
+from supervision.registry import NameTakenError, Registry
+from supervision.strategy import RestartPlan, Strategy, plan_restart, should_restart
+from supervision.supervised import InjectedCrash, SupervisedActor, inject_crash
+from supervision.supervisor import (
+    ChildCounts,
+    Supervisor,
+    count_children,
+    delete_child,
+    restart_child,
+    start_child,
+    terminate_child,
+    which_children,
+)
+from supervision.thread_actor import ThreadActor
+
+__all__ = [
+    "EXIT_GAVE_UP",
+    "BlockingCallOnLoopError",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildKind",
+    "ChildNotFoundError",
+    "ChildSpec",
+    "DuplicateChildError",
+    "DynamicSupervisor",
+    "EventKind",
+    "EventStream",
+    "Exit",
+    "ExitReason",
+    "Future",
+    "InjectedCrash",
+    "InvalidChildSpecError",
+    "LoopActor",
+    "MaxChildrenError",
+    "NameNotRegisteredError",
+    "NameTakenError",
+    "NameUnavailableError",
+    "NoEventLoopError",
+    "Registry",
+    "Restart",
+    "RestartIntensity",
+    "RestartIntensityExceededError",
+    "RestartPlan",
+    "Shutdown",
+    "StartChildError",
+    "Strategy",
+    "SupervisedActor",
+    "SupervisionError",
+    "SupervisionEvent",
+    "Supervisor",
+    "ThreadActor",
+    "TreeNode",
+    "count_children",
+    "delete_child",
+    "describe_tree",
+    "inject_crash",
+    "plan_restart",
+    "restart_child",
+    "run",
+    "should_restart",
+    "start_child",
+    "start_link",
+    "terminate_child",
+    "which_children",
+]

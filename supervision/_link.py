@@ -1,0 +1,168 @@
+"""The bond between an actor and whoever started it.
+
+OTP's ``start_link`` links a new process to the one that called it. Here the
+starter opens a `Link` around its start call; the first supervised actor
+constructed inside claims it, and through it reports twice: once when its
+``on_start`` has returned (or failed), once when it has exited, with the reason.
+The second report is how a supervisor learns of a death: a plain callback,
+run in the dying actor's thread, with no polling anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from supervision.errors import StartChildError
+from supervision.exits import KILLED, SHUTDOWN, Exit
+from supervision.future import Future
+
+if TYPE_CHECKING:
+    from supervision.supervised import SupervisedActor
+
+
+def fail_envelopes(envelopes: list[Envelope[Any]], why: str) -> None:
+    """Answer every ask among `envelopes` with `ActorDeadError`; drop the tells."""
+    for envelope in envelopes:
+        if envelope.reply_to is not None:
+            error = pykka.ActorDeadError(why)
+            envelope.reply_to.set_exception((type(error), error, None))
+
+
+__all__ = ["Link", "claim", "fail_envelopes", "linked", "start_linked"]
+
+_opening: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
+    "supervision_opening_link", default=None
+)
+
+
+class Link:
+    """One incarnation's bond to its starter. Reports are one-shot."""
+
+    def __init__(self, on_exit: Callable[[Link, Exit], None] | None = None) -> None:
+        self.started: Future[pykka.ActorRef[Any]] = Future()
+        """Resolves with the ref once ``on_start`` returned; fails with its error."""
+        self.exited = threading.Event()
+        """Set once the actor has exited and its inbox is closed."""
+        self.exit: Exit | None = None
+        """The exit, once `exited` is set."""
+        self.leftovers: list[Envelope[Any]] = []
+        """What was left in the actor's inbox when it exited, oldest first."""
+        self._on_exit = on_exit
+        self._muted = False
+        self._lock = threading.Lock()
+        self._actor: weakref.ref[SupervisedActor] | None = None
+        self.urn: str | None = None
+        """The URN of the actor that claimed this link, once one has."""
+
+    def mute(self) -> None:
+        """Stop the exit callback: the starter is stopping the actor itself and
+        waits on `exited` instead of hearing about it as news."""
+        with self._lock:
+            self._muted = True
+
+    def mark_shutdown(self) -> None:
+        """The starter is about to stop the actor: its exit will be `shutdown`."""
+        actor = self._actor() if self._actor is not None else None
+        if actor is not None:
+            actor._record_exit(SHUTDOWN)
+
+    def kill(self, exit: Exit) -> None:
+        """Kill the linked actor at once (a brutal kill); it exits with `exit`."""
+        actor = self._actor() if self._actor is not None else None
+        leftovers = actor._kill(exit) if actor is not None else []
+        self.report_exit(exit, leftovers)
+
+    def report_started(self, ref: pykka.ActorRef[Any]) -> None:
+        self.started.set(ref)
+
+    def report_start_failed(self, error: BaseException) -> None:
+        self.started.set_exception((type(error), error, error.__traceback__))
+
+    def report_exit(self, exit: Exit, leftovers: list[Envelope[Any]] | None = None) -> None:
+        with self._lock:
+            if self.exit is not None:
+                late = leftovers or []
+                fail_envelopes(late, f"the actor exited ({self.exit}) before handling it")
+                return
+            self.exit = exit
+            self.leftovers = leftovers or []
+            notify = self._on_exit if not self._muted else None
+        self.exited.set()
+        if not self.started.done():
+            error = pykka.ActorDeadError(f"exited before it started: {exit}")
+            self.report_start_failed(exit.error or error)
+        if notify is not None:
+            notify(self, exit)
+
+    def _claim(self, actor: SupervisedActor) -> bool:
+        with self._lock:
+            if self._actor is not None:
+                return False
+            self._actor = weakref.ref(actor)
+            self.urn = actor.actor_urn
+            return True
+
+
+@contextlib.contextmanager
+def linked(link: Link) -> Iterator[Link]:
+    """Run a start function inside ``with linked(link):`` to link what it starts."""
+    token = _opening.set(link)
+    try:
+        yield link
+    finally:
+        _opening.reset(token)
+
+
+def claim(actor: SupervisedActor) -> Link | None:
+    """Called by every supervised actor as it is constructed: the first one
+    constructed inside `linked` becomes the linked child."""
+    link = _opening.get()
+    if link is not None and link._claim(actor):
+        return link
+    return None
+
+
+def start_linked(
+    child_id: str,
+    start: Callable[[], pykka.ActorRef[Any]],
+    on_exit: Callable[[Link, Exit], None] | None,
+    timeout_s: float,
+) -> tuple[pykka.ActorRef[Any], Link]:
+    """Start an actor linked to `on_exit` and return once its ``on_start`` has
+    returned. Raises `StartChildError`, naming `child_id`, when it does not
+    start; an actor that does not start in `timeout_s` is killed. Blocks."""
+    link = Link(on_exit)
+    with linked(link):
+        try:
+            ref = start()
+        except Exception as error:
+            raise StartChildError(child_id, error) from error
+    if link.urn is None:
+        raise StartChildError(
+            child_id,
+            f"{start!r} did not start a supervised actor "
+            "(derive from supervision.ThreadActor or supervision.LoopActor)",
+        )
+    try:
+        link.started.get(timeout=timeout_s)
+    except pykka.Timeout:
+        link.kill(KILLED)
+        raise StartChildError(child_id, f"on_start did not return in {timeout_s:g} s") from None
+    except Exception as error:
+        raise StartChildError(child_id, error) from error
+    if ref.actor_urn != link.urn:
+        link.kill(KILLED)
+        raise StartChildError(
+            child_id,
+            "the start function returned another actor than the first one it "
+            "constructed; start helper actors in the child's on_start instead",
+        )
+    return ref, link

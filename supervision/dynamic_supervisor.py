@@ -1,0 +1,64 @@
+"""The dynamic supervisor: children added and removed while it runs.
+
+A `Supervisor` is given its children up front, in an order that means
+something. A `DynamicSupervisor` starts empty and takes children one at a time
+(one per connection, say), all alike, so its only strategy is one_for_one. As
+in Elixir, it differs from a supervisor in three ways: a child may be given as
+a bare start function (it then gets a generated id and the restart type
+temporary, so its crash never spends the supervisor's restart budget); it
+refuses a child beyond ``max_children`` with `MaxChildrenError`; and
+terminating a child forgets it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from supervision.child_spec import ChildSpec, Restart
+from supervision.errors import MaxChildrenError
+from supervision.strategy import Strategy
+from supervision.supervisor import Supervisor
+
+__all__ = ["DynamicSupervisor"]
+
+
+class DynamicSupervisor(Supervisor):
+    """A one_for_one supervisor of children started at run time."""
+
+    def __init__(self, *, max_children: int | None = None, **options: Any) -> None:
+        if max_children is not None and max_children < 0:
+            raise ValueError(f"max_children must be None or >= 0, got {max_children!r}")
+        super().__init__((), strategy=Strategy.ONE_FOR_ONE, **options)
+        self.max_children = max_children
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def child_spec(  # type: ignore[override]
+        cls,
+        id: str,
+        *,
+        restart: Restart = Restart.PERMANENT,
+        name: str | None = None,
+        **options: Any,
+    ) -> ChildSpec:
+        """A spec for this dynamic supervisor as the child of another."""
+        return super().child_spec(id, (), restart=restart, name=name, **options)
+
+    def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
+        if self.max_children is not None and len(self._children) >= self.max_children:
+            raise MaxChildrenError(
+                f"dynamic supervisor {self.id!r} already runs its {self.max_children} children"
+            )
+        if not isinstance(spec, ChildSpec):
+            spec = ChildSpec(
+                id=f"{self.id}-{next(self._ids)}", start=spec, restart=Restart.TEMPORARY
+            )
+        return super()._start_new(spec)
+
+    def _terminate(self, child_id: str) -> None:
+        super()._terminate(child_id)
+        del self._children[child_id]

@@ -1,0 +1,79 @@
+"""The typed errors of the supervision library.
+
+Every failure a caller can act on has its own class, so code branches on types,
+never on message strings. All derive from `SupervisionError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockingCallOnLoopError",
+    "ChildNotFoundError",
+    "DuplicateChildError",
+    "InvalidChildSpecError",
+    "MaxChildrenError",
+    "NameNotRegisteredError",
+    "NameUnavailableError",
+    "NoEventLoopError",
+    "RestartIntensityExceededError",
+    "StartChildError",
+    "SupervisionError",
+]
+
+
+class SupervisionError(Exception):
+    """Base class of every error raised by the supervision library."""
+
+
+class InvalidChildSpecError(SupervisionError, ValueError):
+    """A child spec field has a value it cannot take; the message names both."""
+
+
+class DuplicateChildError(SupervisionError, ValueError):
+    """A child id is already used by another child of the same supervisor."""
+
+
+class ChildNotFoundError(SupervisionError, LookupError):
+    """No child with that id is known to the supervisor."""
+
+
+class StartChildError(SupervisionError):
+    """A child failed to start; `child_id` names it and `__cause__` is why."""
+
+    def __init__(self, child_id: str, cause: BaseException | str) -> None:
+        self.child_id = child_id
+        self.reason = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"child {child_id!r} failed to start: {self.reason}")
+
+
+class MaxChildrenError(SupervisionError):
+    """A dynamic supervisor already runs its `max_children` and refuses one more."""
+
+
+class RestartIntensityExceededError(SupervisionError):
+    """A supervisor restarted more often than its intensity allows and gave up."""
+
+    def __init__(self, supervisor: str, max_restarts: int, max_seconds: float) -> None:
+        self.supervisor = supervisor
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        super().__init__(
+            f"supervisor {supervisor!r} gave up: more than {max_restarts} restarts "
+            f"in {max_seconds:g} s"
+        )
+
+
+class NameNotRegisteredError(SupervisionError, LookupError):
+    """No actor is registered under that name, and none is being restarted."""
+
+
+class NameUnavailableError(SupervisionError):
+    """The named actor is restarting and no new incarnation arrived in time."""
+
+
+class NoEventLoopError(SupervisionError, RuntimeError):
+    """A loop actor was created without a loop and off any running loop's thread."""
+
+
+class BlockingCallOnLoopError(SupervisionError, RuntimeError):
+    """A blocking `Future.get()` was called on a thread that runs an event loop."""

@@ -1,0 +1,58 @@
+"""Why an actor exited, in OTP's words.
+
+A supervisor decides what to do about an exit from its reason alone:
+
+    normal    the actor stopped itself, or was stopped by someone other than
+              its supervisor (``stop()``)
+    shutdown  its supervisor stopped it (while restarting siblings, removing
+              it, or shutting down)
+    killed    its supervisor killed it: a brutal kill, or a stop that took
+              longer than the child's shutdown timeout
+    crashed   an exception escaped it (see `supervision.supervised` for which
+              exceptions count)
+
+`normal` and `shutdown` are normal exits, so a transient child is not restarted
+after them; `killed` and `crashed` are abnormal.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Exit", "ExitReason"]
+
+
+class ExitReason(enum.Enum):
+    """The closed set of exit reasons."""
+
+    NORMAL = "normal"
+    SHUTDOWN = "shutdown"
+    KILLED = "killed"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How one incarnation of an actor ended."""
+
+    reason: ExitReason
+    """The kind of exit."""
+
+    error: BaseException | None = None
+    """The exception that escaped, for a crash."""
+
+    @property
+    def abnormal(self) -> bool:
+        """True for a crash or a kill: what a transient child is restarted after."""
+        return self.reason in (ExitReason.CRASHED, ExitReason.KILLED)
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return self.reason.value
+        return f"{self.reason.value}: {type(self.error).__name__}: {self.error}"
+
+
+NORMAL = Exit(ExitReason.NORMAL)
+SHUTDOWN = Exit(ExitReason.SHUTDOWN)
+KILLED = Exit(ExitReason.KILLED)

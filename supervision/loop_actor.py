@@ -1,0 +1,229 @@
+"""The loop runtime: pykka actors hosted on an asyncio event loop.
+
+A thread per actor costs a thread's stack and a thread wake-up per message; a
+thousand of them cannot carry a chat room. A `LoopActor` has no thread: its
+inbox is a deque, and a message put into an idle inbox schedules one callback on
+the loop, which then handles everything that has arrived by the time it runs,
+up to `MAX_BATCH` (a burst costs one wake-up, and one busy actor cannot starve
+the others). pykka's rules hold unchanged: ``on_start`` runs before the first
+message, a failing ``tell`` stops the actor and runs ``on_failure``, a failing
+``ask`` goes back to the caller, ``on_stop`` runs on stop, proxies and
+pykka's `ActorRegistry` work, and the supervisor supervises it like any other.
+
+Everything the actor does runs on the loop's thread, so it may touch objects
+that belong to the loop (a Tornado WebSocket, say) directly, and it must never
+block: ``ask`` returns a `supervision.Future` to ``await`` or to give a
+callback, and a blocking ``get()`` on the loop raises `BlockingCallOnLoopError`.
+``tell`` and ``ask`` are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from supervision._link import fail_envelopes
+from supervision.errors import NoEventLoopError
+from supervision.exits import Exit, ExitReason
+from supervision.future import Future
+from supervision.supervised import SupervisedActor
+
+__all__ = ["MAX_BATCH", "LoopActor"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+"""Most messages one actor handles per loop wake-up before yielding the loop."""
+
+
+class _LoopInbox:
+    """A thread-safe deque that asks for a drain when it stops being empty."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._schedule: Callable[[], None] | None = None
+        self._scheduled = False
+        self._closed = False
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            if self._closed:
+                schedule = None
+            else:
+                self._queue.append(envelope)
+                if self._scheduled or self._schedule is None:
+                    return
+                self._scheduled = True
+                schedule = self._schedule
+        if schedule is None:
+            fail_envelopes([envelope], "the actor stopped before handling the message")
+            return
+        schedule()
+
+    def get(self) -> Envelope[Any]:
+        return self.get_nowait()
+
+    def get_nowait(self) -> Envelope[Any]:
+        with self._lock:
+            if not self._queue:
+                raise queue.Empty
+            return self._queue.popleft()
+
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._queue
+
+    def open(self, schedule: Callable[[], None]) -> None:
+        """Start asking for drains through `schedule`, now if messages wait."""
+        with self._lock:
+            self._schedule = schedule
+            if not self._queue or self._scheduled:
+                return
+            self._scheduled = True
+        schedule()
+
+    def drained(self) -> bool:
+        """Called after a batch: True if more arrived and another drain is due."""
+        with self._lock:
+            if self._queue:
+                return True
+            self._scheduled = False
+            return False
+
+    def close(self) -> None:
+        """Refuse further messages: an ask put after this fails at once."""
+        with self._lock:
+            self._closed = True
+
+
+class LoopActor(SupervisedActor):
+    """A supervised actor hosted on an asyncio event loop.
+
+    Pass the loop as ``loop=`` (subclasses forward it to ``super().__init__``),
+    or create the actor on the loop's own thread to use the running loop::
+
+        class Session(LoopActor):
+            def __init__(self, socket, *, loop=None):
+                super().__init__(loop=loop)
+                self.socket = socket
+    """
+
+    actor_loop: asyncio.AbstractEventLoop
+    """The loop that runs this actor."""
+
+    actor_inbox: _LoopInbox
+
+    def __init__(
+        self, *args: Any, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any
+    ) -> None:
+        if loop is None:
+            loop = asyncio._get_running_loop()
+        if loop is None:
+            raise NoEventLoopError(
+                f"{type(self).__name__} needs an event loop: pass loop=..., "
+                "or create it on the thread that runs the loop"
+            )
+        self.actor_loop = loop
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return _LoopInbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return Future()
+
+    def _start_actor_loop(self) -> None:
+        self._call_on_loop(self._loop_start)
+
+    # -- on the loop ---------------------------------------------------------------
+
+    def _loop_start(self) -> None:
+        self._actor_loop_setup()
+        if self.actor_stopped.is_set():
+            self._loop_teardown()
+        else:
+            self.actor_inbox.open(self._schedule_drain)
+
+    def _drain(self) -> None:
+        for _ in range(MAX_BATCH):
+            if self.actor_stopped.is_set():
+                self._loop_teardown()
+                return
+            try:
+                envelope = self.actor_inbox.get_nowait()
+            except queue.Empty:
+                break
+            self._handle_envelope(envelope)
+        if self.actor_stopped.is_set():
+            self._loop_teardown()
+        elif self.actor_inbox.drained():
+            self.actor_loop.call_soon(self._drain)
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        # The body of pykka's Actor._actor_loop_running, for one message.
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info("Exception returned from %s to caller:", self, exc_info=True)
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            logger.debug("%r in %s. Stopping all actors.", sys.exc_info()[1], self)
+            self._stop()
+            # Never block the loop: other actors on it must run to stop at all.
+            pykka.ActorRegistry.stop_all(block=False)
+
+    def _loop_teardown(self) -> None:
+        if self.actor_inbox._closed:
+            return
+        self.actor_inbox.close()
+        self._actor_loop_teardown()
+
+    # -- from any thread -----------------------------------------------------------
+
+    def _schedule_drain(self) -> None:
+        self._call_on_loop(self._drain)
+
+    def _call_on_loop(self, callback: Callable[[], None]) -> None:
+        try:
+            if asyncio._get_running_loop() is self.actor_loop:
+                self.actor_loop.call_soon(callback)
+            else:
+                self.actor_loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed: nothing will ever run here again
+            self._abandon()
+
+    def _wake_after_kill(self) -> None:
+        try:
+            self.actor_loop.call_soon_threadsafe(self._loop_teardown)
+        except RuntimeError:
+            self.actor_inbox.close()
+
+    def _abandon(self) -> None:
+        exit = Exit(ExitReason.CRASHED, RuntimeError(f"the event loop of {self} is closed"))
+        leftovers = self._kill(exit)
+        self.actor_inbox.close()
+        if self._link is not None:
+            self._link.report_exit(exit, leftovers)
+        else:
+            fail_envelopes(leftovers, str(exit))

@@ -1,0 +1,192 @@
+"""Registered names: reach an actor by what it is, not by which incarnation.
+
+A ref points at one incarnation of an actor; after a restart it points at a
+corpse. A registry maps a name (``"room"``) to the current incarnation, and the
+supervisor that owns the child keeps it up to date: it suspends the name when
+the child dies and re-registers it when the new incarnation has started.
+
+Sending to a name whose actor is restarting **waits, without blocking the
+sender**: the message is held, in order, and handed to the new incarnation the
+moment it is registered. If none is registered within ``restart_wait_s``
+(default 5 s), held asks fail with `NameUnavailableError`, held tells are
+dropped with a warning in the log, and later sends raise `NameUnavailableError`
+until a new incarnation registers. A name that is not registered at all, or
+was unregistered because its supervisor stopped it for good, raises
+`NameNotRegisteredError` at once.
+
+A message already in a dead incarnation's inbox dies with it, as in Erlang: the
+registry can only redirect messages that had not yet been delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from supervision.errors import NameNotRegisteredError, NameUnavailableError, SupervisionError
+from supervision.future import Future
+
+__all__ = ["DEFAULT_MAX_HELD", "DEFAULT_RESTART_WAIT_S", "NameTakenError", "Registry"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESTART_WAIT_S = 5.0
+"""How long messages to a restarting name are held: one intensity period, after
+which the supervisor has either restarted the child or given up."""
+
+DEFAULT_MAX_HELD = 10_000
+"""Most messages held for one restarting name; beyond it sends fail, so that a
+child that never comes back cannot exhaust memory."""
+
+
+class NameTakenError(SupervisionError):
+    """The name is registered to another live actor."""
+
+
+@dataclass
+class _Entry:
+    ref: pykka.ActorRef[Any] | None
+    held: deque[Envelope[Any]] = field(default_factory=deque)
+    generation: int = 0
+    unavailable: bool = False
+    timer: threading.Timer | None = None
+
+
+class Registry:
+    """Thread-safe names for actors, kept current across restarts."""
+
+    def __init__(
+        self,
+        restart_wait_s: float = DEFAULT_RESTART_WAIT_S,
+        max_held: int = DEFAULT_MAX_HELD,
+    ) -> None:
+        self.restart_wait_s = restart_wait_s
+        self.max_held = max_held
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    # -- looking up and sending ------------------------------------------------------
+
+    def whereis(self, name: str) -> pykka.ActorRef[Any] | None:
+        """The current incarnation's ref, or None while restarting or unknown."""
+        with self._lock:
+            entry = self._entries.get(name)
+            return entry.ref if entry is not None else None
+
+    def names(self) -> list[str]:
+        """Every name registered or being restarted, sorted."""
+        with self._lock:
+            return sorted(self._entries)
+
+    def tell(self, name: str, message: Any) -> None:
+        """Send `message` to the actor registered as `name`, holding it while the
+        actor restarts. Raises `NameNotRegisteredError` or `NameUnavailableError`."""
+        self._send(name, Envelope(message))
+
+    def ask(self, name: str, message: Any) -> Future[Any]:
+        """Ask the actor registered as `name`; the reply, or its failure, comes
+        through the returned future (see the module docs for a restarting name)."""
+        future: Future[Any] = Future()
+        self._send(name, Envelope(message, reply_to=future))
+        return future
+
+    def _send(self, name: str, envelope: Envelope[Any]) -> None:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                raise NameNotRegisteredError(f"no actor is registered as {name!r}")
+            if entry.ref is not None and entry.ref.is_alive():
+                entry.ref.actor_inbox.put(envelope)
+                return
+            if entry.ref is not None:
+                # Dead, and its supervisor has not heard yet: hold as if restarting.
+                self._suspend_locked(name, entry)
+            if entry.unavailable:
+                raise NameUnavailableError(
+                    f"{name!r} is restarting and has not come back in {self.restart_wait_s:g} s"
+                )
+            if len(entry.held) >= self.max_held:
+                raise NameUnavailableError(f"{name!r} is restarting with {self.max_held} held")
+            entry.held.append(envelope)
+
+    # -- kept up to date by supervisors ------------------------------------------------
+
+    def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
+        """Point `name` at `ref` and deliver, in order, what was held for it."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                self._entries[name] = _Entry(ref)
+                return
+            if entry.ref is not None and entry.ref is not ref and entry.ref.is_alive():
+                raise NameTakenError(f"{name!r} is already registered to {entry.ref}")
+            self._cancel_timer(entry)
+            entry.ref, entry.unavailable = ref, False
+            while entry.held:
+                ref.actor_inbox.put(entry.held.popleft())
+
+    def suspend(self, name: str, leftovers: Sequence[Envelope[Any]] = ()) -> None:
+        """The actor behind `name` died and is being restarted: hold sends.
+        `leftovers`, what its inbox still held, go first to the next incarnation."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                entry = self._entries[name] = _Entry(None)
+            self._suspend_locked(name, entry)
+            entry.held.extendleft(reversed(leftovers))
+
+    def unregister(self, name: str) -> None:
+        """Forget `name`; what was held for it is failed or dropped."""
+        with self._lock:
+            entry = self._entries.pop(name, None)
+            if entry is None:
+                return
+            self._cancel_timer(entry)
+            held = list(entry.held)
+        _fail_held(name, held, NameNotRegisteredError(f"{name!r} was unregistered"))
+
+    def _suspend_locked(self, name: str, entry: _Entry) -> None:
+        if entry.ref is None and entry.timer is not None:
+            return  # already suspended
+        entry.ref, entry.unavailable = None, False
+        entry.generation += 1
+        entry.timer = threading.Timer(
+            self.restart_wait_s, self._expire, args=(name, entry.generation)
+        )
+        entry.timer.daemon = True
+        entry.timer.start()
+
+    def _expire(self, name: str, generation: int) -> None:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.ref is not None or entry.generation != generation:
+                return
+            entry.unavailable, entry.timer = True, None
+            held = list(entry.held)
+            entry.held.clear()
+        error = NameUnavailableError(f"{name!r} did not come back in {self.restart_wait_s:g} s")
+        _fail_held(name, held, error)
+
+    @staticmethod
+    def _cancel_timer(entry: _Entry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+
+
+def _fail_held(name: str, held: list[Envelope[Any]], error: Exception) -> None:
+    dropped = 0
+    for envelope in held:
+        if envelope.reply_to is not None:
+            envelope.reply_to.set_exception((type(error), error, None))
+        else:
+            dropped += 1
+    if dropped:
+        logger.warning("Dropped %d message(s) held for %r: %s", dropped, name, error)

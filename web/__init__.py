@@ -1,0 +1,1 @@
+"""Chatter's Tornado web layer: pages, the WebSocket endpoint and the API."""
