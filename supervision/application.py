@@ -64,20 +64,25 @@ def run(
     done = threading.Event()
     outcome: list[Exit] = []
     stopping = threading.Event()
+    roots: list[pykka.ActorRef[Any]] = []
 
     def on_exit(exit: Exit) -> None:
         outcome.append(exit)
         done.set()
 
-    root = start_link(spec, on_exit=on_exit)
-
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logger.info("Received %s: stopping the tree", signal.Signals(signum).name)
         stopping.set()
-        root.stop(block=False)
+        for root in roots:
+            root.stop(block=False)
 
+    # Handlers go in first: a signal that arrives while the tree starts stops it
+    # as soon as it has started.
     previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     try:
+        roots.append(start_link(spec, on_exit=on_exit))
+        if stopping.is_set():
+            roots[0].stop(block=False)
         done.wait()  # interruptible: signal handlers run while it waits
     finally:
         for sig, handler in previous.items():

@@ -18,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from supervision.child_spec import ChildSpec, Restart
+from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.errors import MaxChildrenError
 from supervision.strategy import Strategy
 from supervision.supervisor import Supervisor
@@ -46,7 +46,14 @@ class DynamicSupervisor(Supervisor):
         **options: Any,
     ) -> ChildSpec:
         """A spec for this dynamic supervisor as the child of another."""
-        return super().child_spec(id, (), restart=restart, name=name, **options)
+        return ChildSpec(
+            id=id,
+            start=lambda: cls.start(name=id, **options),
+            restart=restart,
+            shutdown=Shutdown.INFINITY,
+            kind=ChildKind.SUPERVISOR,
+            name=name,
+        )
 
     def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
         if self.max_children is not None and len(self._children) >= self.max_children:

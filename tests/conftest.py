@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pykka
 import pytest
 
-from supervision import EventStream, Registry, SupervisionEvent
+from supervision import EventKind, EventStream, Registry, SupervisionEvent, Supervisor
 
 
 class EventLog:
@@ -40,6 +40,10 @@ class EventLog:
                 raise AssertionError(f"no matching event in {timeout_s} s; saw {self.events}")
             return found[0]
 
+    def wait(self, kind: EventKind, child: str | None, timeout_s: float = 5.0) -> SupervisionEvent:
+        """The first event of `kind` about `child`, waiting for it if needed."""
+        return self.wait_for(lambda e: e.kind is kind and e.child == child, timeout_s)
+
     def kinds(self, child: str | None = None) -> list[str]:
         """The kinds of the events seen so far, for one child or all."""
         with self._condition:
@@ -68,14 +72,23 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     thread = threading.Thread(target=loop.run_forever, name="test-loop", daemon=True)
     thread.start()
     yield loop
-    pykka.ActorRegistry.stop_all(block=True, timeout=5)  # while the loop still runs them
+    stop_every_actor()  # while the loop still runs them
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=5)
     loop.close()
+
+
+def stop_every_actor() -> None:
+    """Stop supervisors first, oldest (the roots) first, so that each stops its own
+    subtree in order; pykka's stop_all alone would stop children under their
+    supervisors' feet and have them restarted."""
+    for ref in pykka.ActorRegistry.get_by_class(Supervisor):
+        ref.stop(block=True, timeout=5)
+    pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
 
 @pytest.fixture(autouse=True)
 def _stop_leftover_actors() -> Iterator[None]:
     """Every test leaves no actor running, even when it fails half-way."""
     yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=5)
+    stop_every_actor()

@@ -1,0 +1,111 @@
+"""Small actors for supervision tests: each records its life in a journal."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from supervision import ChildSpec, Restart, Shutdown, ThreadActor
+
+
+class Journal:
+    """A thread-safe record of (actor name, what happened), in order."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+        self._condition = threading.Condition()
+
+    def add(self, name: str, what: str) -> None:
+        with self._condition:
+            self.entries.append((name, what))
+            self._condition.notify_all()
+
+    def of(self, what: str) -> list[str]:
+        with self._condition:
+            return [name for name, happened in self.entries if happened == what]
+
+    def wait_for(self, name: str, what: str, count: int = 1, timeout_s: float = 5.0) -> None:
+        with self._condition:
+            ok = self._condition.wait_for(
+                lambda: self.entries.count((name, what)) >= count, timeout_s
+            )
+        assert ok, f"{name} did not {what} {count} time(s); journal: {self.entries}"
+
+
+class Hang:
+    """A message that keeps a worker busy until `release` is set."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+
+class Worker(ThreadActor):
+    """Answers 'ping' with its name, stops itself on 'exit', hangs on `Hang`."""
+
+    def __init__(self, name: str, journal: Journal, fail_start: bool = False) -> None:
+        super().__init__()
+        self.name = name
+        self.journal = journal
+        self.fail_start = fail_start
+        self.crashed_at: float | None = None
+
+    def on_start(self) -> None:
+        if self.fail_start:
+            self.journal.add(self.name, "failed start")
+            raise RuntimeError(f"{self.name} cannot start")
+        self.journal.add(self.name, "start")
+
+    def on_stop(self) -> None:
+        self.journal.add(self.name, "stop")
+
+    def on_failure(self, *_: Any) -> None:
+        self.journal.add(self.name, "crash")
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "ping":
+            return self.name
+        if message == "exit":
+            self.stop()
+        elif isinstance(message, Hang):
+            message.entered.set()
+            message.release.wait(10)
+        return None
+
+
+def worker(
+    name: str,
+    journal: Journal,
+    restart: Restart = Restart.PERMANENT,
+    shutdown: float | Shutdown = 5.0,
+    registered: bool = False,
+    fail_start: Callable[[], bool] = lambda: False,
+) -> ChildSpec:
+    """A child spec for a `Worker`; `fail_start` is asked at every start."""
+    return ChildSpec(
+        id=name,
+        start=lambda: Worker.start(name, journal, fail_start()),
+        restart=restart,
+        shutdown=shutdown,
+        name=name if registered else None,
+    )
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_until_dead(ref: pykka.ActorRef[Any], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    stopped = ref.actor_stopped
+    assert stopped.wait(max(0.0, deadline - time.monotonic())), f"{ref} still alive"

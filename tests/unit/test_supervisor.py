@@ -1,0 +1,477 @@
+"""The supervisor: start order, strategies x restart types, intensity, escalation,
+failed starts, shutdown order and timeouts, and the child API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pykka
+import pytest
+
+from supervision import (
+    ChildKind,
+    ChildNotFoundError,
+    ChildSpec,
+    DuplicateChildError,
+    EventKind,
+    EventStream,
+    Exit,
+    ExitReason,
+    InvalidChildSpecError,
+    Registry,
+    Restart,
+    RestartIntensityExceededError,
+    Shutdown,
+    StartChildError,
+    Strategy,
+    Supervisor,
+    count_children,
+    delete_child,
+    describe_tree,
+    inject_crash,
+    restart_child,
+    start_child,
+    start_link,
+    terminate_child,
+    which_children,
+)
+from tests.conftest import EventLog
+from tests.unit._actors import FakeClock, Hang, Journal, wait_until_dead, worker
+
+P, T, X = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
+
+
+class Root:
+    """A root supervisor started with `start_link`, and how it ended."""
+
+    def __init__(
+        self,
+        children: Sequence[ChildSpec],
+        events: EventStream,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        registry: Registry | None = None,
+        clock: FakeClock | None = None,
+        max_restarts: int = 3,
+    ) -> None:
+        self.exited = threading.Event()
+        self.exit: Exit | None = None
+        options: dict[str, Any] = {"strategy": strategy, "events": events}
+        options["max_restarts"] = max_restarts
+        if registry is not None:
+            options["registry"] = registry
+        if clock is not None:
+            options["clock"] = clock
+        spec = Supervisor.child_spec("root", children, **options)
+        self.ref = start_link(spec, on_exit=self._on_exit)
+
+    def _on_exit(self, exit: Exit) -> None:
+        self.exit = exit
+        self.exited.set()
+
+    def child(self, child_id: str) -> pykka.ActorRef[Any]:
+        for info in which_children(self.ref).get(timeout=5):
+            if info.id == child_id and info.ref is not None:
+                return info.ref
+        raise AssertionError(f"no running child {child_id!r}")
+
+    def restarts(self) -> dict[str, int]:
+        return {info.id: info.restarts for info in which_children(self.ref).get(timeout=5)}
+
+
+def test_children_start_in_order_and_stop_in_reverse(events: EventStream) -> None:
+    journal = Journal()
+    root = Root([worker(n, journal) for n in "abc"], events)
+    assert journal.of("start") == ["a", "b", "c"]
+    root.ref.stop(timeout=5)
+    assert journal.of("stop") == ["c", "b", "a"]
+    assert root.exit == Exit(ExitReason.NORMAL)
+
+
+# -- strategy x restart type -----------------------------------------------------------
+
+EXPECTED_AFTER_CRASH_OF_B = {
+    # (strategy, b's restart type): (restarted ids, is b still a child)
+    (Strategy.ONE_FOR_ONE, P): ({"b"}, True),
+    (Strategy.ONE_FOR_ONE, T): ({"b"}, True),
+    (Strategy.ONE_FOR_ONE, X): (set(), False),
+    (Strategy.ONE_FOR_ALL, P): ({"a", "b", "c"}, True),
+    (Strategy.ONE_FOR_ALL, T): ({"a", "b", "c"}, True),
+    (Strategy.ONE_FOR_ALL, X): (set(), False),
+    (Strategy.REST_FOR_ONE, P): ({"b", "c"}, True),
+    (Strategy.REST_FOR_ONE, T): ({"b", "c"}, True),
+    (Strategy.REST_FOR_ONE, X): (set(), False),
+}
+
+
+@pytest.mark.parametrize("restart", [P, T, X], ids=lambda r: r.value)
+@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.value)
+def test_crash_is_handled_by_strategy_and_restart_type(
+    strategy: Strategy, restart: Restart, events: EventStream, event_log: EventLog
+) -> None:
+    journal = Journal()
+    children = [worker("a", journal), worker("b", journal, restart), worker("c", journal)]
+    root = Root(children, events, strategy=strategy)
+    restarted, b_kept = EXPECTED_AFTER_CRASH_OF_B[(strategy, restart)]
+
+    inject_crash(root.child("b"))
+
+    event_log.wait_for(lambda e: e.child == "b" and e.kind is EventKind.EXITED)
+    for child_id in restarted:
+        event_log.wait(EventKind.RESTARTED, child_id)
+    counts = root.restarts()
+    assert ("b" in counts) is b_kept
+    assert {c for c, n in counts.items() if n == 1} == restarted
+    assert all(info.alive for info in which_children(root.ref).get(timeout=5))
+    if strategy is not Strategy.ONE_FOR_ONE and restarted:
+        # Siblings are stopped in reverse start order, then all start in order.
+        affected = sorted(restarted)
+        stops = [c for c in journal.of("stop") if c in affected]
+        assert stops == sorted((c for c in affected if c != "b"), reverse=True)
+        assert journal.of("start")[3:] == affected
+
+
+@pytest.mark.parametrize("restart", [P, T, X], ids=lambda r: r.value)
+@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.value)
+def test_normal_exit_restarts_only_permanent_children(
+    strategy: Strategy, restart: Restart, events: EventStream, event_log: EventLog
+) -> None:
+    journal = Journal()
+    children = [worker("a", journal), worker("b", journal, restart), worker("c", journal)]
+    root = Root(children, events, strategy=strategy)
+
+    root.child("b").tell("exit")
+
+    exited = event_log.wait_for(lambda e: e.child == "b" and e.kind is EventKind.EXITED)
+    assert exited.reason == "normal"
+    if restart is P:
+        event_log.wait_for(lambda e: e.child == "b" and e.kind is EventKind.RESTARTED)
+        assert root.restarts()["b"] == 1
+    else:
+        infos = {i.id: i for i in which_children(root.ref).get(timeout=5)}
+        assert ("b" in infos) is (restart is T)  # a transient spec stays, not running
+        if restart is T:
+            assert not infos["b"].alive
+        assert all(infos[c].alive and infos[c].restarts == 0 for c in "ac")
+
+
+def test_death_is_detected_within_50_ms(events: EventStream) -> None:
+    journal = Journal()
+    root = Root([worker("a", journal)], events)
+    seen = threading.Event()
+    timings: dict[str, float] = {}
+
+    def on_event(event: Any) -> None:
+        if event.kind is EventKind.EXITED and "exited" not in timings:
+            timings["exited"] = time.perf_counter()
+            seen.set()
+
+    events.subscribe(on_event)
+    ref = root.child("a")
+    ref.tell(pykka.messages.ProxyCall(attr_path=("on_receive",), args=("ping",), kwargs={}))
+    timings["crash"] = time.perf_counter()
+    inject_crash(ref)
+    assert seen.wait(5)
+    assert timings["exited"] - timings["crash"] < 0.050
+
+
+# -- intensity and escalation ------------------------------------------------------------
+
+
+def test_max_restarts_within_the_period_are_carried_out(
+    events: EventStream, event_log: EventLog
+) -> None:
+    journal, clock = Journal(), FakeClock()
+    root = Root([worker("a", journal)], events, clock=clock)
+    for n in range(1, 4):
+        inject_crash(root.child("a"))
+        journal.wait_for("a", "start", count=n + 1)
+        clock.now += 1.0
+    assert root.restarts()["a"] == 3
+    assert not root.exited.is_set()
+
+
+def test_one_restart_too_many_makes_the_supervisor_give_up(
+    events: EventStream, event_log: EventLog
+) -> None:
+    journal, clock = Journal(), FakeClock()
+    root = Root([worker("a", journal), worker("b", journal)], events, clock=clock)
+    for n in range(1, 4):
+        inject_crash(root.child("b"))
+        journal.wait_for("b", "start", count=n + 1)
+    inject_crash(root.child("b"))
+
+    assert root.exited.wait(5)
+    assert root.exit is not None
+    assert root.exit.reason is ExitReason.CRASHED
+    assert isinstance(root.exit.error, RestartIntensityExceededError)
+    assert journal.of("stop") == ["a"]  # b had crashed; a was stopped on the way out
+    gave_up = event_log.wait_for(lambda e: e.kind is EventKind.GAVE_UP)
+    assert gave_up.supervisor == "root"
+    assert gave_up.reason is not None
+    assert "more than 3 restarts in 5 s" in gave_up.reason
+
+
+def test_restarts_older_than_the_period_no_longer_count(events: EventStream) -> None:
+    journal, clock = Journal(), FakeClock()
+    root = Root([worker("a", journal)], events, clock=clock)
+    for n in range(1, 7):
+        inject_crash(root.child("a"))
+        journal.wait_for("a", "start", count=n + 1)
+        clock.now += 2.0  # never more than 3 restarts inside 5 s
+    assert root.restarts()["a"] == 6
+    assert not root.exited.is_set()
+
+
+def test_escalation_goes_through_two_levels(events: EventStream, event_log: EventLog) -> None:
+    journal, clock = Journal(), FakeClock()
+    inner = Supervisor.child_spec(
+        "inner",
+        [worker("w", journal), worker("v", journal)],
+        max_restarts=1,
+        events=events,
+        clock=clock,
+    )
+    root = Root([worker("a", journal), inner], events, clock=clock, max_restarts=1)
+
+    def w_ref() -> pykka.ActorRef[Any]:
+        return next(
+            i.ref
+            for i in which_children(root.child("inner")).get(timeout=5)
+            if i.id == "w" and i.ref is not None
+        )
+
+    inject_crash(w_ref())
+    journal.wait_for("w", "start", count=2)
+    inject_crash(w_ref())  # inner gives up; the root restarts inner, and w and v afresh
+    event_log.wait_for(lambda e: e.child == "inner" and e.kind is EventKind.RESTARTED)
+    assert root.restarts() == {"a": 0, "inner": 1}
+    tree = describe_tree(root.ref)
+    assert [c.restarts for c in tree.find("inner").children or ()] == [0, 0]  # type: ignore[union-attr]
+    assert journal.of("stop")[:1] == ["v"]  # inner stopped its last child first
+
+    inject_crash(w_ref())
+    journal.wait_for("w", "start", count=4)
+    inject_crash(w_ref())  # inner gives up again: a second root restart is one too many
+    assert root.exited.wait(5)
+    assert isinstance(root.exit and root.exit.error, RestartIntensityExceededError)
+    assert [e.supervisor for e in events.recent() if e.kind is EventKind.GAVE_UP] == [
+        "inner",
+        "inner",
+        "root",
+    ]
+    assert journal.of("stop")[-1] == "a"
+
+
+def test_a_child_that_cannot_be_restarted_spends_the_intensity(
+    events: EventStream, event_log: EventLog
+) -> None:
+    journal = Journal()
+    attempts = iter([False] + [True] * 10)  # starts once, then never again
+    root = Root([worker("a", journal, fail_start=lambda: next(attempts))], events)
+    inject_crash(root.child("a"))
+    assert root.exited.wait(5)
+    assert journal.of("failed start") == ["a"] * 3
+    event_log.wait_for(lambda e: e.kind is EventKind.GAVE_UP)
+
+
+# -- failing to start ---------------------------------------------------------------------
+
+
+def test_a_child_failing_to_start_fails_the_supervisor_naming_it(events: EventStream) -> None:
+    journal = Journal()
+    children = [
+        worker("a", journal),
+        worker("b", journal),
+        worker("c", journal, fail_start=lambda: True),
+    ]
+    with pytest.raises(StartChildError) as raised:
+        Root(children, events)
+    assert "child 'root' failed to start" in str(raised.value)
+    assert "child 'c' failed to start: RuntimeError: c cannot start" in str(raised.value)
+    assert journal.of("stop") == ["b", "a"]
+
+
+def test_start_function_that_raises_is_a_failed_start(events: EventStream) -> None:
+    def broken() -> pykka.ActorRef[Any]:
+        raise OSError("no such device")
+
+    with pytest.raises(StartChildError, match="'x' failed to start: OSError: no such device"):
+        Root([ChildSpec("x", broken)], events)
+
+
+def test_start_function_must_start_a_supervised_actor(events: EventStream) -> None:
+    class Plain(pykka.ThreadingActor):
+        pass
+
+    with pytest.raises(StartChildError, match=r"derive from supervision\.ThreadActor"):
+        Root([ChildSpec("plain", Plain.start)], events)
+
+
+# -- shutdown -----------------------------------------------------------------------------------
+
+
+def test_a_child_that_ignores_stop_is_killed_after_its_timeout(
+    events: EventStream, event_log: EventLog
+) -> None:
+    journal = Journal()
+    root = Root([worker("a", journal), worker("stuck", journal, shutdown=0.2)], events)
+    hang = Hang()
+    stuck = root.child("stuck")
+    stuck.tell(hang)
+    assert hang.entered.wait(5)
+
+    started = time.monotonic()
+    root.ref.stop(timeout=5)
+    took = time.monotonic() - started
+
+    assert 0.2 <= took < 2.0
+    assert journal.of("stop") == ["a"]  # stuck never ran on_stop; a was stopped after it
+    killed = event_log.wait_for(lambda e: e.child == "stuck" and e.kind is EventKind.EXITED)
+    assert killed.reason == "killed"
+    assert not stuck.is_alive()
+    hang.release.set()
+    wait_until_dead(stuck)
+
+
+def test_brutal_kill_does_not_run_on_stop(events: EventStream, event_log: EventLog) -> None:
+    journal = Journal()
+    root = Root([worker("a", journal, shutdown=Shutdown.BRUTAL_KILL)], events)
+    ref = root.child("a")
+    root.ref.stop(timeout=5)
+    wait_until_dead(ref)
+    assert journal.of("stop") == []
+    assert event_log.wait_for(lambda e: e.child == "a" and e.kind is EventKind.EXITED).reason == (
+        "killed"
+    )
+
+
+def test_sub_supervisor_stops_its_children_before_its_parent_goes_on(events: EventStream) -> None:
+    journal = Journal()
+    inner = Supervisor.child_spec("inner", [worker("x", journal), worker("y", journal)])
+    root = Root([worker("a", journal), inner, worker("z", journal)], events)
+    root.ref.stop(timeout=5)
+    assert journal.of("stop") == ["z", "y", "x", "a"]
+
+
+# -- the registry across restarts ------------------------------------------------------------------
+
+
+def test_name_reaches_the_new_incarnation_after_a_restart(
+    events: EventStream, registry: Registry
+) -> None:
+    journal = Journal()
+    root = Root([worker("room", journal, registered=True)], events, registry=registry)
+    first = registry.whereis("room")
+    inject_crash(root.child("room"))
+    # Sent right behind the crash: held during the restart, answered by the new one.
+    assert registry.ask("room", "ping").get(timeout=5) == "room"
+    assert registry.whereis("room") not in (None, first)
+
+
+def test_messages_queued_behind_a_crash_go_to_the_next_incarnation(
+    events: EventStream, registry: Registry
+) -> None:
+    journal = Journal()
+    root = Root([worker("room", journal, registered=True)], events, registry=registry)
+    hang = Hang()
+    registry.tell("room", hang)
+    assert hang.entered.wait(5)
+    inject_crash(root.child("room"))
+    replies = [registry.ask("room", "ping") for _ in range(3)]
+    hang.release.set()
+    assert [r.get(timeout=5) for r in replies] == ["room"] * 3
+    assert journal.of("start") == ["room", "room"]
+
+
+def test_a_name_whose_child_is_gone_for_good_is_unregistered(
+    events: EventStream, registry: Registry, event_log: EventLog
+) -> None:
+    journal = Journal()
+    root = Root([worker("job", journal, T, registered=True)], events, registry=registry)
+    registry.tell("job", "exit")
+    event_log.wait_for(lambda e: e.child == "job" and e.kind is EventKind.EXITED)
+    assert registry.whereis("job") is None
+    assert "job" not in registry.names()
+    assert root.ref.is_alive()
+
+
+# -- the child API ---------------------------------------------------------------------------------
+
+
+def test_children_can_be_added_terminated_restarted_and_deleted(events: EventStream) -> None:
+    journal = Journal()
+    root = Root([worker("a", journal)], events)
+    ref = start_child(root.ref, worker("b", journal)).get(timeout=5)
+    assert ref.ask("ping") == "b"
+    assert count_children(root.ref).get(timeout=5).active == 2
+
+    terminate_child(root.ref, "b").get(timeout=5)
+    assert journal.of("stop") == ["b"]
+    counts = count_children(root.ref).get(timeout=5)
+    assert (counts.specs, counts.active) == (2, 1)
+
+    assert restart_child(root.ref, "b").get(timeout=5).ask("ping") == "b"
+    terminate_child(root.ref, "b").get(timeout=5)
+    delete_child(root.ref, "b").get(timeout=5)
+    assert [i.id for i in which_children(root.ref).get(timeout=5)] == ["a"]
+
+
+def test_child_api_errors_are_typed(events: EventStream) -> None:
+    journal = Journal()
+    root = Root([worker("a", journal)], events)
+    with pytest.raises(DuplicateChildError, match="already has a child 'a'"):
+        start_child(root.ref, worker("a", journal)).get(timeout=5)
+    with pytest.raises(ChildNotFoundError, match="has no child 'zz'"):
+        terminate_child(root.ref, "zz").get(timeout=5)
+    with pytest.raises(StartChildError, match="it is running"):
+        delete_child(root.ref, "a").get(timeout=5)
+    with pytest.raises(StartChildError, match="'bad' failed to start"):
+        start_child(root.ref, worker("bad", journal, fail_start=lambda: True)).get(timeout=5)
+    assert [i.id for i in which_children(root.ref).get(timeout=5)] == ["a"]
+    assert root.ref.is_alive()
+
+
+def test_named_child_needs_a_registry(events: EventStream) -> None:
+    with pytest.raises(InvalidChildSpecError, match="was given no registry"):
+        Supervisor([worker("a", Journal(), registered=True)], events=events)
+
+
+def test_tree_describes_kinds_strategies_and_restarts(events: EventStream) -> None:
+    journal = Journal()
+    inner = Supervisor.child_spec("inner", [worker("x", journal)], strategy=Strategy.REST_FOR_ONE)
+    root = Root([worker("a", journal), inner], events)
+    inject_crash(root.child("a"))
+    journal.wait_for("a", "start", count=2)
+    tree = describe_tree(root.ref).to_dict()
+    assert tree == {
+        "id": "root",
+        "kind": "supervisor",
+        "strategy": "one_for_one",
+        "restarts": 0,
+        "alive": True,
+        "children": [
+            {"id": "a", "kind": "worker", "restart": "permanent", "restarts": 1, "alive": True},
+            {
+                "id": "inner",
+                "kind": "supervisor",
+                "restart": "permanent",
+                "strategy": "rest_for_one",
+                "restarts": 0,
+                "alive": True,
+                "children": [
+                    {
+                        "id": "x",
+                        "kind": "worker",
+                        "restart": "permanent",
+                        "restarts": 0,
+                        "alive": True,
+                    }
+                ],
+            },
+        ],
+    }
+    assert ChildKind.SUPERVISOR.value == tree["children"][1]["kind"]
