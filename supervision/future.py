@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sys
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 import pykka
@@ -31,6 +32,9 @@ __all__ = ["Future"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+J = TypeVar("J")
+M = TypeVar("M")
+R = TypeVar("R")
 
 _ExcInfo = tuple[type[BaseException], BaseException, Any]
 
@@ -84,17 +88,59 @@ class Future(pykka.Future[T]):
     def add_done_callback(self, callback: Callable[[Future[T]], None]) -> None:
         """Call `callback(self)` once the future is done: at once if it already
         is, else in the thread that sets it. Keep callbacks short and
-        thread-safe (tell an actor, or hand over with ``call_soon_threadsafe``)."""
+        thread-safe (tell an actor, or hand over with ``call_soon_threadsafe``).
+
+        A future given a get hook (pykka's own ``ActorRef.stop`` makes one)
+        computes its value only when asked and so is never "done": it raises
+        `TypeError` here rather than never calling back."""
+        if self._get_hook is not None:
+            raise TypeError(
+                "this future computes its value only on get(); it cannot call back when done"
+            )
         with self._condition:
             if not self._done:
                 self._callbacks.append(callback)
                 return
         self._run_callback(callback)
 
+    # pykka derives futures lazily, computing on get(); these derive eagerly,
+    # settling as soon as their sources are done, so they can call back and be
+    # awaited without a thread.
+
+    def map(self, func: Callable[[T], M]) -> Future[M]:
+        derived: Future[M] = Future()
+        self.add_done_callback(lambda source: _settle_from(derived, lambda: func(source.get())))
+        return derived
+
+    def filter(self: Future[Iterable[J]], func: Callable[[J], bool]) -> Future[Iterable[J]]:
+        return self.map(lambda items: list(filter(func, items)))
+
+    def reduce(self: Future[Iterable[J]], func: Callable[[R, J], R], *args: R) -> Future[R]:
+        return self.map(lambda items: functools.reduce(func, items, *args))
+
+    def join(self: Future[Any], *futures: pykka.Future[Any]) -> Future[Iterable[Any]]:
+        everything = [self, *futures]
+        derived: Future[Iterable[Any]] = Future()
+        remaining = [len(everything)]
+        lock = threading.Lock()
+
+        def one_done(_: Any) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                _settle_from(derived, lambda: [f.get() for f in everything])
+
+        for future in everything:
+            if not isinstance(future, Future):
+                raise TypeError(f"can only join supervision futures, got {future!r}")
+            future.add_done_callback(one_done)
+        return derived
+
     def __await__(self) -> Generator[Any, None, T]:
         loop = asyncio.get_running_loop()
         if self._get_hook is not None:
-            # Futures made by map/join/filter only compute on get(): wait off-loop.
+            # A future with a get hook computes only on get(): wait for it off-loop.
             result: T = yield from loop.run_in_executor(None, self.get).__await__()
             return result
         if not self._done:
@@ -127,6 +173,15 @@ class Future(pykka.Future[T]):
             callback(self)
         except Exception:
             logger.exception("Future callback %r failed", callback)
+
+
+def _settle_from(future: Future[T], compute: Callable[[], T]) -> None:
+    try:
+        value = compute()
+    except Exception:
+        future.set_exception()
+    else:
+        future.set(value)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -1,0 +1,498 @@
+"""The persistence actor: every user and message, stored in PostgreSQL.
+
+It owns the connection pool. Writes run on its own thread, one transaction at a
+time, which is what makes group commit work: a store does not commit at once,
+it joins the pending batch and the actor tells itself to flush; every store
+that arrives while a commit is in flight lands in the next batch, committed in
+one transaction. Each batch takes the ``seq`` advisory lock before inserting
+and holds it to the commit, so ``seq`` becomes visible in commit order even with
+several writers (see docs and migration 0001). Reads run on a few reader
+threads, so that a slow page does not hold up a commit.
+
+Every request carries the future its answer goes to; callers use the
+`Persistence` client below and never see the messages. A database outage is
+not a crash: requests fail with `StorageUnavailable` in bounded time, the
+actor probes the server at most every `PROBE_INTERVAL_S`, and once it answers
+again the pool is rebuilt and storing resumes, with no restart of anything.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from chatter.database import CONNECT_TIMEOUT_S, open_pool, pool_size
+from chatter.errors import ChatError, StorageError, StorageUnavailable
+from chatter.messages import Page, StoredMessage, validate_body, validate_client_id
+from chatter.usernames import username_key, validate_username
+from supervision import Future, NameNotRegisteredError, NameUnavailableError, Registry, ThreadActor
+
+__all__ = [
+    "NAME",
+    "SEQ_LOCK_KEY",
+    "Persistence",
+    "PersistenceActor",
+    "StoreResult",
+    "User",
+    "UsersPage",
+]
+
+logger = logging.getLogger(__name__)
+
+NAME = "persistence"
+"""The registered name of the persistence actor."""
+
+SEQ_LOCK_KEY = 0x63686174  # "chat"
+"""The advisory lock every writer of messages holds from its insert to its commit."""
+
+PROBE_INTERVAL_S = 0.5
+"""While the database is down, how often a request may try to reach it."""
+
+MAX_AFTER = 5000
+"""The most messages one `after` read returns."""
+
+T = TypeVar("T")
+
+
+# -- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """A committed message, and whether it was already stored under its client_id."""
+
+    message: StoredMessage
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who has joined at least once."""
+
+    id: uuid.UUID
+    username: str
+    key: str
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """The most recently active users, and how many there are in all."""
+
+    users: tuple[User, ...]
+    total: int
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreMessage:
+    user_id: uuid.UUID
+    username: str
+    body: str
+    client_id: str | None
+    reply: Future[StoreResult] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class UpsertUser:
+    username: str
+    reply: Future[User] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class TouchUser:
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read: `query` runs on a reader thread with a connection, `reply` gets its result."""
+
+    query: Callable[[psycopg.Connection[Any]], Any]
+    reply: Future[Any] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class _Flush:
+    pass
+
+
+@dataclass(frozen=True)
+class _ReadFailed:
+    error: Exception
+
+
+# -- client API -------------------------------------------------------------------------
+
+
+class Persistence:
+    """The persistence actor's API, reaching the current incarnation by name.
+
+    Every method returns a `supervision.Future`; input is validated here too,
+    so a bad body fails at once with `InvalidBody` and nothing is sent.
+    """
+
+    def __init__(self, registry: Registry, name: str = NAME) -> None:
+        self._registry = registry
+        self._name = name
+
+    def store(
+        self, user_id: uuid.UUID, username: str, body: str, client_id: str | None = None
+    ) -> Future[StoreResult]:
+        """Store a message; the future holds it committed, with its seq."""
+        text, cid = validate_body(body), validate_client_id(client_id)
+        return self._send(lambda reply: StoreMessage(user_id, username, text, cid, reply))
+
+    def upsert_user(self, username: str) -> Future[User]:
+        """Record that `username` is in use now; the same key is the same user."""
+        name = validate_username(username)
+        return self._send(lambda reply: UpsertUser(name, reply))
+
+    def touch_user(self, user_id: uuid.UUID) -> None:
+        """Record that the user was seen now (as they leave)."""
+        self._tell(TouchUser(user_id))
+
+    def newest(self, limit: int = 500) -> Future[Page]:
+        """The newest `limit` messages, oldest first."""
+        return self._read(lambda conn: _newest(conn, limit))
+
+    def before(self, seq: int, limit: int = 100) -> Future[Page]:
+        """Up to `limit` messages with a seq below `seq`, oldest first."""
+        return self._read(lambda conn: _before(conn, seq, limit))
+
+    def after(self, seq: int, limit: int = MAX_AFTER) -> Future[Page]:
+        """Up to `limit` messages with a seq above `seq`, oldest first."""
+        return self._read(lambda conn: _after(conn, seq, min(limit, MAX_AFTER)))
+
+    def recent_users(self, limit: int = 50) -> Future[UsersPage]:
+        """The `limit` most recently seen users, and the count of all users."""
+        return self._read(lambda conn: _recent_users(conn, limit))
+
+    def _read(self, query: Callable[[psycopg.Connection[Any]], T]) -> Future[T]:
+        return self._send(lambda reply: Read(query, reply))
+
+    def _send(self, make: Callable[[Future[Any]], Any]) -> Future[Any]:
+        reply: Future[Any] = Future()
+        try:
+            self._registry.tell(self._name, make(reply))
+        except (NameNotRegisteredError, NameUnavailableError) as error:
+            failure = StorageUnavailable(f"storage is not available: {error}")
+            reply.set_exception((type(failure), failure, None))
+        return reply
+
+    def _tell(self, message: Any) -> None:
+        try:
+            self._registry.tell(self._name, message)
+        except (NameNotRegisteredError, NameUnavailableError):
+            logger.warning("Persistence unavailable; dropped %r", message)
+
+
+# -- the actor --------------------------------------------------------------------------
+
+
+class PersistenceActor(ThreadActor):
+    """Owns the pool; writes on its own thread with group commit, reads on readers."""
+
+    def __init__(self, conninfo: str, *, max_connections: int | None = None) -> None:
+        super().__init__()
+        self._conninfo = conninfo
+        self._size = max_connections or pool_size()
+        self._pool: ConnectionPool | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: list[StoreMessage] = []
+        self._flush_told = False
+        self._down_since: float | None = None
+        self._last_probe = 0.0
+        self.batches = 0
+        """How many write transactions committed, for tests and metrics."""
+
+    def on_start(self) -> None:
+        self._pool = open_pool(self._conninfo, max_size=self._size, name="persistence")
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, self._size - 1), thread_name_prefix="persistence-read"
+        )
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, *_: Any) -> None:
+        self._close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StoreMessage):
+            self._pending.append(message)
+            if not self._flush_told:
+                self._flush_told = True
+                self.actor_ref.tell(_Flush())
+        elif isinstance(message, _Flush):
+            self._flush_told = False
+            batch, self._pending = self._pending, []
+            self._commit(batch)
+        elif isinstance(message, Read):
+            self._dispatch_read(message)
+        elif isinstance(message, UpsertUser):
+            _answer(message.reply, lambda: self._write(lambda conn: _upsert_user(conn, message)))
+        elif isinstance(message, TouchUser):
+            try:
+                self._write(lambda conn: _touch_user(conn, message.user_id))
+            except ChatError as error:
+                logger.warning("Could not record last seen: %s", error)
+        elif isinstance(message, _ReadFailed):
+            self._mark_down(message.error)
+        else:
+            super().on_receive(message)
+        return None
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _commit(self, batch: list[StoreMessage]) -> None:
+        """One transaction for the whole batch; a batch the database refuses for
+        a reason of its own is retried message by message, to isolate the bad one."""
+        try:
+            results = self._write(lambda conn: _insert_batch(conn, batch))
+        except StorageError:
+            if len(batch) > 1:
+                for single in batch:
+                    self._commit([single])
+                return
+            _fail(batch, StorageError("the database refused the message"))
+        except StorageUnavailable as error:
+            _fail(batch, error)
+        else:
+            self.batches += 1
+            for request, result in zip(batch, results, strict=True):
+                request.reply.set(result)
+
+    def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        pool = self._usable_pool()
+        try:
+            with pool.connection() as conn:
+                return work(conn)
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            self._mark_down(error)
+            raise StorageUnavailable("the database is unavailable; retry shortly") from error
+        except psycopg.Error as error:
+            raise StorageError(f"the database refused the write: {error}") from error
+
+    def _usable_pool(self) -> ConnectionPool:
+        """The pool, or `StorageUnavailable` while the database is down. Once a
+        probe reaches it again, the pool is rebuilt: a fresh one has no broken
+        connections and no reconnection backoff to sit out."""
+        assert self._pool is not None, "on_start opened it"
+        if self._down_since is None:
+            return self._pool
+        now = time.monotonic()
+        if now - self._last_probe < PROBE_INTERVAL_S:
+            raise StorageUnavailable("the database is unavailable; retry shortly")
+        self._last_probe = now
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as error:
+            raise StorageUnavailable("the database is unavailable; retry shortly") from error
+        logger.warning(
+            "Database reachable again after %.1f s; rebuilding the pool", now - self._down_since
+        )
+        old, self._pool = self._pool, open_pool(self._conninfo, max_size=self._size)
+        old.close(timeout=1.0)
+        self._down_since = None
+        return self._pool
+
+    def _mark_down(self, error: Exception) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._last_probe = self._down_since
+            logger.error("Database unavailable: %s", error)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _dispatch_read(self, request: Read) -> None:
+        assert self._readers is not None, "on_start opened them"
+        try:
+            pool = self._usable_pool()
+        except StorageUnavailable as error:
+            request.reply.set_exception((type(error), error, None))
+            return
+        self._readers.submit(self._run_read, pool, request)
+
+    def _run_read(self, pool: ConnectionPool, request: Read) -> None:
+        # On a reader thread: touches only the pool and the request.
+        try:
+            with pool.connection() as conn:
+                conn.autocommit = True
+                result = request.query(conn)
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            with _suppress_dead():
+                self.actor_ref.tell(_ReadFailed(error))
+            failure = StorageUnavailable("the database is unavailable; retry shortly")
+            request.reply.set_exception((type(failure), failure, None))
+        except Exception as error:
+            request.reply.set_exception((type(error), error, error.__traceback__))
+        else:
+            request.reply.set(result)
+
+    def _close(self) -> None:
+        unavailable = StorageUnavailable("storage restarted before storing this; retry")
+        _fail(self._pending, unavailable)
+        self._pending = []
+        if self._readers is not None:
+            self._readers.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close(timeout=1.0)
+
+
+class _suppress_dead:  # noqa: N801  (a context manager, named like contextlib's)
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, *_: Any) -> bool:
+        import pykka
+
+        return exc_type is not None and issubclass(exc_type, pykka.ActorDeadError)
+
+
+def _answer(reply: Future[T], work: Callable[[], T]) -> None:
+    try:
+        value = work()
+    except Exception as error:
+        reply.set_exception((type(error), error, error.__traceback__))
+    else:
+        reply.set(value)
+
+
+def _fail(requests: Sequence[StoreMessage], error: Exception) -> None:
+    for request in requests:
+        if not request.reply.done():
+            request.reply.set_exception((type(error), error, None))
+
+
+# -- SQL ------------------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = "m.id, m.seq, u.username, m.body, m.inserted_at, m.client_id"
+
+_INSERT_BATCH = """
+INSERT INTO messages (id, user_id, body, client_id, inserted_at)
+SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
+FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
+     WITH ORDINALITY AS t(id, user_id, body, client_id, n)
+ORDER BY t.n
+ON CONFLICT (client_id) DO NOTHING
+RETURNING id, seq, inserted_at
+"""
+
+
+def _insert_batch(
+    conn: psycopg.Connection[Any], batch: Sequence[StoreMessage]
+) -> list[StoreResult]:
+    ids = [uuid.uuid4() for _ in batch]
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK_KEY,))
+        rows = conn.execute(
+            _INSERT_BATCH,
+            (
+                ids,
+                [r.user_id for r in batch],
+                [r.body for r in batch],
+                [r.client_id for r in batch],
+            ),
+        ).fetchall()
+        inserted = {row[0]: (row[1], row[2]) for row in rows}
+        repeated = [r.client_id for i, r in zip(ids, batch, strict=True) if i not in inserted]
+        stored: dict[str, StoredMessage] = {}
+        if repeated:
+            for row in conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+                "WHERE m.client_id = ANY(%s)",
+                (repeated,),
+            ):
+                stored[row[5]] = _message(row)
+    results = []
+    for message_id, request in zip(ids, batch, strict=True):
+        if message_id in inserted:
+            seq, inserted_at = inserted[message_id]
+            message = StoredMessage(
+                message_id, seq, request.username, request.body, inserted_at, request.client_id
+            )
+            results.append(StoreResult(message, duplicate=False))
+        else:
+            assert request.client_id is not None, "only a client_id can conflict"
+            results.append(StoreResult(stored[request.client_id], duplicate=True))
+    return results
+
+
+def _upsert_user(conn: psycopg.Connection[Any], request: UpsertUser) -> User:
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES (%s, %s) "
+            "ON CONFLICT (username_key) DO UPDATE SET username = EXCLUDED.username, "
+            "updated_at = now(), last_seen_at = now() "
+            "RETURNING id, username, username_key, last_seen_at",
+            (request.username, username_key(request.username)),
+        ).fetchone()
+    assert row is not None
+    return User(*row)
+
+
+def _touch_user(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> None:
+    with conn.transaction():
+        conn.execute("UPDATE users SET last_seen_at = now() WHERE id = %s", (user_id,))
+
+
+def _message(row: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _page(rows: list[tuple[Any, ...]], limit: int, *, newest_first: bool) -> Page:
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if newest_first:
+        rows.reverse()
+    return Page(tuple(_message(row) for row in rows), has_more)
+
+
+def _newest(conn: psycopg.Connection[Any], limit: int) -> Page:
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        "ORDER BY m.seq DESC LIMIT %s",
+        (limit + 1,),
+    ).fetchall()
+    return _page(rows, limit, newest_first=True)
+
+
+def _before(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        "WHERE m.seq < %s ORDER BY m.seq DESC LIMIT %s",
+        (seq, limit + 1),
+    ).fetchall()
+    return _page(rows, limit, newest_first=True)
+
+
+def _after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        "WHERE m.seq > %s ORDER BY m.seq ASC LIMIT %s",
+        (seq, limit + 1),
+    ).fetchall()
+    return _page(rows, limit, newest_first=False)
+
+
+def _recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:
+    rows = conn.execute(
+        "SELECT id, username, username_key, last_seen_at FROM users "
+        "ORDER BY last_seen_at DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    total_row = conn.execute("SELECT count(*) FROM users").fetchone()
+    total = total_row[0] if total_row is not None else 0
+    return UsersPage(tuple(User(*row) for row in rows), total)

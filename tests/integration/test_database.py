@@ -1,0 +1,151 @@
+"""The embedded server, migrations, seeding, index use, and surviving an outage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from chatter.database import EmbeddedPostgres, migrate, reset, rollback
+from chatter.errors import StorageUnavailable
+from chatter.persistence import NAME, Persistence, PersistenceActor, StoreResult
+from chatter.seed import DEMO_USERS, seed
+from supervision import ChildSpec, EventKind, EventStream, Registry, Supervisor, start_link
+from tests.conftest import EventLog
+
+TIMEOUT_S = 10
+
+
+def _tables(conninfo: str) -> set[str]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.fixture
+def scratch_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """An empty database of its own on the session's server."""
+    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS scratch WITH (FORCE)")
+        conn.execute("CREATE DATABASE scratch")
+    yield postgres.conninfo("scratch")
+    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE scratch WITH (FORCE)")
+
+
+def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
+    migrate(scratch_database)
+    assert {"users", "messages", "alembic_version"} <= _tables(scratch_database)
+    rollback(scratch_database)
+    assert not {"users", "messages"} & _tables(scratch_database)
+    migrate(scratch_database)
+    reset(scratch_database)
+    assert {"users", "messages"} <= _tables(scratch_database)
+
+
+def test_seeding_twice_adds_messages_but_not_users(database: str) -> None:
+    reports: list[tuple[int, int]] = []
+    seed(database, 250_000, progress=lambda done, total: reports.append((done, total)))
+    seed(database, 10)
+    with psycopg.connect(database) as conn:
+        users = conn.execute("SELECT count(*) FROM users").fetchone()
+        messages = conn.execute("SELECT count(*), min(seq), max(seq) FROM messages").fetchone()
+    assert users == (len(DEMO_USERS),)
+    assert messages == (250_010, 1, 250_010)
+    assert reports == [(100_000, 250_000), (200_000, 250_000), (250_000, 250_000)]
+
+
+def _plan(conn: psycopg.Connection[Any], query: str) -> str:
+    rows = conn.execute(f"EXPLAIN {query}").fetchall()
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.slow
+def test_reads_use_indexes_with_a_million_messages(scratch_database: str) -> None:
+    migrate(scratch_database)
+    seed(scratch_database, 1_000_000)
+    with psycopg.connect(scratch_database) as conn:
+        conn.execute("ANALYZE")
+        join = "FROM messages m JOIN users u ON u.id = m.user_id"
+        newest = _plan(conn, f"SELECT m.seq {join} ORDER BY m.seq DESC LIMIT 501")
+        before = _plan(
+            conn, f"SELECT m.seq {join} WHERE m.seq < 500000 ORDER BY m.seq DESC LIMIT 101"
+        )
+        after = _plan(conn, f"SELECT m.seq {join} WHERE m.seq > 995000 ORDER BY m.seq LIMIT 5001")
+        started = time.perf_counter()
+        conn.execute(f"SELECT m.seq {join} ORDER BY m.seq DESC LIMIT 501").fetchall()
+        newest_s = time.perf_counter() - started
+    for plan in (newest, before, after):
+        assert "Index Scan" in plan and "messages_seq_key" in plan, plan
+        assert "Seq Scan on messages" not in plan, plan
+    assert newest_s < 1.0  # an index scan: milliseconds; a sort of 1M rows would be far slower
+
+
+# -- an outage ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A server of this test's own, to stop and start without disturbing others."""
+    server = EmbeddedPostgres(tmp_path / "data")
+    migrate(server.start())
+    yield server
+    server.close()
+
+
+def _store_until_stored(
+    persistence: Persistence, user_id: Any, body: str, client_id: str, deadline_s: float
+) -> tuple[StoreResult, int]:
+    """Store as a client would: on `unavailable`, retry with the same client_id
+    after a short backoff. Returns the result and how many attempts failed."""
+    failures = 0
+    give_up = time.monotonic() + deadline_s
+    while True:
+        try:
+            return persistence.store(user_id, "alice", body, client_id).get(timeout=TIMEOUT_S), (
+                failures
+            )
+        except StorageUnavailable:
+            failures += 1
+            if time.monotonic() > give_up:
+                raise
+            time.sleep(0.1)  # the client's retry backoff, as the browser's would be
+
+
+def test_stores_fail_cleanly_while_the_database_is_down_and_work_after(
+    own_server: EmbeddedPostgres, events: EventStream, event_log: EventLog
+) -> None:
+    registry = Registry()
+    conninfo = own_server.conninfo()
+    spec = ChildSpec(NAME, lambda: PersistenceActor.start(conninfo), name=NAME)
+    root = start_link(Supervisor.child_spec("root", [spec], registry=registry, events=events))
+    persistence = Persistence(registry)
+    alice = persistence.upsert_user("alice").get(timeout=TIMEOUT_S)
+    persistence.store(alice.id, "alice", "before").get(timeout=TIMEOUT_S)
+
+    own_server.stop(mode="immediate")
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        persistence.store(alice.id, "alice", "during", "c-during").get(timeout=TIMEOUT_S)
+    assert time.monotonic() - started < 5.0  # bounded: a few seconds at most
+    with pytest.raises(StorageUnavailable):
+        persistence.newest().get(timeout=TIMEOUT_S)
+
+    own_server.start_again()
+    back = time.monotonic()
+    result, _ = _store_until_stored(persistence, alice.id, "during", "c-during", deadline_s=10)
+    assert time.monotonic() - back < 5.0
+    assert not result.duplicate
+    again, _ = _store_until_stored(persistence, alice.id, "during", "c-during", deadline_s=10)
+    assert again.duplicate
+    assert again.message.id == result.message.id
+    bodies = [m.body for m in persistence.newest().get(timeout=TIMEOUT_S).messages]
+    assert bodies == ["before", "during"]
+    assert not [e for e in event_log.events if e.kind is EventKind.RESTARTED]  # no crash loop
+    root.stop(timeout=TIMEOUT_S)
