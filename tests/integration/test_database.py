@@ -78,13 +78,10 @@ def test_reads_use_indexes_with_a_million_messages(scratch_database: str) -> Non
             conn, f"SELECT m.seq {join} WHERE m.seq < 500000 ORDER BY m.seq DESC LIMIT 101"
         )
         after = _plan(conn, f"SELECT m.seq {join} WHERE m.seq > 995000 ORDER BY m.seq LIMIT 5001")
-        started = time.perf_counter()
-        conn.execute(f"SELECT m.seq {join} ORDER BY m.seq DESC LIMIT 501").fetchall()
-        newest_s = time.perf_counter() - started
     for plan in (newest, before, after):
-        assert "Index Scan" in plan and "messages_seq_key" in plan, plan
+        assert "Index Scan" in plan, plan
+        assert "messages_seq_key" in plan, plan
         assert "Seq Scan on messages" not in plan, plan
-    assert newest_s < 1.0  # an index scan: milliseconds; a sort of 1M rows would be far slower
 
 
 # -- an outage ----------------------------------------------------------------------------
