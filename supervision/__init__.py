@@ -17,6 +17,7 @@ from supervision.dynamic_supervisor import DynamicSupervisor
 from supervision.errors import (
     BlockingCallOnLoopError,
     ChildNotFoundError,
+    ChildRunningError,
     DuplicateChildError,
     InvalidChildSpecError,
     MaxChildrenError,
@@ -61,6 +62,7 @@ __all__ = [
     "ChildInfo",
     "ChildKind",
     "ChildNotFoundError",
+    "ChildRunningError",
     "ChildSpec",
     "DuplicateChildError",
     "DynamicSupervisor",

@@ -57,9 +57,11 @@ def run(
 ) -> int:
     """Start the root `spec` and block until it exits; return the exit status.
 
-    A stop signal stops the tree in order (children in reverse) and returns 0.
-    If the root exits on its own, as when it gives up after too many restarts,
-    the reason is logged and `EXIT_GAVE_UP` is returned.
+    A stop signal stops the tree in order (children in reverse) and returns 0,
+    as does a root that stops normally. A root that exits abnormally, as when
+    it gives up after too many restarts, is logged at CRITICAL with its reason
+    and `EXIT_GAVE_UP` is returned. Raises `StartChildError` if the root does
+    not start. Call it from the main thread (it installs signal handlers).
     """
     done = threading.Event()
     outcome: list[Exit] = []

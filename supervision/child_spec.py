@@ -47,8 +47,8 @@ class Shutdown(enum.Enum):
     """Kill the child at once, without asking it to stop."""
 
     INFINITY = "infinity"
-    """Wait as long as the child takes; the default for supervisors, whose own
-    children each have a bounded shutdown."""
+    """Wait as long as the child takes: the right choice for a supervisor, whose
+    own children each have a bounded shutdown (`Supervisor.child_spec` sets it)."""
 
 
 class ChildKind(enum.Enum):

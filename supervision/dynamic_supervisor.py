@@ -5,9 +5,11 @@ something. A `DynamicSupervisor` starts empty and takes children one at a time
 (one per connection, say), all alike, so its only strategy is one_for_one. As
 in Elixir, it differs from a supervisor in three ways: a child may be given as
 a bare start function (it then gets a generated id and the restart type
-temporary, so its crash never spends the supervisor's restart budget); it
-refuses a child beyond ``max_children`` with `MaxChildrenError`; and
-terminating a child forgets it.
+temporary, so its crash never spends the supervisor's restart budget; this
+is the library's own shorthand, Elixir always takes a child spec); it refuses a
+child beyond ``max_children`` with `MaxChildrenError`; terminating a child
+forgets it; and on shutdown it stops all its children at once, since none
+depends on another, instead of one after the other.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ class DynamicSupervisor(Supervisor):
                 id=f"{self.id}-{next(self._ids)}", start=spec, restart=Restart.TEMPORARY
             )
         return super()._start_new(spec)
+
+    def _stop_children(self, *, restarting: bool = False) -> None:
+        children = reversed(list(self._children.values()))
+        stopping = [self._begin_stop(child, restarting=restarting) for child in children]
+        for one in stopping:
+            if one is not None:
+                self._finish_stop(one)
 
     def _terminate(self, child_id: str) -> None:
         super()._terminate(child_id)

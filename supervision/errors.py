@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BlockingCallOnLoopError",
     "ChildNotFoundError",
+    "ChildRunningError",
     "DuplicateChildError",
     "InvalidChildSpecError",
     "MaxChildrenError",
@@ -37,8 +38,13 @@ class ChildNotFoundError(SupervisionError, LookupError):
     """No child with that id is known to the supervisor."""
 
 
+class ChildRunningError(SupervisionError):
+    """The child is running, and the operation needs it terminated first."""
+
+
 class StartChildError(SupervisionError):
-    """A child failed to start; `child_id` names it and `__cause__` is why."""
+    """A child failed to start: `child_id` names it, `reason` says why, and
+    `__cause__` is the exception, when one was raised."""
 
     def __init__(self, child_id: str, cause: BaseException | str) -> None:
         self.child_id = child_id

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import queue
 import sys
@@ -100,10 +101,14 @@ class _LoopInbox:
             self._scheduled = False
             return False
 
-    def close(self) -> None:
-        """Refuse further messages: an ask put after this fails at once."""
+    def close(self) -> list[Envelope[Any]]:
+        """Refuse further messages (an ask put after this fails at once); return
+        those still waiting, oldest first."""
         with self._lock:
             self._closed = True
+            waiting = list(self._queue)
+            self._queue.clear()
+            return waiting
 
 
 class LoopActor(SupervisedActor):
@@ -134,6 +139,7 @@ class LoopActor(SupervisedActor):
                 "or create it on the thread that runs the loop"
             )
         self.actor_loop = loop
+        self._torn_down = False
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -194,9 +200,9 @@ class LoopActor(SupervisedActor):
             pykka.ActorRegistry.stop_all(block=False)
 
     def _loop_teardown(self) -> None:
-        if self.actor_inbox._closed:
+        if self._torn_down:
             return
-        self.actor_inbox.close()
+        self._torn_down = True
         self._actor_loop_teardown()
 
     # -- from any thread -----------------------------------------------------------
@@ -214,15 +220,12 @@ class LoopActor(SupervisedActor):
             self._abandon()
 
     def _wake_after_kill(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop runs nothing anyway
             self.actor_loop.call_soon_threadsafe(self._loop_teardown)
-        except RuntimeError:
-            self.actor_inbox.close()
 
     def _abandon(self) -> None:
         exit = Exit(ExitReason.CRASHED, RuntimeError(f"the event loop of {self} is closed"))
         leftovers = self._kill(exit)
-        self.actor_inbox.close()
         if self._link is not None:
             self._link.report_exit(exit, leftovers)
         else:

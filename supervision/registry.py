@@ -14,8 +14,10 @@ until a new incarnation registers. A name that is not registered at all, or
 was unregistered because its supervisor stopped it for good, raises
 `NameNotRegisteredError` at once.
 
-A message already in a dead incarnation's inbox dies with it, as in Erlang: the
-registry can only redirect messages that had not yet been delivered.
+Unlike Erlang, where a mailbox dies with its process, what was still waiting
+in a dead incarnation's inbox is not lost either: its supervisor hands it to
+`suspend` as leftovers, which go to the next incarnation before anything sent
+later. Only the message being handled when the actor crashed is gone.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ a ``tell``'s handler raises an ``Exception``   logs, runs ``on_failure``,      c
 an ``ask``'s handler raises an ``Exception``   hands it to the asker;          (none: it is
                                                the actor lives on              not a crash)
 ``on_stop`` or ``on_failure`` raises           logs; the actor stops anyway    unchanged
-a handler raises a ``BaseException``           runs ``on_stop``, then stops    crashed, and
-(``SystemExit``, ``KeyboardInterrupt``)        **every** actor in the process  all others
-                                                                               normal
+a handler raises a ``BaseException``           runs ``on_stop``, then stops    (not meaningful:
+(``SystemExit``, ``KeyboardInterrupt``)        **every** actor in the process  the whole tree
+                                                                               goes down)
 its supervisor kills it (brutal kill, or a     marks it dead at once: nothing  killed
 stop that outlived its shutdown timeout)       more is handled, asks fail
 ``inject_crash(ref)``                          a ``tell`` that raises          crashed
@@ -31,6 +31,12 @@ registered name receives it, before anything sent later (see
 before reaching it is handled by the next incarnation instead of being lost;
 only the message that caused the crash is gone with it.
 
+A ``BaseException`` is not a fault to recover from but the end of the program:
+pykka stops every actor, supervisors included, and the exits reported while
+that happens say little (a thread actor raising it blocks in pykka's
+``stop_all`` and may be killed by its supervisor's shutdown timeout). Don't
+raise one in an actor.
+
 So a *crash* is an ``Exception`` escaping ``on_start`` or a message that was
 told, never one that was asked: an asker gets its exception back and the actor
 goes on, exactly as in pykka. A brutal kill cannot interrupt Python code that
@@ -40,7 +46,6 @@ more and ends when that call returns.
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 from dataclasses import dataclass
@@ -163,19 +168,16 @@ class SupervisedActor(pykka.Actor):
         return leftovers
 
     def _take_leftovers(self) -> list[Envelope[Any]]:
-        """Empty the inbox: stop requests are answered, the rest is returned."""
-        inbox: Any = self.actor_inbox
+        """Close the inbox (a later send fails at once, instead of waiting in a
+        dead inbox) and return what it held; stop requests are answered."""
         leftovers: list[Envelope[Any]] = []
-        while True:
-            try:
-                envelope: Envelope[Any] = inbox.get_nowait()
-            except queue.Empty:
-                return leftovers
+        for envelope in self.actor_inbox.close():  # type: ignore[attr-defined]
             if isinstance(envelope.message, _ActorStop | _Wake):
                 if envelope.reply_to is not None:
                     envelope.reply_to.set(None)
             else:
                 leftovers.append(envelope)
+        return leftovers
 
     def _wake_after_kill(self) -> None:
         """Let the runtime notice that the actor was killed. Runtimes override."""

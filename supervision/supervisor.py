@@ -35,6 +35,7 @@ from supervision._link import Link, fail_envelopes, start_linked
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.errors import (
     ChildNotFoundError,
+    ChildRunningError,
     DuplicateChildError,
     InvalidChildSpecError,
     RestartIntensityExceededError,
@@ -171,6 +172,16 @@ def count_children(supervisor: pykka.ActorRef[Any]) -> pykka.Future[ChildCounts]
 # -- the actor --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Stopping:
+    """A child asked to stop, and until when it may take."""
+
+    child: _Child
+    link: Link
+    restarting: bool
+    deadline: float | None
+
+
 @dataclass
 class _Child:
     spec: ChildSpec
@@ -205,8 +216,9 @@ class Supervisor(ThreadActor):
     ) -> None:
         super().__init__()
         if not isinstance(strategy, Strategy):
-            raise InvalidChildSpecError(
-                f"supervisor {name!r}: strategy must be a Strategy, got {strategy!r}"
+            raise TypeError(
+                f"supervisor {name!r}: strategy must be Strategy.ONE_FOR_ONE, ONE_FOR_ALL "
+                f"or REST_FOR_ONE, got {strategy!r}"
             )
         self.id = name
         self.strategy = strategy
@@ -259,7 +271,7 @@ class Supervisor(ThreadActor):
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stop_children()
+        self._stop_children(restarting=True)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _ChildExited):
@@ -330,7 +342,8 @@ class Supervisor(ThreadActor):
         )
         logger.error("%s; stopping its children", error)
         self._events.publish(self.id, None, EventKind.GAVE_UP, str(error))
-        self._stop_children()
+        # Our own supervisor may restart us: hold sends to our children's names.
+        self._stop_children(restarting=True)
         raise error
 
     # -- starting and stopping children ------------------------------------------------
@@ -356,37 +369,65 @@ class Supervisor(ThreadActor):
 
     def _stop_child(self, child: _Child, *, restarting: bool = False) -> None:
         """Stop one child: ask it, wait up to its shutdown time, then kill it."""
+        stopping = self._begin_stop(child, restarting=restarting)
+        if stopping is not None:
+            self._finish_stop(stopping)
+
+    def _stop_children(self, *, restarting: bool = False) -> None:
+        """Stop every child, one at a time, last started first (as OTP does:
+        later children may depend on earlier ones)."""
+        for child in reversed(list(self._children.values())):
+            self._stop_child(child, restarting=restarting)
+
+    def _begin_stop(self, child: _Child, *, restarting: bool) -> _Stopping | None:
+        """Send the stop (or kill) without waiting; None if it was not running.
+        When `restarting`, sends to its name are held rather than refused."""
         if restarting:
             self._suspend(child)
         else:
             self._unregister(child)
         link, ref = child.link, child.ref
         if link is None or ref is None:
-            return
+            return None
         link.mute()
         self._by_link.pop(link, None)
         child.ref = child.link = None
         shutdown = child.spec.shutdown
         if shutdown is Shutdown.BRUTAL_KILL:
             link.kill(KILLED)
-        else:
-            link.mark_shutdown()
-            ref.stop(block=False)
-            timeout = None if shutdown is Shutdown.INFINITY else float(shutdown)
-            if not link.exited.wait(timeout):
-                logger.warning(
-                    "%s: child %r did not stop within %s s; killing it", self.id, child.id, shutdown
-                )
-                link.kill(KILLED)
-        if restarting:
+            return _Stopping(child, link, restarting, deadline=None)
+        link.mark_shutdown()
+        ref.stop(block=False)
+        deadline = None if shutdown is Shutdown.INFINITY else time.monotonic() + float(shutdown)
+        return _Stopping(child, link, restarting, deadline)
+
+    def _finish_stop(self, stopping: _Stopping) -> None:
+        """Wait for a stopping child until its deadline, then kill it."""
+        child, link = stopping.child, stopping.link
+        remaining = None if stopping.deadline is None else stopping.deadline - time.monotonic()
+        if not link.exited.wait(None if remaining is None else max(0.0, remaining)):
+            logger.warning(
+                "%s: child %r did not stop within %s s; killing it",
+                self.id,
+                child.id,
+                child.spec.shutdown,
+            )
+            link.kill(KILLED)
+        if stopping.restarting:
             self._suspend(child, link.leftovers)
         else:
             fail_envelopes(link.leftovers, f"{child.id!r} was stopped by {self.id!r}")
         self._events.publish(self.id, child.id, EventKind.EXITED, str(link.exit or SHUTDOWN))
 
-    def _stop_children(self) -> None:
+    def _kill(self, exit: Exit) -> list[Envelope[Any]]:
+        # A supervisor killed outright cannot stop its children itself; as an
+        # Erlang link would, the kill reaches them too, so none is orphaned.
+        leftovers = super()._kill(exit)
         for child in reversed(list(self._children.values())):
-            self._stop_child(child)
+            if child.link is not None:
+                child.link.mute()
+                child.link.kill(KILLED)
+        return leftovers
 
     # -- the client API, on our side ----------------------------------------------------
 
@@ -409,13 +450,17 @@ class Supervisor(ThreadActor):
     def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any]:
         child = self._get(child_id)
         if child.ref is not None:
-            raise StartChildError(child_id, "it is running; terminate it first")
+            raise ChildRunningError(
+                f"{self.id!r}: child {child_id!r} is running; terminate it first"
+            )
         return self._start_child(child)
 
     def _delete(self, child_id: str) -> None:
         child = self._get(child_id)
         if child.ref is not None:
-            raise StartChildError(child_id, "it is running; terminate it before deleting")
+            raise ChildRunningError(
+                f"{self.id!r}: child {child_id!r} is running; terminate it before deleting"
+            )
         del self._children[child_id]
 
     def _count(self) -> ChildCounts:

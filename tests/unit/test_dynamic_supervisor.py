@@ -128,4 +128,29 @@ def test_dynamic_supervisor_sits_in_a_tree_and_stops_its_children(events: EventS
         "sessions-3",
     ]
     root.stop(timeout=5)
-    assert journal.of("stop") == ["s2", "s1", "s0", "room"]
+    stops = journal.of("stop")
+    assert sorted(stops[:3]) == ["s0", "s1", "s2"]  # the sessions, stopped all at once
+    assert stops[3:] == ["room"]  # and only then the children started before them
+
+
+class Slow(Worker):
+    """Waits in on_stop until every sibling is stopping too."""
+
+    def __init__(self, name: str, journal: Journal, barrier: threading.Barrier) -> None:
+        super().__init__(name, journal)
+        self.barrier = barrier
+
+    def on_stop(self) -> None:
+        self.barrier.wait(timeout=5)  # broken if the siblings are stopped one by one
+        super().on_stop()
+
+
+def test_children_of_a_dynamic_supervisor_are_stopped_all_at_once(events: EventStream) -> None:
+    journal = Journal()
+    barrier = threading.Barrier(4)
+    sup = start_link(DynamicSupervisor.child_spec("sessions", events=events))
+    for n in range(4):
+        start_child(sup, functools.partial(Slow.start, f"s{n}", journal, barrier)).get(timeout=5)
+    sup.stop(timeout=10)
+    assert sorted(journal.of("stop")) == ["s0", "s1", "s2", "s3"]
+    assert not barrier.broken

@@ -149,3 +149,16 @@ def test_concurrent_senders_during_a_restart_lose_nothing() -> None:
         mine = [n for s, n in seen if s == sender]
         assert mine == sorted(mine)
     assert all(isinstance(r, pykka.ActorRef) for r in (first, second))
+
+
+def test_a_message_put_into_a_dead_actors_inbox_fails_at_once() -> None:
+    from pykka._envelope import Envelope
+
+    from supervision import Future
+
+    ref = Recorder.start("room", Journal())
+    ref.stop()
+    reply: Future[Any] = Future()
+    ref.actor_inbox.put(Envelope("ping", reply_to=reply))  # as a racing sender would
+    with pytest.raises(pykka.ActorDeadError):
+        reply.get(timeout=1)

@@ -14,6 +14,7 @@ import pytest
 from supervision import (
     ChildKind,
     ChildNotFoundError,
+    ChildRunningError,
     ChildSpec,
     DuplicateChildError,
     EventKind,
@@ -427,7 +428,7 @@ def test_child_api_errors_are_typed(events: EventStream) -> None:
         start_child(root.ref, worker("a", journal)).get(timeout=5)
     with pytest.raises(ChildNotFoundError, match="has no child 'zz'"):
         terminate_child(root.ref, "zz").get(timeout=5)
-    with pytest.raises(StartChildError, match="it is running"):
+    with pytest.raises(ChildRunningError, match="'a' is running"):
         delete_child(root.ref, "a").get(timeout=5)
     with pytest.raises(StartChildError, match="'bad' failed to start"):
         start_child(root.ref, worker("bad", journal, fail_start=lambda: True)).get(timeout=5)
@@ -475,3 +476,39 @@ def test_tree_describes_kinds_strategies_and_restarts(events: EventStream) -> No
         ],
     }
     assert ChildKind.SUPERVISOR.value == tree["children"][1]["kind"]
+
+
+def test_a_supervisor_killed_outright_takes_its_children_with_it(events: EventStream) -> None:
+    journal = Journal()
+    inner = Supervisor.child_spec("inner", [worker("x", journal), worker("y", journal)])
+    inner = ChildSpec(
+        inner.id, inner.start, kind=inner.kind, shutdown=Shutdown.BRUTAL_KILL
+    )  # a supervisor is normally given infinity; here it is killed
+    root = Root([inner], events)
+    inner_ref = root.child("inner")
+    children = [i.ref for i in which_children(inner_ref).get(timeout=5) if i.ref is not None]
+    root.ref.stop(timeout=5)
+    for ref in [inner_ref, *children]:
+        wait_until_dead(ref)
+    assert journal.of("stop") == []  # killed, not stopped: no on_stop ran
+
+
+def test_sends_to_a_restarting_subtree_are_held_until_it_is_back(
+    events: EventStream, event_log: EventLog, registry: Registry
+) -> None:
+    journal = Journal()
+    inner = Supervisor.child_spec(
+        "inner",
+        [worker("w", journal, registered=True), worker("v", journal, registered=True)],
+        max_restarts=0,
+        registry=registry,
+        events=events,
+    )
+    root = Root([inner], events, registry=registry)
+    inject_crash(registry.whereis("w"))  # type: ignore[arg-type]
+    # inner gives up at once (max_restarts=0); the root restarts it, and its
+    # children come back under the same names: sends in between are held.
+    replies = [registry.ask("v", "ping") for _ in range(20)]
+    assert [r.get(timeout=5) for r in replies] == ["v"] * 20
+    event_log.wait(EventKind.RESTARTED, "inner")
+    assert root.restarts() == {"inner": 1}

@@ -1,0 +1,91 @@
+"""The database commands of the ``chatter`` command line, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from chatter.database import EmbeddedPostgres
+from chatter.seed import DEMO_USERS
+
+
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any database settings, plus `extra`."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CHATTER_DATA_DIR")}
+    return {**base, **extra}
+
+
+def _chatter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatter", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_environment(env),
+    )
+
+
+def test_seed_twice_on_the_embedded_server_keeps_one_set_of_demo_users(tmp_path: Path) -> None:
+    env = {"CHATTER_DATA_DIR": str(tmp_path)}
+    first = _chatter("db", "seed", "--messages", "120", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "seeded 120 messages" in first.stdout
+    second = _chatter("db", "seed", "--messages", "30", env=env)
+    assert second.returncode == 0, second.stderr
+
+    server = EmbeddedPostgres(tmp_path)  # the data survived; the CLI stopped its server
+    try:
+        with psycopg.connect(server.start()) as conn:
+            users = conn.execute("SELECT count(*) FROM users").fetchone()
+            messages = conn.execute("SELECT count(*) FROM messages").fetchone()
+    finally:
+        server.close()
+    assert users == (len(DEMO_USERS),)
+    assert messages == (150,)
+
+
+def test_commands_use_database_url_and_never_start_a_server(
+    postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS cli_scratch WITH (FORCE)")
+        conn.execute("CREATE DATABASE cli_scratch")
+    url = postgres.conninfo("cli_scratch")
+    env = {"DATABASE_URL": url, "CHATTER_DATA_DIR": str(tmp_path / "unused")}
+    for command in (["migrate"], ["db", "rollback"], ["db", "reset"]):
+        result = _chatter(*command, env=env)
+        assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "unused").exists()
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == ("0001",)
+
+
+def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
+    result = _chatter("migrate", env={"CHATTER_ENV": "staging"})
+    assert result.returncode == 2
+    assert "CHATTER_ENV must be one of dev, test, prod, got 'staging'" in result.stderr
+
+
+def test_alembics_own_command_line_works_from_the_repository_root(
+    postgres: EmbeddedPostgres,
+) -> None:
+    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS alembic_scratch WITH (FORCE)")
+        conn.execute("CREATE DATABASE alembic_scratch")
+    env = _environment({"DATABASE_URL": postgres.conninfo("alembic_scratch")})
+    root = Path(__file__).resolve().parents[2]
+    alembic = str(Path(sys.executable).parent / "alembic")
+    for command in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
+        result = subprocess.run(
+            [alembic, *command], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    current = subprocess.run(
+        [alembic, "current"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "0001 (head)" in current.stdout
