@@ -3,7 +3,7 @@
 A `Supervisor` is given its children up front, in an order that means
 something. A `DynamicSupervisor` starts empty and takes children one at a time
 (one per connection, say), all alike, so its only strategy is one_for_one. As
-in Elixir, it differs from a supervisor in three ways: a child may be given as
+in Elixir, it differs from a supervisor in four ways: a child may be given as
 a bare start function (it then gets a generated id and the restart type
 temporary, so its crash never spends the supervisor's restart budget; this
 is the library's own shorthand, Elixir always takes a child spec); it refuses a

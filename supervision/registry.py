@@ -11,13 +11,20 @@ moment it is registered. If none is registered within ``restart_wait_s``
 (default 5 s), held asks fail with `NameUnavailableError`, held tells are
 dropped with a warning in the log, and later sends raise `NameUnavailableError`
 until a new incarnation registers. A name that is not registered at all, or
-was unregistered because its supervisor stopped it for good, raises
-`NameNotRegisteredError` at once.
+was unregistered because its supervisor let the child go for good (it was
+terminated, or exited and is not to be restarted), raises
+`NameNotRegisteredError` at once. When a whole supervisor stops, gives up or
+is killed, its children's names are held as for a restart (its own supervisor
+may start it again) and so expire after ``restart_wait_s`` if it does not.
 
 Unlike Erlang, where a mailbox dies with its process, what was still waiting
 in a dead incarnation's inbox is not lost either: its supervisor hands it to
 `suspend` as leftovers, which go to the next incarnation before anything sent
 later. Only the message being handled when the actor crashed is gone.
+
+Groups (Erlang's ``pg``): any number of actors may `join` a group, and
+`members` lists them, so that an actor can reach "every session" without
+keeping the list itself, and a restarted actor finds the members again.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ class Registry:
         self.max_held = max_held
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._groups: dict[str, dict[str, pykka.ActorRef[Any]]] = {}
+        self._members: dict[str, tuple[pykka.ActorRef[Any], ...]] = {}
 
     # -- looking up and sending ------------------------------------------------------
 
@@ -117,6 +126,30 @@ class Registry:
             if len(entry.held) >= self.max_held:
                 raise NameUnavailableError(f"{name!r} is restarting with {self.max_held} held")
             entry.held.append(envelope)
+
+    # -- groups -----------------------------------------------------------------------
+
+    def join(self, group: str, ref: pykka.ActorRef[Any]) -> None:
+        """Add `ref` to `group` (again is a no-op)."""
+        with self._lock:
+            self._groups.setdefault(group, {})[ref.actor_urn] = ref
+            self._members.pop(group, None)
+
+    def leave(self, group: str, ref: pykka.ActorRef[Any]) -> None:
+        """Take `ref` out of `group`, if it is in it."""
+        with self._lock:
+            members = self._groups.get(group)
+            if members is not None and members.pop(ref.actor_urn, None) is not None:
+                self._members.pop(group, None)
+
+    def members(self, group: str) -> tuple[pykka.ActorRef[Any], ...]:
+        """The group's members, in the order they joined. An actor that died
+        without leaving may still be listed: a send to it raises ActorDeadError."""
+        with self._lock:
+            cached = self._members.get(group)
+            if cached is None:
+                cached = self._members[group] = tuple(self._groups.get(group, {}).values())
+            return cached
 
     # -- kept up to date by supervisors ------------------------------------------------
 

@@ -8,7 +8,8 @@ naming the child. While running, it hears of each child's exit as a message
 `Restart` type, as long as its restart intensity allows: at most
 ``max_restarts`` restarts in ``max_seconds``. One more, and it gives up: it
 stops its children in reverse order and exits, crashed, so that its own
-supervisor decides. When it is stopped, it stops its children in reverse order,
+supervisor decides. When it is stopped, it stops its children in reverse order
+(a `DynamicSupervisor`: all at once),
 each within its shutdown time, then killed.
 
 The supervisor carries out plans made by `supervision.strategy` and counts with
@@ -263,7 +264,10 @@ class Supervisor(ThreadActor):
                 raise
 
     def on_stop(self) -> None:
-        self._stop_children()
+        # A supervisor is stopped as a whole when its own supervisor restarts a
+        # subtree, or when everything shuts down: either way, hold sends to its
+        # children's names (a restart re-registers them; otherwise they expire).
+        self._stop_children(restarting=True)
 
     def on_failure(
         self,
@@ -423,10 +427,12 @@ class Supervisor(ThreadActor):
         # A supervisor killed outright cannot stop its children itself; as an
         # Erlang link would, the kill reaches them too, so none is orphaned.
         leftovers = super()._kill(exit)
-        for child in reversed(list(self._children.values())):
-            if child.link is not None:
-                child.link.mute()
-                child.link.kill(KILLED)
+        for child in reversed(list(self._children.values())):  # a snapshot, taken atomically
+            link = child.link
+            if link is not None:
+                link.mute()
+                link.kill(KILLED)
+                self._suspend(child, link.leftovers)
         return leftovers
 
     # -- the client API, on our side ----------------------------------------------------

@@ -162,3 +162,15 @@ def test_a_message_put_into_a_dead_actors_inbox_fails_at_once() -> None:
     ref.actor_inbox.put(Envelope("ping", reply_to=reply))  # as a racing sender would
     with pytest.raises(pykka.ActorDeadError):
         reply.get(timeout=1)
+
+
+def test_group_members_are_listed_in_join_order_until_they_leave() -> None:
+    registry = Registry()
+    refs = [Recorder.start(f"s{n}", Journal()) for n in range(3)]
+    for ref in refs:
+        registry.join("sessions", ref)
+    registry.join("sessions", refs[0])  # joining twice changes nothing
+    assert registry.members("sessions") == tuple(refs)
+    registry.leave("sessions", refs[1])
+    assert registry.members("sessions") == (refs[0], refs[2])
+    assert registry.members("nobody") == ()
