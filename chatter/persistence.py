@@ -82,6 +82,8 @@ class User:
     username: str
     key: str
     last_seen_at: datetime
+    token_version: int = 0
+    """Identity tokens carry it; Leave bumps it, revoking the earlier ones."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class UpsertUser:
 @dataclass(frozen=True)
 class TouchUser:
     user_id: uuid.UUID
+    revoke_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,14 @@ class Persistence:
         name = validate_username(username)
         return self._send(lambda reply: UpsertUser(name, reply))
 
-    def touch_user(self, user_id: uuid.UUID) -> None:
-        """Record that the user was seen now (as they leave)."""
-        self._tell(TouchUser(user_id))
+    def touch_user(self, user_id: uuid.UUID, *, revoke_tokens: bool = False) -> None:
+        """Record that the user was seen now (as they go); with `revoke_tokens`
+        (on Leave), the identity tokens issued so far stop working."""
+        self._tell(TouchUser(user_id, revoke_tokens))
+
+    def user_by_key(self, key: str) -> Future[User | None]:
+        """The user whose name has this key, if any."""
+        return self._read(lambda conn: _user_by_key(conn, key))
 
     def newest(self, limit: int = 500) -> Future[Page]:
         """The newest `limit` messages, oldest first."""
@@ -174,6 +182,10 @@ class Persistence:
     def after(self, seq: int, limit: int = MAX_AFTER) -> Future[Page]:
         """Up to `limit` messages with a seq above `seq`, oldest first."""
         return self._read(lambda conn: _after(conn, seq, min(limit, MAX_AFTER)))
+
+    def check(self) -> Future[bool]:
+        """Whether the database answers a trivial query now."""
+        return self._read(lambda conn: conn.execute("SELECT 1").fetchone() == (1,))
 
     def recent_users(self, limit: int = 50) -> Future[UsersPage]:
         """The `limit` most recently seen users, and the count of all users."""
@@ -245,7 +257,7 @@ class PersistenceActor(ThreadActor):
             _answer(message.reply, lambda: self._write(lambda conn: _upsert_user(conn, message)))
         elif isinstance(message, TouchUser):
             try:
-                self._write(lambda conn: _touch_user(conn, message.user_id))
+                self._write(lambda conn: _touch_user(conn, message))
             except ChatError as error:
                 logger.warning("Could not record last seen: %s", error)
         elif isinstance(message, _ReadFailed):
@@ -379,6 +391,7 @@ def _fail(requests: Sequence[StoreMessage], error: Exception) -> None:
 # -- SQL ------------------------------------------------------------------------------------
 
 _MESSAGE_COLUMNS = "m.id, m.seq, u.username, m.body, m.inserted_at, m.client_id"
+_USER_COLUMNS = "id, username, username_key, last_seen_at, token_version"
 
 _INSERT_BATCH = """
 INSERT INTO messages (id, user_id, body, client_id, inserted_at)
@@ -436,16 +449,26 @@ def _upsert_user(conn: psycopg.Connection[Any], request: UpsertUser) -> User:
             "INSERT INTO users (username, username_key) VALUES (%s, %s) "
             "ON CONFLICT (username_key) DO UPDATE SET username = EXCLUDED.username, "
             "updated_at = now(), last_seen_at = now() "
-            "RETURNING id, username, username_key, last_seen_at",
+            f"RETURNING {_USER_COLUMNS}",
             (request.username, username_key(request.username)),
         ).fetchone()
     assert row is not None
     return User(*row)
 
 
-def _touch_user(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> None:
+def _touch_user(conn: psycopg.Connection[Any], request: TouchUser) -> None:
+    bump = ", token_version = token_version + 1" if request.revoke_tokens else ""
     with conn.transaction():
-        conn.execute("UPDATE users SET last_seen_at = now() WHERE id = %s", (user_id,))
+        conn.execute(
+            f"UPDATE users SET last_seen_at = now(){bump} WHERE id = %s", (request.user_id,)
+        )
+
+
+def _user_by_key(conn: psycopg.Connection[Any], key: str) -> User | None:
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username_key = %s", (key,)
+    ).fetchone()
+    return User(*row) if row is not None else None
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
@@ -489,8 +512,7 @@ def _after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
 
 def _recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:
     rows = conn.execute(
-        "SELECT id, username, username_key, last_seen_at FROM users "
-        "ORDER BY last_seen_at DESC LIMIT %s",
+        f"SELECT {_USER_COLUMNS} FROM users ORDER BY last_seen_at DESC LIMIT %s",
         (limit,),
     ).fetchall()
     total_row = conn.execute("SELECT count(*) FROM users").fetchone()

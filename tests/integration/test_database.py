@@ -28,6 +28,14 @@ def _tables(conninfo: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def _columns(conninfo: str, table: str) -> set[str]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 @pytest.fixture
 def scratch_database(postgres: EmbeddedPostgres) -> Iterator[str]:
     """An empty database of its own on the session's server."""
@@ -42,6 +50,9 @@ def scratch_database(postgres: EmbeddedPostgres) -> Iterator[str]:
 def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
     migrate(scratch_database)
     assert {"users", "messages", "alembic_version"} <= _tables(scratch_database)
+    assert "token_version" in _columns(scratch_database, "users")
+    rollback(scratch_database)
+    assert "token_version" not in _columns(scratch_database, "users")
     rollback(scratch_database)
     assert not {"users", "messages"} & _tables(scratch_database)
     migrate(scratch_database)

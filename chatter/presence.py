@@ -1,0 +1,317 @@
+"""Presence: who is online, and which session holds which name.
+
+A name is held by at most one session, and while it is held no other session
+may take it, nor a look-alike of it (same confusable key). Holding is two
+steps: a `claim` reserves the name atomically (the actor handles one message
+at a time, so of two racing claims exactly one wins), and once the user is
+recorded in the database the session `confirm`s it, which tells everyone. A
+reserved name is already taken for others; an unconfirmed one is not shown.
+
+A restarted presence actor knows nothing, so before it serves anyone it asks
+every live session (the members of the sessions group) which name it holds,
+and defers every other request until all have answered or
+`REBUILD_TIMEOUT_S` has passed. There is no moment in which an online name can
+be taken. Then everyone gets a fresh picture: a presence frame naming every
+online user as joined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from chatter.room import SESSIONS_GROUP, Room
+from chatter.usernames import confusable_keys, username_key
+from supervision import (
+    Future,
+    LoopActor,
+    NameNotRegisteredError,
+    NameUnavailableError,
+    Registry,
+)
+
+__all__ = [
+    "NAME",
+    "REBUILD_TIMEOUT_S",
+    "Claim",
+    "ClaimResult",
+    "IdentityReport",
+    "Presence",
+    "PresenceActor",
+    "Replaced",
+    "ReportIdentity",
+]
+
+logger = logging.getLogger(__name__)
+
+NAME = "presence"
+
+REBUILD_TIMEOUT_S = 1.0
+"""How long a restarted presence waits for sessions to say which names they hold."""
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The answer to a claim: granted, or taken (by whom, as they spelled it)."""
+
+    granted: bool
+    holder: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    session_id: str
+    session: pykka.ActorRef[Any]
+    username: str
+    takeover: bool
+    reply: Future[ClaimResult] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Confirm:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Release:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Online:
+    reply: Future[tuple[str, ...]] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ReportIdentity:
+    """To a session, from a restarted presence: say which name you hold."""
+
+    presence: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True)
+class IdentityReport:
+    """A session's answer: its name, if any, and whether it was confirmed."""
+
+    session_id: str
+    session: pykka.ActorRef[Any]
+    username: str | None
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """To a session: another connection took your name with its token."""
+
+    username: str
+
+
+@dataclass(frozen=True)
+class _RebuildTimeout:
+    pass
+
+
+# -- client API -----------------------------------------------------------------------------
+
+
+class Presence:
+    """Presence's client API, by name."""
+
+    def __init__(self, registry: Registry, name: str = NAME) -> None:
+        self._registry = registry
+        self._name = name
+
+    def claim(
+        self, session_id: str, session: pykka.ActorRef[Any], username: str, *, takeover: bool
+    ) -> Future[ClaimResult]:
+        """Reserve `username` (already valid) for the session. With `takeover`
+        (the client proved with its token that the name is its own) a session
+        holding it is replaced instead of the claim being refused."""
+        reply: Future[ClaimResult] = Future()
+        self._send(Claim(session_id, session, username, takeover, reply), reply)
+        return reply
+
+    def confirm(self, session_id: str) -> None:
+        self._send(Confirm(session_id))
+
+    def release(self, session_id: str) -> None:
+        self._send(Release(session_id))
+
+    def online(self) -> Future[tuple[str, ...]]:
+        """The names of the online users, sorted case-insensitively."""
+        reply: Future[tuple[str, ...]] = Future()
+        self._send(Online(reply), reply)
+        return reply
+
+    def _send(self, message: Any, reply: Future[Any] | None = None) -> None:
+        try:
+            self._registry.tell(self._name, message)
+        except (NameNotRegisteredError, NameUnavailableError) as error:
+            if reply is not None:
+                reply.set_exception((type(error), error, None))
+            else:
+                logger.error("Presence unavailable, dropped %r: %s", message, error)
+
+
+# -- the actor ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Holder:
+    session_id: str
+    session: pykka.ActorRef[Any]
+    username: str
+    key: str
+    look_alikes: frozenset[str]
+    confirmed: bool
+
+
+class PresenceActor(LoopActor):
+    """Holds the map of names to sessions; the only place a name is granted."""
+
+    def __init__(self, registry: Registry, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._registry = registry
+        self._room = Room(registry)
+        self._by_key: dict[str, _Holder] = {}
+        self._by_look_alike: dict[str, _Holder] = {}
+        self._by_session: dict[str, _Holder] = {}
+        self._awaiting: set[str] = set()
+        self._deferred: list[Any] = []
+
+    def on_start(self) -> None:
+        for session in self._registry.members(SESSIONS_GROUP):
+            try:
+                session.tell(ReportIdentity(self.actor_ref))
+            except pykka.ActorDeadError:
+                continue
+            self._awaiting.add(session.actor_urn)
+        if self._awaiting:
+            logger.info("Presence rebuilding from %d live sessions", len(self._awaiting))
+            self.actor_loop.call_later(REBUILD_TIMEOUT_S, self._rebuild_timed_out)
+
+    def _rebuild_timed_out(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(_RebuildTimeout())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, IdentityReport):
+            self._add_report(message)
+        elif isinstance(message, _RebuildTimeout):
+            if self._awaiting:
+                logger.warning("%d sessions did not report to presence", len(self._awaiting))
+                self._awaiting.clear()
+                self._rebuilt()
+        elif self._awaiting:
+            self._deferred.append(message)
+        else:
+            self._serve(message)
+        return None
+
+    def _serve(self, message: Any) -> None:
+        if isinstance(message, Claim):
+            message.reply.set(self._claim(message))
+        elif isinstance(message, Confirm):
+            self._confirm(message.session_id)
+        elif isinstance(message, Release):
+            self._release(message.session_id)
+        elif isinstance(message, Online):
+            message.reply.set(self._online())
+        else:
+            super().on_receive(message)
+
+    # -- rebuilding ------------------------------------------------------------------------
+
+    def _add_report(self, report: IdentityReport) -> None:
+        self._awaiting.discard(report.session.actor_urn)
+        if report.username is not None:
+            holder = self._hold(report.session_id, report.session, report.username)
+            holder.confirmed = report.confirmed
+        if not self._awaiting:
+            self._rebuilt()
+
+    def _rebuilt(self) -> None:
+        self._room.presence_changed(self._online(), ())
+        deferred, self._deferred = self._deferred, []
+        for message in deferred:
+            self._serve(message)
+
+    # -- the rules -----------------------------------------------------------------------
+
+    def _claim(self, claim: Claim) -> ClaimResult:
+        key = username_key(claim.username)
+        holder = self._by_key.get(key) or self._look_alike_of(claim.username, claim.session_id)
+        if holder is not None and holder.session_id != claim.session_id:
+            if not (claim.takeover and holder.key == key):
+                return ClaimResult(granted=False, holder=holder.username)
+            # The token proves the name is the claimant's: the old connection
+            # (perhaps dead and not yet noticed) becomes a viewer.
+            self._forget(holder)
+            with contextlib.suppress(pykka.ActorDeadError):
+                holder.session.tell(Replaced(holder.username))
+            confirmed_before = holder.confirmed
+        else:
+            confirmed_before = False
+        previous = self._by_session.get(claim.session_id)
+        if previous is not None and previous.key == key:
+            previous.username = claim.username
+            return ClaimResult(granted=True)
+        if previous is not None:
+            self._forget(previous)
+            if previous.confirmed:
+                self._room.presence_changed((), (previous.username,))
+        new = self._hold(claim.session_id, claim.session, claim.username)
+        new.confirmed = confirmed_before  # a takeover keeps the name online throughout
+        return ClaimResult(granted=True)
+
+    def _confirm(self, session_id: str) -> None:
+        holder = self._by_session.get(session_id)
+        if holder is not None and not holder.confirmed:
+            holder.confirmed = True
+            self._room.presence_changed((holder.username,), ())
+
+    def _release(self, session_id: str) -> None:
+        holder = self._by_session.get(session_id)
+        if holder is not None:
+            self._forget(holder)
+            if holder.confirmed:
+                self._room.presence_changed((), (holder.username,))
+
+    def _online(self) -> tuple[str, ...]:
+        names = (h.username for h in self._by_key.values() if h.confirmed)
+        return tuple(sorted(names, key=username_key))
+
+    def _look_alike_of(self, username: str, session_id: str) -> _Holder | None:
+        """Another session's name that looks like `username` (UTS #39 skeletons,
+        with and without case folding, so capital look-alikes count too)."""
+        for look_alike in confusable_keys(username):
+            holder = self._by_look_alike.get(look_alike)
+            if holder is not None and holder.session_id != session_id:
+                return holder
+        return None
+
+    def _hold(self, session_id: str, session: pykka.ActorRef[Any], username: str) -> _Holder:
+        holder = _Holder(
+            session_id, session, username, username_key(username), confusable_keys(username), False
+        )
+        self._by_key[holder.key] = holder
+        for look_alike in holder.look_alikes:
+            self._by_look_alike[look_alike] = holder
+        self._by_session[session_id] = holder
+        return holder
+
+    def _forget(self, holder: _Holder) -> None:
+        if self._by_key.get(holder.key) is holder:
+            del self._by_key[holder.key]
+        for look_alike in holder.look_alikes:
+            if self._by_look_alike.get(look_alike) is holder:
+                del self._by_look_alike[look_alike]
+        if self._by_session.get(holder.session_id) is holder:
+            del self._by_session[holder.session_id]

@@ -1,0 +1,165 @@
+"""The wire contract, version 1: client frames parsed into typed requests,
+server frames encoded once.
+
+Parsing checks the frame's shape only (a JSON object, a known ``type``, fields
+of the right types); what the fields mean (a valid name, a valid body) is
+checked by the session in the contract's order. Anything malformed raises
+`BadRequest`, which becomes a ``bad_request`` error frame: the connection stays up.
+See docs/PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chatter.errors import ChatError, ErrorCode
+from chatter.messages import StoredMessage
+
+__all__ = [
+    "HISTORY_DEFAULT_LIMIT",
+    "HISTORY_MAX_LIMIT",
+    "BadRequest",
+    "ClientFrame",
+    "History",
+    "Join",
+    "Leave",
+    "Post",
+    "encode",
+    "error_frame",
+    "message_frame",
+    "parse",
+    "presence_frame",
+]
+
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 100
+_MAX_SEQ = 2**63 - 1
+
+
+class BadRequest(ChatError):  # noqa: N818  (named for its wire code)
+    """The frame is not a well-formed client frame."""
+
+    code = ErrorCode.BAD_REQUEST
+
+    def __init__(self, message: str, client_id: str | None = None) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+
+
+@dataclass(frozen=True)
+class Join:
+    username: str
+
+
+@dataclass(frozen=True)
+class Post:
+    body: str
+    username: str | None
+    client_id: str | None
+
+
+@dataclass(frozen=True)
+class History:
+    before: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+ClientFrame = Join | Post | History | Leave
+
+
+def parse(text: str | bytes) -> ClientFrame:
+    """The request a text frame carries; raises `BadRequest` for anything else."""
+    if isinstance(text, bytes):
+        raise BadRequest("binary frames are not supported; send JSON text frames")
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("the frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise BadRequest("the frame must be a JSON object with a 'type'")
+    client_id = frame.get("client_id")
+    echo = client_id if isinstance(client_id, str) else None
+    kind = frame.get("type")
+    if kind == "post":
+        return Post(
+            body=_field(frame, "body", str, echo),
+            username=_optional(frame, "username", str, echo),
+            client_id=_optional(frame, "client_id", str, echo),
+        )
+    if kind == "join":
+        return Join(username=_field(frame, "username", str, echo))
+    if kind == "history":
+        before = _field(frame, "before", int, echo)
+        limit = _optional(frame, "limit", int, echo)
+        if not 0 <= before <= _MAX_SEQ:
+            raise BadRequest("'before' must be a seq (an integer >= 0)", echo)
+        if limit is None:
+            limit = HISTORY_DEFAULT_LIMIT
+        return History(before=before, limit=max(1, min(HISTORY_MAX_LIMIT, limit)))
+    if kind == "leave":
+        return Leave()
+    if isinstance(kind, str):
+        raise BadRequest(f"unknown frame type {kind[:40]!r}", echo)
+    raise BadRequest("the frame must have a string 'type'", echo)
+
+
+def _field(frame: dict[str, Any], name: str, kind: type, echo: str | None) -> Any:
+    if name not in frame:
+        raise BadRequest(f"'{name}' is required", echo)
+    return _typed(frame, name, kind, echo)
+
+
+def _optional(frame: dict[str, Any], name: str, kind: type, echo: str | None) -> Any:
+    if frame.get(name) is None:
+        return None
+    return _typed(frame, name, kind, echo)
+
+
+def _typed(frame: dict[str, Any], name: str, kind: type, echo: str | None) -> Any:
+    value = frame[name]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "an integer" if kind is int else "a string"
+        raise BadRequest(f"'{name}' must be {expected}", echo)
+    return value
+
+
+# -- server frames --------------------------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """A frame as compact JSON text; non-ASCII stays as it is."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def message_frame(message: StoredMessage) -> str:
+    return encode({"type": "message", "message": message.to_wire()})
+
+
+def presence_frame(joins: Sequence[str], leaves: Sequence[str]) -> str:
+    return encode({"type": "presence", "joins": list(joins), "leaves": list(leaves)})
+
+
+def error_frame(
+    code: ErrorCode,
+    message: str,
+    client_id: str | None = None,
+    retry_after_ms: int | None = None,
+) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    if retry_after_ms is not None:
+        frame["retry_after_ms"] = retry_after_ms
+    return encode(frame)
+
+
+def messages_wire(messages: Iterable[StoredMessage]) -> list[dict[str, Any]]:
+    return [message.to_wire() for message in messages]

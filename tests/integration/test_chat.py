@@ -1,0 +1,208 @@
+"""The chat over real WebSocket connections to a real server, per the wire contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+
+import psycopg
+import pytest
+
+from tests.integration.chat_server import ChatServer, run_scenario
+
+Scenario = Callable[[ChatServer], Awaitable[None]]
+
+
+@pytest.fixture
+def server(database: str) -> Iterator[ChatServer]:
+    chat = ChatServer(database)
+    yield chat
+    chat.stop()
+
+
+def run(server: ChatServer, scenario: Scenario) -> None:
+    asyncio.run(run_scenario(server, scenario))
+
+
+def seed_messages(conninfo: str, username: str, count: int, body: str = "m") -> None:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES (%s, lower(%s)) "
+            "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id",
+            (username, username),
+        ).fetchone()
+        assert row is not None
+        with conn.cursor().copy("COPY messages (user_id, body) FROM STDIN") as copy:
+            for n in range(count):
+                copy.write_row((row[0], f"{body}{n + 1}"))
+
+
+def test_two_clients_chat_both_ways(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann, bob = await server.connect(), await server.connect()
+        for client in (ann, bob):
+            welcome = await client.welcome()
+            assert welcome["messages"] == []
+            assert welcome["you"] is None
+        await ann.post("hello bob", "a-1", username="ann")
+        joined = await ann.expect("joined")
+        assert joined["username"] == "ann"
+        assert joined["token"]
+        ack = await ann.expect("ack", client_id="a-1")
+        seen_by_bob = await bob.expect("message")
+        seen_by_ann = await ann.expect("message")
+        assert seen_by_bob == seen_by_ann
+        message = seen_by_bob["message"]
+        assert (message["id"], message["seq"]) == (ack["id"], ack["seq"])
+        assert (message["username"], message["body"]) == ("ann", "hello bob")
+        assert (await bob.expect("presence"))["joins"] == ["ann"]
+
+        await bob.post("hi ann", "b-1", username="bob")
+        reply = await ann.expect("message")
+        assert reply["message"]["body"] == "hi ann"
+        assert reply["message"]["seq"] > message["seq"]
+        ann.close()
+        bob.close()
+
+    run(server, scenario)
+
+
+def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database: str) -> None:
+    seed_messages(database, "old", 600)
+
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.connect()
+        await ann.welcome()
+        await ann.join("ann")
+        bob = await server.connect()
+        welcome = await bob.welcome()
+        assert len(welcome["messages"]) == 500
+        assert welcome["has_more"]
+        assert welcome["messages"][0]["body"] == "m101"
+        assert welcome["messages"][-1]["body"] == "m600"
+        assert {"username": "ann", "online": True} in welcome["users"]
+        assert {"username": "old", "online": False} in welcome["users"]
+        assert welcome["total_users"] == 2
+
+    run(server, scenario)
+
+
+def test_history_pages_back_to_the_very_first_message(server: ChatServer, database: str) -> None:
+    seed_messages(database, "old", 730)
+
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        welcome = await client.welcome()
+        bodies = [m["body"] for m in welcome["messages"]]
+        before, has_more = welcome["messages"][0]["seq"], welcome["has_more"]
+        while has_more:
+            await client.send({"type": "history", "before": before})
+            page = await client.expect("history")
+            assert 1 <= len(page["messages"]) <= 100
+            bodies = [m["body"] for m in page["messages"]] + bodies
+            before, has_more = page["messages"][0]["seq"], page["has_more"]
+        assert bodies == [f"m{n}" for n in range(1, 731)]
+        await client.send({"type": "history", "before": before, "limit": 1000})
+        assert await client.expect("history") == {
+            "type": "history",
+            "messages": [],
+            "has_more": False,
+        }
+
+    run(server, scenario)
+
+
+def test_resume_delivers_every_missed_message_once_in_order(
+    server: ChatServer, database: str
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.connect()
+        await ann.welcome()
+        await ann.post("before the gap", "a-1", username="ann")
+        last_seq = (await ann.expect("message"))["message"]["seq"]
+        ann.close()
+        seed_messages(database, "bob", 1000, body="missed")
+        back = await server.connect(after=last_seq)
+        welcome = await back.welcome()
+        assert [m["body"] for m in welcome["messages"]] == [f"missed{n}" for n in range(1, 1001)]
+        seqs = [m["seq"] for m in welcome["messages"]]
+        assert seqs == sorted(set(seqs))
+        assert seqs[0] > last_seq
+        assert welcome["has_more"] is False
+
+    run(server, scenario)
+
+
+def test_resume_after_more_than_5000_sends_the_newest_500(
+    server: ChatServer, database: str
+) -> None:
+    seed_messages(database, "bob", 5600)
+
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect(after=1)
+        welcome = await client.welcome()
+        assert len(welcome["messages"]) == 500
+        assert welcome["has_more"]
+        assert welcome["messages"][-1]["body"] == "m5600"
+
+    run(server, scenario)
+
+
+def test_a_repeated_client_id_is_acked_again_and_not_broadcast_again(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann, bob = await server.connect(), await server.connect()
+        await ann.welcome()
+        await bob.welcome()
+        await ann.post("once", "same-id", username="ann")
+        first = await ann.expect("ack", client_id="same-id")
+        await ann.post("once", "same-id")
+        again = await ann.expect("ack", client_id="same-id")
+        assert (again["id"], again["seq"]) == (first["id"], first["seq"])
+        await ann.post("next", "other-id")
+        await bob.expect("message")  # "once"
+        assert (await bob.expect("message"))["message"]["body"] == "next"
+
+    run(server, scenario)
+
+
+def test_leave_releases_the_name_and_revokes_the_token(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann, bob = await server.connect(), await server.connect()
+        await ann.welcome()
+        await bob.welcome()
+        token = (await ann.join("ann"))["token"]
+        await bob.expect("presence", joins=["ann"])
+        await ann.send({"type": "leave"})
+        assert await ann.expect("left") == {"type": "left"}
+        assert (await bob.expect("presence"))["leaves"] == ["ann"]
+        await ann.post("still here?", "x")
+        assert (await ann.expect("error"))["code"] == "identity_required"
+        await bob.join("ann")  # the name is free again
+        back = await server.connect(token=token)
+        assert (await back.welcome())["you"] is None  # the old token no longer works
+
+    run(server, scenario)
+
+
+def test_leave_without_a_name_is_answered_too(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        await client.welcome()
+        await client.send({"type": "leave"})
+        assert await client.expect("left") == {"type": "left"}
+
+    run(server, scenario)
+
+
+def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.connect()
+        await watcher.welcome()
+        ann = await server.connect()
+        await ann.welcome()
+        await ann.join("ann")
+        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        ann.close()
+        assert (await watcher.expect("presence"))["leaves"] == ["ann"]
+
+    run(server, scenario)

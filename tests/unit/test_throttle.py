@@ -1,0 +1,175 @@
+"""The token bucket, stepped by a fake clock: bursts, sustained rate, retry times."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatter.throttle import (
+    FRAME_BURST,
+    FRAME_RATE_PER_S,
+    POST_BURST,
+    POST_RATE_PER_S,
+    TokenBucket,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_full_bucket_allows_a_burst_of_its_capacity_then_refuses() -> None:
+    bucket = TokenBucket(5, 2.0, FakeClock())
+    assert [bucket.take() for _ in range(5)] == [0.0] * 5
+    assert bucket.take() > 0
+
+
+def test_a_refusal_says_how_long_until_the_next_token() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, 2.0, clock)
+    for _ in range(5):
+        bucket.take()
+    assert bucket.take() == pytest.approx(0.5)
+    clock.now += 0.2
+    assert bucket.take() == pytest.approx(0.3)
+
+
+def test_a_refusal_takes_nothing() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(2, 1.0, clock)
+    bucket.take()
+    bucket.take()
+    waits = [bucket.take() for _ in range(10)]
+    assert waits == [pytest.approx(1.0)] * 10
+    clock.now += 1.0
+    assert bucket.take() == 0.0
+
+
+@pytest.mark.parametrize("rate", [2.0, 3.0, 7.0, 0.1, 20.0])
+def test_waiting_exactly_the_time_told_is_enough(rate: float) -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(3, rate, clock)
+    for _ in range(3):
+        bucket.take()
+    for _ in range(20):
+        wait = bucket.take()
+        assert wait > 0
+        clock.now += wait
+        assert bucket.take() == 0.0
+
+
+def test_the_sustained_rate_is_the_refill_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, 2.0, clock)
+    allowed = 0
+    for step in range(1001):  # ten seconds in steps of 10 ms, trying every step
+        clock.now = 1000.0 + step / 100
+        allowed += bucket.take() == 0.0
+    assert allowed == 5 + 2 * 10  # the burst, then one every 0.5 s
+
+
+def test_an_idle_bucket_fills_up_to_its_capacity_and_no_further() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, 2.0, clock)
+    for _ in range(5):
+        bucket.take()
+    clock.now += 3600.0
+    assert [bucket.take() for _ in range(5)] == [0.0] * 5
+    assert bucket.take() > 0
+
+
+def test_a_clock_that_steps_back_gives_no_tokens() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(1, 1.0, clock)
+    bucket.take()
+    clock.now -= 100.0
+    assert bucket.take() == pytest.approx(1.0)
+    clock.now += 100.0  # back where it was: still nothing gained
+    assert bucket.take() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "rate", "field"),
+    [
+        (0, 1.0, "capacity"),
+        (0.5, 1.0, "capacity"),
+        (5, 0.0, "refill_per_s"),
+        (5, -1, "refill_per_s"),
+    ],
+)
+def test_a_bucket_that_could_never_allow_anything_is_refused(
+    capacity: float, rate: float, field: str
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        TokenBucket(capacity, rate, FakeClock())
+
+
+def test_nan_is_refused() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        TokenBucket(math.nan, 1.0, FakeClock())
+    with pytest.raises(ValueError, match="refill_per_s"):
+        TokenBucket(5, math.nan, FakeClock())
+
+
+def test_posts_burst_five_and_sustain_two_a_second() -> None:
+    assert (POST_BURST, POST_RATE_PER_S) == (5, 2.0)
+    clock = FakeClock()
+    bucket = TokenBucket.for_posts(clock)
+    assert (bucket.capacity, bucket.refill_per_s) == (POST_BURST, POST_RATE_PER_S)
+    assert [bucket.take() for _ in range(6)][-1] == pytest.approx(0.5)
+
+
+def test_the_frame_limit_is_far_more_generous_than_the_post_limit() -> None:
+    bucket = TokenBucket.for_frames(FakeClock())
+    assert (bucket.capacity, bucket.refill_per_s) == (FRAME_BURST, FRAME_RATE_PER_S)
+    assert FRAME_BURST >= 10 * POST_BURST
+    assert FRAME_RATE_PER_S >= 10 * POST_RATE_PER_S
+
+
+def test_the_real_clock_is_the_default() -> None:
+    assert TokenBucket(1, 1.0).take() == 0.0
+
+
+@given(
+    capacity=st.integers(min_value=1, max_value=50),
+    rate=st.floats(min_value=0.01, max_value=100.0),
+    steps=st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=200),
+)
+def test_never_more_than_capacity_plus_rate_times_elapsed_get_through(
+    capacity: int, rate: float, steps: list[float]
+) -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity, rate, clock)
+    start = clock.now
+    allowed = 0
+    for step in steps:
+        clock.now += step
+        if bucket.take() == 0.0:
+            allowed += 1
+        assert allowed <= capacity + rate * (clock.now - start) + 1e-6
+
+
+@given(
+    capacity=st.integers(min_value=1, max_value=50),
+    rate=st.floats(min_value=0.01, max_value=100.0),
+    steps=st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=200),
+)
+def test_a_refused_caller_that_waits_as_told_is_then_allowed(
+    capacity: int, rate: float, steps: list[float]
+) -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(capacity, rate, clock)
+    for step in steps:
+        clock.now += step
+        wait = bucket.take()
+        assert 0.0 <= wait <= 1 / rate + 1e-9
+        if wait:
+            clock.now += wait
+            assert bucket.take() == 0.0

@@ -1,0 +1,67 @@
+"""The Tornado application factory: every route, and what each handler needs,
+injected through ``initialize`` (no globals: each test builds its own app)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tornado.web
+
+from chatter.config import Settings
+from chatter.persistence import Persistence
+from chatter.tree import ChatTree
+from web.limits import ConnectionLimits
+from web.socket import MAX_FRAME_BYTES, PING_INTERVAL_S, ChatSocket
+
+__all__ = ["HEALTH_TIMEOUT_S", "HealthHandler", "make_app"]
+
+HEALTH_TIMEOUT_S = 2.0
+"""How long /healthz waits for the database before it says it is down."""
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """``GET /healthz``: 200 when the database answers, 503 naming what fails."""
+
+    def initialize(self, tree: ChatTree, limits: ConnectionLimits) -> None:
+        self.tree = tree
+        self.limits = limits
+
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        database_ok = False
+        try:
+            database_ok = await asyncio.wait_for(
+                _awaitable(Persistence(self.tree.registry).check()), HEALTH_TIMEOUT_S
+            )
+        except Exception:
+            database_ok = False
+        body: dict[str, Any] = {
+            "status": "ok" if database_ok else "unavailable",
+            "database": "ok" if database_ok else "unreachable",
+            "connections": self.limits.total,
+        }
+        if not database_ok:
+            self.set_status(503)
+            body["failing"] = "database"
+        self.finish(body)
+
+
+async def _awaitable(future: Any) -> Any:
+    return await future
+
+
+def make_app(
+    settings: Settings, tree: ChatTree, limits: ConnectionLimits
+) -> tornado.web.Application:
+    """The application for one running tree."""
+    return tornado.web.Application(
+        [
+            (r"/ws", ChatSocket, {"tree": tree, "limits": limits, "settings": settings}),
+            (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
+        ],
+        websocket_ping_interval=PING_INTERVAL_S,
+        websocket_ping_timeout=PING_INTERVAL_S,
+        websocket_max_message_size=MAX_FRAME_BYTES,
+        xsrf_cookies=False,
+    )

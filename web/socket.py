@@ -1,0 +1,219 @@
+"""The WebSocket endpoint: a thin handler that moves frames between a socket
+and its session actor, and the connection the session writes to.
+
+The handler holds no chat state: ``open`` starts the session actor, each frame
+is told to it, ``on_close`` stops it. Writes are coalesced: every frame a
+session sends during one turn of the event loop goes out in one socket write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+import urllib.parse
+from typing import Any
+
+import pykka
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketHandler
+
+from chatter.config import Settings
+from chatter.session import Inbound
+from chatter.tree import ChatTree
+from supervision import SupervisionError
+from web.limits import ConnectionLimits
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_PENDING_OUTPUT_BYTES",
+    "PING_INTERVAL_S",
+    "ChatSocket",
+    "SocketConnection",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+"""A client frame over this closes the socket with 1009 (Tornado does it)."""
+
+PING_INTERVAL_S = 20
+"""The server pings this often and drops a peer that has not answered by the next."""
+
+MAX_PENDING_OUTPUT_BYTES = 8 * 1024 * 1024
+"""Output a client may leave unread before it is dropped: room for the largest
+welcome (500 messages of 2,000 characters), and no more."""
+
+CLOSE_GOING_AWAY = 1001
+
+
+def _text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame (RFC 6455 section 5.2)."""
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+class SocketConnection:
+    """What a session writes to: frames are queued and flushed once per loop turn."""
+
+    def __init__(self, handler: ChatSocket) -> None:
+        self._handler = handler
+        self.remote = handler.request.remote_ip or "unknown"
+        self._pending: list[bytes] = []
+        self._flush_scheduled = False
+        self._closed = False
+
+    def send(self, frame: bytes) -> None:
+        if self._closed:
+            return
+        self._pending.append(_text_frame_header(len(frame)))
+        self._pending.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._handler.loop.call_soon(self._flush)
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._flush()
+        self._closed = True
+        self._handler.close(code, reason)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending or self._closed:
+            return
+        data, self._pending = b"".join(self._pending), []
+        connection = self._handler.ws_connection
+        if connection is None or connection.is_closing():
+            return
+        stream = connection.stream
+        if stream is None:
+            return
+        # Tornado keeps what the kernel did not take in the stream's write
+        # buffer: past the bound, this client has stopped reading.
+        if len(stream._write_buffer) > self._handler.max_pending_output:
+            logger.warning("Dropping %s: it stopped reading", self.remote)
+            self._closed = True
+            stream.close()  # it does not read, so no close frame would get through
+            return
+        try:
+            stream.write(data)
+        except StreamClosedError:
+            self._closed = True
+
+
+class ChatSocket(WebSocketHandler):
+    """``GET /ws[?after=SEQ][&token=T]``: one chat connection."""
+
+    tree: ChatTree
+    limits: ConnectionLimits
+    settings_: Settings
+
+    def initialize(
+        self,
+        tree: ChatTree,
+        limits: ConnectionLimits,
+        settings: Settings,
+        max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
+    ) -> None:
+        self.max_pending_output = max_pending_output
+        self.tree = tree
+        self.limits = limits
+        self.settings_ = settings
+        self.loop = tree.loop
+        self._address: str | None = None
+        self._session: pykka.ActorRef[Any] | None = None
+        self._early: list[str | bytes] = []
+        self._closed = False
+        self._connection: SocketConnection | None = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        after = self.get_query_argument("after", None)
+        if after is not None and not (after.isascii() and after.isdigit() and len(after) < 19):
+            self.set_status(400)
+            self.finish({"error": "bad_request", "message": "after must be a seq (an integer)"})
+            return
+        address = self.request.remote_ip or "unknown"
+        if not self.limits.acquire(address):
+            self.set_status(503)
+            self.finish({"error": "unavailable", "message": "too many connections; retry later"})
+            return
+        self._address = address
+        try:
+            await super().get(*args, **kwargs)
+        finally:
+            if self.ws_connection is None:  # the upgrade was refused (bad Origin, say)
+                self._release()
+
+    def check_origin(self, origin: str) -> bool:
+        """Same host as the request, or the configured public host."""
+        parsed = urllib.parse.urlparse(origin)
+        origin_host = parsed.netloc.lower()
+        allowed = {self.request.host.lower()}
+        if self.settings_.public_host:
+            allowed.add(self.settings_.public_host.lower())
+        return origin_host in allowed or (parsed.hostname or "").lower() in allowed
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.limits.opened(self)
+        connection = self._connection = SocketConnection(self)
+        after = self.get_query_argument("after", None)
+        session_id = self.limits.next_session_id()
+        try:
+            future = self.tree.start_session(
+                session_id,
+                connection,
+                after=int(after) if after is not None else None,
+                token=self.get_query_argument("token", None),
+            )
+        except SupervisionError:
+            self.close(1013, "try again later")
+            return
+        future.add_done_callback(  # type: ignore[attr-defined]
+            lambda done: self.loop.call_soon_threadsafe(self._started, done)
+        )
+
+    def _started(self, done: Any) -> None:
+        try:
+            session: pykka.ActorRef[Any] = done.get()
+        except Exception as error:
+            logger.warning("Could not start a session: %s", error)
+            if not self._closed:
+                self.close(1013, "try again later")
+            return
+        if self._closed:
+            session.stop(block=False)
+            return
+        self._session = session
+        for text in self._early:
+            session.tell(Inbound(text))
+        self._early = []
+
+    def on_message(self, message: str | bytes) -> None:
+        if self._session is None:
+            self._early.append(message)
+            return
+        try:
+            self._session.tell(Inbound(message))
+        except pykka.ActorDeadError:
+            self.close(1011, "session ended")
+
+    def on_close(self) -> None:
+        self._closed = True
+        self.limits.closed(self)
+        self._release()
+        if self._session is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._session.stop(block=False)
+
+    def _release(self) -> None:
+        if self._address is not None:
+            self.limits.release(self._address)
+            self._address = None
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None  # frames are pre-built and shared: no per-connection deflate
