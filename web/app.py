@@ -60,8 +60,8 @@ def make_app(
             (r"/ws", ChatSocket, {"tree": tree, "limits": limits, "settings": settings}),
             (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
         ],
-        websocket_ping_interval=PING_INTERVAL_S,
-        websocket_ping_timeout=PING_INTERVAL_S,
+        websocket_ping_interval=ping_interval_s,
+        websocket_ping_timeout=ping_interval_s,
         websocket_max_message_size=MAX_FRAME_BYTES,
         xsrf_cookies=False,
     )

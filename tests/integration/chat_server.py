@@ -27,7 +27,7 @@ TIMEOUT_S = 10.0
 class ChatServer:
     """Runs until `stop`; `url` is its base URL."""
 
-    def __init__(self, conninfo: str, settings: Settings | None = None) -> None:
+    def __init__(self, conninfo: str, settings: Settings | None = None, **app_options: Any) -> None:
         self.settings = settings or Settings(env=Environment.TEST)
         self.conninfo = conninfo
         self.loop = asyncio.new_event_loop()
@@ -43,7 +43,9 @@ class ChatServer:
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        app = make_app(replace(self.settings, port=self.port), self.tree, self.limits)
+        app = make_app(
+            replace(self.settings, port=self.port), self.tree, self.limits, **app_options
+        )
 
         async def listen() -> HTTPServer:
             server = HTTPServer(app)
