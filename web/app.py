@@ -12,7 +12,7 @@ from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ChatTree
 from web.limits import ConnectionLimits
-from web.socket import MAX_FRAME_BYTES, PING_INTERVAL_S, ChatSocket
+from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
 
 __all__ = ["HEALTH_TIMEOUT_S", "HealthHandler", "make_app"]
 
@@ -52,12 +52,24 @@ async def _awaitable(future: Any) -> Any:
 
 
 def make_app(
-    settings: Settings, tree: ChatTree, limits: ConnectionLimits
+    settings: Settings,
+    tree: ChatTree,
+    limits: ConnectionLimits,
+    *,
+    max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
+    ping_interval_s: float = PING_INTERVAL_S,
 ) -> tornado.web.Application:
-    """The application for one running tree."""
+    """The application for one running tree. The keyword options exist for
+    tests that cannot wait for the real bounds."""
+    socket_options = {
+        "tree": tree,
+        "limits": limits,
+        "settings": settings,
+        "max_pending_output": max_pending_output,
+    }
     return tornado.web.Application(
         [
-            (r"/ws", ChatSocket, {"tree": tree, "limits": limits, "settings": settings}),
+            (r"/ws", ChatSocket, socket_options),
             (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
         ],
         websocket_ping_interval=ping_interval_s,
