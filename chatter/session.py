@@ -377,6 +377,9 @@ class SessionActor(LoopActor):
         except InvalidUsername as error:
             self._reject(error)
             return
+        if self._identity is not None and self._identity.key == username_key(username):
+            self._send_joined()  # already yours: the answer is still "joined"
+            return
         self._establish(username, client_id=None, then=lambda: None)
 
     def _establish(self, username: str, client_id: str | None, then: Callable[[], None]) -> None:

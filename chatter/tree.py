@@ -29,6 +29,7 @@ from typing import Any
 import pykka
 
 from chatter import persistence, presence, room
+from chatter.logs import log_supervision_event
 from chatter.persistence import PersistenceActor
 from chatter.presence import PresenceActor, Release
 from chatter.room import RoomActor
@@ -129,6 +130,7 @@ def start_tree(
         ),
     ]
     events.subscribe(functools.partial(_release_exited_session, registry))
+    events.subscribe(log_supervision_event)
     spec = Supervisor.child_spec("root", children, registry=registry, events=events)
 
     def exited(exit: Exit) -> None:
