@@ -484,6 +484,9 @@ class SessionActor(LoopActor):
             return
         wait_s = self._posts.take()
         if wait_s > 0:
+            if self._flood.take() > 0:  # refused posts in a flood are abuse too
+                self._connection.close(CLOSE_POLICY, "too many frames")
+                return
             retry_ms = max(1, round(wait_s * 1000))
             self._send(
                 error_frame(

@@ -38,6 +38,7 @@ from supervision.introspection import (
     SupervisionEvent,
     TreeNode,
     describe_tree,
+    find_actor,
 )
 from supervision.loop_actor import LoopActor
 from supervision.registry import NameTakenError, Registry
@@ -96,6 +97,7 @@ __all__ = [
     "count_children",
     "delete_child",
     "describe_tree",
+    "find_actor",
     "inject_crash",
     "plan_restart",
     "restart_child",

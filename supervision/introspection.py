@@ -32,6 +32,7 @@ __all__ = [
     "SupervisorInfo",
     "TreeNode",
     "describe_tree",
+    "find_actor",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,3 +243,28 @@ def _node(
         strategy=info.strategy,
         children=tuple(children),
     )
+
+
+def find_actor(
+    supervisor: pykka.ActorRef[Any], node_id: str, *, timeout_s: float = 5.0
+) -> pykka.ActorRef[Any] | None:
+    """The running actor with id `node_id` in the tree under `supervisor` (the
+    root itself included), or None. Blocks, like `describe_tree`."""
+    if node_id == _own_id(supervisor, timeout_s):
+        return supervisor
+    pending = [supervisor]
+    while pending:
+        info: SupervisorInfo = pending.pop(0).ask(Describe(), block=False).get(timeout=timeout_s)
+        for child in info.children:
+            if child.ref is None:
+                continue
+            if child.id == node_id:
+                return child.ref if child.ref.is_alive() else None
+            if child.kind is ChildKind.SUPERVISOR:
+                pending.append(child.ref)
+    return None
+
+
+def _own_id(supervisor: pykka.ActorRef[Any], timeout_s: float) -> str:
+    info: SupervisorInfo = supervisor.ask(Describe(), block=False).get(timeout=timeout_s)
+    return info.id

@@ -11,6 +11,7 @@ import tornado.web
 from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ChatTree
+from web.api import KillHandler, TreeHandler
 from web.limits import ConnectionLimits
 from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
 

@@ -1,0 +1,122 @@
+"""GET /api/supervision and POST /api/supervision/kill, on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tornado.httpclient
+
+from chatter.config import Environment, Settings
+from supervision import EventKind, SupervisionEvent
+from tests.integration.chat_server import ChatServer, run_scenario
+
+
+@pytest.fixture
+def server(database: str) -> Iterator[ChatServer]:
+    chat = ChatServer(database)
+    yield chat
+    chat.stop()
+
+
+def _request(
+    server: ChatServer, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    client = tornado.httpclient.HTTPClient()
+    try:
+        if body is None:
+            response = client.fetch(server.url + path, raise_error=False)
+        else:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            response = client.fetch(
+                server.url + path,
+                method="POST",
+                body=raw,
+                headers={"Content-Type": "application/json", **(headers or {})},
+                raise_error=False,
+            )
+        return response.code, json.loads(response.body or b"{}")
+    finally:
+        client.close()
+
+
+def _restarted(server: ChatServer, child: str) -> threading.Event:
+    seen = threading.Event()
+
+    def watch(event: SupervisionEvent) -> None:
+        if event.kind is EventKind.RESTARTED and event.child == child:
+            seen.set()
+
+    server.tree.events.subscribe(watch)
+    return seen
+
+
+def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
+    status, tree = _request(server, "/api/supervision")
+    assert status == 200
+    assert (tree["id"], tree["kind"], tree["strategy"]) == ("root", "supervisor", "one_for_one")
+    children = {child["id"]: child for child in tree["children"]}
+    assert list(children) == ["persistence", "presence", "room", "sessions"]
+    for worker in ("persistence", "presence", "room"):
+        assert children[worker]["kind"] == "worker"
+        assert children[worker]["alive"] is True
+        assert children[worker]["restarts"] == 0
+    assert children["sessions"]["kind"] == "supervisor"
+    assert children["sessions"]["count"] == 0
+
+
+def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer) -> None:
+    restarted = _restarted(server, "room")
+    status, answer = _request(server, "/api/supervision/kill", {"id": "room"})
+    assert (status, answer["id"]) == (202, "room")
+    assert restarted.wait(10)
+    _, tree = _request(server, "/api/supervision")
+    room = next(c for c in tree["children"] if c["id"] == "room")
+    assert (room["restarts"], room["alive"]) == (1, True)
+
+
+def test_killing_a_session_closes_only_its_connection_with_1011(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        doomed, other = await server.connect(), await server.connect()
+        await doomed.welcome()
+        await other.welcome()
+        loop = asyncio.get_running_loop()
+        _, tree = await loop.run_in_executor(None, _request, server, "/api/supervision")
+        sessions = next(c for c in tree["children"] if c["id"] == "sessions")
+        assert sessions["count"] == 2
+        first = sessions["children"][0]["id"]
+        status, _ = await loop.run_in_executor(
+            None, _request, server, "/api/supervision/kill", {"id": first}
+        )
+        assert status == 202
+        assert await doomed.closed() == 1011
+        await other.join("still-here")
+
+    asyncio.run(run_scenario(server, scenario))
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"id": "nobody"}, 404), ({"name": "room"}, 400), (b"not json", 400), ({"id": 3}, 400)],
+)
+def test_bad_kill_requests_are_refused(server: ChatServer, body: Any, status: int) -> None:
+    assert _request(server, "/api/supervision/kill", body)[0] == status
+
+
+def test_a_foreign_origin_cannot_kill(server: ChatServer) -> None:
+    headers = {"Origin": "http://evil.example"}
+    assert _request(server, "/api/supervision/kill", {"id": "room"}, headers)[0] == 403
+
+
+@pytest.mark.parametrize(("chaos", "status"), [(False, 403), (True, 202)])
+def test_killing_in_prod_needs_chaos_on(database: str, chaos: bool, status: int) -> None:
+    settings = Settings(env=Environment.PROD, secret_key_base="s" * 32, chaos=chaos)
+    server = ChatServer(database, settings)
+    try:
+        assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == status
+    finally:
+        server.stop()
