@@ -72,6 +72,8 @@ def make_app(
         [
             (r"/ws", ChatSocket, socket_options),
             (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
+            (r"/api/supervision", TreeHandler, {"tree": tree}),
+            (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
         ],
         websocket_ping_interval=ping_interval_s,
         websocket_ping_timeout=ping_interval_s,
