@@ -1,6 +1,9 @@
 """The ``chatter`` command line.
 
     chatter serve                   run the chat server (migrating first)
+    chatter console                 the server, with a Python shell on its tree
+    chatter chaos kill ID           kill an actor of a running server
+    chatter chaos random            kill random actors every N seconds, for a while
     chatter migrate                 bring the schema to the newest migration
     chatter db reset                drop everything and migrate again
     chatter db rollback [--steps N] step back N migrations (default 1)
@@ -19,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from chatter import __version__
+from chatter.chaos import ChaosError, kill, kill_randomly
 from chatter.config import Settings
 from chatter.database import EmbeddedPostgres, migrate, reset, rollback
 from chatter.errors import ConfigError
@@ -55,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="WebSocket connections per address (env CHATTER_MAX_CONNECTIONS_PER_IP)",
     )
+    console = with_database_flags(
+        commands.add_parser("console", help="run the server with a Python shell on its tree")
+    )
+    console.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
+    console.add_argument("--port", type=int, help="port to listen on (env PORT, default 4000)")
+    chaos = commands.add_parser("chaos", help="kill actors of a running server")
+    chaos.add_argument("--url", default="http://127.0.0.1:4000", help="the server's base URL")
+    chaos_commands = chaos.add_subparsers(dest="chaos_command", metavar="HOW", required=True)
+    chaos_commands.add_parser("kill", help="kill one actor").add_argument("actor_id")
+    randomly = chaos_commands.add_parser("random", help="kill random actors for a while")
+    randomly.add_argument("--every", type=float, default=2.0, help="seconds between kills")
+    randomly.add_argument("--for", dest="duration", type=float, default=30.0, help="seconds")
+    randomly.add_argument("--sessions", action="store_true", help="sessions may be picked too")
     with_database_flags(commands.add_parser("migrate", help="migrate to the newest schema"))
     db = commands.add_parser("db", help="database chores").add_subparsers(
         dest="db_command", metavar="DB_COMMAND", required=True
@@ -90,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "chaos":
+        return _chaos(args)
     flags = {
         name: getattr(args, name, None)
         for name in ("host", "port", "max_connections", "max_connections_per_ip")
@@ -109,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from web.server import serve
 
             return serve(settings, conninfo)
+        if args.command == "console":
+            from web.console import run_console
+
+            return run_console(settings, conninfo)
         if args.command == "migrate":
             migrate(conninfo)
         elif args.db_command == "reset":
@@ -117,6 +140,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             rollback(conninfo, args.steps)
         elif args.db_command == "seed":
             return _seed(conninfo, args.messages)
+    return 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/")
+    try:
+        if args.chaos_command == "kill":
+            print(kill(url, args.actor_id))
+        else:
+            if args.every <= 0 or args.duration <= 0:
+                print("chatter: --every and --for must be positive", file=sys.stderr)
+                return 2
+            kill_randomly(url, every_s=args.every, for_s=args.duration, sessions=args.sessions)
+    except ChaosError as error:
+        print(f"chatter chaos: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

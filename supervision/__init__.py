@@ -39,6 +39,7 @@ from supervision.introspection import (
     TreeNode,
     describe_tree,
     find_actor,
+    render_tree,
 )
 from supervision.loop_actor import LoopActor
 from supervision.registry import NameTakenError, Registry
@@ -100,6 +101,7 @@ __all__ = [
     "find_actor",
     "inject_crash",
     "plan_restart",
+    "render_tree",
     "restart_child",
     "run",
     "should_restart",

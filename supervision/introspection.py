@@ -33,6 +33,7 @@ __all__ = [
     "TreeNode",
     "describe_tree",
     "find_actor",
+    "render_tree",
 ]
 
 logger = logging.getLogger(__name__)
@@ -268,3 +269,41 @@ def find_actor(
 def _own_id(supervisor: pykka.ActorRef[Any], timeout_s: float) -> str:
     info: SupervisorInfo = supervisor.ask(Describe(), block=False).get(timeout=timeout_s)
     return info.id
+
+
+def render_tree(node: TreeNode, *, max_children: int = 20) -> str:
+    """The tree as indented text, one node a line, as a terminal shows it::
+
+        root  supervisor one_for_one  alive
+        ├─ room  worker permanent  alive  restarts 1
+        └─ sessions  supervisor one_for_one  alive
+           └─ session-1  worker temporary  alive
+
+    A supervisor with more than `max_children` children shows that many and a count.
+    """
+    lines = [_describe_node(node)]
+    _render_children(node, "", lines, max_children)
+    return "\n".join(lines)
+
+
+def _describe_node(node: TreeNode) -> str:
+    parts = [node.id, node.kind.value]
+    if node.strategy is not None:
+        parts[-1] += f" {node.strategy.value}"
+    if node.restart is not None:
+        parts[-1] += f" {node.restart.value}"
+    parts.append("alive" if node.alive else "down")
+    if node.restarts:
+        parts.append(f"restarts {node.restarts}")
+    return "  ".join(parts)
+
+
+def _render_children(node: TreeNode, indent: str, lines: list[str], max_children: int) -> None:
+    children = list(node.children or ())
+    shown = children[:max_children]
+    for index, child in enumerate(shown):
+        last = index == len(shown) - 1 and len(children) <= max_children
+        lines.append(f"{indent}{'└─' if last else '├─'} {_describe_node(child)}")
+        _render_children(child, indent + ("   " if last else "│  "), lines, max_children)
+    if len(children) > max_children:
+        lines.append(f"{indent}└─ … {len(children) - max_children} more")

@@ -14,6 +14,7 @@ import json
 import urllib.parse
 from typing import Any
 
+import pykka
 import tornado.web
 
 from chatter.config import Environment, Settings
@@ -51,8 +52,13 @@ class TreeHandler(tornado.web.RequestHandler):
 
     async def get(self) -> None:
         loop = asyncio.get_running_loop()
-        node = await loop.run_in_executor(None, describe_tree, self.tree.root)
         self.set_header("Cache-Control", "no-store")
+        try:
+            node = await loop.run_in_executor(None, describe_tree, self.tree.root)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            self.set_status(503)
+            self.finish({"error": "unavailable", "message": "the supervision tree is down"})
+            return
         self.finish(tree_json(node))
 
 
@@ -87,7 +93,10 @@ class KillHandler(tornado.web.RequestHandler):
             self._answer(400, {"error": "bad_request", "message": 'send {"id": "<node id>"}'})
             return
         loop = asyncio.get_running_loop()
-        ref = await loop.run_in_executor(None, find_actor, self.tree.root, node_id)
+        try:
+            ref = await loop.run_in_executor(None, find_actor, self.tree.root, node_id)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            ref = None
         if ref is None:
             self._answer(404, {"error": "not_found", "message": f"no running actor {node_id!r}"})
             return

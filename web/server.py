@@ -12,42 +12,57 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+import threading
+from dataclasses import dataclass, field
 
 from tornado.httpserver import HTTPServer
 
 from chatter.config import Settings
 from chatter.database import migrate
 from chatter.tokens import secret_from
-from chatter.tree import start_tree
+from chatter.tree import ChatTree, start_tree
 from supervision import EXIT_GAVE_UP
 from supervision.exits import Exit
 from web.app import make_app
 from web.limits import ConnectionLimits
 from web.socket import CLOSE_GOING_AWAY
 
-SOCKET_CLOSE_TIMEOUT_S = 3.0
-"""How long shutdown waits for clients to answer the close frames."""
-
-__all__ = ["serve"]
+__all__ = ["BackgroundServer", "Running", "serve", "start", "stop"]
 
 logger = logging.getLogger("chatter.server")
 
+SOCKET_CLOSE_TIMEOUT_S = 3.0
+"""How long shutdown waits for clients to answer the close frames."""
 
-def serve(settings: Settings, conninfo: str) -> int:
-    """Run until a stop signal or the tree gives up; return the exit status."""
-    migrate(conninfo)
-    return asyncio.run(_serve(settings, conninfo))
+START_TIMEOUT_S = 60.0
 
 
-async def _serve(settings: Settings, conninfo: str) -> int:
+@dataclass
+class Running:
+    """A started server: its tree, HTTP server and open connections."""
+
+    settings: Settings
+    tree: ChatTree
+    http: HTTPServer
+    limits: ConnectionLimits
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the server should stop: a signal, or the root exited."""
+    root_exit: Exit | None = None
+    """How the root supervisor exited, if it did on its own."""
+
+
+async def start(settings: Settings, conninfo: str) -> Running:
+    """Start the tree and listen; on the loop that will run them."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    outcome: dict[str, Any] = {}
+    holder: list[Running] = []
 
     def root_exited(exit: Exit) -> None:
-        outcome["exit"] = exit
-        loop.call_soon_threadsafe(stop.set)
+        def record() -> None:
+            if holder:
+                holder[0].root_exit = exit
+                holder[0].finished.set()
+
+        loop.call_soon_threadsafe(record)
 
     secret = secret_from(settings.secret_key_base, settings.resolved_data_dir)
     tree = await loop.run_in_executor(
@@ -57,22 +72,62 @@ async def _serve(settings: Settings, conninfo: str) -> int:
         ),
     )
     limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
-    app = make_app(settings, tree, limits)
-    server = HTTPServer(app, xheaders=False)
-    server.listen(settings.port, address=settings.host)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    http = HTTPServer(make_app(settings, tree, limits), xheaders=False)
+    http.listen(settings.port, address=settings.host)
+    running = Running(settings, tree, http, limits)
+    holder.append(running)
     logger.info("Chatter listening on http://%s:%s", settings.host, settings.port)
+    return running
 
-    await stop.wait()
-    exit: Exit | None = outcome.get("exit")
-    logger.info("Stopping: %s", "the tree gave up" if exit else "signal received")
-    server.stop()
-    await limits.close_all(CLOSE_GOING_AWAY, "server shutting down", SOCKET_CLOSE_TIMEOUT_S)
+
+async def stop(running: Running) -> int:
+    """Stop accepting, close the sockets with 1001, stop the tree; the exit status."""
+    loop = asyncio.get_running_loop()
+    exit = running.root_exit
+    logger.info("Stopping: %s", "the root supervisor exited" if exit else "asked to")
+    running.http.stop()
+    await running.limits.close_all(CLOSE_GOING_AWAY, "server shutting down", SOCKET_CLOSE_TIMEOUT_S)
     if exit is None:
-        await loop.run_in_executor(None, tree.stop)
+        await loop.run_in_executor(None, running.tree.stop)
     logger.info("Chatter stopped")
     if exit is not None and exit.abnormal:
         logger.critical("The root supervisor exited (%s); exiting with status 1", exit)
         return EXIT_GAVE_UP
     return 0
+
+
+def serve(settings: Settings, conninfo: str) -> int:
+    """Run in the foreground until SIGINT/SIGTERM or the tree gives up; the exit status."""
+    migrate(conninfo)
+
+    async def main() -> int:
+        running = await start(settings, conninfo)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, running.finished.set)
+        await running.finished.wait()
+        return await stop(running)
+
+    return asyncio.run(main())
+
+
+class BackgroundServer:
+    """The server on an event loop of its own thread, for the console."""
+
+    def __init__(self, settings: Settings, conninfo: str) -> None:
+        migrate(conninfo)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="chatter-server")
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(start(settings, conninfo), self.loop)
+        self.running: Running = future.result(START_TIMEOUT_S)
+
+    def stop(self) -> int:
+        """Stop the server and its thread; the exit status."""
+        status = asyncio.run_coroutine_threadsafe(stop(self.running), self.loop).result(
+            START_TIMEOUT_S
+        )
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(START_TIMEOUT_S)
+        self.loop.close()
+        return status

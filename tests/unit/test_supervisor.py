@@ -512,3 +512,21 @@ def test_sends_to_a_restarting_subtree_are_held_until_it_is_back(
     assert [r.get(timeout=5) for r in replies] == ["v"] * 20
     event_log.wait(EventKind.RESTARTED, "inner")
     assert root.restarts() == {"inner": 1}
+
+
+def test_the_tree_renders_as_text(events: EventStream) -> None:
+    from supervision import render_tree
+
+    journal = Journal()
+    inner = Supervisor.child_spec("inner", [worker("x", journal)])
+    root = Root([worker("a", journal), inner], events)
+    inject_crash(root.child("a"))
+    journal.wait_for("a", "start", count=2)
+    assert render_tree(describe_tree(root.ref)) == "\n".join(
+        [
+            "root  supervisor one_for_one  alive",
+            "├─ a  worker permanent  alive  restarts 1",
+            "└─ inner  supervisor one_for_one permanent  alive",
+            "   └─ x  worker permanent  alive",
+        ]
+    )
