@@ -52,6 +52,8 @@ class BadRequest(ChatError):  # noqa: N818  (named for its wire code)
 @dataclass(frozen=True)
 class Join:
     username: str
+    client_id: str | None = None
+    """Echoed in an error, as for any frame that carries one."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Post:
 class History:
     before: int
     limit: int
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def parse(text: str | bytes) -> ClientFrame:
             client_id=_optional(frame, "client_id", str, echo),
         )
     if kind == "join":
-        return Join(username=_field(frame, "username", str, echo))
+        return Join(username=_field(frame, "username", str, echo), client_id=echo)
     if kind == "history":
         before = _field(frame, "before", int, echo)
         limit = _optional(frame, "limit", int, echo)
@@ -103,7 +106,7 @@ def parse(text: str | bytes) -> ClientFrame:
             raise BadRequest("'before' must be a seq (an integer >= 0)", echo)
         if limit is None:
             limit = HISTORY_DEFAULT_LIMIT
-        return History(before=before, limit=max(1, min(HISTORY_MAX_LIMIT, limit)))
+        return History(before=before, limit=max(1, min(HISTORY_MAX_LIMIT, limit)), client_id=echo)
     if kind == "leave":
         return Leave()
     if isinstance(kind, str):

@@ -73,6 +73,7 @@ MAX_RESUME = 5000
 RECENT_OFFLINE_USERS = 50
 """Offline users listed in a welcome, most recently active first."""
 
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -118,6 +119,15 @@ class _Answer:
     future: Future[Any] = field(compare=False)
     then: Callable[[Any], None] = field(compare=False)
     failed: Callable[[Exception], None] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class _Backlog:
+    """The welcome's messages, and the seq up to which the client has every
+    message (live ones at or below it are not sent again)."""
+
+    page: Page
+    seen_up_to: int
 
 
 @dataclass
@@ -173,6 +183,9 @@ class SessionActor(LoopActor):
 
     def on_stop(self) -> None:
         self._leave_everything()
+        # Stopped from outside (its supervisor shutting down): the socket goes
+        # too. After the client closed it, this does nothing.
+        self._connection.close(CLOSE_GOING_AWAY, "server going away")
         logger.info("Session %s closed", self.session_id)
 
     def on_failure(self, *_: Any) -> None:
@@ -280,27 +293,42 @@ class SessionActor(LoopActor):
             self._welcome_failed,
         )
 
-    def _messages_for_welcome(self) -> Future[Page]:
-        if self._after is None:
-            return self._persistence.newest(WELCOME_MESSAGES)
-        after = self._persistence.after(self._after, MAX_RESUME)
-        result: Future[Page] = Future()
+    def _messages_for_welcome(self) -> Future[_Backlog]:
+        """What the welcome carries: the newest messages, or, resuming, those
+        missed (or the newest, if too many were missed)."""
+        result: Future[_Backlog] = Future()
 
-        def resumed(page: Page) -> None:
-            if not page.has_more:
-                result.set(Page(page.messages, has_more=False))
-                return
-            # More were missed than a resume carries: the newest, and the client pages back.
-            self._persistence.newest(WELCOME_MESSAGES).add_done_callback(
-                lambda newest: _copy(newest, result)
+        def newest_then(limit: int, make: Callable[[Page], _Backlog]) -> None:
+            self._persistence.newest(limit).add_done_callback(
+                lambda done: _then(
+                    done, lambda page: result.set(make(page)), lambda e: _fail(result, e)
+                )
             )
 
-        after.add_done_callback(
-            lambda done: _then(done, resumed, lambda error: result.set_exception(_info(error)))
+        if self._after is None:
+            newest_then(WELCOME_MESSAGES, lambda page: _Backlog(page, _last_seq_of(page)))
+            return result
+        after = self._after
+
+        def resumed(page: Page) -> None:
+            if not page.messages:
+                # Nothing missed. An `after` beyond the newest seq must not hide
+                # the messages to come, so what was seen is capped at the newest.
+                newest_then(
+                    1, lambda latest: _Backlog(Page((), False), min(after, _last_seq_of(latest)))
+                )
+            elif not page.has_more:
+                result.set(_Backlog(Page(page.messages, False), _last_seq_of(page)))
+            else:  # more were missed than a resume carries: the newest; the client pages back
+                newest_then(WELCOME_MESSAGES, lambda newest: _Backlog(newest, _last_seq_of(newest)))
+
+        self._persistence.after(after, MAX_RESUME).add_done_callback(
+            lambda done: _then(done, resumed, lambda e: _fail(result, e))
         )
         return result
 
-    def _welcome(self, page: Page, online: tuple[str, ...], users: UsersPage) -> None:
+    def _welcome(self, backlog: _Backlog, online: tuple[str, ...], users: UsersPage) -> None:
+        page = backlog.page
         online_keys = {username_key(name) for name in online}
         offline = [u.username for u in users.users if u.key not in online_keys]
         listed = [{"username": n, "online": True} for n in online]
@@ -318,10 +346,7 @@ class SessionActor(LoopActor):
                 }
             )
         )
-        if page.messages:
-            self._last_seq = page.messages[-1].seq
-        elif self._after is not None:
-            self._last_seq = self._after
+        self._last_seq = backlog.seen_up_to
         if self._identity is not None and self._token is not None:
             self._send_joined()
         self._welcomed = True
@@ -375,12 +400,12 @@ class SessionActor(LoopActor):
         try:
             username = validate_username(frame.username)
         except InvalidUsername as error:
-            self._reject(error)
+            self._reject(error, frame.client_id)
             return
         if self._identity is not None and self._identity.key == username_key(username):
             self._send_joined()  # already yours: the answer is still "joined"
             return
-        self._establish(username, client_id=None, then=lambda: None)
+        self._establish(username, client_id=frame.client_id, then=lambda: None)
 
     def _establish(self, username: str, client_id: str | None, then: Callable[[], None]) -> None:
         """Make `username` this connection's identity, then go on with `then`.
@@ -549,7 +574,9 @@ class SessionActor(LoopActor):
                 )
             ),
             lambda error: self._send(
-                error_frame(ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly")
+                error_frame(
+                    ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
+                )
             ),
         )
 
@@ -594,11 +621,12 @@ def _info(error: BaseException) -> tuple[type[BaseException], BaseException, Any
     return (type(error), error, error.__traceback__)
 
 
-def _copy(source: Future[Any], target: Future[Any]) -> None:
-    try:
-        target.set(source.get())
-    except Exception as error:
-        target.set_exception(_info(error))
+def _fail(target: Future[Any], error: Exception) -> None:
+    target.set_exception(_info(error))
+
+
+def _last_seq_of(page: Page) -> int:
+    return page.messages[-1].seq if page.messages else 0
 
 
 def _then(

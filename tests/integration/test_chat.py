@@ -206,3 +206,43 @@ def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
 
     run(server, scenario)
+
+
+def test_resume_from_beyond_the_newest_seq_still_gets_what_comes_next(
+    server: ChatServer,
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        viewer = await server.connect(after=10_000)
+        welcome = await viewer.welcome()
+        assert welcome["messages"] == []
+        poster = await server.connect()
+        await poster.welcome()
+        await poster.post("after a bogus after", "p-1", username="poster")
+        assert (await viewer.expect("message"))["message"]["body"] == "after a bogus after"
+
+    run(server, scenario)
+
+
+def test_errors_echo_the_client_id_of_any_frame_that_carried_one(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        await client.welcome()
+        await client.send({"type": "join", "username": "no spaces", "client_id": "j-1"})
+        error = await client.expect("error")
+        assert (error["code"], error["client_id"]) == ("invalid_username", "j-1")
+
+    run(server, scenario)
+
+
+def test_stopping_the_sessions_supervisor_closes_the_sockets(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        await client.welcome()
+        sessions = server.tree.registry.whereis("sessions")
+        assert sessions is not None
+        from supervision import inject_crash
+
+        inject_crash(sessions)
+        assert await client.closed() == 1001
+
+    run(server, scenario)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+import tornado.websocket
 
 from chatter.config import Environment, Settings
 from supervision import EventKind, SupervisionEvent
@@ -120,3 +121,41 @@ def test_killing_in_prod_needs_chaos_on(database: str, chaos: bool, status: int)
         assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == status
     finally:
         server.stop()
+
+
+def test_the_event_stream_pushes_exits_and_restarts_as_they_happen(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        url = server.ws_url.replace("/ws", "/api/supervision/events")
+        watcher = await tornado.websocket.websocket_connect(url)
+        try:
+            first = json.loads(await asyncio.wait_for(watcher.read_message(), 10) or "{}")
+            assert first["type"] == "events"
+            assert {"supervisor": "root", "child": "room", "kind": "started"}.items() <= next(
+                e for e in first["events"] if e["child"] == "room"
+            ).items()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                None, _request, server, "/api/supervision/kill", {"id": "room"}
+            )
+            kinds = []
+            while "restarted" not in kinds:
+                frame = json.loads(await asyncio.wait_for(watcher.read_message(), 10) or "{}")
+                assert frame["type"] == "event"
+                if frame["event"]["child"] == "room":
+                    kinds.append(frame["event"]["kind"])
+            assert kinds == ["exited", "restarted"]
+        finally:
+            watcher.close()
+
+    asyncio.run(run_scenario(server, scenario))
+
+
+def test_a_foreign_page_cannot_watch_the_event_stream(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        url = server.ws_url.replace("/ws", "/api/supervision/events")
+        request = tornado.httpclient.HTTPRequest(url, headers={"Origin": "http://evil.example"})
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await tornado.websocket.websocket_connect(request)
+        assert refused.value.code == 403
+
+    asyncio.run(run_scenario(server, scenario))

@@ -1,0 +1,63 @@
+"""``GET /api/supervision/events``: the supervision event stream over a WebSocket.
+
+On connect it sends the recent events (``{"type": "events", "events": [...]}``),
+then each event as it happens (``{"type": "event", "event": {...}}``), with
+``time``, ``supervisor``, ``child``, ``kind`` (started, exited, restarted,
+gave_up) and ``reason``. The live supervision page draws the tree from
+``GET /api/supervision`` and redraws it when an event arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from chatter.config import Settings
+from chatter.tree import ChatTree
+from supervision import SupervisionEvent
+
+__all__ = ["SupervisionEventsSocket"]
+
+
+class SupervisionEventsSocket(WebSocketHandler):
+    """Pushes supervision events to one watcher; it sends nothing back."""
+
+    def initialize(self, tree: ChatTree, settings: Settings) -> None:
+        self.tree = tree
+        self.settings_ = settings
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def check_origin(self, origin: str) -> bool:
+        host = urllib.parse.urlparse(origin).netloc.lower()
+        allowed = {self.request.host.lower()}
+        if self.settings_.public_host:
+            allowed.add(self.settings_.public_host.lower())
+        return host in allowed
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        loop = self.tree.loop
+        recent = [event.to_dict() for event in self.tree.events.recent()]
+        self._write({"type": "events", "events": recent})
+
+        def forward(event: SupervisionEvent) -> None:
+            # In the publishing supervisor's thread: hand over to the loop.
+            loop.call_soon_threadsafe(self._write, {"type": "event", "event": event.to_dict()})
+
+        self._unsubscribe = self.tree.events.subscribe(forward)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Watchers only listen."""
+
+    def on_close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _write(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            self.write_message(json.dumps(frame))
