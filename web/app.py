@@ -12,7 +12,9 @@ from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ChatTree
 from web.api import KillHandler, TreeHandler
+from web.events import SupervisionEventsSocket
 from web.limits import ConnectionLimits
+from web.pages import STATIC_PATH, TEMPLATE_PATH, SecureStaticFiles, page_routes
 from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
 
 __all__ = ["HEALTH_TIMEOUT_S", "HealthHandler", "make_app"]
@@ -72,11 +74,20 @@ def make_app(
         [
             (r"/ws", ChatSocket, socket_options),
             (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
+            *page_routes(),
             (r"/api/supervision", TreeHandler, {"tree": tree}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
+            (
+                r"/api/supervision/events",
+                SupervisionEventsSocket,
+                {"tree": tree, "settings": settings},
+            ),
         ],
         websocket_ping_interval=ping_interval_s,
         websocket_ping_timeout=ping_interval_s,
         websocket_max_message_size=MAX_FRAME_BYTES,
         xsrf_cookies=False,
+        template_path=str(TEMPLATE_PATH),
+        static_path=str(STATIC_PATH),
+        static_handler_class=SecureStaticFiles,
     )
