@@ -88,8 +88,7 @@ def parse(text: str | bytes) -> ClientFrame:
         raise BadRequest("the frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise BadRequest("the frame must be a JSON object with a 'type'")
-    client_id = frame.get("client_id")
-    echo = client_id if isinstance(client_id, str) else None
+    echo = echoable(frame.get("client_id"))
     kind = frame.get("type")
     if kind == "post":
         return Post(
@@ -112,6 +111,20 @@ def parse(text: str | bytes) -> ClientFrame:
     if isinstance(kind, str):
         raise BadRequest(f"unknown frame type {kind[:40]!r}", echo)
     raise BadRequest("the frame must have a string 'type'", echo)
+
+
+def echoable(client_id: object) -> str | None:
+    """The client_id to echo in an error: any string the frame carried."""
+    return client_id if isinstance(client_id, str) else None
+
+
+def _is_text(value: str) -> bool:
+    """Whether `value` can be sent as UTF-8 (a lone surrogate cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, echo: str | None) -> Any:
@@ -161,6 +174,9 @@ def error_frame(
         frame["client_id"] = client_id
     if retry_after_ms is not None:
         frame["retry_after_ms"] = retry_after_ms
+    if client_id is not None and not _is_text(client_id):
+        # Echo it as the client wrote it: a JSON escape (\ud800), plain ASCII.
+        return json.dumps(frame, separators=(",", ":"))
     return encode(frame)
 
 
