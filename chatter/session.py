@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -512,7 +513,7 @@ class SessionActor(LoopActor):
             if self._flood.take() > 0:  # refused posts in a flood are abuse too
                 self._connection.close(CLOSE_POLICY, "too many frames")
                 return
-            retry_ms = max(1, round(wait_s * 1000))
+            retry_ms = max(1, math.ceil(wait_s * 1000))  # never tell a client too soon
             self._send(
                 error_frame(
                     ErrorCode.RATE_LIMITED,
