@@ -231,11 +231,31 @@ class PresenceActor(LoopActor):
 
     def _add_report(self, report: IdentityReport) -> None:
         self._awaiting.discard(report.session.actor_urn)
-        if report.username is not None:
+        if report.username is not None and self._accepts(report):
             holder = self._hold(report.session_id, report.session, report.username)
             holder.confirmed = report.confirmed
         if not self._awaiting:
             self._rebuilt()
+
+    def _accepts(self, report: IdentityReport) -> bool:
+        """Whether a reported name may be held: a report never displaces another
+        session's confirmed name (two sessions cannot both hold one)."""
+        assert report.username is not None
+        current = self._by_key.get(username_key(report.username)) or self._look_alike_of(
+            report.username, report.session_id
+        )
+        if current is None or current.session_id == report.session_id:
+            return True
+        if report.confirmed and not current.confirmed:
+            self._forget(current)
+            return True
+        logger.warning(
+            "Session %s reported %r, which %s holds; ignored",
+            report.session_id,
+            report.username,
+            current.session_id,
+        )
+        return False
 
     def _rebuilt(self) -> None:
         self._room.presence_changed(self._online(), ())

@@ -163,6 +163,7 @@ class SessionActor(LoopActor):
         self._token = token
         self._identity: _Identity | None = None
         self._claiming: str | None = None
+        self._granted: str | None = None  # granted by presence, not yet recorded
         self._welcomed = False
         self._held: list[Deliver] = []
         self._last_seq = 0
@@ -436,6 +437,7 @@ class SessionActor(LoopActor):
             )
             self._resume_frames()
             return
+        self._granted = username
         previous, self._identity = self._identity, None
         if previous is not None:
             self._persistence.touch_user(previous.user_id)
@@ -446,7 +448,7 @@ class SessionActor(LoopActor):
         )
 
     def _recorded(self, user: User, then: Callable[[], None]) -> None:
-        self._claiming = None
+        self._claiming = self._granted = None
         self._identity = _Identity(user.username, user.key, user.id, user.token_version)
         self._presence.confirm(self.session_id)
         self._send_joined()
@@ -466,7 +468,7 @@ class SessionActor(LoopActor):
     def _unavailable(self, client_id: str | None, *, release: bool) -> None:
         if release and self._claiming is not None:
             self._presence.release(self.session_id)
-            self._claiming = None
+            self._claiming = self._granted = None
         self._send(
             error_frame(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
         )
@@ -604,7 +606,9 @@ class SessionActor(LoopActor):
         self._connection.send(deliver.frame)
 
     def _report_identity(self, request: ReportIdentity) -> None:
-        name = self._identity.username if self._identity is not None else self._claiming
+        # A name counts once presence granted it; a claim still waiting for an
+        # answer is decided by the new presence when it gets to it.
+        name = self._identity.username if self._identity is not None else self._granted
         confirmed = self._identity is not None
         request.presence.tell(IdentityReport(self.session_id, self.actor_ref, name, confirmed))
 

@@ -1,0 +1,543 @@
+"""The limits at the edge, per the wire contract: the Origin check, the frame
+size, the connection caps, a bad resume cursor, a client that stops reading
+and a peer that stops answering pings. Each against a real server; the
+misbehaving clients are plain sockets speaking WebSocket by hand, since no
+client library would misbehave on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pykka
+import pytest
+
+from chatter.config import Environment, Settings
+from chatter.throttle import POST_BURST
+from chatter.tree import SESSIONS
+from supervision import EventKind, which_children
+from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+
+MAX_FRAME = 64 * 1024
+SLOW_BOUND = 64 * 1024
+"""The pending-output bound the slow-client test runs the server with."""
+
+ServerFactory = Callable[..., ChatServer]
+Scenario = Callable[[ChatServer], Awaitable[None]]
+
+
+@pytest.fixture
+def start_server(database: str) -> Iterator[ServerFactory]:
+    """Start a server with the settings and app options a test needs; every
+    one started is stopped at the end."""
+    started: list[ChatServer] = []
+
+    def start(settings: Settings | None = None, **app_options: Any) -> ChatServer:
+        server = ChatServer(database, settings=settings, **app_options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def run(server: ChatServer, scenario: Scenario, timeout_s: float = 60) -> None:
+    asyncio.run(run_scenario(server, scenario, timeout_s))
+
+
+# -- a hand-written WebSocket client -------------------------------------------------------
+
+
+class RawSocket:
+    """A WebSocket client on a plain blocking socket: it reads only when told
+    to and never answers a ping, as no library client would."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        source: str = "127.0.0.1",
+        receive_buffer: int | None = None,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if receive_buffer is not None:  # before connecting, so the window starts small
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            self.sock.settimeout(timeout_s)
+            self.sock.bind((source, 0))
+            self.sock.connect(("127.0.0.1", port))
+        except OSError:
+            self.sock.close()
+            raise
+        self._buffer = b""
+
+    def upgrade(self, path: str = "/ws", headers: dict[str, str] | None = None) -> int:
+        """Send the upgrade request and read the response's head; its status."""
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        ]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self._buffer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the handshake")
+            self._buffer += chunk
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        return int(head.split(b" ", 2)[1])
+
+    def send_text(self, text: str) -> None:
+        """One masked text frame, as a client must send."""
+        payload = text.encode()
+        mask = os.urandom(4)
+        length = len(payload)
+        if length < 126:
+            header = struct.pack("!BB", 0x81, 0x80 | length)
+        elif length < 1 << 16:
+            header = struct.pack("!BBH", 0x81, 0x80 | 126, length)
+        else:
+            header = struct.pack("!BBQ", 0x81, 0x80 | 127, length)
+        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def _read_exactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:count], self._buffer[count:]
+        return data
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (unmasked, unfragmented): opcode, payload."""
+        first, second = self._read_exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", self._read_exactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._read_exactly(8))
+        return first & 0x0F, self._read_exactly(length)
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        """Read until a JSON frame of `kind`; pings are read and left unanswered."""
+        for _ in range(1000):
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                raise ConnectionError(f"closed by the server while waiting for {kind}")
+            if opcode == 0x1:
+                frame: dict[str, Any] = json.loads(payload)
+                if frame["type"] == kind:
+                    return frame
+        raise AssertionError(f"no {kind} frame in 1,000 frames")
+
+    def closed_by_server(self) -> bool:
+        """Read whatever is left; True once the server has closed the connection
+        (end of stream or reset), False if it is still open at the timeout."""
+        try:
+            while self.sock.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def raw_socket(port: int, **options: Any) -> Iterator[RawSocket]:
+    raw = RawSocket(port, **options)
+    try:
+        yield raw
+    finally:
+        raw.close()
+
+
+def upgrade_status(server: ChatServer, path: str = "/ws", **options: Any) -> int:
+    """The status of one upgrade request (from `source`, with `headers`)."""
+    headers = options.pop("headers", None)
+    with raw_socket(server.port, **options) as raw:
+        return raw.upgrade(path, headers)
+
+
+# -- looking at the server -----------------------------------------------------------------
+
+
+async def live_sessions(server: ChatServer) -> list[pykka.ActorRef[Any]]:
+    """The session actors alive under the sessions supervisor."""
+    sessions = server.tree.registry.whereis(SESSIONS)
+    assert sessions is not None
+    children = await which_children(sessions)
+    return [c.ref for c in children if c.ref is not None and c.ref.is_alive()]
+
+
+def sessions_started(server: ChatServer) -> int:
+    """How many session actors the sessions supervisor has started so far."""
+    return sum(
+        1
+        for event in server.tree.events.recent()
+        if event.supervisor == SESSIONS and event.kind is EventKind.STARTED
+    )
+
+
+async def eventually(
+    condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
+) -> None:
+    """Poll `condition` until it holds, failing after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def session_count_becomes(server: ChatServer, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT_S
+    while (live := len(await live_sessions(server))) != count:
+        if loop.time() > deadline:
+            raise AssertionError(f"{live} sessions, not {count}, after {TIMEOUT_S} s")
+        await asyncio.sleep(0.01)
+
+
+def open_connections(server: ChatServer) -> int:
+    total: int = server.call(lambda: server.limits.total)
+    return total
+
+
+# -- Origin --------------------------------------------------------------------------------
+
+
+def test_a_foreign_origin_is_refused_with_403(start_server: ServerFactory) -> None:
+    server = start_server()
+    for origin in ("http://evil.example", "https://evil.example", "http://127.0.0.1:1"):
+        status = upgrade_status(server, headers={"Origin": origin})
+        assert status == 403, origin
+    assert open_connections(server) == 0  # the refused upgrades gave their slots back
+    assert sessions_started(server) == 0
+
+
+def test_the_same_host_and_no_origin_at_all_are_accepted(start_server: ServerFactory) -> None:
+    server = start_server()
+
+    async def scenario(server: ChatServer) -> None:
+        same_host = await server.connect(origin=f"http://127.0.0.1:{server.port}")
+        not_a_browser = await server.connect()
+        for client in (same_host, not_a_browser):
+            assert (await client.welcome())["type"] == "welcome"
+
+    run(server, scenario)
+
+
+def test_the_configured_public_host_is_accepted_as_an_origin(start_server: ServerFactory) -> None:
+    server = start_server(Settings(env=Environment.TEST, public_host="chat.example.org"))
+
+    async def scenario(server: ChatServer) -> None:
+        for origin in ("https://chat.example.org", "https://CHAT.example.org:8443"):
+            client = await server.connect(origin=origin)
+            assert (await client.welcome())["type"] == "welcome"
+        assert upgrade_status(server, headers={"Origin": "https://evil.example"}) == 403
+
+    run(server, scenario)
+
+
+# -- frame size ----------------------------------------------------------------------------
+
+
+def _post_frame_of(size: int) -> str:
+    """A post frame, first post with a username, whose UTF-8 text is exactly `size` bytes."""
+    empty = json.dumps({"type": "post", "username": "big", "client_id": "big-1", "body": ""})
+    frame = json.dumps(
+        {"type": "post", "username": "big", "client_id": "big-1", "body": "b" * (size - len(empty))}
+    )
+    assert len(frame.encode()) == size
+    return frame
+
+
+def test_a_frame_over_64_kib_closes_the_socket_with_1009(start_server: ServerFactory) -> None:
+    server = start_server()
+
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        await client.welcome()
+        await client.send(_post_frame_of(MAX_FRAME + 1))
+        assert await client.closed() == 1009
+        await session_count_becomes(server, 0)
+
+    run(server, scenario)
+
+
+def test_a_frame_of_64_kib_is_handled_and_the_connection_stays(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server()
+
+    async def scenario(server: ChatServer) -> None:
+        client = await server.connect()
+        await client.welcome()
+        await client.send(_post_frame_of(MAX_FRAME))
+        assert (await client.expect("joined"))["username"] == "big"
+        error = await client.expect("error")
+        assert (error["code"], error["client_id"]) == ("invalid_body", "big-1")
+        await client.post("a normal line", "small-1")  # still connected, still served
+        assert (await client.expect("ack"))["client_id"] == "small-1"
+
+    run(server, scenario)
+
+
+# -- connection caps -----------------------------------------------------------------------
+
+
+def test_a_connection_over_the_per_address_cap_is_refused_with_503_and_starts_no_session(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(Settings(env=Environment.TEST, max_connections_per_ip=2))
+
+    async def scenario(server: ChatServer) -> None:
+        first, second = await server.connect(), await server.connect()
+        await first.welcome()
+        await second.welcome()
+        assert len(await live_sessions(server)) == 2
+        started = sessions_started(server)
+
+        assert upgrade_status(server) == 503
+        assert len(await live_sessions(server)) == 2
+        assert sessions_started(server) == started  # refused before any actor
+        assert open_connections(server) == 2
+
+        # The cap is per address: another one still gets in.
+        with raw_socket(server.port, source="127.0.0.2") as other:
+            assert other.upgrade() == 101
+            assert other.expect("welcome")["type"] == "welcome"
+        await session_count_becomes(server, 2)
+
+        first.close()  # frees one of 127.0.0.1's slots
+        await eventually(lambda: open_connections(server) == 1, "the slot is released")
+        third = await server.connect()
+        assert (await third.welcome())["type"] == "welcome"
+        assert upgrade_status(server) == 503  # and the cap holds again
+        await second.post("still here", "s-1", username="second")
+        assert (await second.expect("ack"))["client_id"] == "s-1"
+
+    run(server, scenario)
+
+
+def test_a_connection_over_the_total_cap_is_refused_with_503_and_starts_no_session(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(
+        Settings(env=Environment.TEST, max_connections=2, max_connections_per_ip=100)
+    )
+
+    async def scenario(server: ChatServer) -> None:
+        first = await server.connect()
+        await first.welcome()
+        with raw_socket(server.port, source="127.0.0.2") as second:
+            assert second.upgrade() == 101
+            second.expect("welcome")
+            started = sessions_started(server)
+
+            for source in ("127.0.0.1", "127.0.0.3"):  # whatever the address
+                assert upgrade_status(server, source=source) == 503
+            assert len(await live_sessions(server)) == 2
+            assert sessions_started(server) == started
+        await eventually(lambda: open_connections(server) == 1, "the slot is released")
+        third = await server.connect()
+        assert (await third.welcome())["type"] == "welcome"
+        assert upgrade_status(server, source="127.0.0.4") == 503
+
+    run(server, scenario)
+
+
+# -- a bad resume cursor -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", ["abc", "1.5", "12abc", "", "%20"])
+def test_an_after_that_is_not_an_integer_is_refused_with_400(
+    start_server: ServerFactory, after: str
+) -> None:
+    server = start_server()
+    assert upgrade_status(server, f"/ws?after={after}") == 400
+    assert open_connections(server) == 0
+    assert sessions_started(server) == 0
+
+
+# -- a client that stops reading -----------------------------------------------------------
+
+
+class Reader:
+    """Reads one client's frames as they come (so that it never falls behind
+    and is never dropped itself), noting when each arrived."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self.ended = False
+        self._changed = asyncio.Condition()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while (frame := await self.client.receive(timeout_s=3600)) is not None:
+                async with self._changed:
+                    self.arrivals.append((loop.time(), frame))
+                    self._changed.notify_all()
+        finally:
+            self.ended = True
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def first(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = TIMEOUT_S
+    ) -> tuple[float, dict[str, Any]]:
+        """The first frame (and its arrival time) matching `predicate`, waiting for it."""
+
+        def found() -> tuple[float, dict[str, Any]] | None:
+            return next((a for a in self.arrivals if predicate(a[1])), None)
+
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: found() is not None or self.ended), timeout_s
+            )
+        arrival = found()
+        if arrival is None:
+            raise AssertionError(f"closed ({self.client.closed_code}) before the frame came")
+        return arrival
+
+    def message_seqs(self) -> list[int]:
+        return [f["message"]["seq"] for _, f in self.arrivals if f["type"] == "message"]
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [f for _, f in self.arrivals if f["type"] == "error"]
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+LONG_BODY = "\U0001f4ac" * 1990
+"""Four bytes each in UTF-8: about 8 KB a frame, near the largest a body makes."""
+
+
+async def post_and_go(server: ChatServer, name: str, after: int, acked: dict[int, float]) -> None:
+    """A new connection (resuming after `after`, so its welcome is short) posts
+    its burst of long messages as fast as the rate allows, notes when each ack
+    came, and goes."""
+    loop = asyncio.get_running_loop()
+    client = await server.connect(after=after)
+    await client.welcome()
+    client_ids = [f"{name}-{k}" for k in range(POST_BURST)]
+    for k, client_id in enumerate(client_ids):
+        identity = {"username": name} if k == 0 else {}
+        await client.post(f"{client_id} {LONG_BODY}", client_id, **identity)
+    waiting = set(client_ids)
+    deadline = loop.time() + TIMEOUT_S
+    while waiting:
+        frame = await client.receive(max(0.01, deadline - loop.time()))
+        assert frame is not None, f"{name} was closed ({client.closed_code})"
+        if frame.get("client_id") in waiting:
+            assert frame["type"] == "ack", frame
+            waiting.discard(frame["client_id"])
+            acked[frame["seq"]] = loop.time()
+    client.close()
+    await client.closed()
+
+
+def test_a_client_that_stops_reading_is_dropped_and_the_others_miss_nothing(
+    start_server: ServerFactory, database: str
+) -> None:
+    server = start_server(max_pending_output=SLOW_BOUND)
+    wave_size, most_waves = 10, 30  # the kernel's buffers take a few MB before the bound counts
+
+    async def scenario(server: ChatServer) -> None:
+        normal = await server.connect()
+        await normal.welcome()
+        normal_reader = Reader(normal)
+        before = {ref.actor_urn for ref in await live_sessions(server)}
+
+        with raw_socket(server.port, receive_buffer=4096) as slow:
+            assert slow.upgrade() == 101  # and from now on it reads nothing
+            await session_count_becomes(server, len(before) + 1)
+            (slow_session,) = [r for r in await live_sessions(server) if r.actor_urn not in before]
+
+            acked: dict[int, float] = {}  # seq -> when its sender had the ack
+            waves_after_the_drop = 0
+            for wave in range(most_waves):
+                after = max(acked, default=0)
+                await asyncio.gather(
+                    *(post_and_go(server, f"w{wave}p{n}", after, acked) for n in range(wave_size))
+                )
+                if not slow_session.is_alive():
+                    waves_after_the_drop += 1
+                    if waves_after_the_drop == 2:
+                        break
+            assert not slow_session.is_alive(), f"not dropped after {len(acked)} messages"
+            assert await asyncio.to_thread(slow.closed_by_server)
+
+        # The normal client has every message, in order, once, and promptly.
+        await normal_reader.first(lambda f: f.get("message", {}).get("seq") == max(acked))
+        with psycopg.connect(database) as conn:
+            stored = [row[0] for row in conn.execute("SELECT seq FROM messages ORDER BY seq")]
+        assert stored == sorted(acked)
+        assert normal_reader.message_seqs() == stored
+        arrived = {f["message"]["seq"]: at for at, f in normal_reader.arrivals if "message" in f}
+        lag_s = max(arrived[seq] - at for seq, at in acked.items())
+        assert lag_s < 2.0, f"a message reached the normal client {lag_s:.2f} s after its ack"
+        assert not normal_reader.ended
+        assert normal_reader.errors() == []
+        await session_count_becomes(server, 1)
+        await normal_reader.stop()
+
+    run(server, scenario)
+
+
+# -- a peer that stops answering pings -----------------------------------------------------
+
+
+def test_a_peer_that_does_not_answer_pings_is_dropped_and_its_name_freed(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(ping_interval_s=0.5)
+
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.connect()  # a library client: it answers pings
+        await watcher.welcome()
+        with raw_socket(server.port) as ghost:
+            assert ghost.upgrade() == 101
+            ghost.expect("welcome")
+            ghost.send_text(json.dumps({"type": "join", "username": "ghost"}))
+            assert ghost.expect("joined")["username"] == "ghost"
+            await watcher.expect("presence", joins=["ghost"])
+            # From now on the ghost reads nothing and answers no ping.
+            await watcher.expect("presence", leaves=["ghost"], timeout_s=15)
+            assert await asyncio.to_thread(ghost.closed_by_server)
+        await session_count_becomes(server, 1)
+        taker = await server.connect()
+        await taker.welcome()
+        assert (await taker.join("ghost"))["username"] == "ghost"
+        await watcher.expect("presence", joins=["ghost"])  # the watcher was never dropped
+
+    run(server, scenario)
