@@ -1,0 +1,139 @@
+"""Fixtures for the browser tests: the embedded PostgreSQL (once per session,
+clean tables per test), a real Chatter server per test, and Debian's Chromium
+driven by Playwright (one browser per test module, a fresh context per person)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from chatter.database import EmbeddedPostgres, migrate
+from tests.browser.server import PageServer, off_the_loop
+from tests.conftest import stop_every_actor
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    # The machine has no network: without these Chromium keeps dialling out.
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+"""Screenshots land here (git-ignored), to be looked at."""
+
+EXPECT_TIMEOUT_MS = 10_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+POLICY_WORDS = ("Content Security Policy", "Trusted Type")
+"""A console error naming these means the page broke its own policy."""
+
+OpenPage = Callable[..., Page]
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """The embedded server, started once and migrated."""
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("chatter-browser-data")))
+    migrate(server.start())
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def database(postgres: EmbeddedPostgres) -> str:
+    """The conninfo of a migrated database with empty tables."""
+    conninfo = postgres.conninfo()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
+    return conninfo
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_actors() -> Iterator[None]:
+    """The suite's own clean-up (every test leaves no actor running), done off
+    the test's thread, where Playwright keeps its event loop running."""
+    yield
+    off_the_loop(stop_every_actor)
+
+
+@pytest.fixture
+def server(database: str) -> Iterator[PageServer]:
+    chat = PageServer(database)
+    yield chat
+    chat.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Per module, not per session: while Playwright's sync API runs, its event
+    loop counts as running on this thread, and the other test groups (which
+    rightly block on actor futures here) must not run under it."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser, server: PageServer) -> Iterator[OpenPage]:
+    """`open_page(path, fake_clock=False, **context_options)`: a page in a context
+    of its own (a separate person, with their own storage), at `path` on the
+    test's server (None: nowhere yet); with `fake_clock`, the test can move the
+    page's time forward.
+    A test fails if any page threw an uncaught error or broke the security policy."""
+    contexts: list[BrowserContext] = []
+    problems: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and any(word in message.text for word in POLICY_WORDS):
+            problems.append(message.text)
+
+    def open_(path: str | None = "/", *, fake_clock: bool = False, **options: Any) -> Page:
+        context = browser.new_context(base_url=server.url, **options)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+        page.on("console", console)
+        if fake_clock:
+            page.clock.install()  # time flows, and a test can jump it forward
+        if path is not None:
+            page.goto(path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert problems == [], problems
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,65 @@
+"""The home page: the people, live, and the way into the room."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import OpenPage
+from tests.browser.ui import connection, people_names, person, seed_users, you
+
+
+def test_home_lists_people_online_first_then_alphabetically_and_updates_live(
+    open_page: OpenPage, database: str
+) -> None:
+    seed_users(database, ["zoe", "Bea"])
+    home = open_page("/")
+    expect(home.locator("#people-counts")).to_have_text("0 online / 2 total")
+    expect(home.locator("#people .person-name")).to_have_text(["Bea", "zoe"])
+
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    expect(home.locator("#people-counts")).to_have_text("1 online / 3 total")
+    expect(home.locator("#people .person-name")).to_have_text(["ann", "Bea", "zoe"])
+    expect(person(home, "ann")).to_have_attribute("data-status", "online")
+
+    carl = open_page("/chat?name=carl")
+    expect(you(carl)).to_have_text("carl")
+    expect(home.locator("#people-counts")).to_have_text("2 online / 4 total")
+    expect(home.locator("#people .person-name")).to_have_text(["ann", "carl", "Bea", "zoe"])
+
+    ann.close()
+    expect(home.locator("#people-counts")).to_have_text("1 online / 4 total")
+    expect(person(home, "ann")).to_have_attribute("data-status", "offline")
+    assert people_names(home) == ["carl", "ann", "Bea", "zoe"]
+
+
+def test_the_name_entered_at_home_joins_the_room(open_page: OpenPage) -> None:
+    home = open_page("/")
+    expect(connection(home)).to_have_attribute("data-state", "connected")
+    home.get_by_label("Choose a name").fill("ada")
+    home.get_by_role("button", name="Enter the room").click()
+    expect(you(home)).to_have_text("ada")
+    expect(home).to_have_url(re.compile(r"/chat$"))  # a reload reclaims by token, not by name
+    home.reload()
+    expect(you(home)).to_have_text("ada")
+
+
+def test_home_refuses_a_name_that_is_online_before_leaving_the_page(open_page: OpenPage) -> None:
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    home = open_page("/")
+    expect(person(home, "ann")).to_have_attribute("data-status", "online")
+    home.get_by_label("Choose a name").fill("ANN")
+    home.get_by_role("button", name="Enter the room").click()
+    expect(home.locator("#home-name-error")).to_contain_text("online right now")
+    expect(home).to_have_url(re.compile(r"/$"))
+
+
+def test_the_plain_link_reads_the_room_without_a_name(open_page: OpenPage) -> None:
+    home = open_page("/")
+    home.get_by_role("link", name="Just read the room first").click()
+    expect(home).to_have_url(re.compile(r"/chat$"))
+    expect(connection(home)).to_have_attribute("data-state", "connected")
+    expect(home.get_by_label("Your name")).to_be_visible()

@@ -1,0 +1,107 @@
+"""The pages people see: the home page and the room, rendered from
+``web/templates/``, and the static files they load from ``web/static/``.
+
+The pages are shells: the people, the messages and everything live come over
+the WebSocket and are drawn by the page's JavaScript modules, which write text
+only (``textContent``, never HTML), so a name or a body can never become markup.
+Every response carries the security headers below; the policy allows scripts,
+styles and connections from this origin only, and no inline script at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tornado.web
+from tornado.routing import URLSpec
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "SECURITY_HEADERS",
+    "STATIC_PATH",
+    "TEMPLATE_PATH",
+    "ChatPage",
+    "HomePage",
+    "SecureStaticFiles",
+    "page_routes",
+]
+
+TEMPLATE_PATH = Path(__file__).parent / "templates"
+STATIC_PATH = Path(__file__).parent / "static"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "font-src 'self'",
+        # 'self' covers ws:// and wss:// to this same host (CSP Level 3).
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        # Only DOM sinks that take no HTML are used; the browser enforces it.
+        "require-trusted-types-for 'script'",
+        "trusted-types 'none'",
+    ]
+)
+"""No inline script or style, nothing from another host, no framing."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+"""Sent with every page and static file."""
+
+
+def _secure(handler: tornado.web.RequestHandler) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        handler.set_header(name, value)
+
+
+class _Page(tornado.web.RequestHandler):
+    """A page rendered from one template; the live parts are drawn by its script."""
+
+    template = ""
+
+    def set_default_headers(self) -> None:
+        _secure(self)
+        # The page itself is tiny and names versioned static files: always fresh.
+        self.set_header("Cache-Control", "no-cache")
+
+    def get(self) -> None:
+        self.render(self.template)
+
+
+class HomePage(_Page):
+    """``GET /``: what Chatter is, who is here, and the way into the room."""
+
+    template = "home.html"
+
+
+class ChatPage(_Page):
+    """``GET /chat[?name=NAME]``: the room; with a name, the room joins with it."""
+
+    template = "chat.html"
+
+
+class SecureStaticFiles(tornado.web.StaticFileHandler):
+    """Static files with the same security headers as the pages."""
+
+    def set_default_headers(self) -> None:
+        _secure(self)
+
+
+def page_routes() -> list[URLSpec]:
+    """The page routes, for `web.app.make_app`."""
+    return [
+        tornado.web.url(r"/", HomePage, name="home"),
+        tornado.web.url(r"/chat", ChatPage, name="chat"),
+    ]
