@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check cover lint format typecheck bench-actors lock clean
+.PHONY: run test check cover lint format typecheck bench-actors bench bench-quick lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ format: $(STAMP)
 
 bench-actors: $(STAMP)
 	$(BIN)/python -m bench.actors
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.fanout
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.fanout --quick
 
 # Upgrading is a deliberate commit: `make lock` resolves the newest versions the
 # pyproject ranges allow in a scratch venv and rewrites requirements.lock.

@@ -123,12 +123,21 @@ def test_killing_in_prod_needs_chaos_on(database: str, chaos: bool, status: int)
         server.stop()
 
 
+async def _read(connection: tornado.websocket.WebSocketClientConnection) -> str:
+    async def next_message() -> str | bytes | None:
+        return await connection.read_message()
+
+    message = await asyncio.wait_for(next_message(), 10)
+    assert isinstance(message, str), "the stream closed"
+    return message
+
+
 def test_the_event_stream_pushes_exits_and_restarts_as_they_happen(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
         url = server.ws_url.replace("/ws", "/api/supervision/events")
         watcher = await tornado.websocket.websocket_connect(url)
         try:
-            first = json.loads(await asyncio.wait_for(watcher.read_message(), 10) or "{}")
+            first = json.loads(await _read(watcher))
             assert first["type"] == "events"
             assert {"supervisor": "root", "child": "room", "kind": "started"}.items() <= next(
                 e for e in first["events"] if e["child"] == "room"
@@ -139,7 +148,7 @@ def test_the_event_stream_pushes_exits_and_restarts_as_they_happen(server: ChatS
             )
             kinds = []
             while "restarted" not in kinds:
-                frame = json.loads(await asyncio.wait_for(watcher.read_message(), 10) or "{}")
+                frame = json.loads(await _read(watcher))
                 assert frame["type"] == "event"
                 if frame["event"]["child"] == "room":
                     kinds.append(frame["event"]["kind"])
