@@ -420,7 +420,9 @@ class SessionActor(LoopActor):
         self._when(
             self._presence.claim(self.session_id, self.actor_ref, username, takeover=False),
             lambda result: self._claimed(username, result, client_id, then),
-            lambda error: self._unavailable(client_id, release=True),
+            # Presence never answered: it holds nothing new for us, and what we
+            # held before stays ours.
+            lambda error: self._unavailable(client_id, release=False),
         )
 
     def _claimed(
@@ -468,7 +470,7 @@ class SessionActor(LoopActor):
     def _unavailable(self, client_id: str | None, *, release: bool) -> None:
         if release and self._claiming is not None:
             self._presence.release(self.session_id)
-            self._claiming = self._granted = None
+        self._claiming = self._granted = None
         self._send(
             error_frame(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
         )
