@@ -59,5 +59,7 @@ class SupervisionEventsSocket(WebSocketHandler):
             self._unsubscribe = None
 
     def _write(self, frame: dict[str, Any]) -> None:
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
         with contextlib.suppress(WebSocketClosedError):
             self.write_message(json.dumps(frame))

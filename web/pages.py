@@ -13,7 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import tornado.web
-from tornado.routing import URLSpec
+from tornado.routing import Rule, URLSpec
+
+from chatter.config import Settings
+from web.api import KillHandler, chaos_enabled
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -23,6 +26,7 @@ __all__ = [
     "ChatPage",
     "HomePage",
     "SecureStaticFiles",
+    "SupervisionPage",
     "page_routes",
 ]
 
@@ -92,6 +96,34 @@ class ChatPage(_Page):
     template = "chat.html"
 
 
+class SupervisionPage(_Page):
+    """``GET /supervision``: the live supervision tree, its event log and, where
+    chaos is enabled, a Kill button on every actor. The template is told whether
+    chaos is on, so the buttons are never drawn where the server would refuse."""
+
+    template = "supervision.html"
+
+    def initialize(self, settings: Settings | None = None) -> None:
+        self.chatter_settings = settings
+
+    def get(self) -> None:
+        settings = self.chatter_settings or _kill_settings(self.application)
+        chaos = settings is not None and chaos_enabled(settings)
+        self.render(self.template, chaos=chaos)
+
+
+def _kill_settings(application: tornado.web.Application) -> Settings | None:
+    """The Settings the app's kill route was given: what decides whether a kill
+    is refused, so the page and the API always agree."""
+    rules: list[Rule] = list(application.wildcard_router.rules)
+    for rule in rules:
+        if rule.target is KillHandler and rule.target_kwargs:
+            settings = rule.target_kwargs.get("settings")
+            if isinstance(settings, Settings):
+                return settings
+    return None
+
+
 class SecureStaticFiles(tornado.web.StaticFileHandler):
     """Static files with the same security headers as the pages."""
 
@@ -104,4 +136,5 @@ def page_routes() -> list[URLSpec]:
     return [
         tornado.web.url(r"/", HomePage, name="home"),
         tornado.web.url(r"/chat", ChatPage, name="chat"),
+        tornado.web.url(r"/supervision", SupervisionPage, name="supervision"),
     ]

@@ -1,0 +1,167 @@
+"""The live supervision page in a real browser: the tree as a picture, pushed
+updates as actors die and come back, the event log, sessions as a count that
+expands, and Kill buttons only where chaos is enabled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from chatter.config import Environment, Settings
+from tests.browser.conftest import OpenPage
+from tests.browser.server import PageServer
+from tests.browser.ui import connection, message, send, you
+
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+def box(page: Page, node_id: str) -> Locator:
+    """The box drawn for the node with this id."""
+    return page.locator(f'.sv-box[data-id="{node_id}"]')
+
+
+def log_lines(page: Page, kind: str, actor: str) -> Locator:
+    return page.locator(f'#log > li[data-kind="{kind}"][data-actor="{actor}"]')
+
+
+def sessions_count(page: Page) -> Locator:
+    return page.locator("#sessions-count")
+
+
+def fits_the_width(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_the_page_draws_the_tree_with_strategies_and_restart_types(open_page: OpenPage) -> None:
+    page = open_page("/supervision")
+    expect(connection(page)).to_have_attribute("data-state", "connected")
+    expect(box(page, "root")).to_contain_text("one_for_one")
+    expect(box(page, "root")).to_contain_text("supervisor")
+    for worker in ("persistence", "presence", "room"):
+        expect(box(page, worker)).to_contain_text(worker)
+        expect(box(page, worker)).to_contain_text("permanent")
+        expect(box(page, worker)).to_contain_text("alive")
+        expect(box(page, worker).locator(".sv-restart-count")).to_have_text("0")
+    expect(box(page, "sessions")).to_contain_text("sessions")
+    expect(box(page, "sessions").locator(".sv-badge.strategy")).not_to_be_empty()
+    expect(sessions_count(page)).to_have_text("0 sessions")
+    # The root has no supervisor to bring it back: no Kill button on it.
+    expect(page.get_by_role("button", name="Kill root")).to_have_count(0)
+    expect(page.get_by_role("button", name="Kill room", exact=True)).to_be_visible()
+    expect(page.locator("#log")).to_have_attribute("aria-live", "polite")
+
+
+def test_killing_the_room_is_logged_counted_and_the_chat_keeps_working(
+    open_page: OpenPage,
+) -> None:
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    bob = open_page("/chat?name=bob")
+    expect(you(bob)).to_have_text("bob")
+
+    page = open_page("/supervision")
+    expect(connection(page)).to_have_attribute("data-state", "connected")
+    expect(box(page, "room").locator(".sv-restart-count")).to_have_text("0")
+
+    page.get_by_role("button", name="Kill room", exact=True).click()
+    expect(log_lines(page, "exited", "room")).to_have_count(1)
+    expect(log_lines(page, "exited", "room")).to_contain_text("killed through the API")
+    expect(log_lines(page, "restarted", "room")).to_have_count(1)
+    expect(box(page, "room").locator(".sv-restart-count")).to_have_text("1")
+    expect(box(page, "room")).to_contain_text("1 restart")
+    expect(box(page, "room")).to_have_attribute("data-alive", "true")
+    # Newest first: the restart is above the exit.
+    kinds = page.locator("#log > li[data-actor='room']").evaluate_all(
+        "lines => lines.map(line => line.dataset.kind)"
+    )
+    assert kinds.index("restarted") < kinds.index("exited"), kinds
+
+    # The chat open elsewhere still delivers, through the restarted room.
+    send(ann, "still here after the crash")
+    expect(message(bob, "still here after the crash")).to_be_visible()
+    expect(message(ann, "still here after the crash").locator(".delivery")).to_have_text("Sent")
+    # And the page itself did not reload: the log kept its lines.
+    expect(log_lines(page, "exited", "room")).to_have_count(1)
+
+
+def test_sessions_show_as_a_count_that_expands_into_killable_sessions(
+    open_page: OpenPage,
+) -> None:
+    page = open_page("/supervision")
+    expect(sessions_count(page)).to_have_text("0 sessions")
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    bob = open_page("/chat")
+    expect(connection(bob)).to_have_attribute("data-state", "connected")
+
+    expect(sessions_count(page)).to_have_text("2 sessions")  # pushed, not reloaded
+    sessions = page.locator("#sessions-list")
+    expect(sessions).to_be_hidden()
+    toggle = page.get_by_role("button", name="Show sessions")
+    toggle.click()
+    expect(page.get_by_role("button", name="Hide sessions")).to_have_attribute(
+        "aria-expanded", "true"
+    )
+    expect(sessions.locator(".sv-box.session")).to_have_count(2)
+    expect(sessions.get_by_role("button", name="Kill session")).to_have_count(2)
+
+    # Killing one session closes that connection; the list follows.
+    sessions.get_by_role("button", name="Kill session").first.click()
+    expect(page.locator('#log > li[data-kind="exited"]')).to_have_count(1)
+    expect(sessions_count(page)).to_have_text("1 session")
+    expect(sessions.locator(".sv-box.session")).to_have_count(1)
+
+
+def test_no_kill_buttons_where_chaos_is_off(open_page: OpenPage, server: PageServer) -> None:
+    server.stop()
+    server.settings = Settings(env=Environment.PROD, secret_key_base="x" * 32)
+    server.start()
+    page = open_page("/supervision")
+    expect(box(page, "room")).to_contain_text("permanent")
+    expect(page.locator("#chaos-note")).to_contain_text("Chaos is off")
+    expect(page.get_by_role("button", name="Kill room")).to_have_count(0)
+    expect(page.locator(".sv-kill:visible")).to_have_count(0)
+
+
+def test_a_refused_kill_hides_the_buttons(open_page: OpenPage) -> None:
+    """Should the server turn chaos off under an open page, the first 403 hides every button."""
+    page = open_page("/supervision")
+    page.route(
+        "**/api/supervision/kill",
+        lambda route: route.fulfill(
+            status=403,
+            content_type="application/json",
+            body='{"error": "forbidden", "message": "chaos is off in prod"}',
+        ),
+    )
+    page.get_by_role("button", name="Kill room", exact=True).click()
+    expect(page.locator("#chaos-note")).to_contain_text("Chaos is off")
+    expect(page.locator(".sv-kill:visible")).to_have_count(0)
+    expect(box(page, "room").locator(".sv-restart-count")).to_have_text("0")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_of_the_supervision_page(
+    open_page: OpenPage, artifacts: Path, theme: str
+) -> None:
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    open_page("/chat?name=grace")
+    page = open_page("/supervision", viewport=DESKTOP, color_scheme=theme)
+    expect(connection(page)).to_have_attribute("data-state", "connected")
+    expect(sessions_count(page)).to_have_text("2 sessions")
+    page.get_by_role("button", name="Kill presence", exact=True).click()
+    expect(box(page, "presence").locator(".sv-restart-count")).to_have_text("1")
+    page.get_by_role("button", name="Show sessions").click()
+    expect(page.locator("#sessions-list .sv-box.session")).to_have_count(2)
+    page.wait_for_timeout(1_700)  # let the restart flash finish
+    assert fits_the_width(page)
+    page.screenshot(path=artifacts / f"supervision-{theme}.png", full_page=True)
+
+    phone = open_page("/supervision", viewport=PHONE, color_scheme=theme)
+    expect(box(phone, "room")).to_be_visible()
+    assert fits_the_width(phone)
+    phone.screenshot(path=artifacts / f"supervision-phone-{theme}.png", full_page=True)
