@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+import tornado.netutil
 from tornado.httpserver import HTTPServer
 
 from chatter.config import Settings
@@ -38,7 +39,7 @@ SOCKET_CLOSE_TIMEOUT_S = 3.0
 START_TIMEOUT_S = 60.0
 
 GC_THRESHOLDS = (20_000, 20, 20)
-"""The collector's thresholds for a server (Python's default is (2000, 10, 10)).
+"""The collector's thresholds for a server (Python 3.11's default is (700, 10, 10)).
 Every delivery allocates a few tracked objects (an envelope per session, loop
 handles) that are still queued when a young collection runs, so with the
 defaults they are promoted and full collections of the ~230,000 objects that
@@ -75,6 +76,9 @@ async def start(settings: Settings, conninfo: str) -> Running:
         loop.call_soon_threadsafe(record)
 
     secret = secret_from(settings.secret_key_base, settings.resolved_data_dir)
+    # Bind first: a port in use fails here, before any actor thread exists to
+    # keep a failed start-up running.
+    sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
     tree = await loop.run_in_executor(
         None,
         lambda: start_tree(
@@ -83,7 +87,7 @@ async def start(settings: Settings, conninfo: str) -> Running:
     )
     limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
     http = HTTPServer(make_app(settings, tree, limits), xheaders=False)
-    http.listen(settings.port, address=settings.host)
+    http.add_sockets(sockets)
     running = Running(settings, tree, http, limits)
     holder.append(running)
     logger.info("Chatter listening on http://%s:%s", settings.host, settings.port)

