@@ -475,39 +475,35 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-def _page(rows: list[tuple[Any, ...]], limit: int, *, newest_first: bool) -> Page:
+def _page_of(
+    conn: psycopg.Connection[Any], where: str, params: tuple[Any, ...], limit: int, *, newest: bool
+) -> Page:
+    """Up to `limit` messages matching `where`, oldest first, and whether more
+    match: the newest of them when `newest`, else the oldest. One more row than
+    asked says whether there are more; the unique index on seq serves every case."""
+    order = "DESC" if newest else "ASC"
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        f"WHERE {where} ORDER BY m.seq {order} LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    if newest_first:
+    if newest:
         rows.reverse()
     return Page(tuple(_message(row) for row in rows), has_more)
 
 
 def _newest(conn: psycopg.Connection[Any], limit: int) -> Page:
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
-        "ORDER BY m.seq DESC LIMIT %s",
-        (limit + 1,),
-    ).fetchall()
-    return _page(rows, limit, newest_first=True)
+    return _page_of(conn, "true", (), limit, newest=True)
 
 
 def _before(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
-        "WHERE m.seq < %s ORDER BY m.seq DESC LIMIT %s",
-        (seq, limit + 1),
-    ).fetchall()
-    return _page(rows, limit, newest_first=True)
+    return _page_of(conn, "m.seq < %s", (seq,), limit, newest=True)
 
 
 def _after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
-        "WHERE m.seq > %s ORDER BY m.seq ASC LIMIT %s",
-        (seq, limit + 1),
-    ).fetchall()
-    return _page(rows, limit, newest_first=False)
+    return _page_of(conn, "m.seq > %s", (seq,), limit, newest=False)
 
 
 def _recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:
