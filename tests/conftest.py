@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import psycopg
 import pykka
 import pytest
 
+from chatter.database import EmbeddedPostgres, migrate
 from supervision import EventKind, EventStream, Registry, SupervisionEvent, Supervisor
 
 
@@ -48,6 +51,25 @@ class EventLog:
         """The kinds of the events seen so far, for one child or all."""
         with self._condition:
             return [e.kind.value for e in self.events if child is None or e.child == child]
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """One embedded PostgreSQL 18 for the whole run (it starts in well under a
+    second), migrated; integration and browser tests share it."""
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("chatter-data")))
+    migrate(server.start())
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def database(postgres: EmbeddedPostgres) -> str:
+    """The conninfo of a migrated database with empty tables."""
+    conninfo = postgres.conninfo()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
+    return conninfo
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -20,7 +19,6 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from chatter.database import EmbeddedPostgres, migrate
 from tests.browser.server import PageServer, off_the_loop
 from tests.conftest import stop_every_actor
 
@@ -45,24 +43,6 @@ POLICY_WORDS = ("Content Security Policy", "Trusted Type")
 """A console error naming these means the page broke its own policy."""
 
 OpenPage = Callable[..., Page]
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """The embedded server, started once and migrated."""
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("chatter-browser-data")))
-    migrate(server.start())
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def database(postgres: EmbeddedPostgres) -> str:
-    """The conninfo of a migrated database with empty tables."""
-    conninfo = postgres.conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
-    return conninfo
 
 
 @pytest.fixture(autouse=True)
