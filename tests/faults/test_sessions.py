@@ -1,0 +1,101 @@
+"""Faults confined to one connection: a session actor that crashes, and a
+client that stops reading. Everyone else carries on, losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pykka
+
+from chatter.tree import SESSIONS
+from supervision import EventKind, inject_crash, which_children
+from tests.conftest import EventLog
+from tests.faults._traffic import Crowd, assert_consistent
+from tests.integration.chat_server import ChatServer
+from tests.integration.test_limits import SLOW_BOUND, raw_socket
+
+CLOSE_INTERNAL_ERROR = 1011
+
+
+async def live_sessions(server: ChatServer) -> set[pykka.ActorRef[Any]]:
+    sessions = server.tree.registry.whereis(SESSIONS)
+    assert sessions is not None
+    children = await which_children(sessions)
+    return {c.ref for c in children if c.ref is not None and c.ref.is_alive()}
+
+
+def test_a_session_crash_under_traffic_affects_only_its_own_connection(
+    server: ChatServer, log: EventLog, database: str
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=6, viewers=1)
+        victim = crowd.users[0]
+        try:
+            await crowd.start([victim])
+            (victims_session,) = await live_sessions(server)
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(20)
+            inject_crash(victims_session, "fault suite: one session")
+            await crowd.until(lambda: victim.connects == 2 and victim.joined, "victim is back")
+            await crowd.acked_at_least(40)
+            await crowd.settle(database)
+            await asyncio.to_thread(
+                assert_consistent, crowd, database, server.url, reconnects_allowed=[victim.name]
+            )
+            assert victim.closes == [CLOSE_INTERNAL_ERROR]
+            assert len(await live_sessions(server)) == len(crowd.users)
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    crashed = [e for e in log.events if e.kind is EventKind.EXITED and e.supervisor == SESSIONS]
+    assert [e.reason for e in crashed if "crash" in (e.reason or "")], crashed
+    assert not [e for e in log.events if e.kind is EventKind.RESTARTED]
+
+
+async def started_session(server: ChatServer, log: EventLog) -> pykka.ActorRef[Any]:
+    """The one session started since `log` began, once its supervisor says so."""
+    event = await asyncio.to_thread(
+        log.wait_for, lambda e: e.supervisor == SESSIONS and e.kind is EventKind.STARTED
+    )
+    sessions = server.tree.registry.whereis(SESSIONS)
+    assert sessions is not None
+    (ref,) = [c.ref for c in await which_children(sessions) if c.id == event.child]
+    assert ref is not None
+    return ref
+
+
+LONG_PADDING = " " + "\U0001f4ac" * 1900
+"""About 7.6 KB of UTF-8 per message, so a reader that stops falls behind fast."""
+
+
+def test_a_client_that_stops_reading_is_dropped_without_slowing_anyone(database: str) -> None:
+    server = ChatServer(database, max_pending_output=SLOW_BOUND)
+
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=10, viewers=1, padding=LONG_PADDING)
+        try:
+            await crowd.start()
+            log = EventLog(server.tree.events)
+            with raw_socket(server.port, receive_buffer=4096) as slow:
+                assert slow.upgrade() == 101  # and from now on it reads nothing
+                crowd.type_messages(True)
+                slow_session = await started_session(server, log)
+                await crowd.until(
+                    lambda: not slow_session.is_alive(), "the slow reader dropped", 60
+                )
+                assert await asyncio.to_thread(slow.closed_by_server)
+            await crowd.acked_at_least(sum(len(u.acked) for u in crowd.users) + 20)
+            await crowd.settle(database)
+            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
+            waits = sorted(w for u in crowd.users for w in u.ack_waits)
+            assert waits[-1] < 2.0, f"an ack took {waits[-1]:.2f} s while a reader lagged"
+        finally:
+            await crowd.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
