@@ -147,7 +147,7 @@ class ChatUser:
                 self._connection = await tornado.websocket.websocket_connect(
                     tornado.httpclient.HTTPRequest(self._connect_url(), connect_timeout=5)
                 )
-            except (OSError, tornado.httpclient.HTTPClientError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, tornado.httpclient.HTTPClientError):
                 # Refused (server down), 503 (over a cap) or no answer: back off.
                 await asyncio.sleep(_jittered(RECONNECT_BACKOFF_S, attempt))
                 attempt += 1

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from supervision import EventKind, inject_crash
+from supervision import EventKind, SupervisionEvent, inject_crash
 from tests.conftest import EventLog
 from tests.faults._traffic import Crowd, assert_consistent
 from tests.integration.chat_server import ChatServer, Client
@@ -18,6 +18,23 @@ KILLS = 4
 """More kills than the intensity allows at once (3 in 5 s), spaced so that no
 5-second window holds more than 3: each is survived."""
 KILL_SPACING_S = 2.0
+
+
+def restart_count(log: EventLog, child: str | None = None) -> int:
+    return sum(
+        1
+        for e in list(log.events)
+        if e.kind is EventKind.RESTARTED and (child is None or e.child == child)
+    )
+
+
+async def restarts_reach(log: EventLog, count: int, child: str | None = None) -> None:
+    """Wait (off the loop) until `child` (any child) has been restarted `count` times."""
+
+    def reached(_: SupervisionEvent) -> bool:
+        return restart_count(log, child) >= count
+
+    await asyncio.to_thread(log.wait_for, reached, 10.0)
 
 
 async def kill_repeatedly(server: ChatServer, log: EventLog, child: str, crowd: Crowd) -> None:
@@ -29,16 +46,7 @@ async def kill_repeatedly(server: ChatServer, log: EventLog, child: str, crowd: 
         assert ref is not None
         inject_crash(ref, f"fault suite kill {kill + 1}")
         restarts = kill + 1
-        await asyncio.to_thread(
-            log.wait_for,
-            lambda e, n=restarts: (
-                e.kind is EventKind.RESTARTED
-                and e.child == child
-                and sum(1 for x in log.events if x.kind is EventKind.RESTARTED and x.child == child)
-                >= n
-            ),
-            10.0,
-        )
+        await restarts_reach(log, restarts, child)
         # The next kill waits, so the kills stay within the restart intensity.
         await asyncio.sleep(KILL_SPACING_S)
 
@@ -96,14 +104,7 @@ def test_an_online_name_cannot_be_taken_while_presence_restarts(
             answers = [await answer_to_join(thief) for thief in thieves]
             assert all(a.get("code") in ("username_taken", "unavailable") for a in answers), answers
             taken_answers.extend(a.get("code") for a in answers)
-            await asyncio.to_thread(
-                log.wait_for,
-                lambda e, n=round: (
-                    e.kind is EventKind.RESTARTED
-                    and sum(1 for x in log.events if x.kind is EventKind.RESTARTED) >= n
-                ),
-                10.0,
-            )
+            await restarts_reach(log, round)
         await holder.post("still mine", "h-1")
         assert (await holder.expect("ack", client_id="h-1"))["seq"] > 0
         assert not [f for f in holder.frames if f["type"] == "left"]
