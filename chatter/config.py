@@ -62,10 +62,18 @@ class Settings:
     """``CHATTER_MAX_CONNECTIONS``: WebSocket connections in total."""
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     """``CHATTER_MAX_CONNECTIONS_PER_IP``: WebSocket connections per client address."""
+    metrics: bool | None = None
+    """``CHATTER_METRICS``: serve ``GET /metrics`` (1/0). None: on in dev and
+    test, off in prod, where the counts are not the public's business."""
 
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else default_data_dir()
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether ``GET /metrics`` is served: as set, else everywhere but prod."""
+        return self.metrics if self.metrics is not None else self.env is not Environment.PROD
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -84,6 +92,7 @@ class Settings:
             max_connections_per_ip=_integer(
                 env, "CHATTER_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP
             ),
+            metrics=_switch(env, "CHATTER_METRICS"),
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
@@ -109,6 +118,23 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool | None:
+    """An on/off setting; None when unset (the default applies)."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    choices = ", ".join(sorted(_ON | _OFF))
+    raise ConfigError(f"{name} must be one of {choices}, got {env[name]!r}")
+
+
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"0", "false", "no", "off"})
 
 
 def _environment(raw: str) -> Environment:

@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from chatter.database import CONNECT_TIMEOUT_S, open_pool, pool_size
 from chatter.errors import ChatError, StorageError, StorageUnavailable
 from chatter.messages import Page, StoredMessage, validate_body, validate_client_id
+from chatter.metrics import ChatMetrics
 from chatter.usernames import username_key, validate_username
 from supervision import Future, NameNotRegisteredError, NameUnavailableError, Registry, ThreadActor
 
@@ -104,6 +105,8 @@ class StoreMessage:
     body: str
     client_id: str | None
     reply: Future[StoreResult] = field(compare=False)
+    queued_at: float = field(default_factory=time.monotonic, compare=False)
+    """When it was asked for (monotonic), for the store latency metric."""
 
 
 @dataclass(frozen=True)
@@ -216,9 +219,16 @@ class Persistence:
 class PersistenceActor(ThreadActor):
     """Owns the pool; writes on its own thread with group commit, reads on readers."""
 
-    def __init__(self, conninfo: str, *, max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        max_connections: int | None = None,
+        metrics: ChatMetrics | None = None,
+    ) -> None:
         super().__init__()
         self._conninfo = conninfo
+        self._metrics = metrics if metrics is not None else ChatMetrics()
         self._size = max_connections or pool_size()
         self._pool: ConnectionPool | None = None
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
@@ -231,6 +241,7 @@ class PersistenceActor(ThreadActor):
 
     def on_start(self) -> None:
         self._pool = open_pool(self._conninfo, max_size=self._size, name="persistence")
+        self._metrics.watch_pool(self._pool)
         self._readers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, self._size - 1), thread_name_prefix="persistence-read"
         )
@@ -283,8 +294,17 @@ class PersistenceActor(ThreadActor):
             _fail(batch, error)
         else:
             self.batches += 1
+            self._count(batch, results)
             for request, result in zip(batch, results, strict=True):
                 request.reply.set(result)
+
+    def _count(self, batch: list[StoreMessage], results: list[StoreResult]) -> None:
+        """One committed batch in the metrics: each counter once per batch."""
+        metrics, now = self._metrics, time.monotonic()
+        metrics.commit_batch_size.observe(len(batch))
+        metrics.messages_stored.inc(sum(1 for result in results if not result.duplicate))
+        for request in batch:
+            metrics.store_seconds.observe(now - request.queued_at)
 
     def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         pool = self._usable_pool()
@@ -316,6 +336,7 @@ class PersistenceActor(ThreadActor):
             "Database reachable again after %.1f s; rebuilding the pool", now - self._down_since
         )
         old, self._pool = self._pool, open_pool(self._conninfo, max_size=self._size)
+        self._metrics.watch_pool(self._pool)
         old.close(timeout=1.0)
         self._down_since = None
         return self._pool
@@ -360,6 +381,7 @@ class PersistenceActor(ThreadActor):
         if self._readers is not None:
             self._readers.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
+            self._metrics.watch_pool(None)
             self._pool.close(timeout=1.0)
 
 

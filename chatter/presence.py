@@ -24,6 +24,7 @@ from typing import Any
 
 import pykka
 
+from chatter.metrics import ChatMetrics
 from chatter.room import SESSIONS_GROUP, Room
 from chatter.usernames import confusable_keys, username_key
 from supervision import (
@@ -176,10 +177,13 @@ class _Holder:
 class PresenceActor(LoopActor):
     """Holds the map of names to sessions; the only place a name is granted."""
 
-    def __init__(self, registry: Registry, **kwargs: Any) -> None:
+    def __init__(
+        self, registry: Registry, *, metrics: ChatMetrics | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._registry = registry
         self._room = Room(registry)
+        self._metrics = metrics if metrics is not None else ChatMetrics()
         self._by_key: dict[str, _Holder] = {}
         self._by_look_alike: dict[str, _Holder] = {}
         self._by_session: dict[str, _Holder] = {}
@@ -196,6 +200,8 @@ class PresenceActor(LoopActor):
         if self._awaiting:
             logger.info("Presence rebuilding from %d live sessions", len(self._awaiting))
             self.actor_loop.call_later(REBUILD_TIMEOUT_S, self._rebuild_timed_out)
+        else:
+            self._metrics.online_users.set(0)  # nobody is connected, so nobody is online
 
     def _rebuild_timed_out(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
@@ -258,7 +264,7 @@ class PresenceActor(LoopActor):
         return False
 
     def _rebuilt(self) -> None:
-        self._room.presence_changed(self._online(), ())
+        self._announce(self._online(), ())
         deferred, self._deferred = self._deferred, []
         for message in deferred:
             self._serve(message)
@@ -286,7 +292,7 @@ class PresenceActor(LoopActor):
         if previous is not None:
             self._forget(previous)
             if previous.confirmed:
-                self._room.presence_changed((), (previous.username,))
+                self._announce((), (previous.username,))
         new = self._hold(claim.session_id, claim.session, claim.username)
         new.confirmed = confirmed_before  # a takeover keeps the name online throughout
         return ClaimResult(granted=True)
@@ -295,14 +301,20 @@ class PresenceActor(LoopActor):
         holder = self._by_session.get(session_id)
         if holder is not None and not holder.confirmed:
             holder.confirmed = True
-            self._room.presence_changed((holder.username,), ())
+            self._announce((holder.username,), ())
 
     def _release(self, session_id: str) -> None:
         holder = self._by_session.get(session_id)
         if holder is not None:
             self._forget(holder)
             if holder.confirmed:
-                self._room.presence_changed((), (holder.username,))
+                self._announce((), (holder.username,))
+
+    def _announce(self, joins: tuple[str, ...], leaves: tuple[str, ...]) -> None:
+        """Tell everyone who came and went; the online count changed with it."""
+        self._room.presence_changed(joins, leaves)
+        online = sum(1 for holder in self._by_key.values() if holder.confirmed)
+        self._metrics.online_users.set(online)
 
     def _online(self) -> tuple[str, ...]:
         names = (h.username for h in self._by_key.values() if h.confirmed)

@@ -16,6 +16,7 @@ from typing import Any
 import pykka
 
 from chatter.messages import StoredMessage
+from chatter.metrics import ChatMetrics
 from chatter.protocol import message_frame, presence_frame
 from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
@@ -76,16 +77,18 @@ class Room:
 class RoomActor(LoopActor):
     """Fans frames out to the members of the sessions group."""
 
-    def __init__(self, registry: Registry, **kwargs: Any) -> None:
+    def __init__(
+        self, registry: Registry, *, metrics: ChatMetrics | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._registry = registry
-        self.deliveries = 0
-        """Frames handed to sessions, for metrics."""
+        self._metrics = metrics if metrics is not None else ChatMetrics()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Broadcast):
             frame = message_frame(message.message).encode()
-            self._fan_out(Deliver(frame, message.message.seq))
+            told = self._fan_out(Deliver(frame, message.message.seq))
+            self._metrics.deliveries.inc(told)  # once per fan-out, not per session
         elif isinstance(message, PresenceChanged):
             frame = presence_frame(message.joins, message.leaves).encode()
             self._fan_out(Deliver(frame, None))
@@ -93,11 +96,14 @@ class RoomActor(LoopActor):
             super().on_receive(message)
         return None
 
-    def _fan_out(self, deliver: Deliver) -> None:
+    def _fan_out(self, deliver: Deliver) -> int:
+        """Tell every live session; how many were told."""
+        told = 0
         for session in self._registry.members(SESSIONS_GROUP):
             try:
                 session.tell(deliver)
             except pykka.ActorDeadError:
                 self._registry.leave(SESSIONS_GROUP, session)
             else:
-                self.deliveries += 1
+                told += 1
+        return told

@@ -31,6 +31,7 @@ import pykka
 
 from chatter.errors import ChatError, ErrorCode, InvalidUsername
 from chatter.messages import Page, validate_body, validate_client_id
+from chatter.metrics import ChatMetrics
 from chatter.persistence import Persistence, StoreResult, User, UsersPage
 from chatter.presence import ClaimResult, IdentityReport, Presence, Replaced, ReportIdentity
 from chatter.protocol import (
@@ -101,6 +102,8 @@ class SessionContext:
     registry: Registry
     secret: bytes
     clock: Callable[[], float] = time.time
+    metrics: ChatMetrics = field(default_factory=ChatMetrics)
+    """The tree's metrics: sessions count refusals and time post to ack."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ class SessionActor(LoopActor):
         if self._welcomed:
             return
         self._welcomed = True  # do not try twice
-        self._send(error_frame(ErrorCode.UNAVAILABLE, "the chat is unavailable; reconnect shortly"))
+        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; reconnect shortly")
         self._connection.close(1013, "try again later")
 
     # -- frames from the client ------------------------------------------------------------
@@ -394,7 +397,7 @@ class SessionActor(LoopActor):
 
     def _reject(self, error: ChatError, client_id: str | None = None) -> None:
         retry = getattr(error, "retry_after_ms", None)
-        self._send(error_frame(error.code, str(error), client_id, retry))
+        self._send_error(error.code, str(error), client_id, retry)
 
     # join ---------------------------------------------------------------------------
 
@@ -430,12 +433,10 @@ class SessionActor(LoopActor):
     ) -> None:
         if not result.granted:
             self._claiming = None
-            self._send(
-                error_frame(
-                    ErrorCode.USERNAME_TAKEN,
-                    f"{username!r} is taken by someone online; choose another name",
-                    client_id,
-                )
+            self._send_error(
+                ErrorCode.USERNAME_TAKEN,
+                f"{username!r} is taken by someone online; choose another name",
+                client_id,
             )
             self._resume_frames()
             return
@@ -471,9 +472,7 @@ class SessionActor(LoopActor):
         if release and self._claiming is not None:
             self._presence.release(self.session_id)
         self._claiming = self._granted = None
-        self._send(
-            error_frame(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
-        )
+        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
         self._resume_frames()
 
     def _resume_frames(self) -> None:
@@ -483,6 +482,7 @@ class SessionActor(LoopActor):
     # post ---------------------------------------------------------------------------
 
     def _post(self, frame: Post) -> None:
+        started = time.monotonic()  # post-to-ack latency counts from here
         client_id = frame.client_id
         if frame.username is not None:
             try:
@@ -490,20 +490,18 @@ class SessionActor(LoopActor):
             except InvalidUsername as error:
                 self._reject(error, client_id)
                 return
-            self._establish(username, client_id, then=lambda: self._post_as_self(frame))
+            self._establish(username, client_id, then=lambda: self._post_as_self(frame, started))
             return
-        self._post_as_self(frame)
+        self._post_as_self(frame, started)
 
-    def _post_as_self(self, frame: Post) -> None:
+    def _post_as_self(self, frame: Post, started: float) -> None:
         client_id = frame.client_id
         identity = self._identity
         if identity is None:
-            self._send(
-                error_frame(
-                    ErrorCode.IDENTITY_REQUIRED,
-                    "your first message must carry a username",
-                    client_id,
-                )
+            self._send_error(
+                ErrorCode.IDENTITY_REQUIRED,
+                "your first message must carry a username",
+                client_id,
             )
             return
         try:
@@ -518,13 +516,11 @@ class SessionActor(LoopActor):
                 self._connection.close(CLOSE_POLICY, "too many frames")
                 return
             retry_ms = max(1, math.ceil(wait_s * 1000))  # never tell a client too soon
-            self._send(
-                error_frame(
-                    ErrorCode.RATE_LIMITED,
-                    "you are sending too fast; wait a moment",
-                    client_id,
-                    retry_ms,
-                )
+            self._send_error(
+                ErrorCode.RATE_LIMITED,
+                "you are sending too fast; wait a moment",
+                client_id,
+                retry_ms,
             )
             return
         stored = self._persistence.store(identity.user_id, identity.username, body, client_id)
@@ -543,26 +539,25 @@ class SessionActor(LoopActor):
         stored.add_done_callback(fan_out)
         self._when(
             stored,
-            lambda result: self._acked(client_id, result),
+            lambda result: self._acked(client_id, result, started),
             lambda error: self._store_failed(client_id, error),
         )
 
-    def _acked(self, client_id: str | None, result: StoreResult) -> None:
+    def _acked(self, client_id: str | None, result: StoreResult, started: float) -> None:
         message = result.message
         self._send(
             encode(
                 {"type": "ack", "client_id": client_id, "id": str(message.id), "seq": message.seq}
             )
         )
+        self._context.metrics.post_ack_seconds.observe(time.monotonic() - started)
 
     def _store_failed(self, client_id: str | None, error: Exception) -> None:
         if isinstance(error, ChatError):
             self._reject(error, client_id)
         else:
             logger.error("Store failed for session %s: %s", self.session_id, error)
-            self._send(
-                error_frame(ErrorCode.UNAVAILABLE, "the message was not stored; retry", client_id)
-            )
+            self._send_error(ErrorCode.UNAVAILABLE, "the message was not stored; retry", client_id)
 
     # history ------------------------------------------------------------------------
 
@@ -578,10 +573,8 @@ class SessionActor(LoopActor):
                     }
                 )
             ),
-            lambda error: self._send(
-                error_frame(
-                    ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
-                )
+            lambda error: self._send_error(
+                ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
             ),
         )
 
@@ -622,6 +615,18 @@ class SessionActor(LoopActor):
 
     def _send(self, text: str) -> None:
         self._connection.send(text.encode())
+
+    def _send_error(
+        self,
+        code: ErrorCode,
+        message: str,
+        client_id: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """Send an error frame, counted by its code (errors are rare: one
+        locked increment each is nothing)."""
+        self._context.metrics.frames_refused.labels(code.value).inc()
+        self._send(error_frame(code, message, client_id, retry_after_ms))
 
 
 def _info(error: BaseException) -> tuple[type[BaseException], BaseException, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ import pykka
 
 from chatter import persistence, presence, room
 from chatter.logs import log_supervision_event
+from chatter.metrics import ChatMetrics
 from chatter.persistence import PersistenceActor
 from chatter.presence import PresenceActor, Release
 from chatter.room import RoomActor
@@ -50,10 +52,23 @@ from supervision import (
 )
 from supervision.exits import Exit
 
-__all__ = ["SESSIONS", "ChatTree", "start_tree"]
+__all__ = ["PERMANENT_CHILDREN", "SESSIONS", "ActorState", "ChatTree", "start_tree"]
 
 SESSIONS = "sessions"
 """The id (and registered name) of the sessions supervisor."""
+
+PERMANENT_CHILDREN = (persistence.NAME, presence.NAME, room.NAME, SESSIONS)
+"""The root's children, in start order; each is registered under its id."""
+
+
+class ActorState(enum.Enum):
+    """How a part of the tree is doing, as ``/healthz`` reports it."""
+
+    ALIVE = "alive"
+    RESTARTING = "restarting"
+    """Dead, and its supervisor (alive) is starting it again: the tree at work."""
+    DOWN = "down"
+    """Dead with nobody to restart it: the root gave up or was stopped."""
 
 
 @dataclass
@@ -65,6 +80,8 @@ class ChatTree:
     events: EventStream
     context: SessionContext
     loop: asyncio.AbstractEventLoop
+    metrics: ChatMetrics
+    """This tree's metrics (its own Prometheus registry), served at ``/metrics``."""
 
     def start_session(
         self,
@@ -94,6 +111,22 @@ class ChatTree:
         )
         return start_child(sessions, spec)
 
+    def actor_states(self) -> dict[str, ActorState]:
+        """The root's state and each permanent child's, read from the registry
+        without asking any actor (so it never blocks, and works when the tree
+        is wedged). A dead child under a live root counts as restarting: a root
+        that cannot restart a child gives up and dies itself, and then every
+        part is down."""
+        root_alive = self.root.is_alive()
+        states = {"root": ActorState.ALIVE if root_alive else ActorState.DOWN}
+        for name in PERMANENT_CHILDREN:
+            ref = self.registry.whereis(name)
+            if ref is not None and ref.is_alive():
+                states[name] = ActorState.ALIVE
+            else:
+                states[name] = ActorState.RESTARTING if root_alive else ActorState.DOWN
+        return states
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the tree, children in reverse order. Blocks: not on the loop."""
         self.root.stop(block=True, timeout=timeout_s)
@@ -109,21 +142,24 @@ def start_tree(
 ) -> ChatTree:
     """Start the whole tree and return once every child has started. Blocks:
     call it off the event loop (the loop actors start on it)."""
-    registry, events = Registry(), EventStream()
-    context = SessionContext(registry, secret)
+    registry, events, metrics = Registry(), EventStream(), ChatMetrics()
+    metrics.observe_tree(registry, events, room.SESSIONS_GROUP)
+    context = SessionContext(registry, secret, metrics=metrics)
     children = [
         ChildSpec(
             persistence.NAME,
-            functools.partial(PersistenceActor.start, conninfo),
+            functools.partial(PersistenceActor.start, conninfo, metrics=metrics),
             name=persistence.NAME,
         ),
         ChildSpec(
             presence.NAME,
-            functools.partial(PresenceActor.start, registry, loop=loop),
+            functools.partial(PresenceActor.start, registry, loop=loop, metrics=metrics),
             name=presence.NAME,
         ),
         ChildSpec(
-            room.NAME, functools.partial(RoomActor.start, registry, loop=loop), name=room.NAME
+            room.NAME,
+            functools.partial(RoomActor.start, registry, loop=loop, metrics=metrics),
+            name=room.NAME,
         ),
         DynamicSupervisor.child_spec(
             SESSIONS, name=SESSIONS, max_children=max_sessions, registry=registry, events=events
@@ -138,7 +174,7 @@ def start_tree(
             on_exit(exit)
 
     root = start_link(spec, on_exit=exited)
-    return ChatTree(root, registry, events, context, loop)
+    return ChatTree(root, registry, events, context, loop, metrics)
 
 
 def _release_exited_session(registry: Registry, event: SupervisionEvent) -> None:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import tornado.routing
 import tornado.web
 
 from chatter.config import Settings
 from chatter.persistence import Persistence
-from chatter.tree import ChatTree
+from chatter.tree import ActorState, ChatTree
 from web.api import KillHandler, TreeHandler
 from web.events import SupervisionEventsSocket
 from web.limits import ConnectionLimits
+from web.metrics import MetricsHandler, app_registry
 from web.pages import STATIC_PATH, TEMPLATE_PATH, SecureStaticFiles, page_routes
 from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
 
@@ -24,7 +26,9 @@ HEALTH_TIMEOUT_S = 2.0
 
 
 class HealthHandler(tornado.web.RequestHandler):
-    """``GET /healthz``: 200 when the database answers, 503 naming what fails."""
+    """``GET /healthz``: each part (``database``, ``tree``) and its state; 200
+    when every part is well, 503 naming the failing ones (``failing`` is the
+    first, ``failures`` all of them). See docs/OBSERVABILITY.md."""
 
     def initialize(self, tree: ChatTree, limits: ConnectionLimits) -> None:
         self.tree = tree
@@ -32,22 +36,36 @@ class HealthHandler(tornado.web.RequestHandler):
 
     async def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        database_ok = False
+        actors = self.tree.actor_states()
+        tree_ok = all(state is not ActorState.DOWN for state in actors.values())
+        # With the root down there is no persistence actor to ask: say so
+        # rather than blame the database.
+        database = await self._database() if tree_ok else "unknown"
+        failures = [] if database != "unreachable" else ["database"]
+        if not tree_ok:
+            failures.append("tree")
+        body: dict[str, Any] = {
+            "status": "unavailable" if failures else "ok",
+            "database": database,
+            "tree": "ok" if tree_ok else "down",
+            "actors": {name: state.value for name, state in actors.items()},
+            "connections": self.limits.total,
+        }
+        if failures:
+            self.set_status(503)
+            body["failing"] = failures[0]
+            body["failures"] = failures
+        self.finish(body)
+
+    async def _database(self) -> str:
+        """``ok`` when the database answers a trivial query in time, else ``unreachable``."""
         try:
-            database_ok = await asyncio.wait_for(
+            answered = await asyncio.wait_for(
                 _awaitable(Persistence(self.tree.registry).check()), HEALTH_TIMEOUT_S
             )
         except Exception:
-            database_ok = False
-        body: dict[str, Any] = {
-            "status": "ok" if database_ok else "unavailable",
-            "database": "ok" if database_ok else "unreachable",
-            "connections": self.limits.total,
-        }
-        if not database_ok:
-            self.set_status(503)
-            body["failing"] = "database"
-        self.finish(body)
+            answered = False
+        return "ok" if answered else "unreachable"
 
 
 async def _awaitable(future: Any) -> Any:
@@ -64,6 +82,11 @@ def make_app(
 ) -> tornado.web.Application:
     """The application for one running tree. The keyword options exist for
     tests that cannot wait for the real bounds."""
+    metrics_routes: list[tornado.routing.Rule | tuple[Any, ...]] = []
+    if settings.metrics_enabled:  # off in prod unless CHATTER_METRICS=1: then a 404
+        metrics_routes.append(
+            (r"/metrics", MetricsHandler, {"registry": app_registry(tree, limits)})
+        )
     socket_options = {
         "tree": tree,
         "limits": limits,
@@ -74,6 +97,7 @@ def make_app(
         [
             (r"/ws", ChatSocket, socket_options),
             (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
+            *metrics_routes,
             *page_routes(),
             (r"/api/supervision", TreeHandler, {"tree": tree}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),

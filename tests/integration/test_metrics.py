@@ -1,0 +1,267 @@
+"""GET /metrics on a real server: read before and after real traffic, every
+counter moves by exactly what was sent, and the gauges read at scrape time
+say what is there now."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import tornado.httpclient
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chatter import persistence, presence, room
+from chatter.config import Environment, Settings
+from chatter.database import pool_size
+from chatter.persistence import Read
+from chatter.presence import Online
+from chatter.room import PresenceChanged
+from chatter.throttle import POST_BURST
+from supervision import EventKind, Future, inject_crash
+from tests.conftest import EventLog
+from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+
+Labels = frozenset[tuple[str, str]]
+
+
+class Samples(dict[tuple[str, Labels], float]):
+    """One scrape: every sample by name and labels."""
+
+    @classmethod
+    def parse(cls, text: str) -> Samples:
+        samples = cls()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+        return samples
+
+    def value(self, name: str, **labels: str) -> float:
+        return self[(name, frozenset(labels.items()))]
+
+    def moved(self, before: Samples, name: str, **labels: str) -> float:
+        """How far a sample moved since `before` (absent then counts as 0)."""
+        key = (name, frozenset(labels.items()))
+        return self[key] - before.get(key, 0.0)
+
+
+@pytest.fixture
+def server(database: str) -> Iterator[ChatServer]:
+    chat = ChatServer(database)
+    yield chat
+    chat.stop()
+
+
+async def scrape(server: ChatServer) -> Samples:
+    """GET /metrics over loopback, parsed."""
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(server.url + "/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return Samples.parse(response.body.decode())
+
+
+def scrape_now(server: ChatServer) -> Samples:
+    return asyncio.run(scrape(server))
+
+
+def status_of(server: ChatServer, path: str) -> int:
+    client = tornado.httpclient.HTTPClient()
+    try:
+        return client.fetch(server.url + path, raise_error=False).code
+    finally:
+        client.close()
+
+
+async def welcomed(server: ChatServer) -> Client:
+    client = await server.connect()
+    await client.welcome()
+    return client
+
+
+async def answer_to(client: Client, client_id: str) -> dict[str, Any]:
+    """The ack or error answering the post `client_id`; other frames stay unread."""
+    for index, frame in enumerate(client.unread):
+        if frame["type"] in ("ack", "error") and frame.get("client_id") == client_id:
+            return client.unread.pop(index)
+    while True:
+        received = await client.receive()
+        assert received is not None, f"closed ({client.closed_code}) before answering {client_id}"
+        if received["type"] in ("ack", "error") and received.get("client_id") == client_id:
+            return received
+        client.unread.append(received)
+
+
+async def messages_until(client: Client, count: int) -> None:
+    """Read until the client has received `count` message frames."""
+    while sum(1 for frame in client.frames if frame["type"] == "message") < count:
+        frame = await client.receive()
+        assert frame is not None, f"closed ({client.closed_code}) waiting for messages"
+
+
+def test_counters_move_by_exactly_the_traffic_sent(server: ChatServer) -> None:
+    burst = POST_BURST + 3  # enough that the bucket refuses some, whatever the timing
+
+    async def scenario(server: ChatServer) -> None:
+        before = await scrape(server)
+        ann, bob, cat = [await welcomed(server) for _ in range(3)]
+        await ann.join("ann")
+        for n in range(burst):
+            await ann.post(f"post {n}", f"p-{n}")
+        answers = [await answer_to(ann, f"p-{n}") for n in range(burst)]
+        acked = sum(1 for a in answers if a["type"] == "ack")
+        rate_limited = sum(1 for a in answers if a.get("code") == "rate_limited")
+        assert acked + rate_limited == burst, answers
+        assert rate_limited >= 1, answers
+        await bob.send("this is not JSON")
+        assert (await bob.expect("error"))["code"] == "bad_request"
+        await cat.post("no name yet", "c-1")
+        assert (await cat.expect("error", client_id="c-1"))["code"] == "identity_required"
+        for client in (ann, bob, cat):
+            await messages_until(client, acked)
+
+        after = await scrape(server)
+        assert after.moved(before, "chatter_messages_stored_total") == acked
+        assert after.moved(before, "chatter_deliveries_total") == acked * 3
+        refused = {
+            code: after.moved(before, "chatter_frames_refused_total", code=code)
+            for code in ("bad_request", "identity_required", "rate_limited", "invalid_body")
+        }
+        assert refused == {
+            "bad_request": 1,
+            "identity_required": 1,
+            "rate_limited": rate_limited,
+            "invalid_body": 0,
+        }
+        assert after.moved(before, "chatter_post_ack_seconds_count") == acked
+        assert after.moved(before, "chatter_store_seconds_count") == acked
+        assert after.moved(before, "chatter_commit_batch_size_sum") == acked
+        assert 1 <= after.moved(before, "chatter_commit_batch_size_count") <= acked
+        assert after.moved(before, "chatter_post_ack_seconds_sum") > 0
+        # The gauges: what is open now.
+        assert after.value("chatter_connections_open") == 3
+        assert after.value("chatter_sessions") == 3
+        assert after.value("chatter_online_users") == 1
+        assert before.value("chatter_sessions") == before.value("chatter_online_users") == 0
+
+    asyncio.run(run_scenario(server, scenario))
+
+
+def test_a_killed_actor_counts_one_restart_for_its_child_only(server: ChatServer) -> None:
+    log = EventLog(server.tree.events)
+    before = scrape_now(server)
+    for name in (room.NAME, persistence.NAME):
+        ref = server.tree.registry.whereis(name)
+        assert ref is not None
+        inject_crash(ref, f"killed by test_metrics: {name}")
+        log.wait(EventKind.RESTARTED, name, TIMEOUT_S)
+    after = scrape_now(server)
+    moved = {
+        child: after.moved(before, "chatter_actor_restarts_total", child=child)
+        for child in ("room", "persistence", "presence", "sessions")
+    }
+    assert moved == {"room": 1, "persistence": 1, "presence": 0, "sessions": 0}
+
+
+def test_mailbox_depth_is_what_waits_in_each_inbox_when_scraped(server: ChatServer) -> None:
+    registry = server.tree.registry
+
+    def fill_and_collect() -> Samples:
+        # On the loop that runs the room and presence: they cannot drain
+        # until this returns, so the depth is exactly what was told.
+        for _ in range(3):
+            registry.tell(room.NAME, PresenceChanged(("nobody",), ()))
+        for _ in range(2):
+            registry.tell(presence.NAME, Online(Future()))
+        return Samples.parse(generate_latest(server.tree.metrics.registry).decode())
+
+    full = server.call(fill_and_collect)
+    assert full.value("chatter_mailbox_depth", actor="room") == 3
+    assert full.value("chatter_mailbox_depth", actor="presence") == 2
+    assert full.value("chatter_mailbox_depth", actor="persistence") >= 0
+    drained = scrape_now(server)  # served on the loop after the drains ran
+    assert drained.value("chatter_mailbox_depth", actor="room") == 0
+    assert drained.value("chatter_mailbox_depth", actor="presence") == 0
+
+
+def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: ChatServer) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held_read(conn: Any) -> int:
+        entered.set()
+        release.wait(TIMEOUT_S)
+        return 1
+
+    pool = server.tree.metrics.pool
+    assert pool is not None
+    pool.wait(TIMEOUT_S)  # until the pool has opened its first connections
+    idle = scrape_now(server)
+    assert idle.value("chatter_db_pool_in_use") == 0
+    assert idle.value("chatter_db_pool_waiting") == 0
+    assert idle.value("chatter_db_pool_max_connections") == pool_size()
+    reply: Future[int] = Future()
+    server.tree.registry.tell(persistence.NAME, Read(held_read, reply))
+    assert entered.wait(TIMEOUT_S)
+    try:
+        busy = scrape_now(server)
+    finally:
+        release.set()
+    assert reply.get(timeout=TIMEOUT_S) == 1
+    assert busy.value("chatter_db_pool_in_use") == 1
+    assert busy.value("chatter_db_pool_connections") >= 1
+
+
+def test_two_servers_in_one_process_count_apart(server: ChatServer, database: str) -> None:
+    other = ChatServer(database)
+    try:
+
+        async def scenario(server: ChatServer) -> None:
+            ann = await welcomed(server)
+            await ann.join("ann")
+            await ann.post("only here", "o-1")
+            assert (await answer_to(ann, "o-1"))["type"] == "ack"
+
+        asyncio.run(run_scenario(server, scenario))
+        assert scrape_now(server).value("chatter_messages_stored_total") == 1
+        assert scrape_now(other).value("chatter_messages_stored_total") == 0
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "metrics", "status"),
+    [
+        (Environment.DEV, None, 200),
+        (Environment.TEST, None, 200),
+        (Environment.PROD, None, 404),
+        (Environment.PROD, True, 200),
+        (Environment.TEST, False, 404),
+    ],
+)
+def test_metrics_are_served_by_default_except_in_prod(
+    database: str, env: Environment, metrics: bool | None, status: int
+) -> None:
+    chat = ChatServer(database, Settings(env=env, secret_key_base="s" * 32, metrics=metrics))
+    try:
+        assert status_of(chat, "/metrics") == status
+        assert status_of(chat, "/healthz") == 200  # health stays public either way
+    finally:
+        chat.stop()
+
+
+@pytest.mark.parametrize(
+    ("environ", "enabled"),
+    [
+        ({}, True),
+        ({"CHATTER_ENV": "prod"}, False),
+        ({"CHATTER_ENV": "prod", "CHATTER_METRICS": "1"}, True),
+        ({"CHATTER_ENV": "prod", "CHATTER_METRICS": "on"}, True),
+        ({"CHATTER_METRICS": "0"}, False),
+    ],
+)
+def test_chatter_metrics_turns_the_endpoint_on_and_off(
+    environ: dict[str, str], enabled: bool
+) -> None:
+    settings = Settings.from_env({"SECRET_KEY_BASE": "s" * 32, **environ})
+    assert settings.metrics_enabled is enabled
