@@ -1,0 +1,156 @@
+"""Scenarios 3, 4 and 5 of the benchmark run end to end in their quick form:
+every figure is produced and finite, every target has a verdict, and no
+process they started outlives them. Not how fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 120.0
+SETTLE_TIMEOUT_S = 5.0
+"""How long processes that are already exiting may take to be gone."""
+
+EXPECTED_FIGURES = {
+    "capacity": {
+        f"{server}_300_{figure}"
+        for server in ("demo", "chatter")
+        for figure in (
+            "connect_s",
+            "rss_idle_mib",
+            "rss_mib",
+            "rss_per_connection_kib",
+            "threads",
+            "reached_fraction",
+            "fanout_ms",
+        )
+    }
+    | {"chatter_over_demo_kib_ratio"},
+    "history": {
+        "messages_stored",
+        "seed_s",
+        "joins",
+        "welcome_messages_min",
+        "welcome_p50_ms",
+        "welcome_p99_ms",
+        "welcome_max_ms",
+        "join_server_cpu_percent",
+        "history_pages",
+        "history_page_messages_min",
+        "history_p50_ms",
+        "history_p99_ms",
+        "resumes",
+        "resume_messages_min",
+        "resume_p50_ms",
+        "resume_max_ms",
+    },
+    "storage": {
+        f"{way}_{figure}"
+        for way in ("group", "single")
+        for figure in (
+            "messages_per_s",
+            "transactions",
+            "messages_per_transaction",
+            "store_p50_ms",
+            "store_p99_ms",
+        )
+    }
+    | {"messages_per_way", "group_over_single_ratio"},
+}
+"""Each scenario's figures in its quick form, by name."""
+
+
+def _processes_in_session(session: int) -> list[str]:
+    """/proc/PID/stat of each process of a session (Linux)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[3]) == session:
+                found.append(stat)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
+def _quick_run(name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
+    """``python -m bench.<name> --quick`` in a session of its own: its JSON, its
+    Markdown, and any process of that session still alive after it exited."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.communicate()
+    assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    # multiprocessing's resource tracker ends when it sees its parent go: allow it a moment.
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while (leftovers := _processes_in_session(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return json.loads(out.read_text()), stdout, leftovers
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECTED_FIGURES))
+def quick_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any], str, list[str]]:
+    name: str = request.param
+    results, markdown, leftovers = _quick_run(name, tmp_path_factory.mktemp(name) / "out.json")
+    return name, results, markdown, leftovers
+
+
+def test_every_figure_is_produced_and_finite(
+    quick_run: tuple[str, dict[str, Any], str, list[str]],
+) -> None:
+    name, results, _, _ = quick_run
+    figures = results["figures"]
+    assert set(figures) == EXPECTED_FIGURES[name]
+    for figure, value in figures.items():
+        assert isinstance(value, int | float), figure
+        assert math.isfinite(value), figure
+
+
+def test_every_target_has_a_verdict_and_a_measurement(
+    quick_run: tuple[str, dict[str, Any], str, list[str]],
+) -> None:
+    _, results, markdown, _ = quick_run
+    assert results["targets"]
+    for target in results["targets"]:
+        assert isinstance(target["met"], bool)
+        assert target["measured"]
+        assert target["name"] in markdown
+    assert results["title"] in markdown
+    assert "| --- |" in markdown
+
+
+def test_every_process_it_started_has_stopped(
+    quick_run: tuple[str, dict[str, Any], str, list[str]],
+) -> None:
+    _, _, _, leftovers = quick_run
+    assert leftovers == []
+
+
+def test_the_scenarios_offer_run_for_the_report() -> None:
+    from bench import capacity, history, storage
+
+    for module in (capacity, history, storage):
+        assert callable(module.run)
