@@ -65,6 +65,10 @@ class Settings:
     metrics: bool | None = None
     """``CHATTER_METRICS``: serve ``GET /metrics`` (1/0). None: on in dev and
     test, off in prod, where the counts are not the public's business."""
+    metrics_port: int | None = None
+    """``CHATTER_METRICS_PORT``: serve ``GET /metrics`` on a listener of its own
+    at ``HOST`` and this port, and not on ``PORT`` (for a scraper on a private
+    network). None: no such listener."""
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -72,8 +76,16 @@ class Settings:
 
     @property
     def metrics_enabled(self) -> bool:
-        """Whether ``GET /metrics`` is served: as set, else everywhere but prod."""
+        """Whether ``GET /metrics`` is served at all: on its own port if one is
+        set, else as ``CHATTER_METRICS`` says, else everywhere but prod."""
+        if self.metrics_port is not None:
+            return True
         return self.metrics if self.metrics is not None else self.env is not Environment.PROD
+
+    @property
+    def metrics_on_public_port(self) -> bool:
+        """Whether the main listener (``PORT``) serves ``GET /metrics``."""
+        return self.metrics_enabled and self.metrics_port is None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -93,6 +105,7 @@ class Settings:
                 env, "CHATTER_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP
             ),
             metrics=_switch(env, "CHATTER_METRICS"),
+            metrics_port=_optional_integer(env, "CHATTER_METRICS_PORT"),
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
@@ -104,6 +117,10 @@ class Settings:
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"PORT must be 0..65535, got {self.port}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"CHATTER_METRICS_PORT must be 0..65535, got {self.metrics_port}")
+        if self.metrics_port is not None and self.metrics_port == self.port != 0:
+            raise ConfigError(f"CHATTER_METRICS_PORT must differ from PORT ({self.port})")
         if self.max_connections < 1 or self.max_connections_per_ip < 1:
             raise ConfigError("connection limits must be at least 1")
         if self.env is Environment.PROD and not self.secret_key_base:
@@ -118,6 +135,11 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _optional_integer(env: Mapping[str, str], name: str) -> int | None:
+    """An integer setting with no default: None when unset."""
+    return _integer(env, name, 0) if env.get(name) else None
 
 
 def _switch(env: Mapping[str, str], name: str) -> bool | None:

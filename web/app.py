@@ -83,7 +83,9 @@ def make_app(
     """The application for one running tree. The keyword options exist for
     tests that cannot wait for the real bounds."""
     metrics_routes: list[tornado.routing.Rule | tuple[Any, ...]] = []
-    if settings.metrics_enabled:  # off in prod unless CHATTER_METRICS=1: then a 404
+    # Off in prod unless CHATTER_METRICS=1, and moved off this port by
+    # CHATTER_METRICS_PORT (web/server.py): then a 404 here, like any unknown path.
+    if settings.metrics_on_public_port:
         metrics_routes.append(
             (r"/metrics", MetricsHandler, {"registry": app_registry(tree, limits)})
         )

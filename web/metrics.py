@@ -2,9 +2,10 @@
 
 Each application has a `CollectorRegistry` of its own (`app_registry`): the
 tree's registry (see `chatter.metrics`) plus what only the web layer knows, the
-open connections, read when scraped. Whether the route exists at all is a
-setting (``CHATTER_METRICS``; on in dev and test, off in prod unless set), see
-docs/OBSERVABILITY.md.
+open connections, read when scraped. Where the route is served is a setting:
+on the main port (``CHATTER_METRICS``: on in dev and test, off in prod unless
+set), or only on a listener of its own (``CHATTER_METRICS_PORT``, `metrics_app`);
+see docs/OBSERVABILITY.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client.registry import Collector
 from chatter.tree import ChatTree
 from web.limits import ConnectionLimits
 
-__all__ = ["MetricsHandler", "app_registry"]
+__all__ = ["MetricsHandler", "app_registry", "metrics_app"]
 
 
 class _ConnectionsCollector(Collector):
@@ -58,3 +59,11 @@ class MetricsHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-store")
         self.finish(encode(self.registry))
+
+
+def metrics_app(tree: ChatTree, limits: ConnectionLimits) -> tornado.web.Application:
+    """An application serving only ``GET /metrics``, for ``CHATTER_METRICS_PORT``."""
+    return tornado.web.Application(
+        [(r"/metrics", MetricsHandler, {"registry": app_registry(tree, limits)})],
+        xsrf_cookies=False,
+    )

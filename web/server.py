@@ -27,6 +27,7 @@ from supervision import EXIT_GAVE_UP
 from supervision.exits import Exit
 from web.app import make_app
 from web.limits import ConnectionLimits
+from web.metrics import metrics_app
 from web.socket import CLOSE_GOING_AWAY
 
 __all__ = ["BackgroundServer", "Running", "serve", "start", "stop"]
@@ -55,6 +56,8 @@ class Running:
     tree: ChatTree
     http: HTTPServer
     limits: ConnectionLimits
+    metrics_http: HTTPServer | None = None
+    """The ``CHATTER_METRICS_PORT`` listener, if one was asked for."""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the server should stop: a signal, or the root exited."""
     root_exit: Exit | None = None
@@ -79,6 +82,16 @@ async def start(settings: Settings, conninfo: str) -> Running:
     # Bind first: a port in use fails here, before any actor thread exists to
     # keep a failed start-up running.
     sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
+    metrics_sockets = None
+    if settings.metrics_port is not None:
+        try:
+            metrics_sockets = tornado.netutil.bind_sockets(
+                settings.metrics_port, address=settings.host
+            )
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
     tree = await loop.run_in_executor(
         None,
         lambda: start_tree(
@@ -88,7 +101,12 @@ async def start(settings: Settings, conninfo: str) -> Running:
     limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
     http = HTTPServer(make_app(settings, tree, limits), xheaders=False)
     http.add_sockets(sockets)
-    running = Running(settings, tree, http, limits)
+    metrics_http = None
+    if metrics_sockets is not None:
+        metrics_http = HTTPServer(metrics_app(tree, limits), xheaders=False)
+        metrics_http.add_sockets(metrics_sockets)
+        logger.info("Metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
+    running = Running(settings, tree, http, limits, metrics_http)
     holder.append(running)
     logger.info("Chatter listening on http://%s:%s", settings.host, settings.port)
     return running
@@ -100,6 +118,8 @@ async def stop(running: Running) -> int:
     exit = running.root_exit
     logger.info("Stopping: %s", "the root supervisor exited" if exit else "asked to")
     running.http.stop()
+    if running.metrics_http is not None:
+        running.metrics_http.stop()
     await running.limits.close_all(CLOSE_GOING_AWAY, "server shutting down", SOCKET_CLOSE_TIMEOUT_S)
     if exit is None:
         await loop.run_in_executor(None, running.tree.stop)

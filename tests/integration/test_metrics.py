@@ -5,8 +5,10 @@ say what is there now."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatter import persistence, presence, room
 from chatter.config import Environment, Settings
 from chatter.database import pool_size
+from chatter.errors import ConfigError
 from chatter.persistence import Read
 from chatter.presence import Online
 from chatter.room import PresenceChanged
@@ -24,6 +27,7 @@ from chatter.throttle import POST_BURST
 from supervision import EventKind, Future, inject_crash
 from tests.conftest import EventLog
 from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from web.server import BackgroundServer
 
 Labels = frozenset[tuple[str, str]]
 
@@ -258,6 +262,7 @@ def test_metrics_are_served_by_default_except_in_prod(
         ({"CHATTER_ENV": "prod", "CHATTER_METRICS": "1"}, True),
         ({"CHATTER_ENV": "prod", "CHATTER_METRICS": "on"}, True),
         ({"CHATTER_METRICS": "0"}, False),
+        ({"CHATTER_ENV": "prod", "CHATTER_METRICS_PORT": "9100"}, True),
     ],
 )
 def test_chatter_metrics_turns_the_endpoint_on_and_off(
@@ -265,3 +270,57 @@ def test_chatter_metrics_turns_the_endpoint_on_and_off(
 ) -> None:
     settings = Settings.from_env({"SECRET_KEY_BASE": "s" * 32, **environ})
     assert settings.metrics_enabled is enabled
+    assert settings.metrics_on_public_port is (enabled and "CHATTER_METRICS_PORT" not in environ)
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"CHATTER_METRICS": "maybe"}, "CHATTER_METRICS must be one of"),
+        ({"CHATTER_METRICS_PORT": "x"}, "CHATTER_METRICS_PORT must be an integer"),
+        ({"CHATTER_METRICS_PORT": "70000"}, "CHATTER_METRICS_PORT must be 0..65535"),
+        ({"PORT": "4000", "CHATTER_METRICS_PORT": "4000"}, "must differ from PORT"),
+    ],
+)
+def test_bad_metrics_settings_are_refused_naming_the_setting(
+    environ: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        Settings.from_env(environ)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_metrics_port_serves_metrics_there_and_not_on_the_public_port(
+    database: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        env=Environment.PROD,
+        secret_key_base="s" * 32,
+        host="127.0.0.1",
+        port=_free_port(),
+        metrics_port=_free_port(),
+        data_dir=tmp_path,
+    )
+    server = BackgroundServer(settings, database)
+    try:
+        client = tornado.httpclient.HTTPClient()
+        try:
+            public = f"http://127.0.0.1:{settings.port}"
+            private = f"http://127.0.0.1:{settings.metrics_port}"
+            assert client.fetch(public + "/metrics", raise_error=False).code == 404
+            assert client.fetch(public + "/healthz", raise_error=False).code == 200
+            scraped = client.fetch(private + "/metrics")
+            samples = Samples.parse(scraped.body.decode())
+            assert samples.value("chatter_messages_stored_total") == 0
+            assert samples.value("chatter_connections_open") == 0
+            assert client.fetch(private + "/healthz", raise_error=False).code == 404
+        finally:
+            client.close()
+    finally:
+        assert server.stop() == 0
