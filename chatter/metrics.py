@@ -196,7 +196,7 @@ class _TreeCollector(Collector):
             return
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         for name, documentation, value in (
-            ("chatter_db_pool_connections", "Connections the pool holds open.", size),
+            ("chatter_db_pool_connections", "Connections the pool holds or is opening.", size),
             (
                 "chatter_db_pool_max_connections",
                 "The most the pool may open.",
