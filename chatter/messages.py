@@ -7,6 +7,8 @@ control character but newline and tab, and nothing a UTF-8 encoder would refuse
 
 from __future__ import annotations
 
+import functools
+import json
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -94,3 +96,11 @@ class Page:
 
     messages: tuple[StoredMessage, ...]
     has_more: bool
+
+    @functools.cached_property
+    def wire_json(self) -> str:
+        """The messages as the JSON array a frame carries (compact, non-ASCII
+        as is), encoded once however many frames send this page: a crowd
+        joining at once shares one newest page (`chatter.persistence`)."""
+        wire = [message.to_wire() for message in self.messages]
+        return json.dumps(wire, separators=(",", ":"), ensure_ascii=False)

@@ -7,7 +7,9 @@ that arrives while a commit is in flight lands in the next batch, committed in
 one transaction. Each batch takes the ``seq`` advisory lock before inserting
 and holds it to the commit, so ``seq`` becomes visible in commit order even with
 several writers (see docs and migration 0001). Reads run on a few reader
-threads, so that a slow page does not hold up a commit.
+threads, so that a slow page does not hold up a commit; asks for the newest
+page that overlap share one read (`SharedRead`), so a crowd joining at once
+costs a query per round, not one per person.
 
 Every request carries the future its answer goes to; callers use the
 `Persistence` client below and never see the messages. A database outage is
@@ -22,7 +24,7 @@ import concurrent.futures
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -130,6 +132,26 @@ class Read:
 
 
 @dataclass(frozen=True)
+class SharedRead:
+    """A read whose answer every asker of the same `key` shares. Asks that
+    arrive while a read of that key runs wait for it to end, and the next read
+    answers them all at once: as group commit does for stores, a crowd costs
+    one query (and one encoding of its page) per round, not one per asker.
+    That next read starts after each of them asked, so no asker gets an
+    answer older than its ask (a session joins the room before it asks for
+    the welcome's page: a message committed between would be lost to it)."""
+
+    key: Hashable
+    query: Callable[[psycopg.Connection[Any]], Any]
+    reply: Future[Any] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class _SharedReadDone:
+    key: Hashable
+
+
+@dataclass(frozen=True)
 class _Flush:
     pass
 
@@ -175,8 +197,11 @@ class Persistence:
         return self._read(lambda conn: _user_by_key(conn, key))
 
     def newest(self, limit: int = 500) -> Future[Page]:
-        """The newest `limit` messages, oldest first."""
-        return self._read(lambda conn: _newest(conn, limit))
+        """The newest `limit` messages, oldest first. Every welcome asks this:
+        asks that overlap share one read (`SharedRead`)."""
+        return self._send(
+            lambda reply: SharedRead(("newest", limit), lambda conn: _newest(conn, limit), reply)
+        )
 
     def before(self, seq: int, limit: int = 100) -> Future[Page]:
         """Up to `limit` messages with a seq below `seq`, oldest first."""
@@ -234,6 +259,10 @@ class PersistenceActor(ThreadActor):
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: list[StoreMessage] = []
         self._flush_told = False
+        self._shared_running: set[Hashable] = set()
+        """Keys of the shared reads running now."""
+        self._shared_waiting: dict[Hashable, list[SharedRead]] = {}
+        """Asks of each key that arrived while its read ran: the next read's."""
         self._down_since: float | None = None
         self._last_probe = 0.0
         self.batches = 0
@@ -264,6 +293,16 @@ class PersistenceActor(ThreadActor):
             self._commit(batch)
         elif isinstance(message, Read):
             self._dispatch_read(message)
+        elif isinstance(message, SharedRead):
+            if message.key in self._shared_running:
+                self._shared_waiting.setdefault(message.key, []).append(message)
+            else:
+                self._share_read(message.key, [message])
+        elif isinstance(message, _SharedReadDone):
+            self._shared_running.discard(message.key)
+            waiting = self._shared_waiting.pop(message.key, None)
+            if waiting:
+                self._share_read(message.key, waiting)
         elif isinstance(message, UpsertUser):
             _answer(message.reply, lambda: self._write(lambda conn: _upsert_user(conn, message)))
         elif isinstance(message, TouchUser):
@@ -358,6 +397,27 @@ class PersistenceActor(ThreadActor):
             return
         self._readers.submit(self._run_read, pool, request)
 
+    def _share_read(self, key: Hashable, askers: list[SharedRead]) -> None:
+        """One read answers every asker; asks of `key` meanwhile wait for the next."""
+        self._shared_running.add(key)
+        answer: Future[Any] = Future()
+
+        def settle(done: Future[Any]) -> None:
+            # On the reader thread, or on this one if the read failed at once.
+            try:
+                value = done.get(timeout=0)
+            except Exception as error:
+                for asker in askers:
+                    asker.reply.set_exception((type(error), error, error.__traceback__))
+            else:
+                for asker in askers:
+                    asker.reply.set(value)
+            with _suppress_dead():
+                self.actor_ref.tell(_SharedReadDone(key))
+
+        answer.add_done_callback(settle)
+        self._dispatch_read(Read(askers[0].query, answer))
+
     def _run_read(self, pool: ConnectionPool, request: Read) -> None:
         # On a reader thread: touches only the pool and the request.
         try:
@@ -378,6 +438,10 @@ class PersistenceActor(ThreadActor):
         unavailable = StorageUnavailable("storage restarted before storing this; retry")
         _fail(self._pending, unavailable)
         self._pending = []
+        for askers in self._shared_waiting.values():
+            for asker in askers:
+                asker.reply.set_exception((type(unavailable), unavailable, None))
+        self._shared_waiting = {}
         if self._readers is not None:
             self._readers.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatter.errors import ChatError, ErrorCode
-from chatter.messages import StoredMessage
+from chatter.messages import Page, StoredMessage
 
 __all__ = [
     "HISTORY_DEFAULT_LIMIT",
@@ -30,6 +30,7 @@ __all__ = [
     "encode",
     "error_frame",
     "message_frame",
+    "page_frame",
     "parse",
     "presence_frame",
 ]
@@ -153,6 +154,14 @@ def _typed(frame: dict[str, Any], name: str, kind: type, echo: str | None) -> An
 def encode(frame: dict[str, Any]) -> str:
     """A frame as compact JSON text; non-ASCII stays as it is."""
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def page_frame(kind: str, page: Page, **fields: Any) -> str:
+    """A frame of type `kind` carrying `page` as ``messages``, then `fields`:
+    the page's messages are spliced in as `Page.wire_json`, encoded once for
+    every frame that carries the same page."""
+    head = '{"type":' + json.dumps(kind) + ',"messages":' + page.wire_json
+    return head + ("," + encode(fields)[1:] if fields else "}")
 
 
 def message_frame(message: StoredMessage) -> str:

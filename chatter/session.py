@@ -43,7 +43,7 @@ from chatter.protocol import (
     Post,
     encode,
     error_frame,
-    messages_wire,
+    page_frame,
     parse,
 )
 from chatter.room import SESSIONS_GROUP, Deliver, Room
@@ -340,15 +340,13 @@ class SessionActor(LoopActor):
         listed += [{"username": n, "online": False} for n in offline[:RECENT_OFFLINE_USERS]]
         you = {"username": self._identity.username} if self._identity is not None else None
         self._send(
-            encode(
-                {
-                    "type": "welcome",
-                    "messages": messages_wire(page.messages),
-                    "has_more": page.has_more,
-                    "users": listed,
-                    "total_users": users.total,
-                    "you": you,
-                }
+            page_frame(
+                "welcome",
+                page,
+                has_more=page.has_more,
+                users=listed,
+                total_users=users.total,
+                you=you,
             )
         )
         self._last_seq = backlog.seen_up_to
@@ -564,15 +562,7 @@ class SessionActor(LoopActor):
     def _history(self, frame: History) -> None:
         self._when(
             self._persistence.before(frame.before, frame.limit),
-            lambda page: self._send(
-                encode(
-                    {
-                        "type": "history",
-                        "messages": messages_wire(page.messages),
-                        "has_more": page.has_more,
-                    }
-                )
-            ),
+            lambda page: self._send(page_frame("history", page, has_more=page.has_more)),
             lambda error: self._send_error(
                 ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
             ),

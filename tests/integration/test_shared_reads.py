@@ -1,0 +1,67 @@
+"""Overlapping asks for the newest page share reads, and never get an answer
+older than their ask (the welcome's page, `chatter.persistence.SharedRead`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from chatter.messages import Page
+from chatter.persistence import NAME, Persistence, PersistenceActor
+from supervision import ChildSpec, Registry, Supervisor, start_link
+
+TIMEOUT_S = 10
+ASKS = 50
+
+
+@pytest.fixture
+def tree(database: str) -> Iterator[tuple[Persistence, pykka.ActorRef[Any]]]:
+    registry = Registry()
+    spec = ChildSpec(NAME, lambda: PersistenceActor.start(database), name=NAME)
+    root = start_link(Supervisor.child_spec("root", [spec], registry=registry))
+    yield Persistence(registry), root
+    root.stop(timeout=TIMEOUT_S)
+
+
+def test_a_crowd_of_asks_shares_a_few_reads(
+    tree: tuple[Persistence, pykka.ActorRef[Any]],
+) -> None:
+    persistence, _ = tree
+    user = persistence.upsert_user("crowd").get(timeout=TIMEOUT_S)
+    for n in range(3):
+        persistence.store(user.id, "crowd", f"m{n}").get(timeout=TIMEOUT_S)
+    asks = [persistence.newest(500) for _ in range(ASKS)]
+    pages: list[Page] = [ask.get(timeout=TIMEOUT_S) for ask in asks]
+    assert all(page == pages[0] for page in pages)
+    assert [m.body for m in pages[0].messages] == ["m0", "m1", "m2"]
+    # Every ask sent while the first read ran is answered by one next read.
+    assert len({id(page) for page in pages}) < ASKS // 2
+
+
+def test_an_answer_is_never_older_than_its_ask(
+    tree: tuple[Persistence, pykka.ActorRef[Any]],
+) -> None:
+    persistence, _ = tree
+    user = persistence.upsert_user("fresh").get(timeout=TIMEOUT_S)
+    for n in range(20):
+        running = [persistence.newest(10) for _ in range(5)]  # reads in flight
+        stored = persistence.store(user.id, "fresh", f"after {n}").get(timeout=TIMEOUT_S)
+        page = persistence.newest(10).get(timeout=TIMEOUT_S)
+        assert page.messages[-1].seq == stored.message.seq, n
+        for ask in running:
+            ask.get(timeout=TIMEOUT_S)
+
+
+def test_different_limits_are_different_reads(
+    tree: tuple[Persistence, pykka.ActorRef[Any]],
+) -> None:
+    persistence, _ = tree
+    user = persistence.upsert_user("limits").get(timeout=TIMEOUT_S)
+    for n in range(5):
+        persistence.store(user.id, "limits", f"m{n}").get(timeout=TIMEOUT_S)
+    one, three = persistence.newest(1), persistence.newest(3)
+    assert [m.body for m in one.get(timeout=TIMEOUT_S).messages] == ["m4"]
+    assert [m.body for m in three.get(timeout=TIMEOUT_S).messages] == ["m2", "m3", "m4"]
