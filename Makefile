@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check cover lint format typecheck bench-actors bench bench-quick lock clean
+.PHONY: run test soak check cover lint format typecheck bench-actors bench bench-quick lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Random faults (actor kills, database outages and crashes) under live traffic
+# for SOAK_SECONDS, then the fault suite's checks.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	CHATTER_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults/test_soak.py -s $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -325,13 +325,18 @@ class Crowd:
     async def start(self, users: Iterable[ChatUser] | None = None) -> None:
         """Connect `users` (everyone not yet started); return once each is
         welcomed and each poster holds its name."""
-        chosen = [u for u in (self.users if users is None else users) if id(u) not in self._tasks]
-        for user in chosen:
-            self._tasks[id(user)] = asyncio.ensure_future(user.run())
+        chosen = self.launch(users)
         await self.until(
             lambda: all(u.connected and (u.joined or u.name is None) for u in chosen),
             "everyone connected and joined",
         )
+
+    def launch(self, users: Iterable[ChatUser] | None = None) -> list[ChatUser]:
+        """Start `users` (everyone not yet started) connecting, without waiting."""
+        chosen = [u for u in (self.users if users is None else users) if id(u) not in self._tasks]
+        for user in chosen:
+            self._tasks[id(user)] = asyncio.ensure_future(user.run())
+        return chosen
 
     def type_messages(self, on: bool) -> None:
         for user in self.users:

@@ -1,0 +1,107 @@
+"""``chatter serve`` as a real process for faults that end a process: started
+on a fixed port (so clients find it again), killed, started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = ["ServeProcess", "free_port"]
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30.0
+SERVE = [sys.executable, "-m", "chatter", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServeProcess:
+    """One ``python -m chatter serve`` after another on the same port, data
+    directory (so the same token secret) and database; logs kept per run."""
+
+    def __init__(self, database_url: str, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.data_dir = data_dir
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CHATTER_") and k not in ("DATABASE_URL", "PORT", "HOST")
+        }
+        self._env = {
+            **keep,
+            "DATABASE_URL": database_url,
+            "CHATTER_DATA_DIR": str(data_dir),
+            "CHATTER_ENV": "test",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"serve-{self.runs}.log"
+
+    def start(self) -> None:
+        """Start a new run and return once it answers /healthz with 200."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.runs += 1
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*SERVE, "--port", str(self.port), "--host", "127.0.0.1"],
+                cwd=ROOT,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        """Poll /healthz with a growing interval: a process coming up says so no other way."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        interval = 0.02
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(interval)
+            interval = min(interval * 2, 0.5)
+        raise AssertionError(f"serve not healthy in {START_TIMEOUT_S} s:\n{self.log()}")
+
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """Wait for the current run to exit; its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """End the current run, however it is doing."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

@@ -1,0 +1,116 @@
+"""PostgreSQL stopped under live traffic, for a short and a long outage, and
+restarted abruptly during a burst: posts are refused as `unavailable`,
+clients retry with the same client_id, and everything lands exactly once when
+the database is back, without a crash loop and with memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatter.database import EmbeddedPostgres
+from supervision import EventKind
+from tests.conftest import EventLog
+from tests.faults._traffic import ChatUser, Crowd, assert_consistent
+from tests.integration.chat_server import ChatServer
+
+MEMORY_GROWTH_BOUND = 64 * 1024 * 1024
+"""What this process (server and clients) may grow by during an outage."""
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@contextlib.contextmanager
+def database_back_at_the_end(postgres: EmbeddedPostgres) -> Iterator[None]:
+    """Whatever happens, the shared server is running again afterwards."""
+    try:
+        yield
+    finally:
+        postgres.start_again()
+
+
+def acks(crowd: Crowd) -> int:
+    return sum(len(u.acked) for u in crowd.users)
+
+
+@pytest.mark.parametrize("outage_s", [5, pytest.param(60, marks=pytest.mark.slow)])
+def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
+    server: ChatServer,
+    log: EventLog,
+    database: str,
+    postgres: EmbeddedPostgres,
+    outage_s: int,
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=6, viewers=1)
+        latecomer = ChatUser("latecomer", server.ws_url, crowd.changes)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(15)
+            with database_back_at_the_end(postgres):
+                await asyncio.to_thread(postgres.stop, "fast")
+                loop = asyncio.get_running_loop()
+                stopped_at = loop.time()
+                await crowd.until(
+                    lambda: sum(u.unavailable for u in crowd.users) >= 6,
+                    "posts refused as unavailable",
+                )
+                # Someone opens the chat during the outage: refused, and retrying.
+                crowd.users.append(latecomer)
+                crowd.launch([latecomer])
+                await crowd.until(lambda: latecomer.unavailable >= 1, "latecomer refused")
+                before = peak = rss_bytes()
+                while (left := stopped_at + outage_s - loop.time()) > 0:
+                    await asyncio.sleep(min(1.0, left))  # the outage's length is the fault
+                    peak = max(peak, rss_bytes())
+                refused = sum(u.unavailable for u in crowd.users)
+            latecomer.type_messages(True)
+            await crowd.until(lambda: latecomer.joined, "latecomer joined", 30)
+            await crowd.acked_at_least(acks(crowd) + 20, timeout_s=30)
+            await crowd.settle(database)
+            await asyncio.to_thread(
+                assert_consistent,
+                crowd,
+                database,
+                server.url,
+                reconnects_allowed=["latecomer"],
+            )
+            assert refused >= 6
+            assert peak - before < MEMORY_GROWTH_BOUND, f"grew {(peak - before) >> 20} MiB"
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    assert not [e for e in log.events if e.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)]
+
+
+def test_an_immediate_database_restart_during_a_burst_loses_nothing(
+    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=16, viewers=1)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(40)
+            with database_back_at_the_end(postgres):
+                # As a crash would: no checkpoint, connections cut mid-transaction.
+                await asyncio.to_thread(postgres.stop, "immediate")
+            await crowd.acked_at_least(acks(crowd) + 40, timeout_s=30)
+            await crowd.settle(database)
+            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    assert not [e for e in log.events if e.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)]

@@ -1,0 +1,112 @@
+"""Faults that end the process: SIGKILL, and a crash loop beyond the root's
+restart intensity. Started again, the server has lost nothing and every client
+resumes where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults._process import ServeProcess
+from tests.faults._traffic import Crowd, assert_consistent
+
+CLOSE_GOING_AWAY = 1001
+
+
+@pytest.fixture
+def serve(database: str, tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(database, tmp_path / "data")
+    process.start()
+    yield process
+    process.stop()
+
+
+def kill_over_http(base_url: str, node_id: str) -> int:
+    """POST /api/supervision/kill; the status (404 while the actor restarts)."""
+    request = urllib.request.Request(
+        f"{base_url}/api/supervision/kill",
+        data=json.dumps({"id": node_id}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            status: int = answer.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0  # the process is going
+
+
+def acks(crowd: Crowd) -> int:
+    return sum(len(u.acked) for u in crowd.users)
+
+
+def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
+    serve: ServeProcess, database: str
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(serve.ws_url, posters=6, viewers=1)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(20)
+            serve.kill()  # mid-traffic: posts in flight, some stored but not acked
+            assert await asyncio.to_thread(serve.wait) == -9
+            await crowd.until(lambda: not any(u.connected for u in crowd.users), "all cut off")
+            await asyncio.to_thread(serve.start)
+            await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
+            await crowd.acked_at_least(acks(crowd) + 20)
+            await crowd.settle(database)
+            everyone = [u.name for u in crowd.users]
+            await asyncio.to_thread(
+                assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
+            )
+            assert all(u.connects == 2 for u in crowd.users)
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_everyone(
+    serve: ServeProcess, database: str
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(serve.ws_url, posters=6, viewers=1)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(20)
+            kills = 0
+            while serve.process is not None and serve.process.poll() is None and kills < 10:
+                # 404 while the room is between incarnations: try again at once.
+                status = await asyncio.to_thread(kill_over_http, serve.url, "room")
+                kills += status == 202
+            assert await asyncio.to_thread(serve.wait) == 1, serve.log()
+            assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
+            assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
+            await asyncio.to_thread(serve.start)
+            await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
+            await crowd.acked_at_least(acks(crowd) + 20)
+            await crowd.settle(database)
+            everyone = [u.name for u in crowd.users]
+            await asyncio.to_thread(
+                assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
+            )
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    first_run = (serve.data_dir / "serve-1.log").read_text()
+    assert "root gave up" in first_run, first_run
+    stopped = re.findall(r"root/(\w+) exited \(shutdown\)", first_run)
+    assert stopped == ["sessions", "presence", "persistence"], first_run

@@ -1,0 +1,84 @@
+"""The soak: random faults of every kind under live traffic for a given time,
+then the suite's verdict. The default run is short so it never rots;
+``make soak`` runs it for ``CHATTER_SOAK_SECONDS`` (default 600)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+
+from chatter.database import EmbeddedPostgres
+from supervision import EventKind, inject_crash, which_children
+from tests.conftest import EventLog
+from tests.faults._traffic import Crowd, assert_consistent
+from tests.integration.chat_server import ChatServer
+
+SOAK_SECONDS = float(os.environ.get("CHATTER_SOAK_SECONDS", "15"))
+FAULT_SPACING_S = (2.0, 3.5)
+"""Between faults: never more than the root's intensity (3 restarts in 5 s)
+allows, since each fault restarts at most one child."""
+MAX_FAULTS = 1000
+MAX_OUTAGE_S = 8.0
+
+
+async def inject_random_fault(
+    server: ChatServer, postgres: EmbeddedPostgres, rng: random.Random
+) -> str:
+    """One fault, chosen at random; what it was."""
+    kind = rng.choice(["room", "presence", "persistence", "session", "outage", "db-crash"])
+    if kind in ("room", "presence", "persistence"):
+        ref = server.tree.registry.whereis(kind)
+        if ref is not None:
+            inject_crash(ref, "soak")
+    elif kind == "session":
+        sessions = server.tree.registry.whereis("sessions")
+        assert sessions is not None
+        live = [c.ref for c in await which_children(sessions) if c.ref is not None]
+        if live:
+            inject_crash(rng.choice(live), "soak")
+    elif kind == "outage":
+        await asyncio.to_thread(postgres.stop, "fast")
+        try:
+            await asyncio.sleep(rng.uniform(0.5, MAX_OUTAGE_S))  # the outage's length
+        finally:
+            await asyncio.to_thread(postgres.start_again)
+    else:
+        await asyncio.to_thread(postgres.stop, "immediate")
+        await asyncio.to_thread(postgres.start_again)
+    return kind
+
+
+def test_random_faults_for_the_soak_duration_lose_nothing(
+    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+) -> None:
+    rng = random.Random(os.environ.get("CHATTER_SOAK_SEED", "chatter"))
+    done: Counter[str] = Counter()
+
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=8, viewers=2)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SOAK_SECONDS
+            try:
+                while loop.time() < deadline and sum(done.values()) < MAX_FAULTS:
+                    done[await inject_random_fault(server, postgres, rng)] += 1
+                    await asyncio.sleep(rng.uniform(*FAULT_SPACING_S))  # the faults' pace
+            finally:
+                await asyncio.to_thread(postgres.start_again)
+            await crowd.settle(database, timeout_s=60)
+            everyone = [u.name for u in crowd.users]
+            await asyncio.to_thread(
+                assert_consistent, crowd, database, server.url, reconnects_allowed=everyone
+            )
+            assert sum(len(u.acked) for u in crowd.users) > 0
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    print(f"soak: {SOAK_SECONDS:.0f} s, faults {dict(done)}")
+    assert sum(done.values()) >= 1
+    assert not [e for e in log.events if e.kind is EventKind.GAVE_UP]
