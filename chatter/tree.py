@@ -16,6 +16,11 @@ its crash never spends the root's restart budget.
 
 The loop actors run on the web server's event loop, so fan-out to sessions and
 their socket writes need no thread hand-off.
+
+The tree owns its metrics (`ChatMetrics`, a Prometheus registry of its own,
+handed to the actors that count), so counts survive an actor's restart; and
+`ChatTree.actor_states` says, without asking any actor, which parts are alive,
+being restarted or down, for ``/healthz``.
 """
 
 from __future__ import annotations
