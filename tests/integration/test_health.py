@@ -117,3 +117,20 @@ def test_a_root_that_is_gone_is_named_as_the_tree_with_503(server: ChatServer) -
     assert body["tree"] == "down"
     assert body["database"] == "unknown"  # no persistence actor left to ask
     assert body["actors"] == dict.fromkeys(EVERY_PART_ALIVE, "down")
+
+
+def test_a_child_being_restarted_is_reported_restarting_and_the_server_stays_healthy(
+    server: ChatServer,
+) -> None:
+    registry = server.tree.registry
+    room_ref = registry.whereis("room")
+    assert room_ref is not None
+    registry.suspend("room")  # what its supervisor does between a death and the restart
+    try:
+        status, body = healthz(server)
+    finally:
+        registry.register("room", room_ref)
+    assert status == 200
+    assert (body["status"], body["tree"]) == ("ok", "ok")
+    assert body["actors"] == {**EVERY_PART_ALIVE, "room": "restarting"}
+    assert healthz(server)[1]["actors"] == EVERY_PART_ALIVE

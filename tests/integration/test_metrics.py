@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import tornado.httpclient
 from prometheus_client import generate_latest
@@ -20,7 +22,7 @@ from chatter import persistence, presence, room
 from chatter.config import Environment, Settings
 from chatter.database import pool_size
 from chatter.errors import ConfigError
-from chatter.persistence import Read
+from chatter.persistence import SEQ_LOCK_KEY, Persistence, Read
 from chatter.presence import Online
 from chatter.room import PresenceChanged
 from chatter.throttle import POST_BURST
@@ -324,3 +326,31 @@ def test_a_metrics_port_serves_metrics_there_and_not_on_the_public_port(
             client.close()
     finally:
         assert server.stop() == 0
+
+
+def test_a_busy_persistence_thread_shows_its_waiting_messages(
+    server: ChatServer, database: str
+) -> None:
+    store = Persistence(server.tree.registry)
+    ann = store.upsert_user("ann").get(timeout=TIMEOUT_S)
+    with psycopg.connect(database, autocommit=True) as blocker:
+        # Hold the seq lock: the next commit waits for it on persistence's thread.
+        blocker.execute("SELECT pg_advisory_lock(%s)", (SEQ_LOCK_KEY,))
+        stored = store.store(ann.id, "ann", "held up")
+        waiting_for_the_lock(blocker)
+        for _ in range(3):
+            store.touch_user(ann.id)
+        busy = scrape_now(server)
+        blocker.execute("SELECT pg_advisory_unlock(%s)", (SEQ_LOCK_KEY,))
+    assert not stored.get(timeout=TIMEOUT_S).duplicate
+    assert busy.value("chatter_mailbox_depth", actor="persistence") == 3
+
+
+def waiting_for_the_lock(conn: psycopg.Connection[Any]) -> None:
+    """Until another session waits for an advisory lock (PostgreSQL has no
+    notification for that, so ask it, briefly, until it says so)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    while conn.execute(query).fetchone() != (1,):
+        assert time.monotonic() < deadline, "the commit never waited for the lock"
+        time.sleep(0.01)
