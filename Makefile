@@ -45,10 +45,10 @@ bench-actors: $(STAMP)
 	$(BIN)/python -m bench.actors
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench.fanout --quick
+	$(BIN)/python -m bench --quick
 
 # Upgrading is a deliberate commit: `make lock` resolves the newest versions the
 # pyproject ranges allow in a scratch venv and rewrites requirements.lock.
