@@ -59,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="WebSocket connections per address (env CHATTER_MAX_CONNECTIONS_PER_IP)",
     )
+    serve.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve GET /metrics (env CHATTER_METRICS; default on, off in prod)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port only, off the public one (env CHATTER_METRICS_PORT)",
+    )
     console = with_database_flags(
         commands.add_parser("console", help="run the server with a Python shell on its tree")
     )
@@ -111,7 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chaos(args)
     flags = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "max_connections", "max_connections_per_ip")
+        for name in (
+            "host",
+            "port",
+            "max_connections",
+            "max_connections_per_ip",
+            "metrics",
+            "metrics_port",
+        )
     }
     try:
         settings = Settings.from_env(

@@ -142,15 +142,10 @@ class ChatMetrics:
 
 
 def inbox_depth(ref: Any) -> int:
-    """How many messages wait in an actor's inbox. A `ThreadActor`'s inbox is a
-    `queue.Queue` (``qsize``); a `LoopActor`'s is a locked deque with no public
-    size yet, whose ``len`` is read without its lock (one atomic call)."""
-    inbox = ref.actor_inbox
-    qsize = getattr(inbox, "qsize", None)
-    if callable(qsize):
-        return int(qsize())
-    queue = getattr(inbox, "_queue", None)
-    return len(queue) if queue is not None else 0
+    """How many messages wait in an actor's inbox: both runtimes' inboxes have
+    ``qsize`` (a `ThreadActor`'s is a `queue.Queue`)."""
+    qsize = getattr(ref.actor_inbox, "qsize", None)
+    return int(qsize()) if callable(qsize) else 0
 
 
 class _TreeCollector(Collector):

@@ -84,6 +84,11 @@ class _LoopInbox:
         with self._lock:
             return not self._queue
 
+    def qsize(self) -> int:
+        """How many messages wait, as `queue.Queue.qsize` says for a thread's inbox."""
+        with self._lock:
+            return len(self._queue)
+
     def open(self, schedule: Callable[[], None]) -> None:
         """Start asking for drains through `schedule`, now if messages wait."""
         with self._lock:

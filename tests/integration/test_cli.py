@@ -101,3 +101,16 @@ def test_serve_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
         result = _chatter("serve", "--port", port, env={"CHATTER_DATA_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "Address already in use" in result.stderr
+
+
+def test_serve_takes_the_metrics_port_as_a_flag_and_checks_it(tmp_path: Path) -> None:
+    result = _chatter(
+        "serve",
+        "--port",
+        "4100",
+        "--metrics-port",
+        "4100",
+        env={"CHATTER_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "CHATTER_METRICS_PORT must differ from PORT (4100)" in result.stderr
