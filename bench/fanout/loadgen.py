@@ -214,7 +214,7 @@ class Failed:
 
 
 class _Conn:
-    __slots__ = ("acks", "client", "closed", "index", "joined", "last_seq", "welcomed")
+    __slots__ = ("acks", "client", "closed", "index", "joined", "last_seq", "outbox", "welcomed")
 
     def __init__(self, index: int, sender: bool, loop: asyncio.AbstractEventLoop) -> None:
         self.index = index
@@ -222,6 +222,9 @@ class _Conn:
         self.last_seq = 0
         self.acks = 0
         """socket.io acknowledgement ids used so far."""
+        self.outbox: list[str] = []
+        """Replies due before `connect` returned the client (an Engine.IO open packet
+        can arrive in the same read as the handshake's answer)."""
         self.closed = False
         self.welcomed: asyncio.Future[None] = loop.create_future()
         self.joined: asyncio.Future[None] | None = loop.create_future() if sender else None
@@ -337,6 +340,9 @@ class Generator:
                     lambda code: self._on_close(conn, code),
                     config.connect_timeout_s,
                 )
+                for text in conn.outbox:
+                    conn.client.send_text(text)
+                conn.outbox.clear()
                 await asyncio.wait_for(conn.welcomed, config.connect_timeout_s)
                 if conn.joined is not None:
                     self._send(conn, {"type": "join", "username": f"bench{index}"})
@@ -472,15 +478,20 @@ class Generator:
             else:
                 self._other += 1
         elif payload[:1] == b"2":  # ping: pong, or the server drops the connection
-            if conn.client is not None:
-                conn.client.send_text("3" + payload[1:].decode())
+            self._reply(conn, "3" + payload[1:].decode())
         elif payload[:1] == b"0":  # open: connect to the default namespace
-            if conn.client is not None:
-                conn.client.send_text("40")
+            self._reply(conn, "40")
         elif payload.startswith(b"40"):  # connected to the namespace; the welcome follows
             pass
         else:
             self._other += 1
+
+    @staticmethod
+    def _reply(conn: _Conn, text: str) -> None:
+        if conn.client is None:
+            conn.outbox.append(text)  # sent as soon as `connect` returns the client
+        else:
+            conn.client.send_text(text)
 
     def _on_frame(self, conn: _Conn, frame: dict[str, Any]) -> None:
         now = time.time()

@@ -85,6 +85,7 @@ def plot_p99(report: Report, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
     connections = report.settings["connections"]
@@ -108,6 +109,8 @@ def plot_p99(report: Report, path: Path) -> None:
     axes.text(axes.get_xlim()[0], P99_TARGET_MS * 1.08, f"{P99_TARGET_MS:g} ms", color="grey")
     axes.set_yscale("log")
     axes.set_xscale("log")
+    axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axes.set_xlabel(f"offered deliveries/s (posts/s x {connections:,} connections)")
     axes.set_ylabel("p99 post-to-delivery latency (ms)")
     axes.set_title("Fan-out: p99 latency against offered load (x = step not ok)")
@@ -125,6 +128,7 @@ def plot_restart(restart: RestartResult, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     figure, axes = plt.subplots(figsize=(8, 4), dpi=110)
     sent = [t for t, _, _ in restart.timeline]
@@ -135,6 +139,7 @@ def plot_restart(restart: RestartResult, path: Path) -> None:
     if restart.recovery_ms > 0:
         axes.axvline(restart.recovery_ms / 1000, color="green", linewidth=1, label="back to normal")
     axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(ScalarFormatter())
     axes.set_xlabel("message sent, s after the kill")
     axes.set_ylabel("post-to-delivery latency (ms)")
     axes.set_title("Restart under load: the room killed at 10 msg/s")
