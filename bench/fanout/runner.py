@@ -106,6 +106,8 @@ STOP_TIMEOUT_S = 10.0
 """Longest wait for a generator process to close its connections and end."""
 OTHER_CPU_WARNING_PERCENT = 25.0
 """Other processes using more of a CPU than this during a step perturb it: say so."""
+PERTURBED_RETRIES = 2
+"""Steps missed while other processes took the CPU that a server may run again."""
 IDLE_CHECK_S = 1.0
 """How long the machine's load is sampled before the run, to warn of other work."""
 RESTART_POLL_S = 0.01
@@ -531,13 +533,24 @@ def _fanout(
     name = session.name
     results: list[StepResult] = []
     misses = 0
+    retries = PERTURBED_RETRIES
     for number, rate in enumerate(settings.rates, 1):
         progress(
             f"[{name}] scenario 1, step {number}: {rate:g} msg/s for {settings.duration_s:g} s"
         )
         step, _, _ = session.step(rate, settings.duration_s, postmaster, None)
-        results.append(step)
         progress(f"[{name}] {rate:g} msg/s: {_describe(step)}")
+        if not step.ok and step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT and retries:
+            # Other work took the CPU: once more, and keep the less perturbed of the two.
+            retries -= 1
+            progress(
+                f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
+                "running the step again"
+            )
+            again, _, _ = session.step(rate, settings.duration_s, postmaster, None)
+            progress(f"[{name}] {rate:g} msg/s again: {_describe(again)}")
+            step = min(step, again, key=lambda s: s.other_cpu_percent)
+        results.append(step)
         if step.ok:
             misses = 0
         elif step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT:

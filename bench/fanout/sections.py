@@ -242,7 +242,12 @@ def fanout_section(report: Report, settings: Settings, image: Path) -> Section:
         theirs = sustained[server]
         met = (math.isfinite(ratio) and ratio >= wanted) or (ours is not None and theirs is None)
         detail = ""
-        if capped:
+        if capped and theirs is not None and theirs.rate_per_s >= top:
+            detail = (
+                f"Both kept up at the top step offered ({top:g} msg/s): this run cannot "
+                "tell them apart."
+            )
+        elif capped:
             detail = (
                 f"Chatter kept up at the top step offered ({top:g} msg/s, the throttle's "
                 f"limit for {settings.senders} senders): the ratio is a lower bound."
