@@ -42,6 +42,7 @@ def acks(crowd: Crowd) -> int:
     return sum(len(u.acked) for u in crowd.users)
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("outage_s", [5, pytest.param(60, marks=pytest.mark.slow)])
 def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
     server: ChatServer,

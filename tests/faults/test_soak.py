@@ -9,6 +9,8 @@ import os
 import random
 from collections import Counter
 
+import pytest
+
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash, which_children
 from tests.conftest import EventLog
@@ -50,6 +52,7 @@ async def inject_random_fault(
     return kind
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 180)
 def test_random_faults_for_the_soak_duration_lose_nothing(
     server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
 ) -> None:
