@@ -318,6 +318,50 @@ def write_docs(text: str) -> None:
     DOCS.write_text(before + BEGIN + "\n\n" + text + "\n" + END + after)
 
 
+def from_json(document: dict[str, Any]) -> Run:
+    """A run as `to_json` wrote it, to render its page again without measuring."""
+    from bench.section import Target
+
+    result = Run(document["quick"], document["started"], document["machine"])
+    result.elapsed_s = document["elapsed_s"]
+    sections = document["sections"]
+    for name in NAMES:
+        if name in sections:
+            data = sections[name]
+            figures = {k: math.nan if v is None else v for k, v in data["figures"].items()}
+            section = Section(
+                data["title"],
+                data["markdown"],
+                figures,
+                [Target(**target) for target in data["targets"]],
+                data["images"],
+            )
+            result.outcomes.append(Outcome(name, section=section, elapsed_s=data["elapsed_s"]))
+        elif name in document["errors"]:
+            result.outcomes.append(Outcome(name, error=document["errors"][name]))
+        elif name in document["missing"]:
+            result.outcomes.append(Outcome(name, missing=True))
+    return result
+
+
+def _publish(result: Run, results_dir: Path, to_docs: bool) -> Path:
+    """Write the page: into docs/ (plots copied to docs/images/) or beside the results."""
+    every_image = [i for o in result.outcomes if o.section for i in o.section.images]
+    if not to_docs:
+        links = {image: str((REPO / image).resolve()) for image in every_image}
+        page = results_dir / f"PERFORMANCE{'-quick' if result.quick else ''}.md"
+        page.write_text(render(result, links))
+        return page
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    links = {}
+    for image in every_image:
+        source = REPO / image
+        shutil.copyfile(source, IMAGES / source.name)
+        links[image] = f"images/{source.name}"
+    write_docs(render(result, links))
+    return DOCS
+
+
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
@@ -339,7 +383,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-docs", action="store_true", help="do not rewrite docs/PERFORMANCE.md (full run)"
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="BENCH_JSON",
+        help="measure nothing: write the page of an earlier full run from its bench.json",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        earlier = from_json(json.loads(args.render.read_text()))
+        print(f"page {_publish(earlier, args.render.parent, not earlier.quick)}")
+        return 0
     # Stopping the run (Ctrl-C, or SIGTERM) must still stop everything it started:
     # turn both into an exception the scenarios' finally blocks see.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -351,20 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "-quick" if args.quick else ""
     path = results_dir / f"bench{suffix}.json"
     path.write_text(json.dumps(to_json(result), indent=2) + "\n")
-    every_image = [i for o in result.outcomes if o.section for i in o.section.images]
-    if args.quick or args.no_docs:
-        links = {image: str((REPO / image).resolve()) for image in every_image}
-        page = results_dir / f"PERFORMANCE{suffix}.md"
-        page.write_text(render(result, links))
-    else:
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        links = {}
-        for image in every_image:
-            source = REPO / image
-            shutil.copyfile(source, IMAGES / source.name)
-            links[image] = f"images/{source.name}"
-        page = DOCS
-        write_docs(render(result, links))
+    page = _publish(result, results_dir, not (args.quick or args.no_docs))
 
     print(f"\nbenchmark: {_minutes(result.elapsed_s)}; figures in {path}; page {page}")
     for outcome in result.outcomes:
