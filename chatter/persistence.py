@@ -136,7 +136,9 @@ class SharedRead:
     """A read whose answer every asker of the same `key` shares. Asks that
     arrive while a read of that key runs wait for it to end, and the next read
     answers them all at once: as group commit does for stores, a crowd costs
-    one query (and one encoding of its page) per round, not one per asker.
+    one query per round, not one per asker. An answer equal to the last one
+    is replaced by that same object, so a page is encoded once for as long as
+    it does not change (`Page.wire_json`).
     That next read starts after each of them asked, so no asker gets an
     answer older than its ask (a session joins the room before it asks for
     the welcome's page: a message committed between would be lost to it)."""
@@ -263,6 +265,8 @@ class PersistenceActor(ThreadActor):
         """Keys of the shared reads running now."""
         self._shared_waiting: dict[Hashable, list[SharedRead]] = {}
         """Asks of each key that arrived while its read ran: the next read's."""
+        self._shared_last: dict[Hashable, Any] = {}
+        """The last answer of each key (only one read of a key runs at a time)."""
         self._down_since: float | None = None
         self._last_probe = 0.0
         self.batches = 0
@@ -410,6 +414,12 @@ class PersistenceActor(ThreadActor):
                 for asker in askers:
                     asker.reply.set_exception((type(error), error, error.__traceback__))
             else:
+                if value == self._shared_last.get(key):
+                    # Unchanged: answer with the same object, and so with what
+                    # was derived from it already (a page's encoding).
+                    value = self._shared_last[key]
+                else:
+                    self._shared_last[key] = value
                 for asker in askers:
                     asker.reply.set(value)
             with _suppress_dead():

@@ -65,3 +65,20 @@ def test_different_limits_are_different_reads(
     one, three = persistence.newest(1), persistence.newest(3)
     assert [m.body for m in one.get(timeout=TIMEOUT_S).messages] == ["m4"]
     assert [m.body for m in three.get(timeout=TIMEOUT_S).messages] == ["m2", "m3", "m4"]
+
+
+def test_an_unchanged_page_is_the_same_object_and_encoded_once(
+    tree: tuple[Persistence, pykka.ActorRef[Any]],
+) -> None:
+    persistence, _ = tree
+    user = persistence.upsert_user("same").get(timeout=TIMEOUT_S)
+    persistence.store(user.id, "same", "first").get(timeout=TIMEOUT_S)
+    first = persistence.newest(500).get(timeout=TIMEOUT_S)
+    again = persistence.newest(500).get(timeout=TIMEOUT_S)
+    assert again is first
+    assert again.wire_json is first.wire_json
+    persistence.store(user.id, "same", "second").get(timeout=TIMEOUT_S)
+    changed = persistence.newest(500).get(timeout=TIMEOUT_S)
+    assert changed is not first
+    assert [m.body for m in changed.messages] == ["first", "second"]
+    assert '"body":"second"' in changed.wire_json
