@@ -20,6 +20,14 @@ Commands:
 `HistoryPages`
     one connection asks `history` pages, one at a time, timing each answer.
 
+Two wire protocols: ``"chatter"``, JSON frames as docs/PROTOCOL.md has them
+(Chatter and the Tornado demo), and ``"socketio"``, the same frames as
+socket.io events over Engine.IO 4 on a bare WebSocket, as
+`bench.fanout.baseline_socketio` speaks them (and `bench.fanout.loadgen`): the
+open packet ``0{...}`` is answered with ``40``, pings ``2`` with ``3``; a frame
+goes out as ``42<ack id>["<type>",{frame}]`` and comes back as an event
+``42["<name>",{frame}]`` or an acknowledgement ``43<ack id>[{frame}]``.
+
 Times cross processes as `time.time()` (one machine, one clock).
 """
 
@@ -39,6 +47,8 @@ from typing import Any
 from bench.fanout.wsclient import WebSocketClient, connect
 
 __all__ = [
+    "CHATTER_PROTOCOL",
+    "SOCKETIO_PROTOCOL",
     "AwaitMarker",
     "Failed",
     "HistoryPages",
@@ -55,6 +65,11 @@ __all__ = [
     "Welcomes",
     "process_main",
 ]
+
+CHATTER_PROTOCOL = "chatter"
+SOCKETIO_PROTOCOL = "socketio"
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+"""Where a socket.io client opens a WebSocket straight away (no long-polling first)."""
 
 POLL_S = 0.01
 """How often a waiting command checks whether everything has arrived."""
@@ -111,6 +126,8 @@ class MarkerSeen:
 class Welcomes:
     latencies_ms: list[float]
     """Per connection: connect start to the whole welcome frame."""
+    upgrade_ms: list[float]
+    """Per connection: connect start to the WebSocket handshake's answer (101)."""
     messages: list[int]
     """Messages in each welcome, in the same order."""
     failed: int
@@ -129,25 +146,82 @@ class Pages:
 class _Idle:
     """An idle connection: its welcome, and when the marker reached it."""
 
-    __slots__ = ("client", "closed", "marker_at", "welcomed")
+    __slots__ = ("client", "closed", "marker_at", "unsent", "welcomed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.client: WebSocketClient | None = None
+        self.unsent: list[str] = []
         self.closed = False
         self.marker_at: float | None = None
         self.welcomed: asyncio.Future[None] = loop.create_future()
 
 
+def _socketio_control(conn: _Idle | _Talker, payload: bytes) -> bool:
+    """Answer Engine.IO's open and ping packets; whether `payload` was one. The
+    open packet can come with the handshake's answer, before `connect` has
+    returned the client: the answer then waits in ``conn.unsent``."""
+    if payload.startswith(b"40"):  # connected to the namespace; the welcome follows
+        return True
+    if payload[:1] == b"0":  # open: connect to the default namespace
+        answer = "40"
+    elif payload[:1] == b"2":  # ping: pong, or the server drops the connection
+        answer = "3" + payload[1:].decode()
+    else:
+        return False
+    if conn.client is not None:
+        conn.client.send_text(answer)
+    else:
+        conn.unsent.append(answer)
+    return True
+
+
+def _connected(conn: _Idle | _Talker, client: WebSocketClient) -> None:
+    """`connect` has returned: keep the client and send what waited for it."""
+    conn.client = client
+    for text in conn.unsent:
+        client.send_text(text)
+    conn.unsent.clear()
+
+
+def _socketio_frame(payload: bytes) -> dict[str, Any] | None:
+    """The frame an event or acknowledgement carries, if any."""
+    if payload.startswith(b"42"):  # an event: ["name", frame]
+        event = json.loads(payload[2:])
+        return event[1] if len(event) > 1 and isinstance(event[1], dict) else None
+    if payload.startswith(b"43"):  # an acknowledgement: <id>[frame]
+        answer = json.loads(payload[2:].lstrip(b"0123456789"))
+        return answer[0] if answer and isinstance(answer[0], dict) else None
+    return None
+
+
 class _Talker:
     """A connection that awaits answers, frame by frame, by type."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
         self.client: WebSocketClient | None = None
-        self.frames: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self.unsent: list[str] = []
+        self.frames: asyncio.Queue[tuple[float, bytes | dict[str, Any]]] = asyncio.Queue()
         self.closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._acks = 0
 
     def on_text(self, payload: bytes) -> None:
-        self.frames.put_nowait((time.time(), payload))
+        at = time.time()  # before any parsing: the frame is whole now
+        if self.protocol != SOCKETIO_PROTOCOL:
+            self.frames.put_nowait((at, payload))
+        elif not _socketio_control(self, payload):
+            frame = _socketio_frame(payload)
+            if frame is not None:
+                self.frames.put_nowait((at, frame))
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Send one frame in this connection's protocol."""
+        assert self.client is not None
+        if self.protocol == SOCKETIO_PROTOCOL:
+            self._acks += 1
+            self.client.send_text(f'42{self._acks}["{frame["type"]}",{json.dumps(frame)}]')
+        else:
+            self.client.send_text(json.dumps(frame))
 
     def on_close(self, code: int) -> None:
         if not self.closed.done():
@@ -171,7 +245,7 @@ class _Talker:
                     raise ConnectionError(f"closed with {self.closed.result()} awaiting {kind}")
                 continue
             at, payload = getting.result()
-            frame = json.loads(payload)
+            frame = payload if isinstance(payload, dict) else json.loads(payload)
             if frame.get("type") == kind:
                 return at, frame
             if frame.get("type") == "error":
@@ -181,9 +255,13 @@ class _Talker:
 class Clients:
     """This process's connections and the state commands share."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, protocol: str) -> None:
+        if protocol not in (CHATTER_PROTOCOL, SOCKETIO_PROTOCOL):
+            raise ValueError(f"unknown protocol {protocol!r}")
         self.host = host
         self.port = port
+        self.protocol = protocol
+        self.path = SOCKETIO_PATH if protocol == SOCKETIO_PROTOCOL else "/ws"
         self.loop = asyncio.get_running_loop()
         self.idle: list[_Idle] = []
         self.talkers: list[_Talker] = []
@@ -191,14 +269,17 @@ class Clients:
         self.marker = b""
 
     async def talker(self, path: str, timeout_s: float) -> _Talker:
-        talker = _Talker()
+        talker = _Talker(self.protocol)
         self.talkers.append(talker)
-        talker.client = await connect(
+        client = await connect(
             self.host, self.port, path, talker.on_text, talker.on_close, timeout_s
         )
+        _connected(talker, client)
         return talker
 
     def on_idle_text(self, conn: _Idle, payload: bytes) -> None:
+        if self.protocol == SOCKETIO_PROTOCOL and _socketio_control(conn, payload):
+            return
         if not conn.welcomed.done():
             conn.welcomed.set_result(None)  # the welcome is always the first frame
         elif conn.marker_at is None and self.marker and self.marker in payload:
@@ -243,14 +324,15 @@ class OpenIdle:
             conn = _Idle(clients.loop)
             clients.idle.append(conn)
             async with gate:
-                conn.client = await connect(
+                client = await connect(
                     clients.host,
                     clients.port,
-                    "/ws",
+                    clients.path,
                     lambda payload: clients.on_idle_text(conn, payload),
                     lambda code: clients.on_idle_close(conn, code),
                     self.timeout_s,
                 )
+                _connected(conn, client)
                 await asyncio.wait_for(conn.welcomed, self.timeout_s)
 
         outcomes = await asyncio.gather(*(one() for _ in range(self.count)), return_exceptions=True)
@@ -269,10 +351,9 @@ class JoinSender:
     timeout_s: float = 30.0
 
     async def run(self, clients: Clients) -> Joined:
-        sender = await clients.talker("/ws", self.timeout_s)
+        sender = await clients.talker(clients.path, self.timeout_s)
         await sender.expect("welcome", self.timeout_s)
-        assert sender.client is not None
-        sender.client.send_text(json.dumps({"type": "join", "username": self.username}))
+        sender.send({"type": "join", "username": self.username})
         await sender.expect("joined", self.timeout_s)
         clients.sender = sender
         return Joined()
@@ -291,9 +372,7 @@ class Post:
         if sender is None or sender.client is None:
             raise RuntimeError("no sender here: JoinSender first")
         sent_at = time.time()
-        sender.client.send_text(
-            json.dumps({"type": "post", "body": self.body, "client_id": self.marker})
-        )
+        sender.send({"type": "post", "body": self.body, "client_id": self.marker})
         acked_at, _ = await sender.expect("ack", self.timeout_s)
         return Posted(sent_at, acked_at)
 
@@ -335,21 +414,23 @@ class TimedWelcomes:
     async def run(self, clients: Clients) -> Welcomes:
         path = "/ws" if self.after is None else f"/ws?after={self.after}"
 
-        async def one(start: float) -> tuple[float, int]:
+        async def one(start: float) -> tuple[float, float, int]:
             await asyncio.sleep(max(0.0, start - time.time()))
             began = time.time()
             talker = await clients.talker(path, self.timeout_s)
+            upgraded = time.time()
             at, frame = await talker.expect("welcome", self.timeout_s)
             if self.close and talker.client is not None:
                 talker.client.close()
-            return (at - began) * 1000.0, len(frame["messages"])
+            return (at - began) * 1000.0, (upgraded - began) * 1000.0, len(frame["messages"])
 
         outcomes = await asyncio.gather(*(one(s) for s in self.starts), return_exceptions=True)
         good = [o for o in outcomes if not isinstance(o, BaseException)]
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         return Welcomes(
-            latencies_ms=[latency for latency, _ in good],
-            messages=[count for _, count in good],
+            latencies_ms=[latency for latency, _, _ in good],
+            upgrade_ms=[upgrade for _, upgrade, _ in good],
+            messages=[count for _, _, count in good],
             failed=len(failures),
             first_error=repr(failures[0]) if failures else "",
         )
@@ -370,9 +451,7 @@ class HistoryPages:
         latencies, counts = [], []
         for before in self.befores:
             sent = time.time()
-            talker.client.send_text(
-                json.dumps({"type": "history", "before": before, "limit": self.limit})
-            )
+            talker.send({"type": "history", "before": before, "limit": self.limit})
             at, frame = await talker.expect("history", self.timeout_s)
             latencies.append((at - sent) * 1000.0)
             counts.append(len(frame["messages"]))
@@ -390,8 +469,8 @@ class Stop:
 # -- the process --------------------------------------------------------------------------
 
 
-async def _serve(pipe: Connection, host: str, port: int) -> None:
-    clients = Clients(host, port)
+async def _serve(pipe: Connection, host: str, port: int, protocol: str) -> None:
+    clients = Clients(host, port, protocol)
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -421,9 +500,9 @@ async def _serve(pipe: Connection, host: str, port: int) -> None:
         await clients.close_all()
 
 
-def process_main(pipe: Connection, host: str, port: int) -> None:
+def process_main(pipe: Connection, host: str, port: int, protocol: str = CHATTER_PROTOCOL) -> None:
     """The entry point of one client process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator stops it, in order
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
-    asyncio.run(_serve(pipe, host, port))
+    asyncio.run(_serve(pipe, host, port, protocol))

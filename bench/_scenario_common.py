@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import _scenario_clients as clients
-from bench.fanout.servers import CHATTER, DEMO, HOST, free_port
+from bench.fanout.servers import CHATTER, DEMO, HOST, SOCKETIO, free_port
 from bench.section import Progress, Section
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "finite",
     "main_for",
     "percentile",
+    "protocol_of",
     "raise_fd_limit",
     "running_server",
     "versions",
@@ -143,10 +144,22 @@ class ServerProcess:
     log: Path
 
 
+_MODULES = {
+    CHATTER: "chatter",
+    DEMO: "bench.fanout.baseline_demo",
+    SOCKETIO: "bench.fanout.baseline_socketio",
+}
+
+
+def protocol_of(server: str) -> str:
+    """The wire protocol a server speaks, for `ClientProcesses`."""
+    return clients.SOCKETIO_PROTOCOL if server == SOCKETIO else clients.CHATTER_PROTOCOL
+
+
 def _command(name: str, port: int) -> list[str]:
-    module = {CHATTER: "chatter", DEMO: "bench.fanout.baseline_demo"}.get(name)
+    module = _MODULES.get(name)
     if module is None:
-        raise ValueError(f"unknown server {name!r}; choose from {(CHATTER, DEMO)}")
+        raise ValueError(f"unknown server {name!r}; choose from {tuple(_MODULES)}")
     serve = ["serve"] if name == CHATTER else []
     return [sys.executable, "-m", module, *serve, "--host", HOST, "--port", str(port)]
 
@@ -182,7 +195,7 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
 def running_server(
     name: str, work_dir: Path, database_url: str | None = None
 ) -> Iterator[ServerProcess]:
-    """Start server `name` (``"chatter"`` or ``"demo"``) on a free port of
+    """Start server `name` (``"chatter"``, ``"demo"`` or ``"socketio"``) on a free port of
     127.0.0.1 with the open-files limit raised; stop it on exit, whatever
     happens. Chatter needs `database_url`; its connection caps are raised to
     `MAX_CONNECTIONS` (`bench.fanout.servers` fixes the per-address cap at 5,000,
@@ -231,10 +244,18 @@ class ClientProcesses:
     through a pipe, one command at a time. Used as a context manager: every
     process is stopped on exit, then terminated, then killed."""
 
-    def __init__(self, count: int, port: int, *, name: str = "bench-clients") -> None:
+    def __init__(
+        self,
+        count: int,
+        port: int,
+        *,
+        name: str = "bench-clients",
+        protocol: str = clients.CHATTER_PROTOCOL,
+    ) -> None:
         self._count = count
         self._port = port
         self._name = name
+        self._protocol = protocol
         self._processes: list[Any] = []
         self._pipes: list[multiprocessing.connection.Connection] = []
 
@@ -245,7 +266,7 @@ class ClientProcesses:
                 ours, theirs = context.Pipe()
                 process = context.Process(
                     target=clients.process_main,
-                    args=(theirs, HOST, self._port),
+                    args=(theirs, HOST, self._port, self._protocol),
                     name=f"{self._name}-{index}",
                     daemon=True,
                 )

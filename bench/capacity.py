@@ -1,6 +1,7 @@
 """Scenario 3, connection capacity: how many idle connections a server holds, and at what cost.
 
-For each server (the Tornado-demo baseline of `bench.fanout`, then Chatter)
+For each server (the Tornado-demo and python-socketio baselines of
+`bench.fanout`, then Chatter)
 and each size (1,000, 5,000 and 10,000 connections), on a fresh server process:
 
 1. the idle server's resident memory (RSS) and threads are read from /proc;
@@ -44,19 +45,20 @@ from bench._scenario_common import (
     ClientProcesses,
     embedded_database,
     main_for,
+    protocol_of,
     running_server,
     tail,
     versions,
     work_directory,
 )
-from bench.fanout.servers import CHATTER, DEMO, process_cost
+from bench.fanout.servers import CHATTER, DEMO, LABELS, SOCKETIO, process_cost
 from bench.section import Progress, Section, Target
 
 __all__ = ["FULL_SIZES", "QUICK_SIZES", "TARGET_KIB", "run"]
 
 FULL_SIZES = (1_000, 5_000, 10_000)
 QUICK_SIZES = (300,)
-SERVERS = (DEMO, CHATTER)
+SERVERS = (DEMO, SOCKETIO, CHATTER)
 TARGET_CONNECTIONS = 10_000
 TARGET_KIB = 40.0
 """The issue's target: 10,000 idle connections held at under 40 KiB each."""
@@ -64,6 +66,7 @@ PER_PROCESS = 2_500
 """Connections per client process at most (each holds one socket per connection)."""
 SETTLE_S = 1.0
 """Pause before RSS is read, so that buffers of the connect burst are settled."""
+QUICK_SETTLE_S = 0.3
 CONNECT_TIMEOUT_S = 180.0
 """Longest wait for every connection of one size."""
 DELIVERY_TIMEOUT_S = 30.0
@@ -87,14 +90,18 @@ class Measurement:
         return (self.rss_kib - self.idle_rss_kib) / self.connections
 
 
-def _measure(server_name: str, size: int, work_dir: Path, database_url: str | None) -> Measurement:
+def _measure(
+    server_name: str, size: int, work_dir: Path, database_url: str | None, settle_s: float
+) -> Measurement:
     processes = max(1, math.ceil(size / PER_PROCESS))
     shares = [size // processes + (1 if i < size % processes else 0) for i in range(processes)]
     with running_server(server_name, work_dir, database_url) as server:
         try:
-            time.sleep(SETTLE_S)
+            time.sleep(settle_s)
             idle = process_cost(server.pid)
-            with ClientProcesses(processes, server.port, name="capacity-clients") as clients:
+            with ClientProcesses(
+                processes, server.port, name="capacity-clients", protocol=protocol_of(server_name)
+            ) as clients:
                 began = time.monotonic()
                 opened = clients.ask(
                     [OpenIdle(share) for share in shares], Opened, CONNECT_TIMEOUT_S
@@ -104,7 +111,7 @@ def _measure(server_name: str, size: int, work_dir: Path, database_url: str | No
                 if failed:
                     first = next(o.first_error for o in opened if o.failed)
                     raise RuntimeError(f"{failed} of {size} connections failed; first: {first}")
-                time.sleep(SETTLE_S)
+                time.sleep(settle_s)
                 held = process_cost(server.pid)
 
                 marker = f"capacity-{server_name}-{size}-{time.time_ns()}"
@@ -143,7 +150,7 @@ def _table(results: Sequence[Measurement]) -> str:
     ]
     for m in results:
         lines.append(
-            f"| {m.server} | {m.connections:,} | {m.connect_s:.2f} s "
+            f"| {LABELS.get(m.server, m.server)} | {m.connections:,} | {m.connect_s:.2f} s "
             f"| {m.connections / m.connect_s:,.0f} | {m.idle_rss_kib / 1024:.1f} MiB "
             f"| {m.rss_kib / 1024:.1f} MiB | {m.per_connection_kib:.1f} KiB "
             f"| {m.idle_threads} → {m.threads} | {m.reached:,} / {m.connections:,} "
@@ -155,6 +162,7 @@ def _table(results: Sequence[Measurement]) -> str:
 def run(quick: bool, progress: Progress) -> Section:
     """Measure every size on each server; everything started is stopped on return."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
+    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
     results: list[Measurement] = []
     with work_directory("capacity-") as work_dir:
         progress("[capacity] starting an embedded PostgreSQL for Chatter")
@@ -162,7 +170,7 @@ def run(quick: bool, progress: Progress) -> Section:
             for server_name in SERVERS:
                 for size in sizes:
                     progress(f"[capacity] {server_name}: {size:,} idle connections")
-                    m = _measure(server_name, size, work_dir, database.conninfo)
+                    m = _measure(server_name, size, work_dir, database.conninfo, settle_s)
                     progress(
                         f"[capacity] {server_name} {size:,}: connected in {m.connect_s:.1f} s, "
                         f"{m.per_connection_kib:.1f} KiB each, {m.threads} threads, "
@@ -185,7 +193,9 @@ def run(quick: bool, progress: Progress) -> Section:
     largest = max(sizes)
     chatter = next(m for m in results if m.server == CHATTER and m.connections == largest)
     demo = next(m for m in results if m.server == DEMO and m.connections == largest)
+    sio = next(m for m in results if m.server == SOCKETIO and m.connections == largest)
     figures["chatter_over_demo_kib_ratio"] = chatter.per_connection_kib / demo.per_connection_kib
+    figures["chatter_over_socketio_kib_ratio"] = chatter.per_connection_kib / sio.per_connection_kib
     at = "" if largest == TARGET_CONNECTIONS else f" (quick run: at {largest:,})"
     held_all = chatter.reached == chatter.connections
     met = chatter.per_connection_kib < TARGET_KIB and held_all
@@ -203,7 +213,9 @@ def run(quick: bool, progress: Progress) -> Section:
     notes = [
         f"Chatter holds {largest:,} idle connections at {chatter.per_connection_kib:.1f} KiB "
         f"each, {figures['chatter_over_demo_kib_ratio']:.2f}x the demo's "
-        f"{demo.per_connection_kib:.1f} KiB (the demo keeps no per-connection state beyond "
+        f"{demo.per_connection_kib:.1f} KiB and "
+        f"{figures['chatter_over_socketio_kib_ratio']:.2f}x python-socketio's "
+        f"{sio.per_connection_kib:.1f} KiB (the demo keeps no per-connection state beyond "
         "Tornado's handler; Chatter adds a session actor on the event loop, its throttles "
         f"and its group membership), with {chatter.threads} threads whatever the count: "
         "sessions are not threads.",

@@ -170,6 +170,7 @@ def run(quick: bool, progress: Progress) -> Section:
         first_error = next(w.first_error for w in [*joins, resumes] if w.failed)
         raise RuntimeError(f"{failed} connections failed; first: {first_error}")
     welcome_ms = [latency for j in joins for latency in j.latencies_ms]
+    upgrade_ms = [latency for j in joins for latency in j.upgrade_ms]
     welcome_counts = [n for j in joins for n in j.messages]
     page_ms = [latency for p in pages for latency in p.latencies_ms]
     page_counts = [n for p in pages for n in p.messages]
@@ -181,6 +182,8 @@ def run(quick: bool, progress: Progress) -> Section:
         "welcome_p50_ms": percentile(welcome_ms, 50),
         "welcome_p99_ms": percentile(welcome_ms, 99),
         "welcome_max_ms": max(welcome_ms),
+        "upgrade_p50_ms": percentile(upgrade_ms, 50),
+        "upgrade_p99_ms": percentile(upgrade_ms, 99),
         "join_server_cpu_percent": 100.0 * (after.cpu_s - before.cpu_s) / join_wall_s,
         "history_pages": float(len(page_ms)),
         "history_page_messages_min": float(min(page_counts)),
@@ -216,6 +219,7 @@ def run(quick: bool, progress: Progress) -> Section:
             welcome_ms,
             f"{min(welcome_counts)}",
         ),
+        ("of which: the WebSocket handshake answered (101)", upgrade_ms, "-"),
         (
             f"history page deep in the past (before < {settings.messages // 10:,})",
             page_ms,

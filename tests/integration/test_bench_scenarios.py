@@ -23,7 +23,7 @@ SETTLE_TIMEOUT_S = 5.0
 EXPECTED_FIGURES = {
     "capacity": {
         f"{server}_300_{figure}"
-        for server in ("demo", "chatter")
+        for server in ("demo", "socketio", "chatter")
         for figure in (
             "connect_s",
             "rss_idle_mib",
@@ -34,7 +34,7 @@ EXPECTED_FIGURES = {
             "fanout_ms",
         )
     }
-    | {"chatter_over_demo_kib_ratio"},
+    | {"chatter_over_demo_kib_ratio", "chatter_over_socketio_kib_ratio"},
     "history": {
         "messages_stored",
         "seed_s",
@@ -43,6 +43,8 @@ EXPECTED_FIGURES = {
         "welcome_p50_ms",
         "welcome_p99_ms",
         "welcome_max_ms",
+        "upgrade_p50_ms",
+        "upgrade_p99_ms",
         "join_server_cpu_percent",
         "history_pages",
         "history_page_messages_min",
