@@ -258,6 +258,7 @@ class ClientProcesses:
         self._protocol = protocol
         self._processes: list[Any] = []
         self._pipes: list[multiprocessing.connection.Connection] = []
+        self._asked: list[int] = []
 
     def __enter__(self) -> ClientProcesses:
         context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
@@ -289,9 +290,19 @@ class ClientProcesses:
     def ask(self, commands: Sequence[Any | None], kind: type[T], timeout_s: float) -> list[T]:
         """Send command ``commands[i]`` to process ``i`` (None: nothing) and
         return the answers of type `kind`, in process order."""
-        asked = {i: pipe for i, pipe in enumerate(self._pipes) if commands[i] is not None}
-        for i, pipe in asked.items():
-            pipe.send(commands[i])
+        self.send(commands)
+        return self.gather(kind, timeout_s)
+
+    def send(self, commands: Sequence[Any | None]) -> None:
+        """Send command ``commands[i]`` to process ``i`` (None: nothing); `gather`
+        collects the answers."""
+        self._asked = [i for i in range(len(self._pipes)) if commands[i] is not None]
+        for i in self._asked:
+            self._pipes[i].send(commands[i])
+
+    def gather(self, kind: type[T], timeout_s: float) -> list[T]:
+        """The answers of type `kind` to the last `send`, in process order."""
+        asked = {i: self._pipes[i] for i in self._asked}
         answers: dict[int, T] = {}
         deadline = time.monotonic() + timeout_s
         while len(answers) < len(asked):

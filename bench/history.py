@@ -21,6 +21,7 @@ Chatter server, warmed by a single connection, then:
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from bench._scenario_common import (
     versions,
     work_directory,
 )
-from bench.fanout.servers import CHATTER, process_cost
+from bench.fanout.servers import CHATTER, HostCpu, process_cost
 from bench.section import Progress, Section, Target
 
 __all__ = ["FULL", "QUICK", "Settings", "run"]
@@ -125,16 +126,16 @@ def run(quick: bool, progress: Progress) -> Section:
                             start + i * settings.join_window_s / settings.joins
                             for i in range(settings.joins)
                         ]
-                        before = process_cost(server.pid)
-                        joins = c.ask(
+                        c.send(
                             [
                                 TimedWelcomes(tuple(starts[p::CLIENT_PROCESSES]), close=False)
                                 for p in range(CLIENT_PROCESSES)
-                            ],
-                            Welcomes,
-                            ANSWER_TIMEOUT_S,
+                            ]
                         )
-                        after = process_cost(server.pid)
+                        time.sleep(max(0.0, start - time.time()))
+                        before, host_before = process_cost(server.pid), HostCpu.now()
+                        joins = c.gather(Welcomes, ANSWER_TIMEOUT_S)
+                        after, host_after = process_cost(server.pid), HostCpu.now()
                         join_wall_s = time.time() - start
 
                         progress("[history] history pages deep in the past")
@@ -185,6 +186,7 @@ def run(quick: bool, progress: Progress) -> Section:
         "upgrade_p50_ms": percentile(upgrade_ms, 50),
         "upgrade_p99_ms": percentile(upgrade_ms, 99),
         "join_server_cpu_percent": 100.0 * (after.cpu_s - before.cpu_s) / join_wall_s,
+        "join_host_busy_percent": host_after.busy_percent_since(host_before),
         "history_pages": float(len(page_ms)),
         "history_page_messages_min": float(min(page_counts)),
         "history_p50_ms": percentile(page_ms, 50),
@@ -244,8 +246,10 @@ def run(quick: bool, progress: Progress) -> Section:
         f"{settings.messages:,} messages stored (seeded in {seed_s:.1f} s with COPY); "
         "times run from the start of the TCP connect (or the request) to the whole frame "
         "at the client; clients run in separate processes on the same machine.",
-        f"Chatter's CPU while the crowd joined: {figures['join_server_cpu_percent']:.0f}% "
-        "of one CPU.",
+        f"While the crowd joined ({join_wall_s:.1f} s), Chatter used "
+        f"{figures['join_server_cpu_percent']:.0f}% of one CPU and the machine was "
+        f"{figures['join_host_busy_percent']:.0f}% busy over its {os.cpu_count()} CPUs "
+        "(the server, PostgreSQL, the clients, and anything else running).",
         f"Measured with {postgres}, {versions('tornado', 'pykka', 'psycopg')}.",
     ]
     return Section(

@@ -46,6 +46,7 @@ EXPECTED_FIGURES = {
         "upgrade_p50_ms",
         "upgrade_p99_ms",
         "join_server_cpu_percent",
+        "join_host_busy_percent",
         "history_pages",
         "history_page_messages_min",
         "history_p50_ms",
