@@ -106,6 +106,8 @@ STOP_TIMEOUT_S = 10.0
 """Longest wait for a generator process to close its connections and end."""
 OTHER_CPU_WARNING_PERCENT = 25.0
 """Other processes using more of a CPU than this during a step perturb it: say so."""
+COLLAPSE_P99_MS = 1000.0
+"""A step this slow is a collapse, perturbed or not: it counts as a miss."""
 PERTURBED_RETRIES = 2
 """Steps missed while other processes took the CPU that a server may run again."""
 IDLE_CHECK_S = 1.0
@@ -553,8 +555,11 @@ def _fanout(
         results.append(step)
         if step.ok:
             misses = 0
-        elif step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT:
-            misses += 1  # a step that other work perturbed says little: go on
+        elif (
+            step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT
+            or step.latency_p99_ms > COLLAPSE_P99_MS
+        ):
+            misses += 1  # a near miss that other work perturbed says little: go on
         if settings.all_steps or number == len(settings.rates):
             continue
         if step.lost or step.closed_connections or step.unanswered:
