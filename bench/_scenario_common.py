@@ -3,7 +3,7 @@
 Each scenario runs its own embedded PostgreSQL 18 in a temporary directory
 (`embedded_database`), starts the servers it measures as processes of their
 own (`running_server`: Chatter with its connection caps raised for the run, or
-the Tornado-demo baseline of `bench.fanout`), drives them from separate client
+the Tornado-demo and python-socketio baselines of `bench.fanout`), drives them from separate client
 processes (`ClientProcesses`, running `bench._scenario_clients`), and stops
 everything it started on the way out, whatever happens. The fan-out
 benchmark's helpers (`bench.fanout.servers`) are reused for ports and /proc.
@@ -42,13 +42,14 @@ __all__ = [
     "Database",
     "ServerProcess",
     "embedded_database",
-    "finite",
     "main_for",
     "percentile",
     "protocol_of",
     "raise_fd_limit",
     "running_server",
+    "tail",
     "versions",
+    "work_directory",
 ]
 
 T = TypeVar("T")
@@ -87,11 +88,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def finite(figures: dict[str, float]) -> list[str]:
-    """Names of the figures that are not finite numbers (a scenario checks none are)."""
-    return [name for name, value in figures.items() if not math.isfinite(value)]
 
 
 def versions(*packages: str) -> str:
@@ -195,13 +191,14 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
 def running_server(
     name: str, work_dir: Path, database_url: str | None = None
 ) -> Iterator[ServerProcess]:
-    """Start server `name` (``"chatter"``, ``"demo"`` or ``"socketio"``) on a free port of
-    127.0.0.1 with the open-files limit raised; stop it on exit, whatever
+    """Start server `name` (``"chatter"``, ``"demo"`` or ``"socketio"``) on a free
+    port of 127.0.0.1 with the open-files limit raised; stop it on exit, whatever
     happens. Chatter needs `database_url`; its connection caps are raised to
     `MAX_CONNECTIONS` (`bench.fanout.servers` fixes the per-address cap at 5,000,
     too few for 10,000 connections from one address)."""
     port = free_port()
     log = work_dir / f"{name}-{port}.log"
+    raise_fd_limit()  # the server inherits it: 10,000 sockets need more than 1,024
     env = dict(os.environ)
     if name == CHATTER:
         if database_url is None:
@@ -220,7 +217,6 @@ def running_server(
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=raise_fd_limit,
         )
         try:
             _wait_ready(process, port, log)
