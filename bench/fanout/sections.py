@@ -85,7 +85,7 @@ def plot_p99(report: Report, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
     connections = report.settings["connections"]
@@ -110,6 +110,7 @@ def plot_p99(report: Report, path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xscale("log")
     axes.yaxis.set_major_formatter(ScalarFormatter())
+    axes.yaxis.set_minor_formatter(NullFormatter())
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     axes.set_xlabel(f"offered deliveries/s (posts/s x {connections:,} connections)")
     axes.set_ylabel("p99 post-to-delivery latency (ms)")
@@ -128,7 +129,6 @@ def plot_restart(restart: RestartResult, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import ScalarFormatter
 
     figure, axes = plt.subplots(figsize=(8, 4), dpi=110)
     sent = [t for t, _, _ in restart.timeline]
@@ -138,8 +138,15 @@ def plot_restart(restart: RestartResult, path: Path) -> None:
     axes.axhline(restart.normal_ms, color="grey", linestyle="--", linewidth=1, label="normal")
     if restart.recovery_ms > 0:
         axes.axvline(restart.recovery_ms / 1000, color="green", linewidth=1, label="back to normal")
-    axes.set_yscale("log")
-    axes.yaxis.set_major_formatter(ScalarFormatter())
+    if math.isfinite(restart.restart_ms):
+        axes.axvline(
+            restart.restart_ms / 1000,
+            color="orange",
+            linestyle=":",
+            linewidth=1,
+            label=f"room seen restarted ({restart.restart_ms:.0f} ms)",
+        )
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("message sent, s after the kill")
     axes.set_ylabel("post-to-delivery latency (ms)")
     axes.set_title("Restart under load: the room killed at 10 msg/s")
