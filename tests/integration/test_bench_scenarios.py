@@ -87,12 +87,32 @@ def _processes_in_session(session: int) -> list[str]:
     return found
 
 
+def _processes_naming(path: Path) -> list[str]:
+    """The command line of each process that names `path` (PostgreSQL detaches
+    from the session that started it, but its data directory is in its command line)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # gone meanwhile
+        if str(path) in command:
+            found.append(command)
+    return found
+
+
 def _quick_run(name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
-    """``python -m bench.<name> --quick`` in a session of its own: its JSON, its
-    Markdown, and any process of that session still alive after it exited."""
+    """``python -m bench.<name> --quick`` in a session of its own, with its
+    temporary files in a directory of its own: its JSON, its Markdown, and any
+    process of that session, or using that directory, still alive after it exited."""
+    temporary = out.parent / "tmp"
+    temporary.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out)],
         cwd=REPO,
+        env={**os.environ, "TMPDIR": str(temporary)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,8 +127,10 @@ def _quick_run(name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
     assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     # multiprocessing's resource tracker ends when it sees its parent go: allow it a moment.
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while (leftovers := _processes_in_session(process.pid)) and time.monotonic() < deadline:
+    leftovers = _processes_in_session(process.pid) + _processes_naming(temporary)
+    while leftovers and time.monotonic() < deadline:
         time.sleep(0.05)
+        leftovers = _processes_in_session(process.pid) + _processes_naming(temporary)
     return json.loads(out.read_text()), stdout, leftovers
 
 
