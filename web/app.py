@@ -106,7 +106,7 @@ def make_app(
             (
                 r"/api/supervision/events",
                 SupervisionEventsSocket,
-                {"tree": tree, "settings": settings},
+                {"tree": tree, "settings": settings, "limits": limits},
             ),
         ],
         websocket_ping_interval=ping_interval_s,

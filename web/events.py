@@ -20,16 +20,20 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from chatter.config import Settings
 from chatter.tree import ChatTree
 from supervision import SupervisionEvent
+from web.limits import ConnectionLimits
 
 __all__ = ["SupervisionEventsSocket"]
 
 
 class SupervisionEventsSocket(WebSocketHandler):
-    """Pushes supervision events to one watcher; it sends nothing back."""
+    """Pushes supervision events to one watcher; it sends nothing back. Like a
+    chat socket it is closed with 1001 when the server stops (`limits` holds
+    it for that), but it takes no connection slot."""
 
-    def initialize(self, tree: ChatTree, settings: Settings) -> None:
+    def initialize(self, tree: ChatTree, settings: Settings, limits: ConnectionLimits) -> None:
         self.tree = tree
         self.settings_ = settings
+        self.limits = limits
         self._unsubscribe: Callable[[], None] | None = None
 
     def check_origin(self, origin: str) -> bool:
@@ -40,6 +44,7 @@ class SupervisionEventsSocket(WebSocketHandler):
         return host in allowed
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        self.limits.opened(self)
         loop = self.tree.loop
         recent = [event.to_dict() for event in self.tree.events.recent()]
         self._write({"type": "events", "events": recent})
@@ -54,6 +59,7 @@ class SupervisionEventsSocket(WebSocketHandler):
         """Watchers only listen."""
 
     def on_close(self) -> None:
+        self.limits.closed(self)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
