@@ -42,6 +42,7 @@ from supervision import Future, NameNotRegisteredError, NameUnavailableError, Re
 __all__ = [
     "NAME",
     "SEQ_LOCK_KEY",
+    "Joined",
     "Persistence",
     "PersistenceActor",
     "StoreResult",
@@ -90,6 +91,15 @@ class User:
 
 
 @dataclass(frozen=True)
+class Joined:
+    """A user recorded as in use, and how many users there are with it: the
+    count a presence frame carries when someone joins."""
+
+    user: User
+    total_users: int
+
+
+@dataclass(frozen=True)
 class UsersPage:
     """The most recently active users, and how many there are in all."""
 
@@ -114,7 +124,7 @@ class StoreMessage:
 @dataclass(frozen=True)
 class UpsertUser:
     username: str
-    reply: Future[User] = field(compare=False)
+    reply: Future[Joined] = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,10 @@ class Persistence:
 
     def upsert_user(self, username: str) -> Future[User]:
         """Record that `username` is in use now; the same key is the same user."""
+        return self.join_user(username).map(lambda joined: joined.user)
+
+    def join_user(self, username: str) -> Future[Joined]:
+        """As `upsert_user`, counting every user in the same transaction."""
         name = validate_username(username)
         return self._send(lambda reply: UpsertUser(name, reply))
 
@@ -539,7 +553,7 @@ def _insert_batch(
     return results
 
 
-def _upsert_user(conn: psycopg.Connection[Any], request: UpsertUser) -> User:
+def _upsert_user(conn: psycopg.Connection[Any], request: UpsertUser) -> Joined:
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO users (username, username_key) VALUES (%s, %s) "
@@ -548,8 +562,10 @@ def _upsert_user(conn: psycopg.Connection[Any], request: UpsertUser) -> User:
             f"RETURNING {_USER_COLUMNS}",
             (request.username, username_key(request.username)),
         ).fetchone()
+        total = conn.execute("SELECT count(*) FROM users").fetchone()
     assert row is not None
-    return User(*row)
+    assert total is not None
+    return Joined(User(*row), total[0])
 
 
 def _touch_user(conn: psycopg.Connection[Any], request: TouchUser) -> None:

@@ -78,6 +78,8 @@ class Claim:
 @dataclass(frozen=True)
 class Confirm:
     session_id: str
+    total_users: int | None = None
+    """Everyone who has ever joined, counted as the name was recorded."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ class Presence:
         self._send(Claim(session_id, session, username, takeover, reply), reply)
         return reply
 
-    def confirm(self, session_id: str) -> None:
-        self._send(Confirm(session_id))
+    def confirm(self, session_id: str, total_users: int | None = None) -> None:
+        """The session recorded its claimed name: it is online now. `total_users`,
+        when known, goes out with the presence change."""
+        self._send(Confirm(session_id, total_users))
 
     def release(self, session_id: str) -> None:
         self._send(Release(session_id))
@@ -225,7 +229,7 @@ class PresenceActor(LoopActor):
         if isinstance(message, Claim):
             message.reply.set(self._claim(message))
         elif isinstance(message, Confirm):
-            self._confirm(message.session_id)
+            self._confirm(message.session_id, message.total_users)
         elif isinstance(message, Release):
             self._release(message.session_id)
         elif isinstance(message, Online):
@@ -297,11 +301,11 @@ class PresenceActor(LoopActor):
         new.confirmed = confirmed_before  # a takeover keeps the name online throughout
         return ClaimResult(granted=True)
 
-    def _confirm(self, session_id: str) -> None:
+    def _confirm(self, session_id: str, total_users: int | None) -> None:
         holder = self._by_session.get(session_id)
         if holder is not None and not holder.confirmed:
             holder.confirmed = True
-            self._announce((holder.username,), ())
+            self._announce((holder.username,), (), total_users)
 
     def _release(self, session_id: str) -> None:
         holder = self._by_session.get(session_id)
@@ -310,9 +314,11 @@ class PresenceActor(LoopActor):
             if holder.confirmed:
                 self._announce((), (holder.username,))
 
-    def _announce(self, joins: tuple[str, ...], leaves: tuple[str, ...]) -> None:
+    def _announce(
+        self, joins: tuple[str, ...], leaves: tuple[str, ...], total_users: int | None = None
+    ) -> None:
         """Tell everyone who came and went; the online count changed with it."""
-        self._room.presence_changed(joins, leaves)
+        self._room.presence_changed(joins, leaves, total_users)
         online = sum(1 for holder in self._by_key.values() if holder.confirmed)
         self._metrics.online_users.set(online)
 

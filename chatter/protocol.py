@@ -168,8 +168,14 @@ def message_frame(message: StoredMessage) -> str:
     return encode({"type": "message", "message": message.to_wire()})
 
 
-def presence_frame(joins: Sequence[str], leaves: Sequence[str]) -> str:
-    return encode({"type": "presence", "joins": list(joins), "leaves": list(leaves)})
+def presence_frame(
+    joins: Sequence[str], leaves: Sequence[str], total_users: int | None = None
+) -> str:
+    """A presence change; `total_users` rides along when a join was just recorded."""
+    frame: dict[str, Any] = {"type": "presence", "joins": list(joins), "leaves": list(leaves)}
+    if total_users is not None:
+        frame["total_users"] = total_users
+    return encode(frame)
 
 
 def error_frame(

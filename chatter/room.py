@@ -41,6 +41,7 @@ class PresenceChanged:
 
     joins: tuple[str, ...]
     leaves: tuple[str, ...]
+    total_users: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,11 @@ class Room:
     def broadcast(self, message: StoredMessage) -> None:
         self._tell(Broadcast(message))
 
-    def presence_changed(self, joins: tuple[str, ...], leaves: tuple[str, ...]) -> None:
+    def presence_changed(
+        self, joins: tuple[str, ...], leaves: tuple[str, ...], total_users: int | None = None
+    ) -> None:
         if joins or leaves:
-            self._tell(PresenceChanged(joins, leaves))
+            self._tell(PresenceChanged(joins, leaves, total_users))
 
     def _tell(self, message: Any) -> None:
         try:
@@ -90,7 +93,7 @@ class RoomActor(LoopActor):
             told = self._fan_out(Deliver(frame, message.message.seq))
             self._metrics.deliveries.inc(told)  # once per fan-out, not per session
         elif isinstance(message, PresenceChanged):
-            frame = presence_frame(message.joins, message.leaves).encode()
+            frame = presence_frame(message.joins, message.leaves, message.total_users).encode()
             self._fan_out(Deliver(frame, None))
         else:
             super().on_receive(message)

@@ -32,7 +32,7 @@ import pykka
 from chatter.errors import ChatError, ErrorCode, InvalidUsername
 from chatter.messages import Page, validate_body, validate_client_id
 from chatter.metrics import ChatMetrics
-from chatter.persistence import Persistence, StoreResult, User, UsersPage
+from chatter.persistence import Joined, Persistence, StoreResult, User, UsersPage
 from chatter.presence import ClaimResult, IdentityReport, Presence, Replaced, ReportIdentity
 from chatter.protocol import (
     BadRequest,
@@ -443,15 +443,16 @@ class SessionActor(LoopActor):
         if previous is not None:
             self._persistence.touch_user(previous.user_id)
         self._when(
-            self._persistence.upsert_user(username),
-            lambda user: self._recorded(user, then),
+            self._persistence.join_user(username),
+            lambda joined: self._recorded(joined, then),
             lambda error: self._unavailable(client_id, release=True),
         )
 
-    def _recorded(self, user: User, then: Callable[[], None]) -> None:
+    def _recorded(self, joined: Joined, then: Callable[[], None]) -> None:
         self._claiming = self._granted = None
+        user = joined.user
         self._identity = _Identity(user.username, user.key, user.id, user.token_version)
-        self._presence.confirm(self.session_id)
+        self._presence.confirm(self.session_id, joined.total_users)
         self._send_joined()
         logger.info("Session %s is now %r", self.session_id, user.username)
         self._busy = False

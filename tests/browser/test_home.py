@@ -63,3 +63,17 @@ def test_the_plain_link_reads_the_room_without_a_name(open_page: OpenPage) -> No
     expect(home).to_have_url(re.compile(r"/chat$"))
     expect(connection(home)).to_have_attribute("data-state", "connected")
     expect(home.get_by_label("Your name")).to_be_visible()
+
+
+def test_the_total_counts_a_new_user_even_when_the_welcome_listed_only_some(
+    open_page: OpenPage, database: str
+) -> None:
+    seed_users(database, [f"member{n:02d}" for n in range(60)])  # the welcome lists 50
+    home = open_page("/")
+    expect(home.locator("#people-counts")).to_have_text("0 online / 60 total")
+    ann = open_page("/chat?name=ann")
+    expect(you(ann)).to_have_text("ann")
+    expect(home.locator("#people-counts")).to_have_text("1 online / 61 total")
+    member = open_page("/chat?name=member59")  # not new: the total stays
+    expect(you(member)).to_have_text("member59")
+    expect(home.locator("#people-counts")).to_have_text("2 online / 61 total")

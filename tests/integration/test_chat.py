@@ -208,6 +208,35 @@ def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
     run(server, scenario)
 
 
+def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.connect()
+        await watcher.welcome()
+        ann = await server.connect()
+        await ann.welcome()
+        await ann.join("ann")
+        assert await watcher.expect("presence") == {
+            "type": "presence",
+            "joins": ["ann"],
+            "leaves": [],
+            "total_users": 1,
+        }
+        await ann.join("bob")  # a switch: ann goes offline, bob is new
+        assert await watcher.expect("presence") == {
+            "type": "presence",
+            "joins": [],
+            "leaves": ["ann"],
+        }
+        assert (await watcher.expect("presence"))["total_users"] == 2
+        await ann.join("ANN")  # back to an existing user (now spelled ANN): no one new
+        await watcher.expect("presence", leaves=["bob"])
+        assert (await watcher.expect("presence", joins=["ANN"]))["total_users"] == 2
+        ann.close()
+        assert "total_users" not in await watcher.expect("presence", leaves=["ANN"])
+
+    run(server, scenario)
+
+
 def test_resume_from_beyond_the_newest_seq_still_gets_what_comes_next(
     server: ChatServer,
 ) -> None:

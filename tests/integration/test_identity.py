@@ -148,7 +148,7 @@ def test_first_post_with_a_username_joins_then_posts(server: ChatServer) -> None
         assert joined["token"]
         ack = await ann.expect("ack", client_id="a-1")
         presence = await bob.expect("presence")
-        assert presence == {"type": "presence", "joins": ["ann"], "leaves": []}
+        assert presence == {"type": "presence", "joins": ["ann"], "leaves": [], "total_users": 1}
         message = (await bob.expect("message"))["message"]
         assert (message["username"], message["body"], message["seq"]) == (
             "ann",
@@ -176,7 +176,12 @@ def test_a_join_sets_the_name_without_posting(server: ChatServer, database: str)
         joined = await ann.join("ann")
         assert joined["username"] == "ann"
         assert joined["token"]
-        assert await bob.expect("presence") == {"type": "presence", "joins": ["ann"], "leaves": []}
+        assert await bob.expect("presence") == {
+            "type": "presence",
+            "joins": ["ann"],
+            "leaves": [],
+            "total_users": 1,
+        }
         assert stored_bodies(database) == []
         _, welcome = await connected(server)
         assert {"username": "ann", "online": True} in welcome["users"]
@@ -396,7 +401,7 @@ def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
         zed, _ = await connected(server)
         await zed.join("zed")
         presence = await watcher.expect("presence")
-        assert presence == {"type": "presence", "joins": ["zed"], "leaves": []}
+        assert presence == {"type": "presence", "joins": ["zed"], "leaves": [], "total_users": 2}
         await newest.post("still ann", "x-1")
         await newest.expect("ack", client_id="x-1")
         assert stored_bodies(database) == [("ann", "back again"), ("ann", "still ann")]
@@ -545,6 +550,7 @@ def test_joining_with_another_name_releases_the_old_one(server: ChatServer) -> N
             "type": "presence",
             "joins": ["bea"],
             "leaves": [],
+            "total_users": 2,
         }
 
         bob, _ = await connected(server)
@@ -758,6 +764,7 @@ def test_invalid_usernames_are_refused_and_change_nothing(
             "type": "presence",
             "joins": ["zed"],
             "leaves": [],
+            "total_users": 2,
         }
 
     run(server, scenario)

@@ -27,8 +27,8 @@ export class People {
     this.complete = this.byKey.size >= total;
   }
 
-  /** Apply a presence frame. */
-  apply(joins = [], leaves = []) {
+  /** Apply a presence frame; `total` is its `total_users`, sent when a join was just recorded. */
+  apply(joins = [], leaves = [], total = undefined) {
     for (const username of leaves) {
       const known = this.byKey.get(nameKey(username));
       if (known) known.online = false;
@@ -45,6 +45,7 @@ export class People {
         if (this.complete) this.total += 1;
       }
     }
+    if (Number.isInteger(total)) this.total = total;
     this.total = Math.max(this.total, this.byKey.size);
   }
 

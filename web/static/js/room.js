@@ -231,7 +231,7 @@ const handlers = {
   },
 
   presence(frame) {
-    people.apply(frame.joins, frame.leaves);
+    people.apply(frame.joins, frame.leaves, frame.total_users);
     renderPeopleAndInvite();
   },
 
