@@ -1,4 +1,4 @@
-"""The orchestrator of scenarios 1, 2 and 6: a database, each server in turn, the steps.
+"""The orchestrator of scenarios 1, 2 and 6: a database, the servers, the steps.
 
 For each server (the three baselines, then Chatter) it starts the server
 process and the generator processes, has them open every connection (and the
@@ -6,17 +6,22 @@ senders join), then runs, at the same connections:
 
 - scenario 2 (*latency*): one long step at the seed's rate (10 msg/s for 60 s);
 - scenario 6 (*restart*, Chatter only): a step at the same rate during which the
-  room actor is killed (`bench.fanout.restart`);
-- scenario 1 (*fan-out*): steps of rising rate. A server that loses messages, or
-  fails the targets two steps running, is not pushed further: its higher steps
-  would only measure a collapse, and each would take the full drain. (A step
-  during which other processes took a large share of the CPU does not count as
-  a miss: the table shows it, and the notes say it was perturbed.)
+  room actor is killed (`bench.fanout.restart`).
+
+Every server then stays up, idle, for scenario 1 (*fan-out*): steps of rising
+rate, run rate by rate, each rate on every server before the next rate, so
+that whatever else runs on the machine meanwhile falls on every server alike. A
+server that loses messages or leaves posts unanswered, or fails the targets two
+steps running, is stopped there: its higher steps would only measure a
+collapse, and each would take the full drain. A near miss during which other
+processes took a large share of the CPU is run once more (the less perturbed
+of the two is kept) and does not count as a miss; the notes name every
+perturbed step.
 
 Between steps it waits for every post to be answered and every delivery to
 arrive (or the drain to run out), so no step inherits another's backlog; a
-server that fell behind in one scenario is restarted, with fresh connections,
-before the next.
+server that fell behind in scenario 2 or 6 is restarted, with fresh
+connections, before the next.
 
 Everything it starts (the embedded PostgreSQL, the servers, the generators)
 is stopped on the way out, whatever happened.
@@ -480,106 +485,101 @@ class _Session:
         return _step(server, generators, plan, postmaster)
 
 
-def _measure(
-    name: str,
-    settings: Settings,
-    work_dir: Path,
-    database_url: str | None,
-    postmaster: int | None,
-    report: Report,
-    progress: Progress,
-) -> None:
-    """Every scenario of `settings` on server `name`, its results into `report`."""
-    session = _Session(name, settings, work_dir, database_url, progress)
-    try:
-        if LATENCY in settings.scenarios:
-            rate, duration = settings.latency_rate_per_s, settings.latency_duration_s
-            progress(f"[{name}] scenario 2, latency: {rate:g} msg/s for {duration:g} s")
-            step, _, _ = session.step(rate, duration, postmaster, None)
-            report.latency[name] = step
-            progress(f"[{name}] latency: {_describe(step)}")
-            if not step.ok:  # it fell behind: the next scenario starts afresh
-                session.close()
-        if RESTART in settings.scenarios and name == CHATTER:
-            rate, duration = settings.latency_rate_per_s, settings.restart_duration_s
-            progress(
-                f"[{name}] scenario 6, restart: {rate:g} msg/s for {duration:g} s, "
-                f"the room killed after {settings.kill_after_s:g} s"
-            )
-            step, receiveds, record = session.step(
-                rate, duration, postmaster, settings.kill_after_s
-            )
-            assert record is not None
-            report.restart = analyse(step, receiveds, record, settings.kill_after_s)
-            restart = report.restart
-            progress(
-                f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
-                f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms, "
-                f"lost {step.lost:,}"
-            )
-            if not step.ok:
-                session.close()
-        if FANOUT in settings.scenarios:
-            report.steps[name] = _fanout(session, settings, postmaster, report, progress)
-    finally:
-        session.close()
-
-
-def _fanout(
+def _latency_and_restart(
     session: _Session,
     settings: Settings,
     postmaster: int | None,
     report: Report,
     progress: Progress,
-) -> list[StepResult]:
+) -> None:
+    """Scenarios 2 and (Chatter) 6 on one server, their results into `report`."""
     name = session.name
-    results: list[StepResult] = []
-    misses = 0
-    retries = PERTURBED_RETRIES
-    for number, rate in enumerate(settings.rates, 1):
+    if LATENCY in settings.scenarios:
+        rate, duration = settings.latency_rate_per_s, settings.latency_duration_s
+        progress(f"[{name}] scenario 2, latency: {rate:g} msg/s for {duration:g} s")
+        step, _, _ = session.step(rate, duration, postmaster, None)
+        report.latency[name] = step
+        progress(f"[{name}] latency: {_describe(step)}")
+        if not step.ok:  # it fell behind: the next scenario starts afresh
+            session.close()
+    if RESTART in settings.scenarios and name == CHATTER:
+        rate, duration = settings.latency_rate_per_s, settings.restart_duration_s
         progress(
-            f"[{name}] scenario 1, step {number}: {rate:g} msg/s for {settings.duration_s:g} s"
+            f"[{name}] scenario 6, restart: {rate:g} msg/s for {duration:g} s, "
+            f"the room killed after {settings.kill_after_s:g} s"
         )
-        step, _, _ = session.step(rate, settings.duration_s, postmaster, None)
-        progress(f"[{name}] {rate:g} msg/s: {_describe(step)}")
-        if (
-            not step.ok
-            and step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
-            and step.latency_p99_ms <= COLLAPSE_P99_MS  # a collapse is not a near miss
-            and retries
-        ):
-            # Other work took the CPU: once more, and keep the less perturbed of the two.
-            retries -= 1
-            progress(
-                f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
-                "running the step again"
-            )
-            again, _, _ = session.step(rate, settings.duration_s, postmaster, None)
-            progress(f"[{name}] {rate:g} msg/s again: {_describe(again)}")
-            step = min(step, again, key=lambda s: s.other_cpu_percent)
-        results.append(step)
-        if step.ok:
-            misses = 0
-        elif (
-            step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT
-            or step.latency_p99_ms > COLLAPSE_P99_MS
-        ):
-            misses += 1  # a near miss that other work perturbed says little: go on
-        if settings.all_steps or number == len(settings.rates):
-            continue
-        if step.lost or step.closed_connections or step.unanswered:
-            report.notes.append(
-                f"{name}: steps above {rate:g} msg/s not run: at {rate:g} it lost "
-                f"{step.lost:,} deliveries, left {step.unanswered:,} posts unanswered and "
-                f"closed {step.closed_connections} connections."
-            )
-            break
-        if misses >= 2:
-            report.notes.append(
-                f"{name}: steps above {rate:g} msg/s not run: two steps running missed the targets."
-            )
-            break
-    return results
+        step, receiveds, record = session.step(rate, duration, postmaster, settings.kill_after_s)
+        assert record is not None
+        restart = report.restart = analyse(step, receiveds, record, settings.kill_after_s)
+        progress(
+            f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
+            f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms, "
+            f"lost {step.lost:,}"
+        )
+        if not step.ok:
+            session.close()
+
+
+@dataclass
+class _Climb:
+    """One server's way up scenario 1's steps."""
+
+    session: _Session
+    postmaster: int | None
+    results: list[StepResult]
+    misses: int = 0
+    retries: int = PERTURBED_RETRIES
+    stopped: bool = False
+
+
+def _fanout_step(
+    climb: _Climb, settings: Settings, rate: float, report: Report, progress: Progress
+) -> None:
+    """One step of scenario 1 for one server: run it (again if other work spoiled a
+    near miss), record it, and stop the server's climb after a collapse."""
+    name = climb.session.name
+    number = len(climb.results) + 1
+    progress(f"[{name}] scenario 1, step {number}: {rate:g} msg/s for {settings.duration_s:g} s")
+    step, _, _ = climb.session.step(rate, settings.duration_s, climb.postmaster, None)
+    progress(f"[{name}] {rate:g} msg/s: {_describe(step)}")
+    if (
+        not step.ok
+        and step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+        and step.latency_p99_ms <= COLLAPSE_P99_MS  # a collapse is not a near miss
+        and climb.retries
+    ):
+        # Other work took the CPU: once more, and keep the less perturbed of the two.
+        climb.retries -= 1
+        progress(
+            f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
+            "running the step again"
+        )
+        again, _, _ = climb.session.step(rate, settings.duration_s, climb.postmaster, None)
+        progress(f"[{name}] {rate:g} msg/s again: {_describe(again)}")
+        step = min(step, again, key=lambda s: s.other_cpu_percent)
+    climb.results.append(step)
+    if step.ok:
+        climb.misses = 0
+    elif (
+        step.other_cpu_percent <= OTHER_CPU_WARNING_PERCENT or step.latency_p99_ms > COLLAPSE_P99_MS
+    ):
+        climb.misses += 1  # a near miss that other work perturbed says little: go on
+    if settings.all_steps:
+        return
+    if step.lost or step.closed_connections or step.unanswered:
+        report.notes.append(
+            f"{name}: steps above {rate:g} msg/s not run: at {rate:g} it lost "
+            f"{step.lost:,} deliveries, left {step.unanswered:,} posts unanswered and "
+            f"closed {step.closed_connections} connections."
+        )
+        climb.stopped = True
+    elif climb.misses >= 2:
+        report.notes.append(
+            f"{name}: steps above {rate:g} msg/s not run: two steps running missed the targets."
+        )
+        climb.stopped = True
+    if climb.stopped:
+        climb.session.close()  # its backlog must not slow the others' steps
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -633,6 +633,17 @@ def _tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _blame(name: str, work_dir: Path, progress: Progress) -> Iterator[None]:
+    """On a failure, show the end of the failing server's log."""
+    try:
+        yield
+    except Exception:
+        tail = _tail(work_dir / f"{name}.log")
+        progress(f"[{name}] failed; the end of its log:\n{tail}")
+        raise
+
+
 @dataclass(frozen=True)
 class _Database:
     url: str
@@ -680,18 +691,34 @@ def run(settings: Settings, progress: Progress = _log) -> Report:
             database = executor.submit(_start_database, work_dir, progress, database_stack)
             if not settings.overlap_database_start:
                 database.result()
-        for name in settings.servers:
-            url = postmaster = None
-            if name == CHATTER and database is not None:
-                started = database.result()
-                url, postmaster = started.url, started.postmaster
-                report.machine = replace(report.machine, postgres=started.version)
-            try:
-                _measure(name, settings, work_dir, url, postmaster, report, progress)
-            except Exception:
-                tail = _tail(work_dir / f"{name}.log")
-                progress(f"[{name}] failed; the end of its log:\n{tail}")
-                raise
+        # Scenarios 2 and 6 server by server; then scenario 1 rate by rate, each rate
+        # on every server still climbing before the next, so that other work on the
+        # machine falls on all of them alike. Every server stays up, idle, meanwhile.
+        sessions: dict[str, tuple[_Session, int | None]] = {}
+        try:
+            for name in settings.servers:
+                url = postmaster = None
+                if name == CHATTER and database is not None:
+                    started = database.result()
+                    url, postmaster = started.url, started.postmaster
+                    report.machine = replace(report.machine, postgres=started.version)
+                session = _Session(name, settings, work_dir, url, progress)
+                sessions[name] = (session, postmaster)
+                with _blame(name, work_dir, progress):
+                    _latency_and_restart(session, settings, postmaster, report, progress)
+            if FANOUT in settings.scenarios:
+                climbs = {
+                    name: _Climb(session, postmaster, report.steps.setdefault(name, []))
+                    for name, (session, postmaster) in sessions.items()
+                }
+                for rate in settings.rates:
+                    for name, climb in climbs.items():
+                        if not climb.stopped:
+                            with _blame(name, work_dir, progress):
+                                _fanout_step(climb, settings, rate, report, progress)
+        finally:
+            for session, _ in sessions.values():
+                session.close()
         every = [step for steps in report.steps.values() for step in steps]
         every += list(report.latency.values())
         if report.restart is not None:
