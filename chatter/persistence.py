@@ -232,8 +232,13 @@ class Persistence:
         return self._read(lambda conn: conn.execute("SELECT 1").fetchone() == (1,))
 
     def recent_users(self, limit: int = 50) -> Future[UsersPage]:
-        """The `limit` most recently seen users, and the count of all users."""
-        return self._read(lambda conn: _recent_users(conn, limit))
+        """The `limit` most recently seen users, and the count of all users.
+        Every welcome asks this too: asks that overlap share one read."""
+        return self._send(
+            lambda reply: SharedRead(
+                ("recent_users", limit), lambda conn: _recent_users(conn, limit), reply
+            )
+        )
 
     def _read(self, query: Callable[[psycopg.Connection[Any]], T]) -> Future[T]:
         return self._send(lambda reply: Read(query, reply))

@@ -82,3 +82,21 @@ def test_an_unchanged_page_is_the_same_object_and_encoded_once(
     assert changed is not first
     assert [m.body for m in changed.messages] == ["first", "second"]
     assert '"body":"second"' in changed.wire_json
+
+
+def test_asks_for_recent_users_share_reads_and_see_who_joined_before(
+    tree: tuple[Persistence, pykka.ActorRef[Any]],
+) -> None:
+    persistence, _ = tree
+    for n in range(5):
+        running = [persistence.recent_users(50) for _ in range(5)]  # reads in flight
+        persistence.upsert_user(f"user{n}").get(timeout=TIMEOUT_S)
+        page = persistence.recent_users(50).get(timeout=TIMEOUT_S)
+        assert page.total == n + 1
+        assert f"user{n}" in [user.username for user in page.users]
+        for ask in running:
+            ask.get(timeout=TIMEOUT_S)
+    asks = [persistence.recent_users(50) for _ in range(ASKS)]
+    pages = [ask.get(timeout=TIMEOUT_S) for ask in asks]
+    assert all(page == pages[0] for page in pages)
+    assert len({id(page) for page in pages}) < ASKS // 2
