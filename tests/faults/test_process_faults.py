@@ -50,6 +50,19 @@ def acks(crowd: Crowd) -> int:
     return sum(len(u.acked) for u in crowd.users)
 
 
+async def start_again_and_resume(serve: ServeProcess, crowd: Crowd, database: str) -> None:
+    """Start the server again; once everyone is back and more posts are acked,
+    the suite's verdict (every client was cut off, so each may reconnect)."""
+    await asyncio.to_thread(serve.start)
+    await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
+    await crowd.acked_at_least(acks(crowd) + 20)
+    await crowd.settle(database)
+    everyone = [u.name for u in crowd.users]
+    await asyncio.to_thread(
+        assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
+    )
+
+
 def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
     serve: ServeProcess, database: str
 ) -> None:
@@ -62,14 +75,7 @@ def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
             serve.kill()  # mid-traffic: posts in flight, some stored but not acked
             assert await asyncio.to_thread(serve.wait) == -9
             await crowd.until(lambda: not any(u.connected for u in crowd.users), "all cut off")
-            await asyncio.to_thread(serve.start)
-            await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
-            await crowd.acked_at_least(acks(crowd) + 20)
-            await crowd.settle(database)
-            everyone = [u.name for u in crowd.users]
-            await asyncio.to_thread(
-                assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
-            )
+            await start_again_and_resume(serve, crowd, database)
             assert all(u.connects == 2 for u in crowd.users)
         finally:
             await crowd.close()
@@ -94,14 +100,7 @@ def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_
             assert await asyncio.to_thread(serve.wait) == 1, serve.log()
             assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
             assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
-            await asyncio.to_thread(serve.start)
-            await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
-            await crowd.acked_at_least(acks(crowd) + 20)
-            await crowd.settle(database)
-            everyone = [u.name for u in crowd.users]
-            await asyncio.to_thread(
-                assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
-            )
+            await start_again_and_resume(serve, crowd, database)
         finally:
             await crowd.close()
 
