@@ -105,10 +105,9 @@ class Run:
 
 def _progress_since(start: float) -> Progress:
     def progress(line: str) -> None:
-        elapsed = time.monotonic() - start
-        print(
-            f"[{int(elapsed // 60):02d}:{elapsed % 60:04.1f}] {line}", file=sys.stderr, flush=True
-        )
+        tenths = int((time.monotonic() - start) * 10)  # 59.96 s must not show as 00:60.0
+        minutes, tenths = divmod(tenths, 600)
+        print(f"[{minutes:02d}:{tenths / 10:04.1f}] {line}", file=sys.stderr, flush=True)
 
     return progress
 
