@@ -379,4 +379,17 @@ def format_report(report: Report, chatter: str = "chatter", demo: str = "demo") 
             f"demo {reference[demo]:.1f} ms"
             + (" - target met" if verdict["p99_target_met"] else " - target NOT met")
         )
+    for server, step in report.latency.items():
+        lines.append(
+            f"scenario 2, {server}: {step.rate_per_s:g} msg/s for {step.duration_s:g} s, "
+            f"p50 {step.latency_p50_ms:.1f} ms, p99 {step.latency_p99_ms:.1f} ms, "
+            f"max {step.latency_max_ms:.1f} ms, lost {step.lost:,}"
+        )
+    if report.restart is not None:
+        restart = report.restart
+        lines.append(
+            f"scenario 6, the room killed: restarted after {restart.restart_ms:.0f} ms, "
+            f"spike {restart.spike_ms:.1f} ms, back to normal after "
+            f"{restart.recovery_ms:.0f} ms, lost {restart.step.lost:,}"
+        )
     return "\n".join(lines)
