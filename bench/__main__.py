@@ -252,6 +252,8 @@ def to_json(result: Run) -> dict[str, Any]:
 
 
 def _minutes(seconds: float) -> str:
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
@@ -297,12 +299,12 @@ def render(result: Run, image_link: dict[str, str]) -> str:
                 lines += ["**Failed**:", "", "```", (outcome.error or "").rstrip(), "```"]
             continue
         section = outcome.section
-        took = f" ({_minutes(outcome.elapsed_s)})" if math.isfinite(outcome.elapsed_s) else ""
+        took = _minutes(outcome.elapsed_s) if math.isfinite(outcome.elapsed_s) else ""
         lines += [f"### {section.title}", "", section.markdown.strip()]
         for image in section.images:
             lines += ["", f"![{section.title}]({image_link.get(image, image)})"]
         if outcome.name not in FANOUT_NAMES and took:
-            lines += ["", f"*Ran in{took}.*"]
+            lines += ["", f"*Ran in {took}.*"]
     return "\n".join(lines) + "\n"
 
 
