@@ -252,9 +252,8 @@ def to_json(result: Run) -> dict[str, Any]:
 
 
 def _minutes(seconds: float) -> str:
-    if seconds < 59.5:
-        return f"{seconds:.0f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
 
 
 def render(result: Run, image_link: dict[str, str]) -> str:
