@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatter.database import EmbeddedPostgres
-from supervision import EventKind
+from supervision import EventKind, inject_crash
 from tests.conftest import EventLog
 from tests.faults._traffic import ChatUser, Crowd, assert_consistent
 from tests.integration.chat_server import ChatServer
@@ -115,3 +115,41 @@ def test_an_immediate_database_restart_during_a_burst_loses_nothing(
 
     asyncio.run(scenario())
     assert not [e for e in log.events if e.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)]
+
+
+def test_persistence_killed_during_an_outage_comes_back_and_loses_nothing(
+    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+) -> None:
+    async def scenario() -> None:
+        crowd = Crowd(server.ws_url, posters=6, viewers=1)
+        try:
+            await crowd.start()
+            crowd.type_messages(True)
+            await crowd.acked_at_least(15)
+            with database_back_at_the_end(postgres):
+                await asyncio.to_thread(postgres.stop, "fast")
+                await crowd.until(
+                    lambda: sum(u.unavailable for u in crowd.users) >= 6,
+                    "posts refused as unavailable",
+                )
+                persistence = server.tree.registry.whereis("persistence")
+                assert persistence is not None
+                inject_crash(persistence, "fault suite: persistence, database down")
+                # Its new incarnation starts without the database, and refuses
+                # posts as unavailable until it is back.
+                await asyncio.to_thread(log.wait, EventKind.RESTARTED, "persistence", 10.0)
+                refused = sum(u.unavailable for u in crowd.users)
+                await crowd.until(
+                    lambda: sum(u.unavailable for u in crowd.users) >= refused + 6,
+                    "the new incarnation refusing posts",
+                )
+            await crowd.acked_at_least(acks(crowd) + 20, timeout_s=30)
+            await crowd.settle(database)
+            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
+        finally:
+            await crowd.close()
+
+    asyncio.run(scenario())
+    restarts = [e.child for e in log.events if e.kind is EventKind.RESTARTED]
+    assert restarts == ["persistence"]
+    assert not [e for e in log.events if e.kind is EventKind.GAVE_UP]
