@@ -36,7 +36,15 @@ def fail_envelopes(envelopes: list[Envelope[Any]], why: str) -> None:
             envelope.reply_to.set_exception((type(error), error, None))
 
 
-__all__ = ["Link", "claim", "fail_envelopes", "linked", "start_linked"]
+__all__ = [
+    "Link",
+    "await_started",
+    "claim",
+    "fail_envelopes",
+    "linked",
+    "spawn_linked",
+    "start_linked",
+]
 
 _opening: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
     "supervision_opening_link", default=None
@@ -139,6 +147,18 @@ def start_linked(
     """Start an actor linked to `on_exit` and return once its ``on_start`` has
     returned. Raises `StartChildError`, naming `child_id`, when it does not
     start; an actor that does not start in `timeout_s` is killed. Blocks."""
+    ref, link = spawn_linked(child_id, start, on_exit)
+    await_started(child_id, ref, link, timeout_s)
+    return ref, link
+
+
+def spawn_linked(
+    child_id: str,
+    start: Callable[[], pykka.ActorRef[Any]],
+    on_exit: Callable[[Link, Exit], None] | None,
+) -> tuple[pykka.ActorRef[Any], Link]:
+    """The first half of `start_linked`: construct the actor, linked, without
+    waiting for its ``on_start`` (which runs on the actor's own thread or loop)."""
     link = Link(on_exit)
     with linked(link):
         try:
@@ -151,8 +171,14 @@ def start_linked(
             f"{start!r} did not start a supervised actor "
             "(derive from supervision.ThreadActor or supervision.LoopActor)",
         )
+    return ref, link
+
+
+def await_started(child_id: str, ref: pykka.ActorRef[Any], link: Link, timeout_s: float) -> None:
+    """The second half of `start_linked`: wait until the actor's ``on_start``
+    has returned; kill it if that takes longer than `timeout_s`."""
     try:
-        link.started.get(timeout=timeout_s)
+        link.started.get(timeout=max(0.0, timeout_s))
     except pykka.Timeout:
         link.kill(KILLED)
         raise StartChildError(child_id, f"on_start did not return in {timeout_s:g} s") from None
@@ -165,4 +191,3 @@ def start_linked(
             "the start function returned another actor than the first one it "
             "constructed; start helper actors in the child's on_start instead",
         )
-    return ref, link

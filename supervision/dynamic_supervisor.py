@@ -10,22 +10,44 @@ is the library's own shorthand, Elixir always takes a child spec); it refuses a
 child beyond ``max_children`` with `MaxChildrenError`; terminating a child
 forgets it; and on shutdown it stops all its children at once, since none
 depends on another, instead of one after the other.
+
+Starting is synchronous, as in OTP: a caller of `start_child` is answered once
+its child's ``on_start`` has returned. When several callers ask at about the
+same time, the requests queued behind the first are started in the same round:
+every child is constructed first, then each one's ``on_start`` is waited for.
+For loop actors that share a busy event loop (a crowd of connections arriving)
+the round costs one turn of the loop instead of one turn per child. Each
+caller's answer, and each child's failure, is still its own.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
+from pykka._envelope import Envelope
 
+from supervision._link import Link, await_started, spawn_linked
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
-from supervision.errors import MaxChildrenError
+from supervision.errors import MaxChildrenError, StartChildError
 from supervision.strategy import Strategy
-from supervision.supervisor import Supervisor
+from supervision.supervisor import StartChild, Supervisor
 
 __all__ = ["DynamicSupervisor"]
+
+
+@dataclass(frozen=True)
+class _Starting:
+    """A child constructed in a round of starts, its ``on_start`` not yet awaited."""
+
+    child_id: str
+    ref: pykka.ActorRef[Any]
+    link: Link
+    deadline: float
 
 
 class DynamicSupervisor(Supervisor):
@@ -57,7 +79,80 @@ class DynamicSupervisor(Supervisor):
             name=name,
         )
 
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StartChild):
+            return self._start_together(message)
+        return super().on_receive(message)
+
+    def _start_together(self, first: StartChild) -> Any:
+        """Start `first`'s child and those of the `StartChild` requests queued
+        right behind it in one round; answer each request with its own outcome
+        (the first through our return value, as any message). A child counts
+        towards ``max_children`` from the moment it is asked for: when the round
+        is full, the children already constructed are waited for (one that
+        fails to start frees its place) before the next request is looked at,
+        so every request meets the same limit it would meet alone."""
+        queued: list[Envelope[Any]] = self.actor_inbox.take_while(  # type: ignore[attr-defined]
+            lambda message: isinstance(message, StartChild)
+        )
+        requests = [first, *(envelope.message for envelope in queued)]
+        outcomes: list[pykka.ActorRef[Any] | BaseException | None] = [None] * len(requests)
+        starting: list[tuple[int, _Starting]] = []
+
+        def finish_round() -> None:
+            for index, one in starting:
+                outcomes[index] = self._await_new(one)
+            starting.clear()
+
+        for index, request in enumerate(requests):
+            if starting and self._full():
+                finish_round()
+            try:
+                starting.append((index, self._spawn_new(request.spec)))
+            except Exception as error:
+                outcomes[index] = error
+        finish_round()
+        for envelope, outcome in zip(queued, outcomes[1:], strict=True):
+            if envelope.reply_to is None:
+                continue
+            if isinstance(outcome, BaseException):
+                envelope.reply_to.set_exception((type(outcome), outcome, outcome.__traceback__))
+            else:
+                envelope.reply_to.set(outcome)
+        if isinstance(outcomes[0], BaseException):
+            raise outcomes[0]
+        return outcomes[0]
+
+    def _full(self) -> bool:
+        return self.max_children is not None and len(self._children) >= self.max_children
+
+    def _spawn_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> _Starting:
+        """Add the child and construct it, not waiting for its ``on_start``."""
+        spec = self._spec_for(spec)
+        child = self._add(spec)
+        try:
+            ref, link = spawn_linked(child.id, spec.start, self._tell_exited)
+        except StartChildError:
+            del self._children[child.id]
+            raise
+        return _Starting(child.id, ref, link, time.monotonic() + self._start_timeout_s)
+
+    def _await_new(self, starting: _Starting) -> pykka.ActorRef[Any] | BaseException:
+        """The started child's ref, or why it did not start (then it is forgotten)."""
+        try:
+            await_started(
+                starting.child_id, starting.ref, starting.link, starting.deadline - time.monotonic()
+            )
+        except StartChildError as error:
+            del self._children[starting.child_id]
+            return error
+        return self._started(self._children[starting.child_id], starting.ref, starting.link)
+
     def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
+        return super()._start_new(self._spec_for(spec))
+
+    def _spec_for(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> ChildSpec:
+        """Check ``max_children``; turn a bare start function into a temporary child."""
         if self.max_children is not None and len(self._children) >= self.max_children:
             raise MaxChildrenError(
                 f"dynamic supervisor {self.id!r} already runs its {self.max_children} children"
@@ -66,7 +161,7 @@ class DynamicSupervisor(Supervisor):
             spec = ChildSpec(
                 id=f"{self.id}-{next(self._ids)}", start=spec, restart=Restart.TEMPORARY
             )
-        return super()._start_new(spec)
+        return spec
 
     def _stop_children(self, *, restarting: bool = False) -> None:
         children = reversed(list(self._children.values()))

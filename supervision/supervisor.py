@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from pykka._envelope import Envelope
 
-from supervision._link import Link, fail_envelopes, start_linked
+from supervision._link import Link, await_started, fail_envelopes, spawn_linked
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.errors import (
     ChildNotFoundError,
@@ -353,9 +353,14 @@ class Supervisor(ThreadActor):
     # -- starting and stopping children ------------------------------------------------
 
     def _start_child(self, child: _Child, *, restarting: bool = False) -> pykka.ActorRef[Any]:
-        ref, link = start_linked(
-            child.id, child.spec.start, self._tell_exited, self._start_timeout_s
-        )
+        ref, link = spawn_linked(child.id, child.spec.start, self._tell_exited)
+        await_started(child.id, ref, link, self._start_timeout_s)
+        return self._started(child, ref, link, restarting=restarting)
+
+    def _started(
+        self, child: _Child, ref: pykka.ActorRef[Any], link: Link, *, restarting: bool = False
+    ) -> pykka.ActorRef[Any]:
+        """Record a child whose ``on_start`` has returned: link, name, event."""
         child.ref, child.link = ref, link
         self._by_link[link] = child
         if child.spec.name is not None:

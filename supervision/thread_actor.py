@@ -9,6 +9,7 @@ long-lived services, wrong for one actor per connection (see `LoopActor`).
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -58,6 +59,16 @@ class _ThreadInbox(queue.Queue[Envelope[Any]]):
                 self.not_empty.notify()
                 return
         fail_envelopes([item], "the actor stopped before handling the message")
+
+    def take_while(self, wanted: Callable[[Any], bool]) -> list[Envelope[Any]]:
+        """Remove and return the envelopes at the head of the queue whose message
+        is `wanted`, oldest first: for an actor that handles a run of like
+        messages together."""
+        taken: list[Envelope[Any]] = []
+        with self.mutex:
+            while self.queue and wanted(self.queue[0].message):
+                taken.append(self.queue.popleft())
+        return taken
 
     def close(self) -> list[Envelope[Any]]:
         """Refuse further messages; return those still waiting, oldest first."""

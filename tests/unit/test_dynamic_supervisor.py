@@ -14,7 +14,9 @@ from supervision import (
     EventStream,
     MaxChildrenError,
     Restart,
+    StartChildError,
     Supervisor,
+    ThreadActor,
     count_children,
     describe_tree,
     inject_crash,
@@ -105,6 +107,57 @@ def test_children_started_concurrently_all_run(events: EventStream) -> None:
     for thread in threads:
         thread.join(10)
     assert sorted(results) == sorted(f"s{n}" for n in range(50))  # type: ignore[type-var]
+
+
+class Meeting(ThreadActor):
+    """Starts only once `barrier` has every party: when its siblings start too."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        super().__init__()
+        self.barrier = barrier
+
+    def on_start(self) -> None:
+        self.barrier.wait(timeout=5)
+
+
+class Gate(ThreadActor):
+    """Starts once `opened` is set: holds its supervisor in a start."""
+
+    def __init__(self, opened: threading.Event) -> None:
+        super().__init__()
+        self.opened = opened
+
+    def on_start(self) -> None:
+        assert self.opened.wait(timeout=5)
+
+
+def test_children_asked_for_while_it_is_busy_start_together_each_answered_alone(
+    events: EventStream,
+) -> None:
+    sup = start_link(DynamicSupervisor.child_spec("sessions", events=events, max_children=6))
+    opened = threading.Event()
+    first = start_child(sup, lambda: Gate.start(opened))  # the supervisor waits on it
+    meeting = threading.Barrier(3)
+    together = [start_child(sup, lambda: Meeting.start(meeting)) for _ in range(3)]
+    failing = start_child(sup, lambda: Worker.start("broken", Journal(), fail_start=True))
+    too_many = [start_child(sup, lambda: Worker.start("w", Journal())) for _ in range(3)]
+    opened.set()
+    first.get(timeout=5)
+    # One after the other, the first meeting would wait for the others forever.
+    refs = [future.get(timeout=10) for future in together]
+    assert len({ref.actor_urn for ref in refs}) == 3
+    with pytest.raises(StartChildError, match="broken cannot start"):
+        failing.get(timeout=5)
+    # The broken child's place is free again for the next one, as it would be
+    # one start at a time.
+    assert too_many[0].get(timeout=5).is_alive()
+    assert too_many[1].get(timeout=5).is_alive()
+    with pytest.raises(MaxChildrenError):
+        too_many[2].get(timeout=5)
+    assert count_children(sup).get(timeout=5).active == 6
+    assert [e.kind for e in events.recent() if e.supervisor == "sessions"].count(
+        EventKind.STARTED
+    ) == 6
 
 
 def test_dynamic_supervisor_sits_in_a_tree_and_stops_its_children(events: EventStream) -> None:
