@@ -255,9 +255,9 @@ def run(quick: bool, progress: Progress) -> Section:
         "that overlap share one read (`SharedRead`, as group commit shares a commit), and "
         "an unchanged page is answered with the same object, so its 500 messages are "
         "encoded to JSON once for as long as the room is quiet (`Page.wire_json`). What "
-        "remains per join is the handshake, the session's start (one at a time through "
-        "the sessions supervisor, each waiting for a turn of the event loop: the limit "
-        "when the machine is busy) and the write of the frame.",
+        "remains per join is the handshake, the session's start (the sessions "
+        "supervisor starts the sessions asked for together, in rounds that share the "
+        "event loop's turns) and the write of the frame.",
         f"Measured with {postgres}, {versions('tornado', 'pykka', 'psycopg')}.",
     ]
     return Section(
