@@ -24,15 +24,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import _scenario_clients as clients
-from bench.fanout.servers import CHATTER, DEMO, HOST, SOCKETIO, free_port
+from bench.fanout.servers import (
+    CHATTER,
+    DEMO,
+    HOST,
+    SOCKETIO,
+    free_port,
+    stop_process,
+    wait_ready,
+)
 from bench.section import Progress, Section
 
 __all__ = [
@@ -58,8 +64,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 """Where a scenario run alone writes its figures (git-ignored)."""
 _REPO = Path(__file__).resolve().parents[1]
 
-READY_TIMEOUT_S = 60.0
-"""Longest wait for a server to answer /healthz after it is started."""
 STOP_TIMEOUT_S = 15.0
 """Longest wait for a process to exit after SIGTERM, before SIGKILL."""
 MAX_CONNECTIONS = 20_000
@@ -160,33 +164,6 @@ def _command(name: str, port: int) -> list[str]:
     return [sys.executable, "-m", module, *serve, "--host", HOST, "--port", str(port)]
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    url = f"http://{HOST}:{port}/healthz"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
-        with (
-            contextlib.suppress(OSError, urllib.error.URLError),
-            urllib.request.urlopen(url, timeout=2) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"the server did not answer {url} in {READY_TIMEOUT_S} s; see {log}")
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT_S)
-
-
 @contextlib.contextmanager
 def running_server(
     name: str, work_dir: Path, database_url: str | None = None
@@ -219,10 +196,10 @@ def running_server(
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(process, port, log)
+            wait_ready(process, port, log)
             yield ServerProcess(name, process.pid, port, log)
         finally:
-            _stop_process(process)
+            stop_process(process)
 
 
 def tail(path: Path, lines: int = 20) -> str:

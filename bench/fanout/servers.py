@@ -45,6 +45,8 @@ __all__ = [
     "process_tree_cpu_s",
     "restarts_of",
     "running_server",
+    "stop_process",
+    "wait_ready",
 ]
 
 CHATTER = "chatter"
@@ -175,7 +177,8 @@ def _command(name: str, port: int) -> list[str]:
     raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until the server answers /healthz with 200; fail if it exits first."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     url = f"http://{HOST}:{port}/healthz"
     while time.monotonic() < deadline:
@@ -191,7 +194,8 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     raise TimeoutError(f"the server did not answer {url} in {READY_TIMEOUT_S} s; see {log}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is not gone in `STOP_TIMEOUT_S`."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -226,10 +230,10 @@ def running_server(
             _command(name, port), cwd=_REPO, env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
-            _wait_ready(process, port, log)
+            wait_ready(process, port, log)
             yield RunningServer(name, process.pid, port, log)
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 # -- Chatter's supervision API ----------------------------------------------------------
