@@ -35,6 +35,7 @@ class SupervisionEventsSocket(WebSocketHandler):
         self.settings_ = settings
         self.limits = limits
         self._unsubscribe: Callable[[], None] | None = None
+        self._already_sent: list[SupervisionEvent] = []
 
     def check_origin(self, origin: str) -> bool:
         host = urllib.parse.urlparse(origin).netloc.lower()
@@ -46,14 +47,17 @@ class SupervisionEventsSocket(WebSocketHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.limits.opened(self)
         loop = self.tree.loop
-        recent = [event.to_dict() for event in self.tree.events.recent()]
-        self._write({"type": "events", "events": recent})
 
         def forward(event: SupervisionEvent) -> None:
             # In the publishing supervisor's thread: hand over to the loop.
-            loop.call_soon_threadsafe(self._write, {"type": "event", "event": event.to_dict()})
+            loop.call_soon_threadsafe(self._forward, event)
 
+        # Subscribe before taking the recent events, so that no event falls
+        # between the two; one in both is sent once, in the first frame.
         self._unsubscribe = self.tree.events.subscribe(forward)
+        recent = self.tree.events.recent()
+        self._already_sent = list(recent)
+        self._write({"type": "events", "events": [event.to_dict() for event in recent]})
 
     def on_message(self, message: str | bytes) -> None:
         """Watchers only listen."""
@@ -63,6 +67,12 @@ class SupervisionEventsSocket(WebSocketHandler):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+    def _forward(self, event: SupervisionEvent) -> None:
+        if any(event is sent for sent in self._already_sent):
+            return
+        self._already_sent = []  # events come in order: no later one was in the snapshot
+        self._write({"type": "event", "event": event.to_dict()})
 
     def _write(self, frame: dict[str, Any]) -> None:
         if self.ws_connection is None or self.ws_connection.is_closing():
