@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fanout.runner import json_safe
 from bench.section import Progress, Section
 
 __all__ = ["NAMES", "main", "render", "run"]
@@ -215,16 +216,6 @@ def run(names: Sequence[str], quick: bool, results_dir: Path) -> Run:
 # -- the report -------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def to_json(result: Run) -> dict[str, Any]:
     document = {
         "quick": result.quick,
@@ -247,7 +238,7 @@ def to_json(result: Run) -> dict[str, Any]:
         "errors": {o.name: o.error for o in result.outcomes if o.error is not None},
         "missing": [o.name for o in result.outcomes if o.missing],
     }
-    converted: dict[str, Any] = _finite(document)
+    converted: dict[str, Any] = json_safe(document)
     return converted
 
 

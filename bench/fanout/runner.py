@@ -82,7 +82,18 @@ from bench.fanout.servers import (
 from bench.section import Progress
 from chatter.throttle import POST_RATE_PER_S
 
-__all__ = ["FANOUT", "FULL", "LATENCY", "QUICK", "RESTART", "SCENARIOS", "Settings", "main", "run"]
+__all__ = [
+    "FANOUT",
+    "FULL",
+    "LATENCY",
+    "QUICK",
+    "RESTART",
+    "SCENARIOS",
+    "Settings",
+    "json_safe",
+    "main",
+    "run",
+]
 
 T = TypeVar("T")
 
@@ -737,14 +748,14 @@ def run(settings: Settings, progress: Progress = _log) -> Report:
         return report
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """The report as JSON allows it: NaN becomes null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
@@ -768,7 +779,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         "verdict": report.verdict(),
     }
-    result: dict[str, Any] = _finite(document)
+    result: dict[str, Any] = json_safe(document)
     return result
 
 
