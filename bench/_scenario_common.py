@@ -185,6 +185,9 @@ def running_server(
             CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
             CHATTER_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
             CHATTER_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS),
+            # One load generator opens thousands of sockets at once from one address.
+            CHATTER_MAX_PENDING_PER_IP=str(MAX_CONNECTIONS),
+            CHATTER_NAME_CLAIMS_PER_IP=str(MAX_CONNECTIONS),
             CHATTER_ENV="dev",
         )
     with open(log, "wb") as out:

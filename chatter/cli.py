@@ -60,6 +60,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="WebSocket connections per address (env CHATTER_MAX_CONNECTIONS_PER_IP)",
     )
     serve.add_argument(
+        "--header-timeout",
+        dest="header_timeout_s",
+        type=float,
+        help="seconds to send request headers (env CHATTER_HEADER_TIMEOUT_S, default 10)",
+    )
+    serve.add_argument(
+        "--max-pending-per-ip",
+        type=int,
+        help="sockets per address before headers (env CHATTER_MAX_PENDING_PER_IP, default 64)",
+    )
+    serve.add_argument(
+        "--max-watchers",
+        type=int,
+        help="supervision event sockets in all (env CHATTER_MAX_WATCHERS, default 100)",
+    )
+    serve.add_argument(
+        "--max-watchers-per-ip",
+        type=int,
+        help="supervision event sockets per address (env CHATTER_MAX_WATCHERS_PER_IP, default 8)",
+    )
+    serve.add_argument(
+        "--name-claims-per-ip",
+        type=int,
+        help="names one address may claim at once (env CHATTER_NAME_CLAIMS_PER_IP, default 12)",
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        help="load balancer addresses or networks, comma-separated (env CHATTER_TRUSTED_PROXIES)",
+    )
+    serve.add_argument(
+        "--proxy-protocol",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="trusted proxies send a PROXY protocol header (env CHATTER_PROXY_PROTOCOL)",
+    )
+    serve.add_argument(
         "--metrics",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -127,6 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port",
             "max_connections",
             "max_connections_per_ip",
+            "header_timeout_s",
+            "max_pending_per_ip",
+            "max_watchers",
+            "max_watchers_per_ip",
+            "name_claims_per_ip",
+            "trusted_proxies",
+            "proxy_protocol",
             "metrics",
             "metrics_port",
         )

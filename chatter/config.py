@@ -8,6 +8,7 @@ handed to whatever needs it, never looked up from a global.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chatter.errors import ConfigError
+from chatter.throttle import Limit, NameClaimLimits
 
 __all__ = ["DEFAULT_PORT", "Environment", "Settings", "default_data_dir"]
 
@@ -22,6 +24,11 @@ DEFAULT_PORT = 4000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_MAX_CONNECTIONS_PER_IP = 100
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_MAX_PENDING_PER_IP = 64
+DEFAULT_MAX_WATCHERS = 100
+DEFAULT_MAX_WATCHERS_PER_IP = 8
+DEFAULT_NAME_CLAIMS_PER_IP = 12
 
 
 class Environment(enum.Enum):
@@ -62,6 +69,27 @@ class Settings:
     """``CHATTER_MAX_CONNECTIONS``: WebSocket connections in total."""
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
     """``CHATTER_MAX_CONNECTIONS_PER_IP``: WebSocket connections per client address."""
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    """``CHATTER_HEADER_TIMEOUT_S``: how long a client has to send a request's
+    headers, and how long a connection may sit idle between requests."""
+    max_pending_per_ip: int = DEFAULT_MAX_PENDING_PER_IP
+    """``CHATTER_MAX_PENDING_PER_IP``: sockets one address may hold while their
+    request headers are not yet complete (trusted proxies are not capped)."""
+    max_watchers: int = DEFAULT_MAX_WATCHERS
+    """``CHATTER_MAX_WATCHERS``: sockets on ``/api/supervision/events`` in total."""
+    max_watchers_per_ip: int = DEFAULT_MAX_WATCHERS_PER_IP
+    """``CHATTER_MAX_WATCHERS_PER_IP``: sockets on ``/api/supervision/events`` per address."""
+    name_claims_per_ip: int = DEFAULT_NAME_CLAIMS_PER_IP
+    """``CHATTER_NAME_CLAIMS_PER_IP``: names every connection from one address
+    may claim at once, together; the allowance refills at half this many a
+    minute (12: 6 a minute). Raise it for load generators on one address."""
+    trusted_proxies: tuple[str, ...] = ()
+    """``CHATTER_TRUSTED_PROXIES``: comma-separated addresses or networks (CIDR)
+    of load balancers. Only a request from one of them may name the client's
+    address (``X-Forwarded-For``, or the PROXY protocol)."""
+    proxy_protocol: bool = False
+    """``CHATTER_PROXY_PROTOCOL``: connections from trusted proxies begin with a
+    PROXY protocol header (v1 or v2) naming the client (haproxy's ``send-proxy``)."""
     metrics: bool | None = None
     """``CHATTER_METRICS``: serve ``GET /metrics`` (1/0). None: on in dev and
     test, off in prod, where the counts are not the public's business."""
@@ -73,6 +101,13 @@ class Settings:
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else default_data_dir()
+
+    @property
+    def name_claims(self) -> NameClaimLimits:
+        """The name-claim limits: the contract's per connection, and
+        ``name_claims_per_ip`` per address."""
+        per_address = Limit(self.name_claims_per_ip, self.name_claims_per_ip / 120)
+        return NameClaimLimits(per_address=per_address)
 
     @property
     def metrics_enabled(self) -> bool:
@@ -104,12 +139,29 @@ class Settings:
             max_connections_per_ip=_integer(
                 env, "CHATTER_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP
             ),
+            header_timeout_s=_number(env, "CHATTER_HEADER_TIMEOUT_S", DEFAULT_HEADER_TIMEOUT_S),
+            max_pending_per_ip=_integer(
+                env, "CHATTER_MAX_PENDING_PER_IP", DEFAULT_MAX_PENDING_PER_IP
+            ),
+            max_watchers=_integer(env, "CHATTER_MAX_WATCHERS", DEFAULT_MAX_WATCHERS),
+            max_watchers_per_ip=_integer(
+                env, "CHATTER_MAX_WATCHERS_PER_IP", DEFAULT_MAX_WATCHERS_PER_IP
+            ),
+            name_claims_per_ip=_integer(
+                env, "CHATTER_NAME_CLAIMS_PER_IP", DEFAULT_NAME_CLAIMS_PER_IP
+            ),
+            trusted_proxies=_networks(env, "CHATTER_TRUSTED_PROXIES"),
+            proxy_protocol=bool(_switch(env, "CHATTER_PROXY_PROTOCOL")),
             metrics=_switch(env, "CHATTER_METRICS"),
             metrics_port=_optional_integer(env, "CHATTER_METRICS_PORT"),
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
             overrides["data_dir"] = Path(overrides["data_dir"])
+        if isinstance(overrides.get("trusted_proxies"), str):
+            overrides["trusted_proxies"] = _networks(
+                {"--trusted-proxies": overrides["trusted_proxies"]}, "--trusted-proxies"
+            )
         settings = replace(settings, **overrides)
         settings.validate()
         return settings
@@ -123,6 +175,19 @@ class Settings:
             raise ConfigError(f"CHATTER_METRICS_PORT must differ from PORT ({self.port})")
         if self.max_connections < 1 or self.max_connections_per_ip < 1:
             raise ConfigError("connection limits must be at least 1")
+        if self.max_pending_per_ip < 1 or self.max_watchers < 1 or self.max_watchers_per_ip < 1:
+            raise ConfigError("connection limits must be at least 1")
+        if self.name_claims_per_ip < 1:
+            raise ConfigError(
+                f"CHATTER_NAME_CLAIMS_PER_IP must be at least 1, got {self.name_claims_per_ip}"
+            )
+        if not 0 < self.header_timeout_s <= 3600:
+            raise ConfigError(
+                f"CHATTER_HEADER_TIMEOUT_S must be more than 0 and at most 3600, "
+                f"got {self.header_timeout_s}"
+            )
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise ConfigError("CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED_PROXIES")
         if self.env is Environment.PROD and not self.secret_key_base:
             raise ConfigError("SECRET_KEY_BASE is required when CHATTER_ENV=prod")
 
@@ -135,6 +200,28 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, each checked, in a canonical form."""
+    parts = [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+    networks = []
+    for part in parts:
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must list addresses or networks, got {part!r}") from None
+    return tuple(networks)
 
 
 def _optional_integer(env: Mapping[str, str], name: str) -> int | None:

@@ -72,7 +72,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class StoreResult:
-    """A committed message, and whether it was already stored under its client_id."""
+    """A committed message, and whether the same user had already stored it
+    under its client_id (a client_id is scoped to its poster: the same one
+    from another user is another message)."""
 
     message: StoredMessage
     duplicate: bool
@@ -190,7 +192,9 @@ class Persistence:
     def store(
         self, user_id: uuid.UUID, username: str, body: str, client_id: str | None = None
     ) -> Future[StoreResult]:
-        """Store a message; the future holds it committed, with its seq."""
+        """Store a message; the future holds it committed, with its seq. A
+        `client_id` this user stored before is not stored again: the result
+        is the stored message, marked `duplicate` (migration 0003)."""
         text, cid = validate_body(body), validate_client_id(client_id)
         return self._send(lambda reply: StoreMessage(user_id, username, text, cid, reply))
 
@@ -514,8 +518,18 @@ SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
 FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
      WITH ORDINALITY AS t(id, user_id, body, client_id, n)
 ORDER BY t.n
-ON CONFLICT (client_id) DO NOTHING
+ON CONFLICT (user_id, client_id) DO NOTHING
 RETURNING id, seq, inserted_at
+"""
+
+# The messages a batch's repeats resolve to: by (user_id, client_id), the
+# messages_user_id_client_id_key index. Within the batch's transaction, so a
+# repeat of a post earlier in the same batch finds that one (DO NOTHING skips
+# a row that conflicts with one the same statement inserted).
+_STORED_BY_CLIENT_ID = f"""
+SELECT m.user_id, {_MESSAGE_COLUMNS}
+FROM messages m JOIN users u ON u.id = m.user_id
+WHERE (m.user_id, m.client_id) IN (SELECT * FROM unnest(%s::uuid[], %s::text[]))
 """
 
 
@@ -535,15 +549,16 @@ def _insert_batch(
             ),
         ).fetchall()
         inserted = {row[0]: (row[1], row[2]) for row in rows}
-        repeated = [r.client_id for i, r in zip(ids, batch, strict=True) if i not in inserted]
-        stored: dict[str, StoredMessage] = {}
+        repeated = [r for i, r in zip(ids, batch, strict=True) if i not in inserted]
+        stored: dict[tuple[uuid.UUID, str], StoredMessage] = {}
         if repeated:
             for row in conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
-                "WHERE m.client_id = ANY(%s)",
-                (repeated,),
+                _STORED_BY_CLIENT_ID,
+                ([r.user_id for r in repeated], [r.client_id for r in repeated]),
             ):
-                stored[row[5]] = _message(row)
+                message = _message(row[1:])
+                assert message.client_id is not None
+                stored[(row[0], message.client_id)] = message
     results = []
     for message_id, request in zip(ids, batch, strict=True):
         if message_id in inserted:
@@ -554,7 +569,8 @@ def _insert_batch(
             results.append(StoreResult(message, duplicate=False))
         else:
             assert request.client_id is not None, "only a client_id can conflict"
-            results.append(StoreResult(stored[request.client_id], duplicate=True))
+            original = stored[(request.user_id, request.client_id)]
+            results.append(StoreResult(original, duplicate=True))
     return results
 
 

@@ -13,12 +13,26 @@ and defers every other request until all have answered or
 `REBUILD_TIMEOUT_S` has passed. There is no moment in which an online name can
 be taken. Then everyone gets a fresh picture: a presence frame naming every
 online user as joined.
+
+Presence also limits how fast names are taken from one client address, all
+its connections together: each `Claim` carries the address, and a claim that
+would be granted takes a token from that address's bucket (`BucketsByKey`,
+with the `NameClaimLimits.per_address` limit). With none left the claim is
+refused with the time until there is one, before anything is held, so no user
+row is written and nobody is told. A claim refused as taken, and a takeover
+with a token (the name is already the claimant's), take nothing. Each session
+limits its own connection's claims the same way before asking. The buckets
+live only in this actor: a restarted presence starts every address full again
+(at most one extra burst per address per restart, and restarts are rare and
+limited by the supervisor's intensity).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +40,7 @@ import pykka
 
 from chatter.metrics import ChatMetrics
 from chatter.room import SESSIONS_GROUP, Room
+from chatter.throttle import BucketsByKey, Limit, NameClaimLimits
 from chatter.usernames import confusable_keys, username_key
 from supervision import (
     Future,
@@ -60,10 +75,13 @@ REBUILD_TIMEOUT_S = 1.0
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """The answer to a claim: granted, or taken (by whom, as they spelled it)."""
+    """The answer to a claim: granted; or taken (by whom, as they spelled it);
+    or refused by the address's name-claim limit (`retry_after_s` set)."""
 
     granted: bool
     holder: str | None = None
+    retry_after_s: float | None = None
+    """When refused by the limit: seconds until the address may claim again."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,9 @@ class Claim:
     username: str
     takeover: bool
     reply: Future[ClaimResult] = field(compare=False)
+    address: str | None = None
+    """The client's address, whose name-claim bucket a granted claim draws on
+    (None: not limited, for claims that come from no client)."""
 
 
 @dataclass(frozen=True)
@@ -132,13 +153,21 @@ class Presence:
         self._name = name
 
     def claim(
-        self, session_id: str, session: pykka.ActorRef[Any], username: str, *, takeover: bool
+        self,
+        session_id: str,
+        session: pykka.ActorRef[Any],
+        username: str,
+        *,
+        takeover: bool,
+        address: str | None = None,
     ) -> Future[ClaimResult]:
         """Reserve `username` (already valid) for the session. With `takeover`
         (the client proved with its token that the name is its own) a session
-        holding it is replaced instead of the claim being refused."""
+        holding it is replaced instead of the claim being refused. Otherwise
+        a granted claim counts against `address`'s name-claim limit, and
+        with that limit reached the claim is refused (`retry_after_s`)."""
         reply: Future[ClaimResult] = Future()
-        self._send(Claim(session_id, session, username, takeover, reply), reply)
+        self._send(Claim(session_id, session, username, takeover, reply, address), reply)
         return reply
 
     def confirm(self, session_id: str, total_users: int | None = None) -> None:
@@ -179,15 +208,27 @@ class _Holder:
 
 
 class PresenceActor(LoopActor):
-    """Holds the map of names to sessions; the only place a name is granted."""
+    """Holds the map of names to sessions; the only place a name is granted.
+
+    `address_claims` is the limit on names taken from one client address
+    (default `NameClaimLimits().per_address`, the contract's); `clock` is the
+    monotonic clock its buckets use."""
 
     def __init__(
-        self, registry: Registry, *, metrics: ChatMetrics | None = None, **kwargs: Any
+        self,
+        registry: Registry,
+        *,
+        metrics: ChatMetrics | None = None,
+        address_claims: Limit | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._registry = registry
         self._room = Room(registry)
         self._metrics = metrics if metrics is not None else ChatMetrics()
+        limit = address_claims if address_claims is not None else NameClaimLimits().per_address
+        self._claims_by_address = BucketsByKey(limit, clock)
         self._by_key: dict[str, _Holder] = {}
         self._by_look_alike: dict[str, _Holder] = {}
         self._by_session: dict[str, _Holder] = {}
@@ -276,6 +317,19 @@ class PresenceActor(LoopActor):
     # -- the rules -----------------------------------------------------------------------
 
     def _claim(self, claim: Claim) -> ClaimResult:
+        """Grant or refuse a claim; the address's limit is asked first, and
+        drawn on only when the claim is granted (a takeover is not counted)."""
+        address = None if claim.takeover else claim.address
+        if address is not None:
+            wait_s = self._claims_by_address.wait(address)
+            if wait_s > 0:
+                return ClaimResult(granted=False, retry_after_s=wait_s)
+        result = self._grant(claim)
+        if address is not None and result.granted:
+            self._claims_by_address.take(address)
+        return result
+
+    def _grant(self, claim: Claim) -> ClaimResult:
         key = username_key(claim.username)
         holder = self._by_key.get(key) or self._look_alike_of(claim.username, claim.session_id)
         if holder is not None and holder.session_id != claim.session_id:

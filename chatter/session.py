@@ -13,6 +13,15 @@ nothing falls between the two; duplicates are dropped by seq). A frame that
 needs an answer from another actor (claiming a name) holds the frames behind
 it until the answer comes; posts do not wait for their commit, so a client can
 have several in flight, acked in order.
+
+Three token buckets limit a connection: posts, every other frame (a flood
+limit), and name claims. A name claim is a `join`, or a `post` whose
+`username` is not the name the connection holds; it needs a token from the
+session's bucket and from its address's bucket (kept by presence), and takes
+them only once granted. Without one it is refused with ``rate_limited`` before
+presence holds anything or a user row is written, and a post that carried the
+name is not stored. Re-joining with the held name, and reclaiming a name with
+a token at connect, are not claims of a new name and take nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +56,14 @@ from chatter.protocol import (
     parse,
 )
 from chatter.room import SESSIONS_GROUP, Deliver, Room
-from chatter.throttle import FRAME_BURST, FRAME_RATE_PER_S, POST_BURST, POST_RATE_PER_S, TokenBucket
+from chatter.throttle import (
+    FRAME_BURST,
+    FRAME_RATE_PER_S,
+    POST_BURST,
+    POST_RATE_PER_S,
+    NameClaimLimits,
+    TokenBucket,
+)
 from chatter.tokens import issue, verify
 from chatter.usernames import username_key, validate_username
 from supervision import Future, LoopActor, Registry
@@ -104,6 +120,9 @@ class SessionContext:
     clock: Callable[[], float] = time.time
     metrics: ChatMetrics = field(default_factory=ChatMetrics)
     """The tree's metrics: sessions count refusals and time post to ack."""
+    name_claims: NameClaimLimits = field(default_factory=NameClaimLimits)
+    """How fast names may be taken: each session keeps a bucket of
+    ``per_connection``; presence keeps those of ``per_address``."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +194,7 @@ class SessionActor(LoopActor):
         monotonic = time.monotonic
         self._posts = TokenBucket(POST_BURST, POST_RATE_PER_S, monotonic)
         self._flood = TokenBucket(FRAME_BURST, FRAME_RATE_PER_S, monotonic)
+        self._claims = context.name_claims.per_connection.bucket(monotonic)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -416,10 +436,22 @@ class SessionActor(LoopActor):
         if self._identity is not None and self._identity.key == username_key(username):
             then()
             return
+        wait_s = self._claims.wait()  # taken once granted: a refusal costs no token
+        if wait_s > 0:
+            self._send_rate_limited(
+                "you are changing names too fast; wait a moment", client_id, wait_s
+            )
+            return
         self._busy = True
         self._claiming = username
         self._when(
-            self._presence.claim(self.session_id, self.actor_ref, username, takeover=False),
+            self._presence.claim(
+                self.session_id,
+                self.actor_ref,
+                username,
+                takeover=False,
+                address=self._connection.remote,
+            ),
             lambda result: self._claimed(username, result, client_id, then),
             # Presence never answered: it holds nothing new for us, and what we
             # held before stays ours.
@@ -431,13 +463,21 @@ class SessionActor(LoopActor):
     ) -> None:
         if not result.granted:
             self._claiming = None
-            self._send_error(
-                ErrorCode.USERNAME_TAKEN,
-                f"{username!r} is taken by someone online; choose another name",
-                client_id,
-            )
+            if result.retry_after_s is not None:
+                self._send_rate_limited(
+                    "too many names were taken from your address; wait a moment",
+                    client_id,
+                    result.retry_after_s,
+                )
+            else:
+                self._send_error(
+                    ErrorCode.USERNAME_TAKEN,
+                    f"{username!r} is taken by someone online; choose another name",
+                    client_id,
+                )
             self._resume_frames()
             return
+        self._claims.take()  # a token was there when asked; time only adds more
         self._granted = username
         previous, self._identity = self._identity, None
         if previous is not None:
@@ -514,13 +554,7 @@ class SessionActor(LoopActor):
             if self._flood.take() > 0:  # refused posts in a flood are abuse too
                 self._connection.close(CLOSE_POLICY, "too many frames")
                 return
-            retry_ms = max(1, math.ceil(wait_s * 1000))  # never tell a client too soon
-            self._send_error(
-                ErrorCode.RATE_LIMITED,
-                "you are sending too fast; wait a moment",
-                client_id,
-                retry_ms,
-            )
+            self._send_rate_limited("you are sending too fast; wait a moment", client_id, wait_s)
             return
         stored = self._persistence.store(identity.user_id, identity.username, body, client_id)
         room = self._room
@@ -606,6 +640,12 @@ class SessionActor(LoopActor):
 
     def _send(self, text: str) -> None:
         self._connection.send(text.encode())
+
+    def _send_rate_limited(self, message: str, client_id: str | None, wait_s: float) -> None:
+        """Refuse with ``rate_limited``: `wait_s` rounded up to the millisecond
+        and at least 1, so a client that waits as told is never too soon."""
+        retry_ms = max(1, math.ceil(wait_s * 1000))
+        self._send_error(ErrorCode.RATE_LIMITED, message, client_id, retry_ms)
 
     def _send_error(
         self,

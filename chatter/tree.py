@@ -41,6 +41,7 @@ from chatter.persistence import PersistenceActor
 from chatter.presence import PresenceActor, Release
 from chatter.room import RoomActor
 from chatter.session import Connection, SessionActor, SessionContext
+from chatter.throttle import NameClaimLimits
 from supervision import (
     ChildSpec,
     DynamicSupervisor,
@@ -144,12 +145,15 @@ def start_tree(
     *,
     max_sessions: int | None = None,
     on_exit: Any = None,
+    name_claims: NameClaimLimits | None = None,
 ) -> ChatTree:
     """Start the whole tree and return once every child has started. Blocks:
-    call it off the event loop (the loop actors start on it)."""
+    call it off the event loop (the loop actors start on it). `name_claims`
+    limits how fast names are taken (default: the contract's limits)."""
     registry, events, metrics = Registry(), EventStream(), ChatMetrics()
     metrics.observe_tree(registry, events, room.SESSIONS_GROUP)
-    context = SessionContext(registry, secret, metrics=metrics)
+    claims = name_claims if name_claims is not None else NameClaimLimits()
+    context = SessionContext(registry, secret, metrics=metrics, name_claims=claims)
     children = [
         ChildSpec(
             persistence.NAME,
@@ -158,7 +162,13 @@ def start_tree(
         ),
         ChildSpec(
             presence.NAME,
-            functools.partial(PresenceActor.start, registry, loop=loop, metrics=metrics),
+            functools.partial(
+                PresenceActor.start,
+                registry,
+                loop=loop,
+                metrics=metrics,
+                address_claims=claims.per_address,
+            ),
             name=presence.NAME,
         ),
         ChildSpec(

@@ -10,16 +10,16 @@ crash. Killing is for development, tests and teaching: refused with 403 when
 from __future__ import annotations
 
 import asyncio
-import json
 import urllib.parse
 from typing import Any
 
 import pykka
-import tornado.web
 
 from chatter.config import Environment, Settings
 from chatter.tree import SESSIONS, ChatTree
 from supervision import TreeNode, describe_tree, find_actor, inject_crash
+from web.errors import ApiError, BadApiRequestError
+from web.json_handler import JsonHandler
 
 __all__ = ["MAX_LISTED_SESSIONS", "KillHandler", "TreeHandler", "chaos_enabled", "tree_json"]
 
@@ -44,7 +44,7 @@ def tree_json(node: TreeNode) -> dict[str, Any]:
     return data
 
 
-class TreeHandler(tornado.web.RequestHandler):
+class TreeHandler(JsonHandler):
     """``GET /api/supervision``."""
 
     def initialize(self, tree: ChatTree) -> None:
@@ -56,15 +56,14 @@ class TreeHandler(tornado.web.RequestHandler):
         try:
             node = await loop.run_in_executor(None, describe_tree, self.tree.root)
         except (pykka.ActorDeadError, pykka.Timeout):
-            self.set_status(503)
-            self.finish({"error": "unavailable", "message": "the supervision tree is down"})
-            return
+            raise ApiError(503, "the supervision tree is down") from None
         self.finish(tree_json(node))
 
 
-class KillHandler(tornado.web.RequestHandler):
+class KillHandler(JsonHandler):
     """``POST /api/supervision/kill``: 202 when the crash is injected, 404 for an
-    unknown id, 400 for a malformed body, 403 where chaos is off."""
+    unknown id, 400 for a malformed body (naming what is wrong), 403 where chaos
+    is off or the Origin is foreign, 415 for a body that is not JSON."""
 
     def initialize(self, tree: ChatTree, settings: Settings) -> None:
         self.tree = tree
@@ -76,33 +75,19 @@ class KillHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         origin = self.request.headers.get("Origin")
         if origin is not None and urllib.parse.urlparse(origin).netloc != self.request.host:
-            self._answer(403, {"error": "forbidden", "message": "foreign origin"})
-            return
+            raise ApiError(403, "foreign origin")
         if not chaos_enabled(self.settings_):
-            self._answer(403, {"error": "forbidden", "message": "chaos is off in prod"})
-            return
-        if not self.request.headers.get("Content-Type", "").startswith("application/json"):
-            self._answer(415, {"error": "bad_request", "message": "send application/json"})
-            return
-        try:
-            body = json.loads(self.request.body or b"null")
-            node_id = body["id"]
-            if not isinstance(node_id, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            self._answer(400, {"error": "bad_request", "message": 'send {"id": "<node id>"}'})
-            return
+            raise ApiError(403, "chaos is off in prod")
+        node_id = self.json_body().get("id")
+        if not isinstance(node_id, str) or not node_id:
+            raise BadApiRequestError('send {"id": "<node id>"}: "id" must be a non-empty string')
         loop = asyncio.get_running_loop()
         try:
             ref = await loop.run_in_executor(None, find_actor, self.tree.root, node_id)
         except (pykka.ActorDeadError, pykka.Timeout):
             ref = None
         if ref is None:
-            self._answer(404, {"error": "not_found", "message": f"no running actor {node_id!r}"})
-            return
+            raise ApiError(404, f"no running actor {node_id[:100]!r}")
         inject_crash(ref, f"killed through the API: {node_id}")
-        self._answer(202, {"id": node_id, "status": "crash injected"})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        self.set_status(status)
-        self.finish(body)
+        self.set_status(202)
+        self.finish({"id": node_id, "status": "crash injected"})

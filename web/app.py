@@ -13,11 +13,13 @@ from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ActorState, ChatTree
 from web.api import KillHandler, TreeHandler
-from web.events import SupervisionEventsSocket
+from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
+from web.json_handler import JsonHandler, NotFoundJson
 from web.limits import ConnectionLimits
 from web.metrics import MetricsHandler, app_registry
 from web.pages import STATIC_PATH, TEMPLATE_PATH, SecureStaticFiles, page_routes
 from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
+from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub
 
 __all__ = ["HEALTH_TIMEOUT_S", "HealthHandler", "make_app"]
 
@@ -25,7 +27,7 @@ HEALTH_TIMEOUT_S = 2.0
 """How long /healthz waits for the database before it says it is down."""
 
 
-class HealthHandler(tornado.web.RequestHandler):
+class HealthHandler(JsonHandler):
     """``GET /healthz``: each part (``database``, ``tree``) and its state; 200
     when every part is well, 503 naming the failing ones (``failing`` is the
     first, ``failures`` all of them). See docs/OBSERVABILITY.md."""
@@ -57,6 +59,10 @@ class HealthHandler(tornado.web.RequestHandler):
             body["failures"] = failures
         self.finish(body)
 
+    async def head(self) -> None:
+        """As GET without the body: for a balancer's health check."""
+        await self.get()
+
     async def _database(self) -> str:
         """``ok`` when the database answers a trivial query in time, else ``unreachable``."""
         try:
@@ -79,6 +85,7 @@ def make_app(
     *,
     max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
     ping_interval_s: float = PING_INTERVAL_S,
+    max_watcher_pending_output: int = MAX_WATCHER_PENDING_OUTPUT,
 ) -> tornado.web.Application:
     """The application for one running tree. The keyword options exist for
     tests that cannot wait for the real bounds."""
@@ -103,11 +110,23 @@ def make_app(
             *page_routes(),
             (r"/api/supervision", TreeHandler, {"tree": tree}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
-            (
+            tornado.web.url(
                 r"/api/supervision/events",
                 SupervisionEventsSocket,
-                {"tree": tree, "settings": settings, "limits": limits},
+                {
+                    "tree": tree,
+                    "settings": settings,
+                    "limits": limits,  # to be closed on shutdown, like a chat socket
+                    # Watchers have caps of their own: they never take a chat client's place.
+                    "watcher_limits": ConnectionLimits(
+                        settings.max_watchers, settings.max_watchers_per_ip
+                    ),
+                    "hub": WatcherHub(tree.events, tree.loop),
+                    "max_pending_output": max_watcher_pending_output,
+                },
+                name=EVENTS_ROUTE_NAME,
             ),
+            (r"/api/.*", NotFoundJson),  # last: only what no route above takes
         ],
         websocket_ping_interval=ping_interval_s,
         websocket_ping_timeout=ping_interval_s,

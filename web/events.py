@@ -5,37 +5,83 @@ then each event as it happens (``{"type": "event", "event": {...}}``), with
 ``time``, ``supervisor``, ``child``, ``kind`` (started, exited, restarted,
 gave_up) and ``reason``. The live supervision page draws the tree from
 ``GET /api/supervision`` and redraws it when an event arrives.
+
+Watching costs the server little, and a watcher cannot make it cost more:
+
+- Watchers have caps of their own, in total and per address
+  (``CHATTER_MAX_WATCHERS``, ``CHATTER_MAX_WATCHERS_PER_IP``), apart from the
+  chat connections' so that they never take a chat client's place. Over a cap
+  the upgrade is answered 503, as ``/ws`` does.
+- Events reach the watchers through one `WatcherHub` (web/watchers.py): one
+  subscription, each event encoded once, and the events of a burst written
+  together at most every `WATCHER_FLUSH_INTERVAL_S` (so several ``event``
+  frames may arrive at once, up to that late).
+- A watcher that leaves more than its bound of output unread is dropped, as a
+  chat client that stops reading is: its connection is closed without a close
+  frame, which it would not read either.
+- Frames are written to the socket's stream directly, not through Tornado's
+  ``write_message``, whose future fails, unretrieved, when the socket closes
+  with a write pending ("Task exception was never retrieved" in the log).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketHandler
 
 from chatter.config import Settings
 from chatter.tree import ChatTree
-from supervision import SupervisionEvent
-from web.limits import ConnectionLimits
+from web.limits import ConnectionLimits, Slot
+from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub, text_frame
 
-__all__ = ["SupervisionEventsSocket"]
+__all__ = ["EVENTS_ROUTE_NAME", "SupervisionEventsSocket"]
+
+logger = logging.getLogger(__name__)
+
+EVENTS_ROUTE_NAME = "supervision-events"
+"""The name of the route (``reverse_url``, and where tests find its hub)."""
 
 
 class SupervisionEventsSocket(WebSocketHandler):
     """Pushes supervision events to one watcher; it sends nothing back. Like a
     chat socket it is closed with 1001 when the server stops (`limits` holds
-    it for that), but it takes no connection slot."""
+    it for that); its place under the caps is a slot of `watcher_limits`."""
 
-    def initialize(self, tree: ChatTree, settings: Settings, limits: ConnectionLimits) -> None:
+    def initialize(
+        self,
+        tree: ChatTree,
+        settings: Settings,
+        limits: ConnectionLimits,
+        watcher_limits: ConnectionLimits,
+        hub: WatcherHub,
+        max_pending_output: int = MAX_WATCHER_PENDING_OUTPUT,
+    ) -> None:
         self.tree = tree
         self.settings_ = settings
         self.limits = limits
-        self._unsubscribe: Callable[[], None] | None = None
-        self._already_sent: list[SupervisionEvent] = []
+        self.watcher_limits = watcher_limits
+        self.hub = hub
+        self.max_pending_output = max_pending_output
+        self._slot: Slot | None = None
+        self._dropped = False
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        slot = self.watcher_limits.acquire(self.request.remote_ip or "unknown")
+        if slot is None:
+            self.set_status(503)
+            self.finish({"error": "unavailable", "message": "too many watchers; retry later"})
+            return
+        self._slot = slot
+        try:
+            # Returns once the upgrade was refused, or the socket has closed.
+            await super().get(*args, **kwargs)
+        finally:
+            slot.release()
 
     def check_origin(self, origin: str) -> bool:
         host = urllib.parse.urlparse(origin).netloc.lower()
@@ -46,36 +92,48 @@ class SupervisionEventsSocket(WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.limits.opened(self)
-        loop = self.tree.loop
-
-        def forward(event: SupervisionEvent) -> None:
-            # In the publishing supervisor's thread: hand over to the loop.
-            loop.call_soon_threadsafe(self._forward, event)
-
-        # Subscribe before taking the recent events, so that no event falls
-        # between the two; one in both is sent once, in the first frame.
-        self._unsubscribe = self.tree.events.subscribe(forward)
-        recent = self.tree.events.recent()
-        self._already_sent = list(recent)
-        self._write({"type": "events", "events": [event.to_dict() for event in recent]})
+        if self._slot is not None:
+            self._slot.pending_output = self._pending_output
+        recent = self.hub.join(self)
+        snapshot = {"type": "events", "events": [event.to_dict() for event in recent]}
+        self.send(text_frame(json.dumps(snapshot).encode()))
 
     def on_message(self, message: str | bytes) -> None:
         """Watchers only listen."""
 
     def on_close(self) -> None:
         self.limits.closed(self)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        if self._slot is not None:
+            self._slot.release()
+        self.hub.leave(self)
 
-    def _forward(self, event: SupervisionEvent) -> None:
-        if any(event is sent for sent in self._already_sent):
-            return
-        self._already_sent = []  # events come in order: no later one was in the snapshot
-        self._write({"type": "event", "event": event.to_dict()})
+    def _pending_output(self) -> int:
+        """The bytes written to this watcher that it has not read (and the
+        kernel did not take)."""
+        connection = self.ws_connection
+        stream = connection.stream if connection is not None else None
+        return len(stream._write_buffer) if stream is not None else 0
 
-    def _write(self, frame: dict[str, Any]) -> None:
-        if self.ws_connection is None or self.ws_connection.is_closing():
+    def send(self, data: bytes) -> None:
+        """Write `data` (whole frames) to the socket, unless it is closing;
+        drop the watcher instead when it leaves too much unread."""
+        connection = self.ws_connection
+        if self._dropped or connection is None or connection.is_closing():
             return
-        with contextlib.suppress(WebSocketClosedError):
-            self.write_message(json.dumps(frame))
+        stream = connection.stream
+        if stream is None:
+            return
+        # Tornado keeps what the kernel did not take in the stream's write
+        # buffer: past the bound, this watcher has stopped reading.
+        if len(stream._write_buffer) > self.max_pending_output:
+            logger.warning("Dropping a watcher at %s: it stopped reading", self.request.remote_ip)
+            self._dropped = True
+            stream.close()  # it does not read, so no close frame would get through
+            return
+        try:
+            stream.write(data)  # its future retrieves its own error: nothing to log
+        except StreamClosedError:
+            self._dropped = True  # on_close follows
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None  # frames are pre-built and shared: no per-connection deflate

@@ -10,7 +10,9 @@ styles and connections from this origin only, and no inline script at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import tornado.web
 from tornado.routing import Rule, URLSpec
@@ -29,6 +31,8 @@ __all__ = [
     "SupervisionPage",
     "page_routes",
 ]
+
+T = TypeVar("T")
 
 TEMPLATE_PATH = Path(__file__).parent / "templates"
 STATIC_PATH = Path(__file__).parent / "static"
@@ -83,6 +87,10 @@ class _Page(tornado.web.RequestHandler):
     def get(self) -> None:
         self.render(self.template)
 
+    def head(self) -> None:
+        """As GET without the body (Tornado sends no body for HEAD)."""
+        self.get()
+
 
 class HomePage(_Page):
     """``GET /``: what Chatter is, who is here, and the way into the room."""
@@ -125,10 +133,37 @@ def _kill_settings(application: tornado.web.Application) -> Settings | None:
 
 
 class SecureStaticFiles(tornado.web.StaticFileHandler):
-    """Static files with the same security headers as the pages."""
+    """Static files with the same security headers as the pages. A path that
+    names no file here (a directory, something outside, a NUL byte, a name too
+    long for the file system) is 404, whatever made it so."""
 
     def set_default_headers(self) -> None:
         _secure(self)
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        return _as_not_found(lambda: super(SecureStaticFiles, cls).get_absolute_path(root, path))
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        if "\x00" in absolute_path:
+            raise tornado.web.HTTPError(404)
+        return _as_not_found(
+            lambda: super(SecureStaticFiles, self).validate_absolute_path(root, absolute_path)
+        )
+
+
+def _as_not_found(find: Callable[[], T]) -> T:
+    """`find()`, with every way a path can fail to name a served file (Tornado's
+    403 "not a file" and "not in root", a path the OS refuses) turned into 404,
+    so that a caller cannot tell which way a path went wrong."""
+    try:
+        return find()
+    except tornado.web.HTTPError as error:
+        if error.status_code == 403:
+            raise tornado.web.HTTPError(404) from None
+        raise
+    except (OSError, ValueError):
+        raise tornado.web.HTTPError(404) from None
 
 
 def page_routes() -> list[URLSpec]:

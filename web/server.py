@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass, field
 
 import tornado.netutil
-from tornado.httpserver import HTTPServer
 
 from chatter.config import Settings
 from chatter.database import migrate
@@ -27,6 +26,7 @@ from supervision import EXIT_GAVE_UP
 from supervision.exits import Exit
 from web.app import make_app
 from web.limits import ConnectionLimits
+from web.listener import Listener, listen, raise_open_files_limit
 from web.metrics import metrics_app
 from web.socket import CLOSE_GOING_AWAY
 
@@ -54,9 +54,9 @@ class Running:
 
     settings: Settings
     tree: ChatTree
-    http: HTTPServer
+    http: Listener
     limits: ConnectionLimits
-    metrics_http: HTTPServer | None = None
+    metrics_http: Listener | None = None
     """The ``CHATTER_METRICS_PORT`` listener, if one was asked for."""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the server should stop: a signal, or the root exited."""
@@ -95,16 +95,19 @@ async def start(settings: Settings, conninfo: str) -> Running:
     tree = await loop.run_in_executor(
         None,
         lambda: start_tree(
-            conninfo, secret, loop, max_sessions=settings.max_connections, on_exit=root_exited
+            conninfo,
+            secret,
+            loop,
+            max_sessions=settings.max_connections,
+            name_claims=settings.name_claims,
+            on_exit=root_exited,
         ),
     )
     limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
-    http = HTTPServer(make_app(settings, tree, limits), xheaders=False)
-    http.add_sockets(sockets)
+    http = listen(make_app(settings, tree, limits), settings, sockets)
     metrics_http = None
     if metrics_sockets is not None:
-        metrics_http = HTTPServer(metrics_app(tree, limits), xheaders=False)
-        metrics_http.add_sockets(metrics_sockets)
+        metrics_http = listen(metrics_app(tree, limits), settings, metrics_sockets)
         logger.info("Metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
     running = Running(settings, tree, http, limits, metrics_http)
     holder.append(running)
@@ -132,6 +135,7 @@ async def stop(running: Running) -> int:
 
 def serve(settings: Settings, conninfo: str) -> int:
     """Run in the foreground until SIGINT/SIGTERM or the tree gives up; the exit status."""
+    raise_open_files_limit()
     migrate(conninfo)
 
     async def main() -> int:

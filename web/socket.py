@@ -16,13 +16,13 @@ from typing import Any
 
 import pykka
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 
 from chatter.config import Settings
 from chatter.session import Inbound
 from chatter.tree import ChatTree
 from supervision import SupervisionError
-from web.limits import ConnectionLimits
+from web.limits import ConnectionLimits, Slot
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -44,7 +44,15 @@ MAX_PENDING_OUTPUT_BYTES = 8 * 1024 * 1024
 """Output a client may leave unread before it is dropped: room for the largest
 welcome (500 messages of 2,000 characters), and no more."""
 
+BACKLOG_CHECK_BYTES = 256 * 1024
+"""A connection with more unread output than this (or a quarter of its own
+bound, if less) has the whole backlog of its address added up
+(`ConnectionLimits.output_over_budget`); a client that reads stays far below
+it, so the sum is rarely taken."""
+
 CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_DATA = 1007
 
 
 def _text_frame_header(length: int) -> bytes:
@@ -56,6 +64,47 @@ def _text_frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, length)
 
 
+class StrictProtocol(WebSocketProtocol13):
+    """Tornado's RFC 6455 protocol, failing two things it lets through: a
+    client frame that is not masked (section 5.1: close with 1002) and a text
+    frame that is not UTF-8 (section 8.1: close with 1007; Tornado drops the
+    TCP connection without a word).
+
+    It hooks Tornado's private `_receive_frame`, `_read_bytes` and
+    `_handle_message`, checked against Tornado 6.4 to 6.6;
+    tests/integration/test_hostile_frames.py fails if they change."""
+
+    _at_frame_start = False
+
+    async def _receive_frame(self) -> None:
+        self._at_frame_start = True
+        await super()._receive_frame()
+
+    async def _read_bytes(self, n: int) -> bytes:
+        data = await super()._read_bytes(n)
+        if self._at_frame_start:
+            self._at_frame_start = False
+            if len(data) == 2 and not data[1] & 0x80:
+                self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+                raise StreamClosedError()  # ends Tornado's frame loop
+        return data
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        if opcode == 0x1 and not self.client_terminated:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(CLOSE_INVALID_DATA, "text frames must be UTF-8")
+                return None
+        return super()._handle_message(opcode, data)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): send a close frame and
+        close the TCP connection without waiting for the client's answer."""
+        self.client_terminated = True
+        self.close(code, reason)
+
+
 class SocketConnection:
     """What a session writes to: frames are queued and flushed once per loop turn."""
 
@@ -65,6 +114,12 @@ class SocketConnection:
         self._pending: list[bytes] = []
         self._flush_scheduled = False
         self._closed = False
+
+    def pending_output(self) -> int:
+        """Bytes written and not yet taken by the client's socket."""
+        connection = self._handler.ws_connection
+        stream = connection.stream if connection is not None else None
+        return len(stream._write_buffer) if stream is not None and not stream.closed() else 0
 
     def send(self, frame: bytes) -> None:
         if self._closed:
@@ -94,16 +149,24 @@ class SocketConnection:
         if stream is None:
             return
         # Tornado keeps what the kernel did not take in the stream's write
-        # buffer: past the bound, this client has stopped reading.
-        if len(stream._write_buffer) > self._handler.max_pending_output:
-            logger.warning("Dropping %s: it stopped reading", self.remote)
-            self._closed = True
-            stream.close()  # it does not read, so no close frame would get through
+        # buffer: past the bound, this client has stopped reading; past the
+        # address's bound, its address holds too much unread output in all.
+        backlog = len(stream._write_buffer)
+        if backlog > self._handler.max_pending_output:
+            self._drop(stream, "it stopped reading")
+            return
+        if backlog > self._handler.backlog_check_bytes and self._handler.output_over_budget():
+            self._drop(stream, "its address holds too much unread output")
             return
         try:
             stream.write(data)
         except StreamClosedError:
             self._closed = True
+
+    def _drop(self, stream: Any, why: str) -> None:
+        logger.warning("Dropping %s: %s", self.remote, why)
+        self._closed = True
+        stream.close()  # it does not read, so no close frame would get through
 
 
 class ChatSocket(WebSocketHandler):
@@ -121,11 +184,12 @@ class ChatSocket(WebSocketHandler):
         max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
     ) -> None:
         self.max_pending_output = max_pending_output
+        self.backlog_check_bytes = min(BACKLOG_CHECK_BYTES, max_pending_output // 4)
         self.tree = tree
         self.limits = limits
         self.settings_ = settings
         self.loop = tree.loop
-        self._address: str | None = None
+        self._slot: Slot | None = None
         self._session: pykka.ActorRef[Any] | None = None
         self._early: list[str | bytes] = []
         self._closed = False
@@ -137,17 +201,27 @@ class ChatSocket(WebSocketHandler):
             self.set_status(400)
             self.finish({"error": "bad_request", "message": "after must be a seq (an integer)"})
             return
-        address = self.request.remote_ip or "unknown"
-        if not self.limits.acquire(address):
+        slot = self.limits.acquire(self.request.remote_ip or "unknown")
+        if slot is None:
             self.set_status(503)
             self.finish({"error": "unavailable", "message": "too many connections; retry later"})
             return
-        self._address = address
+        self._slot = slot
         try:
+            # Returns once the upgrade was refused, or the socket has closed.
             await super().get(*args, **kwargs)
         finally:
-            if self.ws_connection is None:  # the upgrade was refused (bad Origin, say)
-                self._release()
+            slot.release()
+
+    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+        tornados = super().get_websocket_protocol()
+        if not isinstance(tornados, WebSocketProtocol13):
+            return None  # Tornado answers 426 and names the version it speaks
+        return StrictProtocol(self, False, tornados.params)
+
+    def output_over_budget(self) -> bool:
+        """Whether this client's address leaves too much output unread in all."""
+        return self._slot is not None and self.limits.output_over_budget(self._slot.address)
 
     def check_origin(self, origin: str) -> bool:
         """Same host as the request, or the configured public host."""
@@ -161,6 +235,8 @@ class ChatSocket(WebSocketHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.limits.opened(self)
         connection = self._connection = SocketConnection(self)
+        if self._slot is not None:
+            self._slot.pending_output = connection.pending_output
         after = self.get_query_argument("after", None)
         session_id = self.limits.next_session_id()
         try:
@@ -205,15 +281,11 @@ class ChatSocket(WebSocketHandler):
     def on_close(self) -> None:
         self._closed = True
         self.limits.closed(self)
-        self._release()
+        if self._slot is not None:
+            self._slot.release()
         if self._session is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._session.stop(block=False)
-
-    def _release(self) -> None:
-        if self._address is not None:
-            self.limits.release(self._address)
-            self._address = None
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # frames are pre-built and shared: no per-connection deflate

@@ -222,6 +222,8 @@ def running_server(
             DATABASE_URL=database_url,
             CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
             CHATTER_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
+            CHATTER_MAX_PENDING_PER_IP=str(MAX_CONNECTIONS_PER_IP),  # one generator, one address
+            CHATTER_NAME_CLAIMS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
             CHATTER_ENV="dev",
             CHATTER_CHAOS="1",  # scenario 6 kills the room (dev allows it anyway: say so)
         )

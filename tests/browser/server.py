@@ -11,13 +11,13 @@ from dataclasses import replace
 from typing import TypeVar
 
 import tornado.netutil
-from tornado.httpserver import HTTPServer
 
 from chatter.config import Environment, Settings
 from chatter.tree import ChatTree, start_tree
 from tests.integration.chat_server import SECRET, TIMEOUT_S
 from web.app import make_app
 from web.limits import ConnectionLimits
+from web.listener import Listener, listen
 
 __all__ = ["PageServer", "off_the_loop"]
 
@@ -46,17 +46,20 @@ class _Running:
         self._thread = threading.Thread(target=self.loop.run_forever, name="page-server")
         self._thread.start()
         self.tree: ChatTree = start_tree(
-            conninfo, SECRET, self.loop, max_sessions=settings.max_connections
+            conninfo,
+            SECRET,
+            self.loop,
+            max_sessions=settings.max_connections,
+            name_claims=settings.name_claims,
         )
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
-        app = make_app(replace(settings, port=self.port), self.tree, self.limits)
+        settings_ = replace(settings, port=self.port)
+        app = make_app(settings_, self.tree, self.limits)
 
-        async def listen() -> HTTPServer:
-            server = HTTPServer(app)
-            server.add_sockets(sockets)
-            return server
+        async def start_listening() -> Listener:
+            return listen(app, settings_, sockets)
 
-        self.http = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(TIMEOUT_S)
+        self.http = asyncio.run_coroutine_threadsafe(start_listening(), self.loop).result(TIMEOUT_S)
 
     def stop(self) -> None:
         async def close() -> None:

@@ -18,6 +18,12 @@ __all__ = ["ServeProcess", "free_port"]
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 SERVE = [sys.executable, "-m", "chatter", "serve"]
+_WITH_OPEN_FILES = (
+    "import resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "from chatter.cli import main; sys.exit(main(sys.argv[3:]))"
+)
+"""``python -c`` that starts serve with the open-files limits given first."""
 
 
 def free_port() -> int:
@@ -31,7 +37,15 @@ class ServeProcess:
     """One ``python -m chatter serve`` after another on the same port, data
     directory (so the same token secret) and database; logs kept per run."""
 
-    def __init__(self, database_url: str, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
@@ -47,7 +61,9 @@ class ServeProcess:
             "CHATTER_DATA_DIR": str(data_dir),
             "CHATTER_ENV": "test",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
+        self._open_files = open_files
         self.process: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
@@ -61,8 +77,12 @@ class ServeProcess:
         self.runs += 1
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
+            serve = SERVE
+            if self._open_files is not None:
+                soft, hard = self._open_files
+                serve = [sys.executable, "-c", _WITH_OPEN_FILES, str(soft), str(hard), "serve"]
             self.process = subprocess.Popen(
-                [*SERVE, "--port", str(self.port), "--host", "127.0.0.1"],
+                [*serve, "--port", str(self.port), "--host", "127.0.0.1"],
                 cwd=ROOT,
                 env=self._env,
                 stdout=log,

@@ -13,7 +13,8 @@ from supervision import EventKind, inject_crash, which_children
 from tests.conftest import EventLog
 from tests.faults._traffic import Crowd, assert_consistent
 from tests.integration.chat_server import ChatServer
-from tests.integration.test_limits import SLOW_BOUND, raw_socket
+from tests.integration.hostile import raw_socket
+from tests.integration.test_limits import SLOW_BOUND
 
 CLOSE_INTERNAL_ERROR = 1011
 

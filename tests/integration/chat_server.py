@@ -13,46 +13,59 @@ from typing import Any
 import tornado.httpclient
 import tornado.netutil
 import tornado.websocket
-from tornado.httpserver import HTTPServer
 
 from chatter.config import Environment, Settings
+from chatter.throttle import NameClaimLimits
 from chatter.tree import ChatTree, start_tree
 from web.app import make_app
-from web.limits import ConnectionLimits
+from web.limits import MAX_PENDING_OUTPUT_PER_ADDRESS, ConnectionLimits
+from web.listener import Listener, listen
 
 SECRET = b"test-secret-" + b"x" * 20
 TIMEOUT_S = 10.0
 
 
 class ChatServer:
-    """Runs until `stop`; `url` is its base URL."""
+    """Runs until `stop`; `url` is its base URL. `name_claims` replaces the
+    contract's limits on taking names (every test client has one address)."""
 
-    def __init__(self, conninfo: str, settings: Settings | None = None, **app_options: Any) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        settings: Settings | None = None,
+        *,
+        name_claims: NameClaimLimits | None = None,
+        max_output_per_address: int = MAX_PENDING_OUTPUT_PER_ADDRESS,
+        **app_options: Any,
+    ) -> None:
         self.settings = settings or Settings(env=Environment.TEST)
         self.conninfo = conninfo
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="chat-server")
         self._thread.start()
         self.tree: ChatTree = start_tree(
-            conninfo, SECRET, self.loop, max_sessions=self.settings.max_connections
+            conninfo,
+            SECRET,
+            self.loop,
+            max_sessions=self.settings.max_connections,
+            name_claims=name_claims,
         )
         self.limits = ConnectionLimits(
-            self.settings.max_connections, self.settings.max_connections_per_ip
+            self.settings.max_connections,
+            self.settings.max_connections_per_ip,
+            max_output_per_address,
         )
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        app = make_app(
-            replace(self.settings, port=self.port), self.tree, self.limits, **app_options
-        )
+        settings_ = replace(self.settings, port=self.port)
+        app = make_app(settings_, self.tree, self.limits, **app_options)
 
-        async def listen() -> HTTPServer:
-            server = HTTPServer(app)
-            server.add_sockets(sockets)
-            return server
+        async def start_listening() -> Listener:
+            return listen(app, settings_, sockets)
 
-        self.http = asyncio.run_coroutine_threadsafe(listen(), self.loop).result(TIMEOUT_S)
+        self.http = asyncio.run_coroutine_threadsafe(start_listening(), self.loop).result(TIMEOUT_S)
         self.clients: list[Client] = []
 
     async def connect(self, **options: Any) -> Client:

@@ -47,10 +47,23 @@ def scratch_database(postgres: EmbeddedPostgres) -> Iterator[str]:
         conn.execute("DROP DATABASE scratch WITH (FORCE)")
 
 
+def _constraints(conninfo: str, table: str) -> set[str]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass", (table,)
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
     migrate(scratch_database)
     assert {"users", "messages", "alembic_version"} <= _tables(scratch_database)
     assert "token_version" in _columns(scratch_database, "users")
+    assert "messages_user_id_client_id_key" in _constraints(scratch_database, "messages")
+    rollback(scratch_database)
+    constraints = _constraints(scratch_database, "messages")
+    assert "messages_client_id_key" in constraints
+    assert "messages_user_id_client_id_key" not in constraints
     rollback(scratch_database)
     assert "token_version" not in _columns(scratch_database, "users")
     rollback(scratch_database)
@@ -58,6 +71,48 @@ def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
     migrate(scratch_database)
     reset(scratch_database)
     assert {"users", "messages"} <= _tables(scratch_database)
+
+
+def test_client_ids_per_user_go_down_to_room_wide_and_up_again(scratch_database: str) -> None:
+    """Migration 0003 with rows the room-wide rule refuses: going down keeps
+    every message and the earliest holder of each client_id; up again, the
+    same client_id from two users is allowed once more."""
+    migrate(scratch_database)
+
+    def store(conn: psycopg.Connection[Any], user: str, body: str, client_id: str | None) -> None:
+        conn.execute(
+            "INSERT INTO messages (user_id, body, client_id) "
+            "SELECT id, %s, %s FROM users WHERE username = %s",
+            (body, client_id, user),
+        )
+
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (username, username_key) VALUES ('ann', 'ann'), ('bob', 'bob')"
+        )
+        store(conn, "bob", "bob x", "x")
+        store(conn, "ann", "ann x", "x")
+        store(conn, "ann", "ann y", "y")
+        store(conn, "bob", "bob none", None)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            store(conn, "ann", "ann x again", "x")
+    rollback(scratch_database)
+    query = (
+        "SELECT m.body, m.client_id FROM messages m JOIN users u ON u.id = m.user_id ORDER BY seq"
+    )
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        assert conn.execute(query).fetchall() == [
+            ("bob x", "x"),
+            ("ann x", None),
+            ("ann y", "y"),
+            ("bob none", None),
+        ]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            store(conn, "ann", "ann x again", "x")  # room-wide again
+    migrate(scratch_database)
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        store(conn, "ann", "ann x again", "x")
+        assert len(conn.execute(query).fetchall()) == 5
 
 
 def test_seeding_twice_adds_messages_but_not_users(database: str) -> None:

@@ -33,6 +33,7 @@ from psycopg import sql
 from chatter.config import Environment, Settings
 from chatter.database import EmbeddedPostgres, alembic_config
 from chatter.session import SessionActor
+from chatter.throttle import Limit, NameClaimLimits
 from chatter.tree import SESSIONS
 from supervision import which_children
 from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
@@ -117,7 +118,14 @@ def test_a_thousand_closed_connections_leave_no_session_thread_or_name_behind(
     database: str, file_descriptors: None
 ) -> None:
     server = ChatServer(
-        database, Settings(env=Environment.TEST, max_connections_per_ip=CONNECTIONS + 100)
+        database,
+        Settings(
+            env=Environment.TEST,
+            max_connections_per_ip=CONNECTIONS + 100,
+            max_pending_per_ip=CONNECTIONS + 100,
+        ),
+        # Every client has one address: let it take all the names it needs.
+        name_claims=NameClaimLimits(per_address=Limit(CONNECTIONS, 1.0)),
     )
 
     async def scenario(server: ChatServer) -> None:

@@ -7,12 +7,8 @@ client library would misbehave on purpose."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import os
-import socket
-import struct
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -25,6 +21,7 @@ from chatter.throttle import POST_BURST
 from chatter.tree import SESSIONS
 from supervision import EventKind, which_children
 from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from tests.integration.hostile import raw_socket
 
 MAX_FRAME = 64 * 1024
 SLOW_BOUND = 64 * 1024
@@ -52,125 +49,6 @@ def start_server(database: str) -> Iterator[ServerFactory]:
 
 def run(server: ChatServer, scenario: Scenario, timeout_s: float = 60) -> None:
     asyncio.run(run_scenario(server, scenario, timeout_s))
-
-
-# -- a hand-written WebSocket client -------------------------------------------------------
-
-
-class RawSocket:
-    """A WebSocket client on a plain blocking socket: it reads only when told
-    to and never answers a ping, as no library client would."""
-
-    def __init__(
-        self,
-        port: int,
-        *,
-        source: str = "127.0.0.1",
-        receive_buffer: int | None = None,
-        timeout_s: float = TIMEOUT_S,
-    ) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            if receive_buffer is not None:  # before connecting, so the window starts small
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            self.sock.settimeout(timeout_s)
-            self.sock.bind((source, 0))
-            self.sock.connect(("127.0.0.1", port))
-        except OSError:
-            self.sock.close()
-            raise
-        self._buffer = b""
-
-    def upgrade(self, path: str = "/ws", headers: dict[str, str] | None = None) -> int:
-        """Send the upgrade request and read the response's head; its status."""
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: 127.0.0.1:{self.port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
-        ]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        while b"\r\n\r\n" not in self._buffer:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed during the handshake")
-            self._buffer += chunk
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        return int(head.split(b" ", 2)[1])
-
-    def send_text(self, text: str) -> None:
-        """One masked text frame, as a client must send."""
-        payload = text.encode()
-        mask = os.urandom(4)
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | length)
-        elif length < 1 << 16:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x81, 0x80 | 127, length)
-        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
-
-    def _read_exactly(self, count: int) -> bytes:
-        while len(self._buffer) < count:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the server")
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:count], self._buffer[count:]
-        return data
-
-    def read_frame(self) -> tuple[int, bytes]:
-        """The next frame from the server (unmasked, unfragmented): opcode, payload."""
-        first, second = self._read_exactly(2)
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", self._read_exactly(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", self._read_exactly(8))
-        return first & 0x0F, self._read_exactly(length)
-
-    def expect(self, kind: str) -> dict[str, Any]:
-        """Read until a JSON frame of `kind`; pings are read and left unanswered."""
-        for _ in range(1000):
-            opcode, payload = self.read_frame()
-            if opcode == 0x8:
-                raise ConnectionError(f"closed by the server while waiting for {kind}")
-            if opcode == 0x1:
-                frame: dict[str, Any] = json.loads(payload)
-                if frame["type"] == kind:
-                    return frame
-        raise AssertionError(f"no {kind} frame in 1,000 frames")
-
-    def closed_by_server(self) -> bool:
-        """Read whatever is left; True once the server has closed the connection
-        (end of stream or reset), False if it is still open at the timeout."""
-        try:
-            while self.sock.recv(1 << 20):
-                pass
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-        return True
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@contextlib.contextmanager
-def raw_socket(port: int, **options: Any) -> Iterator[RawSocket]:
-    raw = RawSocket(port, **options)
-    try:
-        yield raw
-    finally:
-        raw.close()
 
 
 def upgrade_status(server: ChatServer, path: str = "/ws", **options: Any) -> int:

@@ -12,7 +12,14 @@ import pykka
 import pytest
 
 from chatter.errors import InvalidBody, StorageError
-from chatter.persistence import NAME, Persistence, PersistenceActor, StoreMessage, User
+from chatter.persistence import (
+    NAME,
+    Persistence,
+    PersistenceActor,
+    StoreMessage,
+    StoreResult,
+    User,
+)
 from supervision import ChildSpec, Future, Registry, Supervisor, start_link
 
 TIMEOUT_S = 10
@@ -79,6 +86,46 @@ def test_duplicates_inside_one_batch_are_stored_once(
     assert sum(not r.duplicate for r in results) == 1
     assert len({r.message.id for r in results}) == 1
     assert _count(database) == 1
+
+
+def test_the_same_client_id_from_another_user_is_another_message(
+    persistence: Persistence, alice: User, database: str
+) -> None:
+    bob = persistence.upsert_user("bob").get(timeout=TIMEOUT_S)
+    alices = persistence.store(alice.id, "alice", "from alice", "x").get(timeout=TIMEOUT_S)
+    bobs = persistence.store(bob.id, "bob", "from bob", "x").get(timeout=TIMEOUT_S)
+    assert not alices.duplicate
+    assert not bobs.duplicate
+    assert (bobs.message.username, bobs.message.body) == ("bob", "from bob")
+    assert bobs.message.id != alices.message.id
+    assert persistence.store(alice.id, "alice", "?", "x").get(timeout=TIMEOUT_S) == (
+        StoreResult(alices.message, duplicate=True)
+    )
+    assert persistence.store(bob.id, "bob", "?", "x").get(timeout=TIMEOUT_S) == (
+        StoreResult(bobs.message, duplicate=True)
+    )
+    assert _count(database) == 2
+
+
+def test_repeats_inside_one_batch_resolve_to_their_own_users_message(
+    persistence: Persistence, alice: User, database: str
+) -> None:
+    """Interleaved, unanswered stores land in few batches: in each, a user's
+    repeats resolve to that user's one stored message, never another's."""
+    bob = persistence.upsert_user("bob").get(timeout=TIMEOUT_S)
+    users = [(alice, "alice"), (bob, "bob")]
+    replies = [
+        (name, persistence.store(user.id, name, f"{name} {n}", "same"))
+        for n in range(20)
+        for user, name in users
+    ]
+    results = [(name, reply.get(timeout=TIMEOUT_S)) for name, reply in replies]
+    for user_name in ("alice", "bob"):
+        own = [result for name, result in results if name == user_name]
+        assert sum(not result.duplicate for result in own) == 1
+        assert {result.message for result in own} == {own[0].message}
+        assert (own[0].message.username, own[0].message.body) == (user_name, f"{user_name} 0")
+    assert _count(database) == 2
 
 
 def test_concurrent_stores_are_group_committed(

@@ -8,6 +8,7 @@ import pytest
 
 from chatter.config import Environment, Settings
 from chatter.errors import ConfigError
+from chatter.throttle import Limit, NameClaimLimits
 
 
 def test_defaults() -> None:
@@ -49,5 +50,51 @@ def test_environment_is_read_and_flags_win() -> None:
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_edge_limits_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "CHATTER_HEADER_TIMEOUT_S": "2.5",
+            "CHATTER_MAX_PENDING_PER_IP": "7",
+            "CHATTER_MAX_WATCHERS": "9",
+            "CHATTER_MAX_WATCHERS_PER_IP": "3",
+            "CHATTER_TRUSTED_PROXIES": "10.0.0.7, 192.168.0.0/16,::1",
+            "CHATTER_PROXY_PROTOCOL": "1",
+        }
+    )
+    assert settings.header_timeout_s == 2.5
+    assert (settings.max_pending_per_ip, settings.max_watchers) == (7, 9)
+    assert settings.max_watchers_per_ip == 3
+    assert settings.trusted_proxies == ("10.0.0.7/32", "192.168.0.0/16", "::1/128")
+    assert settings.proxy_protocol
+
+
+def test_trusted_proxies_flag_is_parsed_like_the_environment() -> None:
+    settings = Settings.from_env({}, trusted_proxies="127.0.0.1")
+    assert settings.trusted_proxies == ("127.0.0.1/32",)
+
+
+def test_name_claims_per_address_default_to_the_contracts_and_refill_in_two_minutes() -> None:
+    assert Settings.from_env({}).name_claims == NameClaimLimits()
+    claims = Settings.from_env({"CHATTER_NAME_CLAIMS_PER_IP": "600"}).name_claims
+    assert claims.per_address == Limit(600, 5.0)
+    assert claims.per_connection == NameClaimLimits().per_connection
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHATTER_TRUSTED_PROXIES": "balancer"}, "CHATTER_TRUSTED_PROXIES must list"),
+        ({"CHATTER_PROXY_PROTOCOL": "1"}, "CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED"),
+        ({"CHATTER_HEADER_TIMEOUT_S": "0"}, "CHATTER_HEADER_TIMEOUT_S must be more than 0"),
+        ({"CHATTER_HEADER_TIMEOUT_S": "soon"}, "CHATTER_HEADER_TIMEOUT_S must be a number"),
+        ({"CHATTER_MAX_WATCHERS": "0"}, "connection limits must be at least 1"),
+        ({"CHATTER_NAME_CLAIMS_PER_IP": "0"}, "CHATTER_NAME_CLAIMS_PER_IP must be at least 1"),
+    ],
+)
+def test_bad_edge_limits_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)

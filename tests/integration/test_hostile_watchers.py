@@ -1,0 +1,677 @@
+"""Watchers of the live tree (``/api/supervision/events``) that would cost the
+server: too many of them, session churn sent to each, one that never reads, and
+ones that vanish with writes pending (issue #12, item 3).
+
+Each test runs against a real server while an honest chat client stays
+connected: it posts before and after the attack and must have each post acked
+and delivered, ``/healthz`` must stay 200, and no actor may restart. The
+misbehaving watchers are plain sockets speaking WebSocket by hand, since no
+client library would misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gc
+import json
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import tornado.httpclient
+import tornado.web
+import tornado.websocket
+
+from chatter.config import Environment, Settings
+from chatter.tree import SESSIONS
+from supervision import EventKind, SupervisionEvent
+from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
+from web.limits import ConnectionLimits
+from web.watchers import WATCHER_FLUSH_INTERVAL_S, WatcherHub
+
+ServerFactory = Callable[..., ChatServer]
+Scenario = Callable[[ChatServer], Awaitable[None]]
+
+SMALL_SEND_BUFFER = 4096
+"""What a test sets the server's kernel send buffer of a non-reading watcher
+to: the kernel would otherwise take megabytes (tens of thousands of events)
+before Tornado's own buffer, which the bound counts, holds anything."""
+
+WATCHER_BOUND = 16 * 1024
+"""The unread-output bound the dropping test runs the server with."""
+
+CHURN_AT_ONCE = 20
+"""Chat connections a churn round opens together (and then closes together):
+few enough for the per-address caps at the edge."""
+
+
+@pytest.fixture
+def start_server(database: str) -> Iterator[ServerFactory]:
+    """Start a server with the settings and app options a test needs; every
+    one started is stopped at the end."""
+    started: list[ChatServer] = []
+
+    def start(settings: Settings | None = None, **app_options: Any) -> ChatServer:
+        server = ChatServer(database, settings=settings, **app_options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def run(server: ChatServer, scenario: Scenario, timeout_s: float = 90) -> None:
+    asyncio.run(run_scenario(server, scenario, timeout_s))
+
+
+async def eventually(
+    condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
+) -> None:
+    """Poll `condition` until it holds, failing after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+# -- looking at the server -----------------------------------------------------------------
+
+
+def _route_options(server: ChatServer) -> dict[str, Any]:
+    app = server.http.request_callback
+    assert isinstance(app, tornado.web.Application)
+    options: dict[str, Any] = app.wildcard_router.named_rules[EVENTS_ROUTE_NAME].target_kwargs
+    return options
+
+
+def hub_of(server: ChatServer) -> WatcherHub:
+    hub = _route_options(server)["hub"]
+    assert isinstance(hub, WatcherHub)
+    return hub
+
+
+def watcher_limits_of(server: ChatServer) -> ConnectionLimits:
+    limits = _route_options(server)["watcher_limits"]
+    assert isinstance(limits, ConnectionLimits)
+    return limits
+
+
+def watchers_open(server: ChatServer) -> int:
+    """Watcher slots held now (read on the server's loop)."""
+    limits = watcher_limits_of(server)
+    total: int = server.call(lambda: limits.total)
+    return total
+
+
+def watching(server: ChatServer) -> int:
+    """Watchers the hub is feeding now."""
+    hub = hub_of(server)
+    count: int = server.call(lambda: len(hub.watchers))
+    return count
+
+
+def _peer_port(watcher: object) -> int | None:
+    """The client's port of a watcher socket; None once its socket is gone."""
+    assert isinstance(watcher, SupervisionEventsSocket)
+    connection = watcher.ws_connection
+    if connection is None or connection.stream is None or connection.stream.closed():
+        return None
+    try:
+        port: int = connection.stream.socket.getpeername()[1]
+    except OSError:  # reset by the client
+        return None
+    return port
+
+
+def server_side(server: ChatServer, port: int) -> SupervisionEventsSocket:
+    """The watcher socket whose client is on local `port`."""
+    hub = hub_of(server)
+
+    def find() -> SupervisionEventsSocket:
+        for watcher in hub.watchers:
+            if _peer_port(watcher) == port:
+                assert isinstance(watcher, SupervisionEventsSocket)
+                return watcher
+        raise AssertionError(f"no watcher on port {port}")
+
+    found: SupervisionEventsSocket = server.call(find)
+    return found
+
+
+def shrink_send_buffer(server: ChatServer, port: int) -> None:
+    """Make the kernel hold little for the watcher on `port` (see SMALL_SEND_BUFFER)."""
+    watcher = server_side(server, port)
+
+    def shrink() -> None:
+        assert watcher.ws_connection is not None
+        assert watcher.ws_connection.stream is not None
+        watcher.ws_connection.stream.socket.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SEND_BUFFER
+        )
+
+    server.call(shrink)
+
+
+def unread_output(server: ChatServer, port: int) -> int:
+    """The bytes Tornado holds for the watcher on `port` (0 once it has gone)."""
+    hub = hub_of(server)
+
+    def pending() -> int:
+        for watcher in hub.watchers:
+            if _peer_port(watcher) == port:
+                assert isinstance(watcher, SupervisionEventsSocket)
+                assert watcher.ws_connection is not None
+                assert watcher.ws_connection.stream is not None
+                return len(watcher.ws_connection.stream._write_buffer)
+        return 0
+
+    count: int = server.call(pending)
+    return count
+
+
+class EventRecorder:
+    """Every supervision event published from now on, in order."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.events: list[SupervisionEvent] = []
+        self._lock = threading.Lock()
+        self._unsubscribe = server.tree.events.subscribe(self._record)
+
+    def _record(self, event: SupervisionEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def snapshot(self) -> list[SupervisionEvent]:
+        with self._lock:
+            return list(self.events)
+
+    def sessions(self, kind: EventKind) -> int:
+        return sum(1 for e in self.snapshot() if e.supervisor == SESSIONS and e.kind is kind)
+
+    def restarts(self) -> list[SupervisionEvent]:
+        kinds = (EventKind.RESTARTED, EventKind.GAVE_UP)
+        return [e for e in self.snapshot() if e.kind in kinds]
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+
+async def get_json(server: ChatServer, path: str) -> tuple[int, dict[str, Any]]:
+    client = tornado.httpclient.AsyncHTTPClient()
+    response = await client.fetch(server.url + path, raise_error=False)
+    return response.code, json.loads(response.body or b"{}")
+
+
+async def tree_restarts(server: ChatServer) -> dict[str, int]:
+    """Every node of ``/api/supervision`` that was ever restarted, with its count."""
+    status, tree = await get_json(server, "/api/supervision")
+    assert status == 200
+    restarted: dict[str, int] = {}
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if node["restarts"]:
+            restarted[node["id"]] = node["restarts"]
+        pending.extend(node.get("children", []))
+    return restarted
+
+
+async def assert_unharmed(server: ChatServer, recorder: EventRecorder) -> None:
+    """Healthy, and no actor restarted."""
+    status, health = await get_json(server, "/healthz")
+    assert (status, health["status"]) == (200, "ok")
+    assert await tree_restarts(server) == {}
+    assert recorder.restarts() == []
+
+
+# -- an honest chat client -----------------------------------------------------------------
+
+
+class Honest:
+    """A chat client that reads everything as it comes, and posts now and then."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.frames: list[dict[str, Any]] = []
+        self.ended = False
+        self._posts = 0
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, server: ChatServer, name: str = "honest") -> Honest:
+        client = await server.connect()
+        await client.welcome()
+        await client.join(name)
+        return cls(client, name)
+
+    async def _read(self) -> None:
+        try:
+            while (frame := await self.client.receive(timeout_s=3600)) is not None:
+                self.frames.append(frame)
+        finally:
+            self.ended = True
+
+    async def posts_and_sees(self, when: str) -> None:
+        """Post a line; it is acked and delivered back, and nothing was refused."""
+        self._posts += 1
+        client_id = f"{self.name}-{self._posts}"
+        body = f"{self.name} {when} ({self._posts})"
+        await self.client.post(body, client_id)
+
+        def acked() -> bool:
+            return any(f["type"] == "ack" and f["client_id"] == client_id for f in self.frames)
+
+        def delivered() -> bool:
+            return any(f["type"] == "message" and f["message"]["body"] == body for f in self.frames)
+
+        await eventually(lambda: (acked() and delivered()) or self.ended, f"{body!r} round trip")
+        assert not self.ended, f"closed ({self.client.closed_code})"
+        assert [f for f in self.frames if f["type"] == "error"] == []
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+# -- watchers ------------------------------------------------------------------------------
+
+
+class Watching:
+    """A well-behaved watcher: a library client that reads every frame as it comes."""
+
+    def __init__(self, connection: tornado.websocket.WebSocketClientConnection) -> None:
+        self.connection = connection
+        self.snapshot: list[dict[str, Any]] | None = None
+        self.live: list[dict[str, Any]] = []
+        self.ended = False
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, server: ChatServer) -> Watching:
+        url = f"ws://127.0.0.1:{server.port}/api/supervision/events"
+        return cls(await tornado.websocket.websocket_connect(url))
+
+    async def _read(self) -> None:
+        try:
+            while (text := await self.connection.read_message()) is not None:
+                assert isinstance(text, str)
+                frame = json.loads(text)
+                if self.snapshot is None:
+                    assert frame["type"] == "events"
+                    self.snapshot = frame["events"]
+                else:
+                    assert frame["type"] == "event"
+                    self.live.append(frame["event"])
+        finally:
+            self.ended = True
+
+    def seen(self) -> list[dict[str, Any]]:
+        """Every event received, the snapshot's first."""
+        return [*(self.snapshot or []), *self.live]
+
+    async def close(self) -> None:
+        self.connection.close()
+        await eventually(lambda: self.ended, "the watcher closed")
+
+
+class RawSocket:
+    """A WebSocket client on a plain blocking socket: it reads only when told
+    to, and can vanish without a close frame (a reset)."""
+
+    def __init__(
+        self, port: int, *, source: str = "127.0.0.1", receive_buffer: int | None = None
+    ) -> None:
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if receive_buffer is not None:  # before connecting, so the window starts small
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            self.sock.settimeout(TIMEOUT_S)
+            self.sock.bind((source, 0))
+            self.sock.connect(("127.0.0.1", port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.local_port: int = self.sock.getsockname()[1]
+        self._buffer = b""
+
+    def upgrade(
+        self, path: str = "/api/supervision/events", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Send the upgrade request; the response's status and (unless 101) body."""
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        ]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self._buffer:
+            self._receive()
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        status = int(head.split(b" ", 2)[1])
+        if status == 101:
+            return status, b""
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(self._buffer) < length:
+            self._receive()
+        return status, self._buffer[:length]
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        self._buffer += chunk
+
+    def first_frame(self) -> dict[str, Any]:
+        """The first frame from the server (unmasked, unfragmented, text)."""
+        while len(self._buffer) < 2:
+            self._receive()
+        length, start = self._buffer[1] & 0x7F, 2
+        if length == 126:
+            (length,), start = struct.unpack("!H", self._buffer[2:4]), 4
+        elif length == 127:
+            (length,), start = struct.unpack("!Q", self._buffer[2:10]), 10
+        while len(self._buffer) < start + length:
+            self._receive()
+        assert self._buffer[0] & 0x0F == 0x1
+        frame: dict[str, Any] = json.loads(self._buffer[start : start + length])
+        return frame
+
+    def closed_by_server(self) -> bool:
+        """Read whatever is left; True once the server has closed the connection
+        (end of stream or reset), False if it is still open at the timeout."""
+        try:
+            while self.sock.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        return True
+
+    def vanish(self) -> None:
+        """Close without a close frame, with a reset: as a killed process or a
+        dropped network would."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def raw_sockets() -> Iterator[list[RawSocket]]:
+    """A list to put raw sockets in; every one is closed at the end."""
+    opened: list[RawSocket] = []
+    try:
+        yield opened
+    finally:
+        for raw in opened:
+            raw.close()
+
+
+def raw_watcher(
+    server: ChatServer,
+    opened: list[RawSocket],
+    source: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+    **options: Any,
+) -> tuple[int, bytes, RawSocket]:
+    """A raw watcher from `source`: the upgrade's status and body, and the socket."""
+    raw = RawSocket(server.port, source=source, **options)
+    opened.append(raw)
+    status, body = raw.upgrade(headers=headers)
+    return status, body, raw
+
+
+# -- session churn -------------------------------------------------------------------------
+
+
+async def churn(server: ChatServer, recorder: EventRecorder, connections: int) -> None:
+    """Open `connections` chat connections together, then close them together,
+    and wait until every one of their sessions has stopped."""
+    stopped = recorder.sessions(EventKind.EXITED) + connections
+    clients = await asyncio.gather(*(Client.connect(server.ws_url) for _ in range(connections)))
+    for client in clients:
+        await client.welcome()
+        client.close()
+    await asyncio.gather(*(client.closed() for client in clients))
+    await eventually(lambda: recorder.sessions(EventKind.EXITED) >= stopped, "the sessions stop")
+
+
+# -- the caps ------------------------------------------------------------------------------
+
+
+def test_watchers_over_the_per_address_cap_are_refused_with_503(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(Settings(env=Environment.TEST, max_watchers=3, max_watchers_per_ip=2))
+    refusal = {"error": "unavailable", "message": "too many watchers; retry later"}
+
+    async def scenario(server: ChatServer) -> None:
+        recorder = EventRecorder(server)
+        honest = await Honest.connect(server)
+        await honest.posts_and_sees("before")
+
+        with raw_sockets() as opened:
+            for _ in range(2):
+                status, _, raw = raw_watcher(server, opened)
+                assert status == 101
+                assert raw.first_frame()["type"] == "events"
+            status, body, _ = raw_watcher(server, opened)
+            assert (status, json.loads(body)) == (503, refusal)
+            assert watchers_open(server) == 2  # the refused one holds no slot
+
+            # Watchers take no chat client's place: chat connections still come in.
+            chat = await server.connect()
+            assert (await chat.welcome())["type"] == "welcome"
+
+            # The per-address cap leaves room for another address, up to the total cap.
+            status, _, other = raw_watcher(server, opened, source="127.0.0.2")
+            assert status == 101
+            for source in ("127.0.0.1", "127.0.0.3"):
+                status, body, _ = raw_watcher(server, opened, source=source)
+                assert (status, json.loads(body)) == (503, refusal), source
+            assert watchers_open(server) == 3
+
+            # A watcher that vanishes gives its slot back, and so does an
+            # upgrade refused for its Origin.
+            opened[0].vanish()
+            await eventually(lambda: watchers_open(server) == 2, "the vanished watcher's slot")
+            status, _, _ = raw_watcher(
+                server, opened, source="127.0.0.4", headers={"Origin": "http://evil.example"}
+            )
+            assert status == 403
+            assert watchers_open(server) == 2
+
+            # The slot given back lets a new one in from that address.
+            status, _, again = raw_watcher(server, opened)
+            assert status == 101
+            assert again.first_frame()["type"] == "events"
+            assert watchers_open(server) == 3
+            status, _, _ = raw_watcher(server, opened, source="127.0.0.5")
+            assert status == 503
+
+            other.close()
+            again.close()
+            opened[1].close()
+            await eventually(lambda: watchers_open(server) == 0, "every slot given back")
+
+        hub = hub_of(server)
+        assert server.call(lambda: (hub.subscribed, len(hub.watchers))) == (False, 0)
+        await honest.posts_and_sees("after")
+        await assert_unharmed(server, recorder)
+        await honest.stop()
+        recorder.close()
+
+    run(server, scenario)
+
+
+# -- session churn -------------------------------------------------------------------------
+
+
+def test_session_churn_reaches_watchers_batched(start_server: ServerFactory) -> None:
+    server = start_server()
+    hub = hub_of(server)
+
+    async def scenario(server: ChatServer) -> None:
+        loop = asyncio.get_running_loop()
+        recorder = EventRecorder(server)
+        honest = await Honest.connect(server)
+        await honest.posts_and_sees("before")
+        assert server.call(lambda: hub.flushes) == 0  # nobody watched yet
+
+        # The watcher comes in while sessions start and stop: its snapshot and
+        # its stream must meet with no event missing and none twice.
+        began = loop.time()
+        started = recorder.sessions(EventKind.STARTED)
+        first_round = asyncio.create_task(churn(server, recorder, CHURN_AT_ONCE))
+        await eventually(
+            lambda: recorder.sessions(EventKind.STARTED) > started + 2, "churn under way"
+        )
+        watcher = await Watching.connect(server)
+        await first_round
+        for _ in range(2):
+            await churn(server, recorder, CHURN_AT_ONCE)
+
+        every_event = [event.to_dict() for event in server.tree.events.recent()]
+        assert len(every_event) < 200  # all of them, since the server started
+        await eventually(lambda: len(watcher.seen()) >= len(every_event), "the watcher has all")
+        ended = loop.time()
+        flushes = server.call(lambda: hub.flushes)
+
+        assert watcher.seen() == every_event  # each once, in order
+        churned = [e for e in watcher.seen() if e["supervisor"] == SESSIONS]
+        assert len(churned) == 2 * 3 * CHURN_AT_ONCE + 1  # and the honest client's start
+        # Batched: at most one write per flush interval, several events in each.
+        assert flushes <= (ended - began) / WATCHER_FLUSH_INTERVAL_S + 1
+        assert flushes <= len(watcher.live) / 2, (flushes, len(watcher.live))
+
+        await honest.posts_and_sees("after")
+        await assert_unharmed(server, recorder)
+        await watcher.close()
+        await honest.stop()
+        recorder.close()
+
+    run(server, scenario)
+
+
+# -- a watcher that does not read ----------------------------------------------------------
+
+
+def test_a_watcher_that_does_not_read_is_dropped(start_server: ServerFactory) -> None:
+    server = start_server(max_watcher_pending_output=WATCHER_BOUND)
+    most_rounds = 100  # about 4,000 events: far more than the bound and the kernel's share
+
+    async def scenario(server: ChatServer) -> None:
+        recorder = EventRecorder(server)
+        honest = await Honest.connect(server)
+        await honest.posts_and_sees("before")
+        reading = await Watching.connect(server)
+        await eventually(lambda: reading.snapshot is not None, "the reading watcher's snapshot")
+
+        with raw_sockets() as opened:
+            status, _, slow = raw_watcher(server, opened, receive_buffer=4096)
+            assert status == 101  # and from now on it reads nothing
+            shrink_send_buffer(server, slow.local_port)
+            await eventually(lambda: watching(server) == 2, "both watchers are fed")
+            rounds = 0
+            while watching(server) == 2 and rounds < most_rounds:
+                await churn(server, recorder, CHURN_AT_ONCE)
+                rounds += 1
+            assert watching(server) == 1, f"not dropped after {rounds} rounds"
+            assert await asyncio.to_thread(slow.closed_by_server)
+            await eventually(lambda: watchers_open(server) == 1, "its slot is given back")
+
+        # The reading watcher was never dropped and has every event once, in order.
+        await churn(server, recorder, 1)
+        since_start = [e.to_dict() for e in recorder.snapshot()]
+        await eventually(
+            lambda: reading.seen()[-len(since_start) :] == since_start, "the reader caught up"
+        )
+        assert not reading.ended
+        seen = [(e["time"], e["child"], e["kind"]) for e in reading.seen()]
+        assert len(seen) == len(set(seen))
+        await honest.posts_and_sees("after")
+        await assert_unharmed(server, recorder)
+        await reading.close()
+        await honest.stop()
+        recorder.close()
+
+    run(server, scenario)
+
+
+# -- watchers that vanish ------------------------------------------------------------------
+
+
+def test_closed_watchers_leave_no_unretrieved_task_exceptions(
+    start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_server()
+    caplog.set_level(logging.WARNING)
+    vanishing = 6
+
+    async def scenario(server: ChatServer) -> None:
+        recorder = EventRecorder(server)
+        honest = await Honest.connect(server)
+        await honest.posts_and_sees("before")
+        reading = await Watching.connect(server)
+
+        with raw_sockets() as opened:
+            stuck = []
+            for _ in range(vanishing):
+                status, _, raw = raw_watcher(server, opened, receive_buffer=4096)
+                assert status == 101  # and it reads nothing
+                shrink_send_buffer(server, raw.local_port)
+                stuck.append(raw)
+            # Churn until each has writes pending in Tornado's buffer: the
+            # writes whose futures fail when the socket goes.
+            for _ in range(100):
+                if all(unread_output(server, raw.local_port) for raw in stuck):
+                    break
+                await churn(server, recorder, CHURN_AT_ONCE)
+            assert all(unread_output(server, raw.local_port) for raw in stuck)
+
+            # They vanish while events still flow.
+            flowing = asyncio.create_task(churn(server, recorder, CHURN_AT_ONCE))
+            for raw in stuck:
+                raw.vanish()
+            await flowing
+            await eventually(lambda: watchers_open(server) == 1, "the vanished ones are gone")
+
+        await churn(server, recorder, CHURN_AT_ONCE)  # the hub writes on to the one left
+        await reading.close()
+        await eventually(lambda: watchers_open(server) == 0, "every watcher is gone")
+        await honest.posts_and_sees("after")
+        await assert_unharmed(server, recorder)
+        await honest.stop()
+        recorder.close()
+
+    run(server, scenario)
+    gc.collect()  # an unretrieved exception is reported when its task is collected
+    unretrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert unretrieved == []
+    loop_errors = [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
+    assert loop_errors == []
