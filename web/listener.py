@@ -26,6 +26,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import resource
 import socket
 import time
 from collections import Counter
@@ -351,8 +352,6 @@ def listen(
 def raise_open_files_limit(log: Callable[[str], None] = logger.info) -> tuple[int, int]:
     """Raise this process's open-files soft limit to its hard limit (each
     connection is a descriptor); the (soft, hard) limits now."""
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = _kernel_open_files_cap(soft)

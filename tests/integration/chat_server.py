@@ -48,7 +48,7 @@ class ChatServer:
             SECRET,
             self.loop,
             max_sessions=self.settings.max_connections,
-            name_claims=name_claims,
+            name_claims=name_claims if name_claims is not None else self.settings.name_claims,
         )
         self.limits = ConnectionLimits(
             self.settings.max_connections,
@@ -92,6 +92,11 @@ class ChatServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(TIMEOUT_S)
         self.loop.close()
+
+
+ServerFactory = Callable[..., ChatServer]
+"""The `start_server` fixture: `start_server(settings=None, **app_options)` is a
+running `ChatServer`, stopped when the test ends."""
 
 
 @dataclass

@@ -18,14 +18,15 @@ from typing import Any
 import tornado.httpclient
 
 from supervision import EventKind
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client
+from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
 
 # -- a hand-written WebSocket client -------------------------------------------------------
 
 
 class RawSocket:
     """A WebSocket client on a plain blocking socket: it reads only when told
-    to and never answers a ping, as no library client would."""
+    to, never answers a ping, and can vanish without a close frame, as no
+    library client would."""
 
     def __init__(
         self,
@@ -46,10 +47,14 @@ class RawSocket:
         except OSError:
             self.sock.close()
             raise
+        self.local_port: int = self.sock.getsockname()[1]
+        self.body = b""
+        """The upgrade response's body, when it was refused."""
         self._buffer = b""
 
     def upgrade(self, path: str = "/ws", headers: dict[str, str] | None = None) -> int:
-        """Send the upgrade request and read the response's head; its status."""
+        """Send the upgrade request and read the response (its body, unless
+        101, into `body`); its status."""
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",
@@ -67,7 +72,15 @@ class RawSocket:
                 raise ConnectionError("closed during the handshake")
             self._buffer += chunk
         head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        return int(head.split(b" ", 2)[1])
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            self.body = self._read_exactly(length)
+        return status
 
     def send_text(self, text: str) -> None:
         """One masked text frame, as a client must send."""
@@ -145,6 +158,12 @@ class RawSocket:
             return False
         return True
 
+    def vanish(self) -> None:
+        """Close without a close frame, with a reset: as a killed process or a
+        dropped network would."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
     def close(self) -> None:
         self.sock.close()
 
@@ -192,6 +211,18 @@ def restarts(server: ChatServer) -> list[str]:
         for event in server.tree.events.recent()
         if event.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)
     ]
+
+
+def attack(server: ChatServer, scenario: Callable[[ChatServer], Any]) -> None:
+    """Run `scenario(server)` between an honest client's start and its check."""
+
+    async def with_honest(server: ChatServer) -> None:
+        honest = HonestClient(server)
+        await honest.start()
+        await scenario(server)
+        await honest.check()
+
+    asyncio.run(run_scenario(server, with_honest, timeout_s=90))
 
 
 class HonestClient:

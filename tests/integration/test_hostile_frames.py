@@ -9,41 +9,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from chatter.config import Environment, Settings
-from tests.integration.chat_server import ChatServer, run_scenario
-from tests.integration.hostile import HonestClient, eventually, raw_socket
-
-SETTINGS = Settings(env=Environment.TEST)
-
-
-@pytest.fixture
-def start_server(database: str) -> Iterator[Any]:
-    started: list[ChatServer] = []
-
-    def start(**options: Any) -> ChatServer:
-        server = ChatServer(database, settings=SETTINGS, **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
-
-
-def attack(server: ChatServer, scenario: Any) -> None:
-    async def with_honest(server: ChatServer) -> None:
-        honest = HonestClient(server)
-        await honest.start()
-        await scenario(server)
-        await honest.check()
-
-    asyncio.run(run_scenario(server, with_honest, timeout_s=90))
+from tests.integration.chat_server import ChatServer
+from tests.integration.hostile import attack, eventually, raw_socket
 
 
 def test_an_unmasked_client_frame_fails_the_connection_with_1002(start_server: Any) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -16,38 +15,12 @@ import pytest
 
 from chatter.config import Environment, Settings
 from tests.integration.chat_server import TIMEOUT_S, ChatServer, run_scenario
-from tests.integration.hostile import HonestClient, eventually, http_get, raw_socket
+from tests.integration.hostile import attack, eventually, http_get, raw_socket
 
 CAP = 5
 """Connections per address in these tests: small, so a leak shows at once."""
 
 BASE = Settings(env=Environment.TEST, max_connections_per_ip=CAP)
-
-
-@pytest.fixture
-def start_server(database: str) -> Iterator[Any]:
-    started: list[ChatServer] = []
-
-    def start(settings: Settings = BASE, **app_options: Any) -> ChatServer:
-        server = ChatServer(database, settings=settings, **app_options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
-
-
-def attack(server: ChatServer, scenario: Any) -> None:
-    """Run `scenario(server)` between an honest client's start and its check."""
-
-    async def with_honest(server: ChatServer) -> None:
-        honest = HonestClient(server)
-        await honest.start()
-        await scenario(server)
-        await honest.check()
-
-    asyncio.run(run_scenario(server, with_honest, timeout_s=90))
 
 
 def request(port: int, head: str, *, source: str = "127.0.0.1", body: bytes = b"") -> bytes:
@@ -121,7 +94,7 @@ def open_slots(server: ChatServer) -> int:
 def test_refused_upgrades_give_their_slot_back(
     start_server: Any, headers: dict[str, str | None], status: int
 ) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         for _ in range(CAP * 3):  # three times the cap: a leak would refuse the rest
@@ -139,7 +112,7 @@ def test_refused_upgrades_give_their_slot_back(
 
 
 def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: Any) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         for _ in range(CAP * 3):
@@ -242,7 +215,7 @@ def test_an_address_holds_few_sockets_before_its_headers_are_done(start_server: 
     ],
 )
 def test_a_static_path_that_names_no_file_is_404(start_server: Any, path: str) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         response = await http_get(server, path)
@@ -252,7 +225,7 @@ def test_a_static_path_that_names_no_file_is_404(start_server: Any, path: str) -
 
 
 def test_static_files_are_still_served(start_server: Any) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         response = await http_get(server, "/static/js/room.js")
@@ -299,7 +272,7 @@ def _post_kill(body: bytes, content_type: str = "application/json") -> dict[str,
 def test_kill_answers_bad_input_with_a_json_error(
     start_server: Any, body: bytes, content_type: str, status: int, words: str
 ) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         response = await http_get(
@@ -327,7 +300,7 @@ def test_kill_answers_bad_input_with_a_json_error(
 def test_api_refusals_are_json(
     start_server: Any, method: str, path: str, status: int, error: str
 ) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         body = b"{}" if method == "POST" else None
@@ -343,7 +316,7 @@ def test_api_refusals_are_json(
 
 @pytest.mark.parametrize("path", ["/", "/chat", "/supervision", "/healthz"])
 def test_head_answers_as_get_without_a_body(start_server: Any, path: str) -> None:
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         got = await http_get(server, path)
@@ -359,7 +332,7 @@ def test_head_answers_as_get_without_a_body(start_server: Any, path: str) -> Non
 
 def test_a_kept_alive_connection_is_not_mistaken_for_another_client(start_server: Any) -> None:
     """Two requests on one socket: both answered, and the socket counts once."""
-    server = start_server()
+    server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         with socket.create_connection(("127.0.0.1", server.port), TIMEOUT_S) as sock:

@@ -8,43 +8,21 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from chatter.config import Environment, Settings
-from tests.integration.chat_server import ChatServer, run_scenario
-from tests.integration.hostile import HonestClient, RawSocket, eventually, raw_socket
+from tests.integration.chat_server import ChatServer
+from tests.integration.hostile import RawSocket, attack, eventually, raw_socket
 
 BALANCER = "127.0.0.7"
 CAP = 2
 
 
-@pytest.fixture
-def start_server(database: str) -> Iterator[Any]:
-    started: list[ChatServer] = []
-
-    def start(**settings: Any) -> ChatServer:
-        server = ChatServer(
-            database, Settings(env=Environment.TEST, max_connections_per_ip=CAP, **settings)
-        )
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
-
-
-def attack(server: ChatServer, scenario: Any) -> None:
-    async def with_honest(server: ChatServer) -> None:
-        honest = HonestClient(server)
-        await honest.start()
-        await scenario(server)
-        await honest.check()
-
-    asyncio.run(run_scenario(server, with_honest, timeout_s=90))
+def settings(**changes: Any) -> Settings:
+    """Test settings with `CAP` connections per address, and `changes`."""
+    return Settings(env=Environment.TEST, max_connections_per_ip=CAP, **changes)
 
 
 def held(server: ChatServer) -> dict[str, int]:
@@ -53,7 +31,7 @@ def held(server: ChatServer) -> dict[str, int]:
 
 
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(start_server: Any) -> None:
-    server = start_server()
+    server = start_server(settings())
 
     async def scenario(server: ChatServer) -> None:
         with (
@@ -71,7 +49,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(start_server: Any) -> N
 
 
 def test_forwarded_for_from_a_trusted_proxy_names_the_client(start_server: Any) -> None:
-    server = start_server(trusted_proxies=(f"{BALANCER}/32",))
+    server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",)))
 
     async def scenario(server: ChatServer) -> None:
         sockets = [RawSocket(server.port, source=BALANCER) for _ in range(CAP + 2)]
@@ -110,7 +88,7 @@ def proxy_v2(client: str, port: int) -> bytes:
     ids=["v1", "v2"],
 )
 def test_the_proxy_protocol_names_the_client(start_server: Any, header: Any) -> None:
-    server = start_server(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True)
+    server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True))
 
     async def scenario(server: ChatServer) -> None:
         sockets = [RawSocket(server.port, source=BALANCER) for _ in range(CAP + 1)]
@@ -128,7 +106,7 @@ def test_the_proxy_protocol_names_the_client(start_server: Any, header: Any) -> 
 
 
 def test_a_trusted_peer_without_its_proxy_header_is_closed(start_server: Any) -> None:
-    server = start_server(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True)
+    server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True))
 
     async def scenario(server: ChatServer) -> None:
         with raw_socket(server.port, source=BALANCER) as raw:

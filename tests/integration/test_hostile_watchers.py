@@ -12,14 +12,11 @@ client library would misbehave on purpose.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import json
 import logging
-import os
 import socket
-import struct
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -32,12 +29,12 @@ import tornado.websocket
 from chatter.config import Environment, Settings
 from chatter.tree import SESSIONS
 from supervision import EventKind, SupervisionEvent
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from tests.integration.chat_server import ChatServer, Client, ServerFactory, run_scenario
+from tests.integration.hostile import RawSocket, eventually
 from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
 from web.limits import ConnectionLimits
 from web.watchers import WATCHER_FLUSH_INTERVAL_S, WatcherHub
 
-ServerFactory = Callable[..., ChatServer]
 Scenario = Callable[[ChatServer], Awaitable[None]]
 
 SMALL_SEND_BUFFER = 4096
@@ -53,36 +50,8 @@ CHURN_AT_ONCE = 20
 few enough for the per-address caps at the edge."""
 
 
-@pytest.fixture
-def start_server(database: str) -> Iterator[ServerFactory]:
-    """Start a server with the settings and app options a test needs; every
-    one started is stopped at the end."""
-    started: list[ChatServer] = []
-
-    def start(settings: Settings | None = None, **app_options: Any) -> ChatServer:
-        server = ChatServer(database, settings=settings, **app_options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
-
-
 def run(server: ChatServer, scenario: Scenario, timeout_s: float = 90) -> None:
     asyncio.run(run_scenario(server, scenario, timeout_s))
-
-
-async def eventually(
-    condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
-) -> None:
-    """Poll `condition` until it holds, failing after `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.01)
 
 
 # -- looking at the server -----------------------------------------------------------------
@@ -327,100 +296,6 @@ class Watching:
         await eventually(lambda: self.ended, "the watcher closed")
 
 
-class RawSocket:
-    """A WebSocket client on a plain blocking socket: it reads only when told
-    to, and can vanish without a close frame (a reset)."""
-
-    def __init__(
-        self, port: int, *, source: str = "127.0.0.1", receive_buffer: int | None = None
-    ) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            if receive_buffer is not None:  # before connecting, so the window starts small
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            self.sock.settimeout(TIMEOUT_S)
-            self.sock.bind((source, 0))
-            self.sock.connect(("127.0.0.1", port))
-        except OSError:
-            self.sock.close()
-            raise
-        self.local_port: int = self.sock.getsockname()[1]
-        self._buffer = b""
-
-    def upgrade(
-        self, path: str = "/api/supervision/events", headers: dict[str, str] | None = None
-    ) -> tuple[int, bytes]:
-        """Send the upgrade request; the response's status and (unless 101) body."""
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: 127.0.0.1:{self.port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
-        ]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        while b"\r\n\r\n" not in self._buffer:
-            self._receive()
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        status = int(head.split(b" ", 2)[1])
-        if status == 101:
-            return status, b""
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(self._buffer) < length:
-            self._receive()
-        return status, self._buffer[:length]
-
-    def _receive(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        self._buffer += chunk
-
-    def first_frame(self) -> dict[str, Any]:
-        """The first frame from the server (unmasked, unfragmented, text)."""
-        while len(self._buffer) < 2:
-            self._receive()
-        length, start = self._buffer[1] & 0x7F, 2
-        if length == 126:
-            (length,), start = struct.unpack("!H", self._buffer[2:4]), 4
-        elif length == 127:
-            (length,), start = struct.unpack("!Q", self._buffer[2:10]), 10
-        while len(self._buffer) < start + length:
-            self._receive()
-        assert self._buffer[0] & 0x0F == 0x1
-        frame: dict[str, Any] = json.loads(self._buffer[start : start + length])
-        return frame
-
-    def closed_by_server(self) -> bool:
-        """Read whatever is left; True once the server has closed the connection
-        (end of stream or reset), False if it is still open at the timeout."""
-        try:
-            while self.sock.recv(1 << 20):
-                pass
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-        return True
-
-    def vanish(self) -> None:
-        """Close without a close frame, with a reset: as a killed process or a
-        dropped network would."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @contextlib.contextmanager
 def raw_sockets() -> Iterator[list[RawSocket]]:
     """A list to put raw sockets in; every one is closed at the end."""
@@ -442,8 +317,8 @@ def raw_watcher(
     """A raw watcher from `source`: the upgrade's status and body, and the socket."""
     raw = RawSocket(server.port, source=source, **options)
     opened.append(raw)
-    status, body = raw.upgrade(headers=headers)
-    return status, body, raw
+    status = raw.upgrade("/api/supervision/events", headers=headers)
+    return status, raw.body, raw
 
 
 # -- session churn -------------------------------------------------------------------------
@@ -479,7 +354,7 @@ def test_watchers_over_the_per_address_cap_are_refused_with_503(
             for _ in range(2):
                 status, _, raw = raw_watcher(server, opened)
                 assert status == 101
-                assert raw.first_frame()["type"] == "events"
+                raw.expect("events")  # the snapshot comes first
             status, body, _ = raw_watcher(server, opened)
             assert (status, json.loads(body)) == (503, refusal)
             assert watchers_open(server) == 2  # the refused one holds no slot
@@ -509,7 +384,7 @@ def test_watchers_over_the_per_address_cap_are_refused_with_503(
             # The slot given back lets a new one in from that address.
             status, _, again = raw_watcher(server, opened)
             assert status == 101
-            assert again.first_frame()["type"] == "events"
+            again.expect("events")
             assert watchers_open(server) == 3
             status, _, _ = raw_watcher(server, opened, source="127.0.0.5")
             assert status == 503

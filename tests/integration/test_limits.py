@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -17,34 +17,17 @@ import pykka
 import pytest
 
 from chatter.config import Environment, Settings
-from chatter.throttle import POST_BURST
+from chatter.throttle import POST_BURST, Limit, NameClaimLimits
 from chatter.tree import SESSIONS
 from supervision import EventKind, which_children
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, ServerFactory, run_scenario
 from tests.integration.hostile import raw_socket
 
 MAX_FRAME = 64 * 1024
 SLOW_BOUND = 64 * 1024
 """The pending-output bound the slow-client test runs the server with."""
 
-ServerFactory = Callable[..., ChatServer]
 Scenario = Callable[[ChatServer], Awaitable[None]]
-
-
-@pytest.fixture
-def start_server(database: str) -> Iterator[ServerFactory]:
-    """Start a server with the settings and app options a test needs; every
-    one started is stopped at the end."""
-    started: list[ChatServer] = []
-
-    def start(settings: Settings | None = None, **app_options: Any) -> ChatServer:
-        server = ChatServer(database, settings=settings, **app_options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in reversed(started):
-        server.stop()
 
 
 def run(server: ChatServer, scenario: Scenario, timeout_s: float = 60) -> None:
@@ -347,7 +330,9 @@ async def post_and_go(server: ChatServer, name: str, after: int, acked: dict[int
 def test_a_client_that_stops_reading_is_dropped_and_the_others_miss_nothing(
     start_server: ServerFactory, database: str
 ) -> None:
-    server = start_server(max_pending_output=SLOW_BOUND)
+    # Every wave's posters take new names, all from one address.
+    crowd = NameClaimLimits(per_address=Limit(1000, 100.0))
+    server = start_server(max_pending_output=SLOW_BOUND, name_claims=crowd)
     wave_size, most_waves = 10, 30  # the kernel's buffers take a few MB before the bound counts
 
     async def scenario(server: ChatServer) -> None:
