@@ -6,17 +6,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test soak check cover lint format typecheck bench-actors bench bench-quick lock clean
+.PHONY: run test chromium soak check cover lint format typecheck bench-actors bench bench-quick lock clean
 
+# The first run takes a minute or two: say what is happening and let pip show its
+# progress. A venv whose creation failed half-way (no python3-venv) has a python but
+# no pip, so it is made again.
 $(STAMP): pyproject.toml requirements.lock
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	@test -x $(BIN)/pip || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv --clear $(VENV); }
+	@echo "Installing chatter and the $$(grep -c '==' requirements.lock) packages pinned in requirements.lock into $(VENV)"
+	$(BIN)/python -m pip install --constraint requirements.lock --editable '.[dev]'
 	@touch $(STAMP)
+	@echo "$(VENV) is ready"
 
 run: $(STAMP)
 	$(BIN)/chatter serve
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (/usr/bin/chromium); Playwright never
+# downloads one. Installs it when it may (root or password-less sudo), else stops
+# here saying what to install.
+chromium:
+	@scripts/ensure-chromium
+
+test: chromium $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Random faults (actor kills, database outages and crashes) under live traffic
@@ -34,7 +45,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-cover: $(STAMP)
+cover: chromium $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
 
 format: $(STAMP)
