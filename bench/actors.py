@@ -38,7 +38,6 @@ import asyncio
 import gc
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import sys
@@ -51,6 +50,7 @@ from typing import Any
 
 import pykka
 
+from bench.stats import percentiles
 from supervision import LoopActor, ThreadActor
 
 __all__ = ["Machine", "Report", "RuntimeResult", "main", "run"]
@@ -125,9 +125,11 @@ class _Recorder:
             self._tally.finished(now_ns)
 
 
-class _PykkaActor(pykka.ThreadingActor):
-    def __init__(self, recorder: _Recorder) -> None:
-        super().__init__()
+class _Records:
+    """The actor's side, the same in every runtime: hand each message to the recorder."""
+
+    def __init__(self, recorder: _Recorder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.recorder = recorder
 
     def on_start(self) -> None:
@@ -137,28 +139,16 @@ class _PykkaActor(pykka.ThreadingActor):
         self.recorder.receive(message)
 
 
-class _ThreadActor(ThreadActor):
-    def __init__(self, recorder: _Recorder) -> None:
-        super().__init__()
-        self.recorder = recorder
-
-    def on_start(self) -> None:
-        self.recorder.started()
-
-    def on_receive(self, message: Any) -> None:
-        self.recorder.receive(message)
+class _PykkaActor(_Records, pykka.ThreadingActor):
+    pass
 
 
-class _LoopActor(LoopActor):
-    def __init__(self, recorder: _Recorder, *, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        self.recorder = recorder
+class _ThreadActor(_Records, ThreadActor):
+    pass
 
-    def on_start(self) -> None:
-        self.recorder.started()
 
-    def on_receive(self, message: Any) -> None:
-        self.recorder.receive(message)
+class _LoopActor(_Records, LoopActor):
+    pass
 
 
 @dataclass(frozen=True)
@@ -202,12 +192,6 @@ def _proc_status(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise LookupError(f"no {field} in /proc/self/status")
-
-
-def _percentile(sorted_values: list[int], fraction: float) -> int:
-    """Nearest-rank percentile of a sorted, non-empty list."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def _log(line: str) -> None:
@@ -283,7 +267,7 @@ def _measure(name: str, actors: int, messages: int) -> RuntimeResult:
             _log(f"[{name}] stopping")
             _stop(refs, threads_before)
 
-    latencies_ns = sorted(tally.latencies_ns)
+    p50_ns, p99_ns, max_ns = percentiles(tally.latencies_ns, 50, 99, 100)
     wall_ns = tally.last_delivery_ns - first_send_ns
     return RuntimeResult(
         runtime=name,
@@ -295,9 +279,9 @@ def _measure(name: str, actors: int, messages: int) -> RuntimeResult:
         threads=threads,
         wall_s=wall_ns / NS_PER_S,
         deliveries_per_s=messages * NS_PER_S / wall_ns,
-        latency_p50_ms=_percentile(latencies_ns, 0.50) / NS_PER_MS,
-        latency_p99_ms=_percentile(latencies_ns, 0.99) / NS_PER_MS,
-        latency_max_ms=latencies_ns[-1] / NS_PER_MS,
+        latency_p50_ms=p50_ns / NS_PER_MS,
+        latency_p99_ms=p99_ns / NS_PER_MS,
+        latency_max_ms=max_ns / NS_PER_MS,
     )
 
 

@@ -1,58 +1,46 @@
 """Scenario 3, connection capacity: how many idle connections a server holds, and at what cost.
 
-For each server (the Tornado-demo and python-socketio baselines of
-`bench.fanout`, then Chatter)
+For each server (the Tornado demo and python-socketio baselines, then Chatter)
 and each size (1,000, 5,000 and 10,000 connections), on a fresh server process:
 
 1. the idle server's resident memory (RSS) and threads are read from /proc;
-2. client processes (`bench._scenario_clients`, a quarter of the connections
-   at most 2,500 each, open-files limit raised) open every connection, 50
-   handshakes in flight per process, each waiting for its welcome: the time
-   from the first connect to the last welcome is *time to connect*;
-3. a second later, RSS and threads again: *RSS per connection* is the growth
+2. client processes (`bench.clients`, at most 2,500 connections each) open
+   every connection, 50 handshakes in flight per process, each waiting for its
+   welcome: the time from the first connect to the last welcome is *time to
+   connect*;
+3. a moment later, RSS and threads again: *RSS per connection* is the growth
    over the idle server divided by the connections;
-4. one more client joins and posts a message: the number of idle connections
-   it reaches, and the time from the post to the last of them.
+4. the first of them joins and posts one message: how many connections it
+   reaches, and the time from the post to the last of them.
 
-Chatter runs against an empty embedded PostgreSQL 18 (a welcome carries the
-few messages earlier sizes posted), with its connection caps raised to 20,000.
-All clients come from 127.0.0.1 to 127.0.0.1: 10,000 connections fit the
-28,000 ephemeral ports of one address pair.
-
-``python -m bench.capacity [--quick]`` runs it alone (quick: 300).
+Chatter runs against an empty embedded PostgreSQL 18, with its connection caps
+raised to 20,000. All clients come from 127.0.0.1 to 127.0.0.1: 10,000
+connections fit the 28,000 ephemeral ports of one address pair. Quick: 300.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._scenario_clients import (
-    AwaitMarker,
-    Joined,
-    JoinSender,
-    MarkerSeen,
-    Opened,
-    OpenIdle,
-    Post,
-    Posted,
-)
-from bench._scenario_common import (
-    ClientProcesses,
+from bench.clients import ClientProcesses, Expect, Join, Joined, Open, Opened, Received, Sent, Step
+from bench.report import Progress, Section, Target, table
+from bench.servers import (
+    CHATTER,
+    DEMO,
+    HOST,
+    LABELS,
+    SOCKETIO,
     embedded_database,
-    main_for,
-    protocol_of,
+    process_cost,
     running_server,
     tail,
-    versions,
-    work_directory,
+    wire_of,
 )
-from bench.fanout.servers import CHATTER, DEMO, LABELS, SOCKETIO, process_cost
-from bench.section import Progress, Section, Target
 
 __all__ = ["FULL_SIZES", "QUICK_SIZES", "TARGET_KIB", "run"]
 
@@ -61,16 +49,18 @@ QUICK_SIZES = (300,)
 SERVERS = (DEMO, SOCKETIO, CHATTER)
 TARGET_CONNECTIONS = 10_000
 TARGET_KIB = 40.0
-"""The issue's target: 10,000 idle connections held at under 40 KiB each."""
+"""Issue #8: 10,000 idle connections held at under 40 KiB each."""
 PER_PROCESS = 2_500
 """Connections per client process at most (each holds one socket per connection)."""
 SETTLE_S = 1.0
-"""Pause before RSS is read, so that buffers of the connect burst are settled."""
+"""Pause before RSS is read, so that the buffers of the connect burst are settled."""
 QUICK_SETTLE_S = 0.3
 CONNECT_TIMEOUT_S = 180.0
 """Longest wait for every connection of one size."""
 DELIVERY_TIMEOUT_S = 30.0
 """Longest wait for the one message to reach every connection."""
+ONE_POST = (10.0, 0.1)
+"""A step of 10 msg/s for 0.1 s: one post."""
 
 
 @dataclass(frozen=True)
@@ -90,94 +80,61 @@ class Measurement:
         return (self.rss_kib - self.idle_rss_kib) / self.connections
 
 
-def _measure(
-    server_name: str, size: int, work_dir: Path, database_url: str | None, settle_s: float
-) -> Measurement:
-    processes = max(1, math.ceil(size / PER_PROCESS))
-    shares = [size // processes + (1 if i < size % processes else 0) for i in range(processes)]
-    with running_server(server_name, work_dir, database_url) as server:
+def _measure(name: str, size: int, work_dir: Path, database: str, settle_s: float) -> Measurement:
+    processes = math.ceil(size / PER_PROCESS)
+    with running_server(name, work_dir, database) as server:
         try:
             time.sleep(settle_s)
             idle = process_cost(server.pid)
-            with ClientProcesses(
-                processes, server.port, name="capacity-clients", protocol=protocol_of(server_name)
-            ) as clients:
+            with ClientProcesses(processes, HOST, server.port, wire_of(name), "capacity") as c:
                 began = time.monotonic()
-                opened = clients.ask(
-                    [OpenIdle(share) for share in shares], Opened, CONNECT_TIMEOUT_S
-                )
+                c.ask_all(Open(size, timeout_s=CONNECT_TIMEOUT_S), Opened, CONNECT_TIMEOUT_S)
                 connect_s = time.monotonic() - began
-                failed = sum(o.failed for o in opened)
-                if failed:
-                    first = next(o.first_error for o in opened if o.failed)
-                    raise RuntimeError(f"{failed} of {size} connections failed; first: {first}")
                 time.sleep(settle_s)
                 held = process_cost(server.pid)
-
-                marker = f"capacity-{server_name}-{size}-{time.time_ns()}"
-                deadline = time.time() + DELIVERY_TIMEOUT_S
-                clients.ask([JoinSender("capacity"), *[None] * (processes - 1)], Joined, 30.0)
-                clients.ask_all(AwaitMarker(marker, deadline, wait=False), MarkerSeen, 10.0)
-                posted = clients.ask(
-                    [Post(f"one for all {marker}", marker), *[None] * (processes - 1)],
-                    Posted,
-                    DELIVERY_TIMEOUT_S,
-                )[0]
-                seen = clients.ask_all(
-                    AwaitMarker(marker, deadline), MarkerSeen, DELIVERY_TIMEOUT_S + 10.0
+                c.ask_all(Join(1), Joined, DELIVERY_TIMEOUT_S)
+                start = time.time() + 0.1
+                c.send_all(Step(1, ONE_POST[0], start, ONE_POST[1], start + DELIVERY_TIMEOUT_S))
+                acked = frozenset(
+                    seq for s in c.gather(Sent, 2 * DELIVERY_TIMEOUT_S) for seq in s.acked
                 )
+                deadline = time.time() + DELIVERY_TIMEOUT_S
+                seen = c.ask_all(Expect(1, acked, deadline), Received, 2 * DELIVERY_TIMEOUT_S)
         except Exception as error:
-            raise RuntimeError(f"{server_name} at {size:,}: {error}\n{tail(server.log)}") from error
-    last = max((s.last_at for s in seen if s.last_at is not None), default=math.nan)
+            raise RuntimeError(f"{name} at {size:,}: {error}\n{tail(server.log)}") from error
+    if len(acked) != 1:
+        raise RuntimeError(f"{name} at {size:,}: the one post was not acked")
     return Measurement(
-        server=server_name,
+        server=name,
         connections=size,
         connect_s=connect_s,
         idle_rss_kib=idle.rss_kib,
         rss_kib=held.rss_kib,
         idle_threads=idle.threads,
         threads=held.threads,
-        reached=sum(s.received for s in seen),
-        fanout_ms=(last - posted.sent_at) * 1000.0,
+        reached=sum(sum(r.counts.values()) for r in seen),
+        fanout_ms=max((x for r in seen for x in r.latencies_ms), default=math.nan),
     )
-
-
-def _table(results: Sequence[Measurement]) -> str:
-    lines = [
-        "| server | connections | time to connect | connections/s | RSS idle | RSS held "
-        "| per connection | threads (idle → held) | message reached | post to last delivery |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for m in results:
-        lines.append(
-            f"| {LABELS.get(m.server, m.server)} | {m.connections:,} | {m.connect_s:.2f} s "
-            f"| {m.connections / m.connect_s:,.0f} | {m.idle_rss_kib / 1024:.1f} MiB "
-            f"| {m.rss_kib / 1024:.1f} MiB | {m.per_connection_kib:.1f} KiB "
-            f"| {m.idle_threads} → {m.threads} | {m.reached:,} / {m.connections:,} "
-            f"| {m.fanout_ms:.0f} ms |"
-        )
-    return "\n".join(lines)
 
 
 def run(quick: bool, progress: Progress) -> Section:
     """Measure every size on each server; everything started is stopped on return."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
-    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
     results: list[Measurement] = []
-    with work_directory("capacity-") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="capacity-", ignore_cleanup_errors=True) as tmp:
         progress("[capacity] starting an embedded PostgreSQL for Chatter")
-        with embedded_database(work_dir) as database:
-            for server_name in SERVERS:
+        with embedded_database(Path(tmp)) as database:
+            for name in SERVERS:
                 for size in sizes:
-                    progress(f"[capacity] {server_name}: {size:,} idle connections")
-                    m = _measure(server_name, size, work_dir, database.conninfo, settle_s)
+                    progress(f"[capacity] {name}: {size:,} idle connections")
+                    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
+                    m = _measure(name, size, Path(tmp), database.conninfo, settle_s)
                     progress(
-                        f"[capacity] {server_name} {size:,}: connected in {m.connect_s:.1f} s, "
+                        f"[capacity] {name} {size:,}: connected in {m.connect_s:.1f} s, "
                         f"{m.per_connection_kib:.1f} KiB each, {m.threads} threads, "
                         f"message reached {m.reached:,}, last after {m.fanout_ms:.0f} ms"
                     )
                     results.append(m)
-            postgres = database.version
 
     figures: dict[str, float] = {}
     for m in results:
@@ -189,27 +146,51 @@ def run(quick: bool, progress: Progress) -> Section:
         figures[f"{key}_threads"] = float(m.threads)
         figures[f"{key}_reached_fraction"] = m.reached / m.connections
         figures[f"{key}_fanout_ms"] = m.fanout_ms
-
     largest = max(sizes)
-    chatter = next(m for m in results if m.server == CHATTER and m.connections == largest)
-    demo = next(m for m in results if m.server == DEMO and m.connections == largest)
-    sio = next(m for m in results if m.server == SOCKETIO and m.connections == largest)
+    chatter, demo, sio = (
+        next(m for m in results if m.server == s and m.connections == largest)
+        for s in (CHATTER, DEMO, SOCKETIO)
+    )
     figures["chatter_over_demo_kib_ratio"] = chatter.per_connection_kib / demo.per_connection_kib
     figures["chatter_over_socketio_kib_ratio"] = chatter.per_connection_kib / sio.per_connection_kib
-    at = "" if largest == TARGET_CONNECTIONS else f" (quick run: at {largest:,})"
-    held_all = chatter.reached == chatter.connections
-    met = chatter.per_connection_kib < TARGET_KIB and held_all
+    met = chatter.per_connection_kib < TARGET_KIB and chatter.reached == chatter.connections
     target = Target(
-        name=f"{TARGET_CONNECTIONS:,} idle connections held at under {TARGET_KIB:g} KiB each",
-        met=met,
-        measured=f"{chatter.per_connection_kib:.1f} KiB per connection{at}",
-        detail=(
-            ""
-            if met
-            else f"{chatter.per_connection_kib - TARGET_KIB:+.1f} KiB over; "
-            f"message reached {chatter.reached:,} of {chatter.connections:,}"
-        ),
+        f"{TARGET_CONNECTIONS:,} idle connections held at under {TARGET_KIB:g} KiB each",
+        met,
+        f"{chatter.per_connection_kib:.1f} KiB per connection"
+        + ("" if largest == TARGET_CONNECTIONS else f" (quick run: at {largest:,})"),
+        ""
+        if met
+        else f"{chatter.per_connection_kib - TARGET_KIB:+.1f} KiB over; message reached "
+        f"{chatter.reached:,} of {chatter.connections:,}",
     )
+    rows = [
+        [
+            LABELS[m.server],
+            f"{m.connections:,}",
+            f"{m.connect_s:.2f} s",
+            f"{m.connections / m.connect_s:,.0f}",
+            f"{m.idle_rss_kib / 1024:.1f} MiB",
+            f"{m.rss_kib / 1024:.1f} MiB",
+            f"{m.per_connection_kib:.1f} KiB",
+            f"{m.idle_threads} → {m.threads}",
+            f"{m.reached:,} / {m.connections:,}",
+            f"{m.fanout_ms:.0f} ms",
+        ]
+        for m in results
+    ]
+    header = [
+        "server",
+        "connections",
+        "time to connect",
+        "connections/s",
+        "RSS idle",
+        "RSS held",
+        "per connection",
+        "threads (idle → held)",
+        "message reached",
+        "post to last delivery",
+    ]
     notes = [
         f"Chatter holds {largest:,} idle connections at {chatter.per_connection_kib:.1f} KiB "
         f"each, {figures['chatter_over_demo_kib_ratio']:.2f}x the demo's "
@@ -222,20 +203,10 @@ def run(quick: bool, progress: Progress) -> Section:
         "RSS per connection is (RSS held - RSS idle) / connections, each size on a fresh "
         "server process; connections come from separate client processes on the same "
         f"{os.cpu_count()} CPUs, so time to connect includes their work too.",
-        f"Measured with {postgres}, {versions('tornado', 'pykka', 'psycopg')}.",
     ]
-    markdown = _table(results) + "\n\n" + "\n".join(f"- {note}" for note in notes)
     return Section(
-        title="Connection capacity (scenario 3)",
-        markdown=markdown,
-        figures=figures,
-        targets=[target],
+        "Connection capacity (scenario 3)",
+        table(header, rows, "<>>>>>>>>>") + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        figures,
+        [target],
     )
-
-
-def main() -> int:
-    return main_for("capacity", run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,19 +18,22 @@ alternate (one by one, group, one by one, group) so that a drift of the
 machine does not favour either. The number of transactions is read back from
 PostgreSQL (distinct ``xmin`` of the rows stored), not taken from the actor.
 
-``python -m bench.storage [--quick]`` runs it alone.
+Quick: 500 messages a way, one round.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench._scenario_common import embedded_database, main_for, percentile, versions, work_directory
-from bench.section import Progress, Section, Target
+from bench.report import Progress, Section, Target, table
+from bench.servers import embedded_database
+from bench.stats import percentiles
 from chatter.persistence import NAME, Persistence, PersistenceActor, StoreMessage, StoreResult
 from supervision import ChildSpec, Future, Registry, Supervisor, start_link
 
@@ -147,9 +150,9 @@ def run(quick: bool, progress: Progress) -> Section:
     is stopped on return."""
     settings = QUICK if quick else FULL
     results: list[RoundResult] = []
-    with work_directory("storage-") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="storage-", ignore_cleanup_errors=True) as tmp:
         progress("[storage] starting an embedded PostgreSQL")
-        with embedded_database(work_dir) as database:
+        with embedded_database(Path(tmp)) as database:
             conninfo = database.conninfo
             registry = Registry()
             specs = [
@@ -195,26 +198,28 @@ def run(quick: bool, progress: Progress) -> Section:
         figures[f"{way}_messages_per_s"] = expected / sum(r.seconds for r in mine)
         figures[f"{way}_transactions"] = float(transactions)
         figures[f"{way}_messages_per_transaction"] = stored / transactions
-        figures[f"{way}_store_p50_ms"] = percentile(latencies, 50)
-        figures[f"{way}_store_p99_ms"] = percentile(latencies, 99)
+        figures[f"{way}_store_p50_ms"], figures[f"{way}_store_p99_ms"] = percentiles(
+            latencies, 50, 99
+        )
     figures["messages_per_way"] = float(settings.messages * settings.rounds)
     ratio = figures[f"{GROUP}_messages_per_s"] / figures[f"{ONE_BY_ONE}_messages_per_s"]
     figures["group_over_single_ratio"] = ratio
 
     labels = {GROUP: "group commit (Chatter)", ONE_BY_ONE: "one transaction per message"}
-    lines = [
-        "| way | messages | messages/s | transactions | messages per transaction "
-        "| store p50 | store p99 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    rows = [
+        [
+            labels[way],
+            f"{figures['messages_per_way']:,.0f}",
+            f"{figures[f'{way}_messages_per_s']:,.0f}",
+            f"{figures[f'{way}_transactions']:,.0f}",
+            f"{figures[f'{way}_messages_per_transaction']:.1f}",
+            f"{figures[f'{way}_store_p50_ms']:.1f} ms",
+            f"{figures[f'{way}_store_p99_ms']:.1f} ms",
+        ]
+        for way in (ONE_BY_ONE, GROUP)
     ]
-    for way in (ONE_BY_ONE, GROUP):
-        lines.append(
-            f"| {labels[way]} | {figures['messages_per_way']:,.0f} "
-            f"| {figures[f'{way}_messages_per_s']:,.0f} | {figures[f'{way}_transactions']:,.0f} "
-            f"| {figures[f'{way}_messages_per_transaction']:.1f} "
-            f"| {figures[f'{way}_store_p50_ms']:.1f} ms | {figures[f'{way}_store_p99_ms']:.1f} ms |"
-        )
-    lines.append(f"| **ratio** | | **{ratio:.1f}x** | | | | |")
+    rows.append(["**ratio**", "", f"**{ratio:.1f}x**", "", "", "", ""])
+    header = ["way", "messages", "messages/s", "transactions", "messages per transaction"]
     notes = [
         f"{settings.concurrency} stores in flight, {settings.rounds} alternating round(s) of "
         f"{settings.messages:,} messages per way; both through `Persistence.store`, the same "
@@ -222,7 +227,7 @@ def run(quick: bool, progress: Progress) -> Section:
         "the batching differs.",
         "Each commit waits for its WAL flush to disk; group commit shares that wait among "
         "every store that arrived meanwhile, which is where the ratio comes from.",
-        f"Measured with {postgres} ({durability}), {versions('psycopg', 'psycopg-pool')}.",
+        f"Measured with {postgres} ({durability}).",
     ]
     target = Target(
         name=f"group commit at least {TARGET_RATIO:g}x one transaction per message",
@@ -232,15 +237,9 @@ def run(quick: bool, progress: Progress) -> Section:
     )
     return Section(
         title="Storage (scenario 5)",
-        markdown="\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        markdown=table([*header, "store p50", "store p99"], rows, "<>>>>>>")
+        + "\n\n"
+        + "\n".join(f"- {n}" for n in notes),
         figures=figures,
         targets=[target],
     )
-
-
-def main() -> int:
-    return main_for("storage", run)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,10 +1,10 @@
 """The whole benchmark (``python -m bench --quick``) runs end to end: every section
 of every scenario is produced with every figure, nothing is lost at the lowest
-fan-out step, and every process it started has stopped. Not how fast."""
+fan-out step, and every process it started has stopped. Not how fast; but the
+batched baseline must deliver every message to every connection, in order."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -16,24 +16,16 @@ from typing import Any
 
 import pytest
 
-from bench import __main__ as bench_main
-from bench.fanout import runner
-from bench.fanout.servers import SERVERS
+from bench.clients import ClientProcesses, Expect, Join, Joined, Open, Opened, Received, Sent, Step
+from bench.fanout import QUICK, Settings
+from bench.report import NAMES
+from bench.servers import BATCHED, HOST, SERVERS, running_server, wire_of
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240.0
 """The quick run takes under a minute on a quiet machine; allow for a busy one."""
 SETTLE_TIMEOUT_S = 5.0
 """How long processes that are already exiting may take to be gone."""
-
-
-def _expected_sections() -> list[str]:
-    """Every scenario whose module exists (the others report themselves absent)."""
-    return [
-        name
-        for name in bench_main.NAMES
-        if name in bench_main.FANOUT_NAMES or importlib.util.find_spec(f"bench.{name}")
-    ]
 
 
 def _processes_in_session(session: int) -> list[str]:
@@ -86,7 +78,7 @@ def test_every_section_is_produced_with_every_figure(
 ) -> None:
     document, _, stderr, _, _ = quick_run
     assert document["errors"] == {}, stderr
-    assert list(document["sections"]) == _expected_sections()
+    assert list(document["sections"]) == list(NAMES)
     for name, section in document["sections"].items():
         assert section["title"], name
         assert section["markdown"].strip(), name
@@ -113,10 +105,16 @@ def test_scenarios_1_2_and_6_measure_every_server(
         for figure in ("p50_ms", "p99_ms", "max_ms", "ack_p99_ms"):
             assert latency["figures"][f"{server}_{figure}"] > 0, (server, figure)
         assert latency["figures"][f"{server}_lost"] == 0, server
-    for baseline in ("demo", "frame", "socketio"):
+    for baseline in ("demo", "frame", "batched", "socketio"):
         assert f"chatter_vs_{baseline}" in fanout["figures"]
+    for rate in QUICK.compare_rates:
+        for server in ("batched", "chatter"):
+            for figure in ("p50", "p99"):
+                assert fanout["figures"][f"{server}_delivery_{figure}_ms_at_{rate:g}"] > 0
+        assert fanout["figures"][f"chatter_p99_vs_batched_at_{rate:g}"] > 0
     assert "chatter_p99_vs_demo" in latency["figures"]
-    assert len(fanout["targets"]) == 2
+    # 1.5x the demo, 3x python-socketio, 0.95x the batched frames; p99 at each compared rate
+    assert len(fanout["targets"]) == 3 + len(QUICK.compare_rates)
     assert len(latency["targets"]) == 1
     assert len(restart["targets"]) == 2
     assert restart["figures"]["restarts"] == 1, "the room was killed and restarted once"
@@ -154,7 +152,32 @@ def test_every_process_it_started_has_stopped(
 
 
 def test_a_rate_over_the_post_throttle_is_refused() -> None:
+    settings = Settings(10, 5, 1, rates=(20,), duration_s=1, drain_s=1, compare_rates=(20,))
     with pytest.raises(ValueError, match="at least 10 senders"):
-        runner.Settings(
-            connections=10, senders=5, generators=1, rates=(20,), duration_s=1, drain_s=1
-        ).validate()
+        settings.validate()
+
+
+def test_the_batched_baseline_delivers_every_message_to_every_connection_in_order(
+    tmp_path: Path,
+) -> None:
+    """Posts from many senders at once, so that a loop turn joins several of them:
+    every connection gets every acked message exactly once, in seq order."""
+    connections, senders, rate_per_s, duration_s = 60, 20, 400.0, 1.0
+    with (
+        running_server(BATCHED, tmp_path) as server,
+        ClientProcesses(2, HOST, server.port, wire_of(BATCHED), "batched-test") as clients,
+    ):
+        clients.ask_all(Open(connections), Opened, 30.0)
+        clients.ask_all(Join(senders), Joined, 30.0)
+        start = time.time() + 0.3
+        clients.send_all(Step(1, rate_per_s, start, duration_s, start + duration_s + 5.0))
+        sents = clients.gather(Sent, 30.0)
+        acked = frozenset(seq for sent in sents for seq in sent.acked)
+        receiveds = clients.ask_all(Expect(1, acked, time.time() + 5.0), Received, 30.0)
+
+    assert len(acked) == rate_per_s * duration_s
+    assert sum(sent.unanswered for sent in sents) == 0
+    for received in receiveds:
+        assert received.open_at_end == received.connections == connections // 2
+        assert received.counts == dict.fromkeys(acked, received.connections)
+        assert received.out_of_order == 0

@@ -103,14 +103,16 @@ def _processes_naming(path: Path) -> list[str]:
     return found
 
 
-def _quick_run(name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
-    """``python -m bench.<name> --quick`` in a session of its own, with its
-    temporary files in a directory of its own: its JSON, its Markdown, and any
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, list[str]]:
+    """``python -m bench --quick`` of scenarios 3, 4 and 5, in a session of its own,
+    with its temporary files in a directory of its own: its JSON, its page, and any
     process of that session, or using that directory, still alive after it exited."""
-    temporary = out.parent / "tmp"
-    temporary.mkdir()
+    results = tmp_path_factory.mktemp("bench")
+    temporary = tmp_path_factory.mktemp("tmp")
+    only = [argument for name in sorted(EXPECTED_FIGURES) for argument in ("--only", name)]
     process = subprocess.Popen(
-        [sys.executable, "-m", f"bench.{name}", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "bench", "--quick", *only, "--results", str(results)],
         cwd=REPO,
         env={**os.environ, "TMPDIR": str(temporary)},
         stdout=subprocess.PIPE,
@@ -131,47 +133,42 @@ def _quick_run(name: str, out: Path) -> tuple[dict[str, Any], str, list[str]]:
     while leftovers and time.monotonic() < deadline:
         time.sleep(0.05)
         leftovers = _processes_in_session(process.pid) + _processes_naming(temporary)
-    return json.loads(out.read_text()), stdout, leftovers
+    document = json.loads((results / "bench-quick.json").read_text())
+    return document, (results / "PERFORMANCE-quick.md").read_text(), leftovers
 
 
-@pytest.fixture(scope="module", params=sorted(EXPECTED_FIGURES))
-def quick_run(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, dict[str, Any], str, list[str]]:
-    name: str = request.param
-    results, markdown, leftovers = _quick_run(name, tmp_path_factory.mktemp(name) / "out.json")
-    return name, results, markdown, leftovers
-
-
+@pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
 def test_every_figure_is_produced_and_finite(
-    quick_run: tuple[str, dict[str, Any], str, list[str]],
+    quick_run: tuple[dict[str, Any], str, list[str]], name: str
 ) -> None:
-    name, results, _, _ = quick_run
-    figures = results["figures"]
+    document, _, _ = quick_run
+    assert document["errors"] == {}
+    figures = document["sections"][name]["figures"]
     assert set(figures) == EXPECTED_FIGURES[name]
     for figure, value in figures.items():
         assert isinstance(value, int | float), figure
         assert math.isfinite(value), figure
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
 def test_every_target_has_a_verdict_and_a_measurement(
-    quick_run: tuple[str, dict[str, Any], str, list[str]],
+    quick_run: tuple[dict[str, Any], str, list[str]], name: str
 ) -> None:
-    _, results, markdown, _ = quick_run
-    assert results["targets"]
-    for target in results["targets"]:
+    document, page, _ = quick_run
+    section = document["sections"][name]
+    assert section["targets"]
+    for target in section["targets"]:
         assert isinstance(target["met"], bool)
         assert target["measured"]
-        assert target["name"] in markdown
-    assert results["title"] in markdown
-    assert "| --- |" in markdown
+        assert target["name"] in page
+    assert f"### {section['title']}" in page
+    assert "| --- |" in section["markdown"]
 
 
 def test_every_process_it_started_has_stopped(
-    quick_run: tuple[str, dict[str, Any], str, list[str]],
+    quick_run: tuple[dict[str, Any], str, list[str]],
 ) -> None:
-    _, _, _, leftovers = quick_run
-    assert leftovers == []
+    assert quick_run[2] == []
 
 
 def test_the_scenarios_offer_run_for_the_report() -> None:

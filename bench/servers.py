@@ -1,16 +1,16 @@
-"""The servers under test, each in a process of its own, and what they cost.
+"""The servers under test, each a process of its own, the database, and what they cost.
 
-`running_server` runs Chatter (``python -m chatter serve``, against a database
-the caller provides: the orchestrator starts an embedded PostgreSQL 18 in a
-temporary directory for the run) or one of the baselines: the Tornado chat demo
-(`bench.fanout.baseline_demo`), the same broadcast writing one pre-built frame
-(`bench.fanout.baseline_frame`), python-socketio (`bench.fanout.baseline_socketio`).
-Each listens on 127.0.0.1, log to a file (a pipe nobody reads would block them), and
-are stopped with SIGTERM, then SIGKILL if they linger.
+`running_server` starts Chatter (``python -m chatter serve``, against the
+database the caller gives it) or one of the baselines of `bench.baselines`
+on a free port of 127.0.0.1, logging to a file (a pipe nobody reads would
+block it), waits for ``/healthz``, and on the way out stops it with SIGTERM,
+then SIGKILL if it lingers. `embedded_database` starts a PostgreSQL 18 in a
+temporary directory, with Chatter's schema, for one run.
 
 Costs are read from ``/proc`` (Linux): a process's CPU time, resident memory
-and thread count; the CPU time of the PostgreSQL server and its backends; and
-the busy share of the whole machine.
+and threads; the CPU time of PostgreSQL and its backends; and the busy share
+of the whole machine. `kill_actor` and `restarts_of` use Chatter's supervision
+API (scenario 6).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -29,63 +30,71 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.wsclient import CHATTER_WIRE, SOCKETIO_WIRE
+
 __all__ = [
+    "BATCHED",
     "CHATTER",
     "DEMO",
     "FRAME",
+    "HOST",
     "LABELS",
     "SERVERS",
     "SOCKETIO",
+    "Database",
     "HostCpu",
     "ProcessCost",
     "RunningServer",
-    "free_port",
+    "embedded_database",
     "kill_actor",
     "process_cost",
     "process_tree_cpu_s",
     "restarts_of",
     "running_server",
-    "stop_process",
-    "wait_ready",
+    "tail",
+    "wire_of",
 ]
 
-CHATTER = "chatter"
 DEMO = "demo"
 FRAME = "frame"
+BATCHED = "batched"
 SOCKETIO = "socketio"
-SERVERS = (DEMO, FRAME, SOCKETIO, CHATTER)
-"""In the order a run measures them."""
+CHATTER = "chatter"
+SERVERS = (DEMO, FRAME, BATCHED, SOCKETIO, CHATTER)
+"""Every server, in the order a run measures them."""
 LABELS = {
     DEMO: "Tornado demo",
     FRAME: "pre-built frame",
+    BATCHED: "batched frames",
     SOCKETIO: "python-socketio",
     CHATTER: "Chatter",
 }
 """How the report names them."""
-_MODULES = {
-    DEMO: "bench.fanout.baseline_demo",
-    FRAME: "bench.fanout.baseline_frame",
-    SOCKETIO: "bench.fanout.baseline_socketio",
-}
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 """Longest wait for a server to answer /healthz after it is started."""
 STOP_TIMEOUT_S = 15.0
 """Longest wait for a server to exit after SIGTERM, before SIGKILL."""
-MAX_CONNECTIONS_PER_IP = 5000
-"""Chatter allows 100 connections per address by default; the whole load comes from one."""
+MAX_CONNECTIONS = 20_000
+"""Chatter's caps for the benchmark, in all and per address: the defaults (10,000
+and 100) would refuse the 10,001st connection and all but 100 from one address,
+and the whole load comes from 127.0.0.1."""
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
+def wire_of(server: str) -> str:
+    """The wire a server speaks (`bench.wsclient`)."""
+    return SOCKETIO_WIRE if server == SOCKETIO else CHATTER_WIRE
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The end of a log, for an error message."""
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -97,21 +106,17 @@ def _stat_fields(pid: int) -> list[str]:
     return text[text.rindex(")") + 2 :].split()
 
 
-def process_cpu_s(pid: int) -> float:
-    """User plus system CPU time of a process (all its threads), in seconds."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
 @dataclass(frozen=True)
 class ProcessCost:
     cpu_s: float
+    """User plus system CPU time, all threads."""
     rss_kib: int
     threads: int
 
 
 def process_cost(pid: int) -> ProcessCost:
     """CPU time, resident memory and thread count of a process, now."""
+    fields = _stat_fields(pid)
     rss_kib = threads = 0
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -119,7 +124,7 @@ def process_cost(pid: int) -> ProcessCost:
                 rss_kib = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return ProcessCost(process_cpu_s(pid), rss_kib, threads)
+    return ProcessCost((int(fields[11]) + int(fields[12])) / _CLOCK_TICKS, rss_kib, threads)
 
 
 def process_tree_cpu_s(root: int) -> dict[int, float]:
@@ -127,13 +132,11 @@ def process_tree_cpu_s(root: int) -> dict[int, float]:
     postmaster and its backends)."""
     found: dict[int, float] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = _stat_fields(pid)
-            if pid == root or int(fields[1]) == root:
-                found[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid, fields = int(entry.name), _stat_fields(int(entry.name))
+                if pid == root or int(fields[1]) == root:
+                    found[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
     return found
 
 
@@ -158,6 +161,38 @@ class HostCpu:
         return 100.0 * (self.busy - earlier.busy) / total if total > 0 else 0.0
 
 
+# -- the database -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    conninfo: str
+    version: str
+    """``PostgreSQL 18.6``."""
+    postmaster: int | None
+
+
+@contextlib.contextmanager
+def embedded_database(work_dir: Path) -> Iterator[Database]:
+    """PostgreSQL 18 in `work_dir`, migrated to the newest schema; stopped on exit."""
+    import psycopg
+
+    from chatter.database import EmbeddedPostgres, migrate
+
+    server = EmbeddedPostgres(work_dir / "db")
+    try:
+        conninfo = server.start()
+        migrate(conninfo)
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        postmaster = None
+        with contextlib.suppress(OSError, ValueError):
+            postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
+        yield Database(conninfo, f"PostgreSQL {row[0] if row else '?'}", postmaster)
+    finally:
+        server.close()
+
+
 # -- server processes -------------------------------------------------------------------
 
 
@@ -169,21 +204,20 @@ class RunningServer:
     log: Path
 
 
-def _command(name: str, port: int) -> list[str]:
-    if name == CHATTER:
-        return [sys.executable, "-m", "chatter", "serve", "--host", HOST, "--port", str(port)]
-    if name in _MODULES:
-        return [sys.executable, "-m", _MODULES[name], "--host", HOST, "--port", str(port)]
-    raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     """Wait until the server answers /healthz with 200; fail if it exits first."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     url = f"http://{HOST}:{port}/healthz"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail(log)}")
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(url, timeout=2) as answer,
@@ -194,48 +228,60 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     raise TimeoutError(f"the server did not answer {url} in {READY_TIMEOUT_S} s; see {log}")
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL if it is not gone in `STOP_TIMEOUT_S`."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT_S)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
 
 
 @contextlib.contextmanager
 def running_server(
     name: str, work_dir: Path, database_url: str | None = None
 ) -> Iterator[RunningServer]:
-    """Start server `name` on a free port; stop it on exit, whatever happens.
-    Chatter needs `database_url` and keeps its secrets in `work_dir`."""
-    port = free_port()
-    log = work_dir / f"{name}.log"
+    """Start server `name` on a free port, with the open-files limit raised (10,000
+    sockets need more than 1,024); stop it on exit, whatever happens. Chatter
+    needs `database_url` and keeps its secrets in `work_dir`."""
+    if name not in SERVERS:
+        raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
+    port = _free_port()
+    log = work_dir / f"{name}-{port}.log"
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
     env = dict(os.environ)
+    command = [sys.executable, "-m", "bench.baselines", name]
     if name == CHATTER:
         if database_url is None:
             raise ValueError("Chatter needs a database_url")
+        command = [sys.executable, "-m", "chatter", "serve"]
+        caps = str(MAX_CONNECTIONS)
         env.update(
             DATABASE_URL=database_url,
             CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
-            CHATTER_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
-            CHATTER_MAX_PENDING_PER_IP=str(MAX_CONNECTIONS_PER_IP),  # one generator, one address
-            CHATTER_NAME_CLAIMS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
+            CHATTER_MAX_CONNECTIONS=caps,
+            CHATTER_MAX_CONNECTIONS_PER_IP=caps,
+            CHATTER_MAX_PENDING_PER_IP=caps,  # thousands of handshakes at once, one address
+            CHATTER_NAME_CLAIMS_PER_IP=caps,
             CHATTER_ENV="dev",
             CHATTER_CHAOS="1",  # scenario 6 kills the room (dev allows it anyway: say so)
         )
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            _command(name, port), cwd=_REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            [*command, "--host", HOST, "--port", str(port)],
+            cwd=_REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(process, port, log)
+            _wait_ready(process, port, log)
             yield RunningServer(name, process.pid, port, log)
         finally:
-            stop_process(process)
+            _stop(process)
 
 
 # -- Chatter's supervision API ----------------------------------------------------------
@@ -259,10 +305,9 @@ def restarts_of(port: int, actor: str) -> int | None:
     tree is down or the actor is not running."""
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/api/supervision", timeout=5) as answer:
-            tree = json.load(answer)
+            nodes = [json.load(answer)]
     except (OSError, urllib.error.URLError, ValueError):
         return None
-    nodes = [tree]
     while nodes:
         node = nodes.pop()
         if node.get("id") == actor:

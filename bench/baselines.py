@@ -1,0 +1,317 @@
+"""The baselines: chat servers as people would write them instead of Chatter.
+
+``python -m bench.baselines NAME --port N`` (127.0.0.1 unless ``--host``)
+serves one of them until SIGTERM or SIGINT, then exits 0. None has a database,
+actors or a throttle; each is one thread. Four, from the plainest to the most a
+single Tornado process can do:
+
+``demo``
+    the shape of Tornado's WebSocket chat demo (``demos/websocket/chatdemo.py``):
+    every handler in a class-level set, and for each message
+    ``write_message(dict)`` to each, so the frame is JSON-encoded and framed once
+    per receiver and written at once. (The demo's per-message HTML rendering is
+    left out: a cost per message, not per receiver.)
+``frame``
+    the demo, but each message encoded and framed once and the same bytes
+    written to each connection's stream: one ``IOStream.write`` and one ``send``
+    per receiver per message is the stack's own cost.
+``batched``
+    the frames of one loop turn joined, and each connection written once per
+    turn: the messages of the turn (one encoding each) then that connection's
+    own answers, in one ``IOStream.write``. When posts come faster than the loop
+    turns, a receiver costs one write for several messages: the most one Tornado
+    process fans out, and what Chatter's coalesced writes do.
+``socketio``
+    python-socketio's ``AsyncServer(async_mode="tornado")``, every client in the
+    default namespace, each message sent with ``emit("message", ...)`` to all:
+    encoded once, then one task per receiver queues it on that client's socket.
+
+The Tornado three speak the part of Chatter's wire contract the load generator
+uses, so the same clients drive them all: ``welcome`` on connect; ``join`` →
+``joined``; ``post`` → ``message`` to everyone, the sender included, then
+``ack`` to the sender; anything else → ``error`` ``bad_request``.
+python-socketio carries the same frames as socket.io events over Engine.IO 4
+on a bare WebSocket (``/socket.io/?EIO=4&transport=websocket``); the join's and
+the post's answers are socket.io's own acknowledgements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import tornado.escape
+import tornado.web
+import tornado.websocket
+from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
+
+from web.watchers import text_frame
+
+__all__ = ["BatchedSocket", "DemoSocket", "FrameSocket", "main"]
+
+logger = logging.getLogger("baseline")
+
+CACHE_SIZE = 200
+"""Recent messages kept for the welcome, as the demo keeps its cache."""
+
+
+def _chat(username: str, body: str, seq: int) -> dict[str, Any]:
+    """A Message as the wire contract has it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "seq": seq,
+        "username": username,
+        "body": body,
+        "inserted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _welcome(cache: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "messages": list(cache),
+        "has_more": False,
+        "users": [],
+        "total_users": 0,
+        "you": None,
+    }
+
+
+def _encoded(frame: dict[str, Any]) -> bytes:
+    """`frame` as a whole WebSocket text frame, encoded once."""
+    return text_frame(tornado.escape.utf8(tornado.escape.json_encode(frame)))
+
+
+def _write(waiter: DemoSocket, data: bytes) -> None:
+    """Write bytes already framed to a waiter's stream, unless it is closing."""
+    connection = waiter.ws_connection
+    if connection is not None and not connection.is_closing() and connection.stream is not None:
+        try:
+            connection.stream.write(data)
+        except StreamClosedError:
+            logger.info("a waiter closed before its update")
+
+
+class DemoSocket(tornado.websocket.WebSocketHandler):
+    """The demo: one connection; the room is the class itself."""
+
+    waiters: ClassVar[set[DemoSocket]] = set()
+    cache: ClassVar[list[dict[str, Any]]] = []
+    seqs: ClassVar[itertools.count[int]] = itertools.count(1)
+    username: str | None = None
+
+    def check_origin(self, origin: str) -> bool:
+        return True
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        DemoSocket.waiters.add(self)
+        self.write_message(_welcome(self.cache))
+
+    def on_close(self) -> None:
+        DemoSocket.waiters.discard(self)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            frame = tornado.escape.json_decode(message)
+        except ValueError:
+            frame = None
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        client_id = frame.get("client_id") if isinstance(frame, dict) else None
+        if isinstance(frame, dict) and isinstance(frame.get("username"), str):
+            self.username = frame["username"]
+        if kind == "join" and self.username is not None:
+            self.reply({"type": "joined", "username": self.username, "token": ""})
+        elif kind == "post" and isinstance(frame.get("body"), str) and self.username is not None:
+            chat = _chat(self.username, frame["body"], next(DemoSocket.seqs))
+            self.broadcast(chat)
+            self.reply(
+                {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}
+            )
+        else:
+            error = {"type": "error", "code": "bad_request", "message": "join, then post a body"}
+            self.reply(error | ({"client_id": client_id} if isinstance(client_id, str) else {}))
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        """A frame for this connection alone."""
+        self.write_message(frame)
+
+    @classmethod
+    def remember(cls, chat: dict[str, Any]) -> None:
+        cls.cache.append(chat)
+        if len(cls.cache) > CACHE_SIZE:
+            del cls.cache[:-CACHE_SIZE]
+
+    @classmethod
+    def broadcast(cls, chat: dict[str, Any]) -> None:
+        cls.remember(chat)
+        frame = {"type": "message", "message": chat}
+        for waiter in cls.waiters:
+            try:
+                waiter.write_message(frame)  # a dict: JSON-encoded again for each receiver
+            except tornado.websocket.WebSocketClosedError:
+                logger.info("a waiter closed before its update")
+
+
+class FrameSocket(DemoSocket):
+    """The demo, broadcasting one frame built once per message."""
+
+    @classmethod
+    def broadcast(cls, chat: dict[str, Any]) -> None:
+        cls.remember(chat)
+        data = _encoded({"type": "message", "message": chat})
+        for waiter in cls.waiters:
+            _write(waiter, data)
+
+
+class BatchedSocket(DemoSocket):
+    """The demo, writing each connection once per loop turn.
+
+    The messages of a turn are encoded once each and joined; at the start of
+    the next turn every connection is written the joined messages followed by
+    its own answers (acks...), so a sender gets its message before its ack. The
+    cache takes the messages then too, so a welcome written meanwhile never
+    holds a message that the connection is about to be sent again."""
+
+    turn: ClassVar[list[tuple[dict[str, Any], bytes]]] = []
+    """The messages of this turn, each with its frame."""
+    replies: ClassVar[dict[DemoSocket, list[bytes]]] = {}
+    """Each connection's own frames of this turn."""
+    flush_scheduled: ClassVar[bool] = False
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        self.replies.setdefault(self, []).append(_encoded(frame))
+        self.schedule_flush()
+
+    @classmethod
+    def broadcast(cls, chat: dict[str, Any]) -> None:
+        cls.turn.append((chat, _encoded({"type": "message", "message": chat})))
+        cls.schedule_flush()
+
+    @classmethod
+    def schedule_flush(cls) -> None:
+        if not BatchedSocket.flush_scheduled:
+            BatchedSocket.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(cls.write_turn)
+
+    @classmethod
+    def write_turn(cls) -> None:
+        BatchedSocket.flush_scheduled = False
+        turn, replies = BatchedSocket.turn, BatchedSocket.replies
+        BatchedSocket.turn, BatchedSocket.replies = [], {}
+        for chat, _ in turn:
+            cls.remember(chat)
+        everyone = b"".join(frame for _, frame in turn)
+        for waiter in list(cls.waiters) if everyone else list(replies):
+            own = replies.get(waiter)
+            _write(waiter, everyone + b"".join(own) if own else everyone)
+
+
+class _Health(tornado.web.RequestHandler):
+    """``GET /healthz``: up as soon as it listens."""
+
+    def get(self) -> None:
+        self.finish({"status": "ok"})
+
+
+def _tornado_app(handler: type[DemoSocket]) -> tornado.web.Application:
+    return tornado.web.Application([(r"/ws", handler), (r"/healthz", _Health)])
+
+
+def _socketio_app() -> tornado.web.Application:
+    """A socket.io server and its routes; its state lives in this call, not in globals."""
+    import socketio  # type: ignore[import-untyped]
+
+    sio = socketio.AsyncServer(
+        async_mode="tornado", cors_allowed_origins="*", logger=False, engineio_logger=False
+    )
+    usernames: dict[str, str] = {}
+    cache: list[dict[str, Any]] = []
+    seqs = itertools.count(1)
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        usernames[sid] = ""
+        await sio.emit("welcome", _welcome(cache), to=sid)
+
+    @sio.event
+    async def disconnect(sid: str, *reason: Any) -> None:
+        usernames.pop(sid, None)
+
+    @sio.event
+    async def join(sid: str, frame: Any) -> dict[str, Any]:
+        if not isinstance(frame, dict) or not isinstance(frame.get("username"), str):
+            return {"type": "error", "code": "bad_request", "message": "join needs a username"}
+        usernames[sid] = frame["username"]
+        return {"type": "joined", "username": frame["username"], "token": ""}
+
+    @sio.event
+    async def post(sid: str, frame: Any) -> dict[str, Any]:
+        client_id = frame.get("client_id") if isinstance(frame, dict) else None
+        username = usernames.get(sid)
+        if not isinstance(frame, dict) or not isinstance(frame.get("body"), str) or not username:
+            return {"type": "error", "code": "bad_request", "message": "join, then post a body"}
+        chat = _chat(username, frame["body"], next(seqs))
+        cache.append(chat)
+        del cache[:-CACHE_SIZE]
+        await sio.emit("message", {"type": "message", "message": chat})
+        return {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}
+
+    return tornado.web.Application(
+        [(r"/socket.io/", socketio.get_tornado_handler(sio)), (r"/healthz", _Health)]
+    )
+
+
+APPS: dict[str, Callable[[], tornado.web.Application]] = {
+    "demo": lambda: _tornado_app(DemoSocket),
+    "frame": lambda: _tornado_app(FrameSocket),
+    "batched": lambda: _tornado_app(BatchedSocket),
+    "socketio": _socketio_app,
+}
+
+
+async def _serve(host: str, port: int, app: tornado.web.Application) -> None:
+    """Listen until SIGTERM or SIGINT, then close every chat socket with 1001."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = HTTPServer(app)
+    server.listen(port, address=host)
+    logger.info("listening on http://%s:%s", host, port)
+    await stop.wait()
+    server.stop()
+    for waiter in list(DemoSocket.waiters):
+        waiter.close(1001, "server shutting down")
+    await asyncio.sleep(0.1)  # let the close frames go out
+    logger.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.baselines", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("name", choices=sorted(APPS), help="which baseline")
+    parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8888, help="port (default 8888)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.name == "socketio":  # the Tornado demo logs each request, python-socketio not
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    asyncio.run(_serve(args.host, args.port, APPS[args.name]()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,433 @@
+"""Scenarios 1, 2 and 6 measured together: one database, each server started once.
+
+For each server (the baselines, then Chatter) it starts the server process
+and its client processes, opens every connection (the senders join), then runs
+at the same connections:
+
+- scenario 2 (*latency*): one long step at the seed's rate (10 msg/s for 60 s);
+- scenario 6 (*restart*, Chatter only): a step at the same rate during which
+  the room actor is killed and the API watched until it has restarted.
+
+Every server then stays up, idle, for scenario 1 (*fan-out*): steps of rising
+rate, run rate by rate, each rate on every server before the next, so that
+whatever else runs on the machine meanwhile falls on every server alike. A
+server that loses messages or leaves posts unanswered, or misses the targets
+two steps running, is stopped there: its higher steps would only measure a
+collapse. A near miss during which other processes took over a quarter of a
+CPU is run once more (the less perturbed of the two is kept) and does not
+count as a miss.
+
+Between steps it waits for every post to be answered and every delivery to
+arrive (or the drain to run out), so no step inherits another's backlog; a
+server that fell behind in scenario 2 or 6 is started afresh before the next.
+Everything it starts is stopped on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.clients import ClientProcesses, Expect, Join, Joined, Open, Opened, Received, Sent, Step
+from bench.report import Progress
+from bench.results import KillRecord, Report, ServerSample, StepResult, aggregate, analyse
+from bench.servers import (
+    CHATTER,
+    HOST,
+    SERVERS,
+    HostCpu,
+    RunningServer,
+    embedded_database,
+    kill_actor,
+    process_cost,
+    process_tree_cpu_s,
+    restarts_of,
+    running_server,
+    tail,
+    wire_of,
+)
+from chatter.throttle import POST_RATE_PER_S
+
+__all__ = ["FANOUT", "FULL", "LATENCY", "QUICK", "RESTART", "SCENARIOS", "Settings", "run"]
+
+FANOUT, LATENCY, RESTART = "fanout", "latency", "restart"
+SCENARIOS = (FANOUT, LATENCY, RESTART)
+
+STEP_LEAD_S = 0.3
+"""Time between sending a step's plan and its start, for every process to get it."""
+SAMPLE_S = 0.5
+"""How often the server's RSS and threads are sampled during a step."""
+ANSWER_SLACK_S = 30.0
+"""How much longer than its own deadlines a client process may take to answer."""
+CONNECT_TIMEOUT_S = 180.0
+"""Longest wait for every connection of every client process."""
+OTHER_CPU_WARNING_PERCENT = 25.0
+"""Other processes using more of a CPU than this during a step perturb it: say so."""
+COLLAPSE_P99_MS = 1000.0
+"""A step this slow is a collapse, perturbed or not: it counts as a miss."""
+PERTURBED_RETRIES = 2
+"""Steps missed while other processes took the CPU that a server may run again."""
+RESTART_POLL_S = 0.01
+"""How often the supervision API is read after the kill, to time the restart."""
+RESTART_WAIT_S = 5.0
+"""Longest wait for the API to show the room restarted."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One run's shape."""
+
+    connections: int
+    senders: int
+    generators: int
+    """Client processes per server."""
+    rates: tuple[float, ...]
+    """Scenario 1: posts a second over all senders, one step each, rising."""
+    duration_s: float
+    """Scenario 1: seconds per step."""
+    drain_s: float
+    """After a step: the most time given to answers, then again to deliveries."""
+    compare_rates: tuple[float, ...]
+    """Scenario 1: the steps at which Chatter's latency is held against the batched
+    baseline's (issue #13: 60 and 100 msg/s)."""
+    latency_rate_per_s: float = 10.0
+    """Scenario 2 (and 6): the seed's rate."""
+    latency_duration_s: float = 60.0
+    restart_duration_s: float = 20.0
+    """Scenario 6: the step's length..."""
+    kill_after_s: float = 8.0
+    """...and when in it the room is killed."""
+    servers: tuple[str, ...] = SERVERS
+    scenarios: tuple[str, ...] = SCENARIOS
+
+    def validate(self) -> None:
+        if self.connections < 1 or not 1 <= self.senders <= self.connections:
+            raise ValueError("need 1 <= senders <= connections")
+        if self.generators < 1:
+            raise ValueError("need at least one generator process")
+        if min(self.duration_s, self.drain_s, self.latency_duration_s) <= 0:
+            raise ValueError("durations and drain must be positive")
+        if not 0 < self.kill_after_s < self.restart_duration_s:
+            raise ValueError("the kill must fall inside the restart step")
+        for rate in (*self.rates, self.latency_rate_per_s):
+            if rate <= 0 or rate * self.duration_s < 1:
+                raise ValueError(f"a step of {rate} msg/s for {self.duration_s} s posts nothing")
+            if rate / self.senders > POST_RATE_PER_S:
+                raise ValueError(
+                    f"{rate:g} msg/s from {self.senders} senders is over Chatter's "
+                    f"{POST_RATE_PER_S:g} posts/s per connection: use at least "
+                    f"{math.ceil(rate / POST_RATE_PER_S)} senders"
+                )
+        if list(self.rates) != sorted(self.rates):
+            raise ValueError(f"rates must rise: {self.rates}")
+        for name, given, known in (
+            ("server", self.servers, SERVERS),
+            ("scenario", self.scenarios, SCENARIOS),
+        ):
+            if set(given) - set(known):
+                raise ValueError(
+                    f"unknown {name} {sorted(set(given) - set(known))}; choose from {known}"
+                )
+
+
+FULL = Settings(
+    connections=1000,
+    senders=100,
+    generators=2,
+    rates=(2, 5, 10, 20, 40, 60, 80, 100, 130, 160, 190),
+    duration_s=5.0,
+    drain_s=4.0,
+    compare_rates=(60, 100),
+)
+"""The issue's load: 1,000 connections, 100 of them posting, up to 190 msg/s
+(100 senders may post 200/s in all, 2/s each; the last step keeps a margin);
+scenario 2 at 10 msg/s for 60 s; scenario 6 a kill 8 s into 20 s at 10 msg/s."""
+
+QUICK = Settings(
+    connections=100,
+    senders=10,
+    generators=2,
+    rates=(5, 15),
+    duration_s=1.0,
+    drain_s=3.0,
+    compare_rates=(5, 15),
+    latency_duration_s=1.5,
+    restart_duration_s=2.5,
+    kill_after_s=1.0,
+)
+"""The same code path, small: for `make bench-quick` and the tests."""
+
+
+def _sleep_until(at: float) -> None:
+    time.sleep(max(0.0, at - time.time()))
+
+
+class _Killer(threading.Thread):
+    """Kills the room at `at` and watches the API until it has restarted."""
+
+    def __init__(self, port: int, at: float) -> None:
+        super().__init__(name="room-killer", daemon=True)
+        self.port, self.at = port, at
+        self.record: KillRecord | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            before = restarts_of(self.port, "room")
+            _sleep_until(self.at)
+            kill_at = time.time()
+            kill_actor(self.port, "room")
+            deadline = time.monotonic() + RESTART_WAIT_S
+            while time.monotonic() < deadline:
+                now = restarts_of(self.port, "room")
+                if now is not None and before is not None and now > before:
+                    self.record = KillRecord(kill_at, time.time(), now - before)
+                    return
+                time.sleep(RESTART_POLL_S)
+            self.record = KillRecord(kill_at, None, 0)
+        except BaseException as error:  # handed to the orchestrator, which raises it
+            self.error = error
+
+
+class _Session:
+    """One server and its client processes, connected; started afresh after a collapse."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        work_dir: Path,
+        database: str | None,
+        progress: Progress,
+    ) -> None:
+        self.name, self.settings, self.work_dir = name, settings, work_dir
+        self.database, self.progress = database, progress
+        self._stack: contextlib.ExitStack | None = None
+        self._server: RunningServer | None = None
+        self._clients: ClientProcesses | None = None
+        self._steps = 0
+
+    def _open(self) -> tuple[RunningServer, ClientProcesses]:
+        if self._stack is not None and self._server is not None and self._clients is not None:
+            return self._server, self._clients
+        settings = self.settings
+        self.progress(f"[{self.name}] starting the server")
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(running_server(self.name, self.work_dir, self.database))
+            clients = stack.enter_context(
+                ClientProcesses(
+                    settings.generators, HOST, server.port, wire_of(self.name), "fanout"
+                )
+            )
+            self.progress(f"[{self.name}] opening {settings.connections:,} connections")
+            opened = clients.ask_all(Open(settings.connections), Opened, CONNECT_TIMEOUT_S)
+            clients.ask_all(Join(settings.senders), Joined, CONNECT_TIMEOUT_S)
+            self._stack = stack.pop_all()
+        self.progress(
+            f"[{self.name}] {sum(o.connections for o in opened):,} connected in "
+            f"{max(o.seconds for o in opened):.1f} s"
+        )
+        self._server, self._clients = server, clients
+        return server, clients
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack = self._server = self._clients = None
+
+    def step(
+        self, rate: float, duration_s: float, postmaster: int | None, kill_after_s: float | None
+    ) -> tuple[StepResult, list[Received], KillRecord | None]:
+        """One step: post at `rate` for `duration_s`, then drain; killing the room
+        `kill_after_s` into it, if given."""
+        server, clients = self._open()
+        self._steps += 1
+        drain = self.settings.drain_s
+        start_at = time.time() + STEP_LEAD_S
+        end_at = start_at + duration_s
+        killer = None
+        if kill_after_s is not None:
+            killer = _Killer(server.port, start_at + kill_after_s)
+            killer.start()
+        clients.send_all(
+            Step(self._steps, rate, start_at, duration_s, end_at + drain, killer is not None)
+        )
+        _sleep_until(start_at)
+        host_before, cost_before = HostCpu.now(), process_cost(server.pid)
+        db_before = process_tree_cpu_s(postmaster) if postmaster else {}
+        window_start = time.monotonic()
+        peak_rss, peak_threads = cost_before.rss_kib, cost_before.threads
+        while time.time() < end_at:
+            time.sleep(max(0.0, min(SAMPLE_S, end_at - time.time())))
+            cost = process_cost(server.pid)
+            peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
+        host_after, cost_after = HostCpu.now(), process_cost(server.pid)
+        db_after = process_tree_cpu_s(postmaster) if postmaster else {}
+        sample = ServerSample(
+            window_s=time.monotonic() - window_start,
+            cpu_s=cost_after.cpu_s - cost_before.cpu_s,
+            db_cpu_s=sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
+            if postmaster
+            else None,
+            peak_rss_kib=max(peak_rss, cost_after.rss_kib),
+            peak_threads=max(peak_threads, cost_after.threads),
+            host_busy_percent=host_after.busy_percent_since(host_before),
+            cpus=os.cpu_count() or 1,
+        )
+        sents = clients.gather(Sent, drain + ANSWER_SLACK_S)
+        acked = frozenset(seq for sent in sents for seq in sent.acked)
+        clients.send_all(Expect(self._steps, acked, time.time() + drain))
+        receiveds = clients.gather(Received, drain + ANSWER_SLACK_S)
+        record = None
+        if killer is not None:
+            killer.join(RESTART_WAIT_S + 10.0)
+            if killer.error is not None or killer.record is None:
+                raise RuntimeError(f"killing the room failed: {killer.error!r}")
+            record = killer.record
+        result = aggregate(self.name, rate, duration_s, start_at, sents, receiveds, sample)
+        self.progress(f"[{self.name}] {rate:g} msg/s: {_describe(result)}")
+        return result, receiveds, record
+
+
+def _describe(step: StepResult) -> str:
+    return (
+        f"{step.deliveries_per_s:,.0f} deliveries/s, p50 {step.latency_p50_ms:.1f} ms, "
+        f"p99 {step.latency_p99_ms:.1f} ms, lost {step.lost:,}, acked {step.acked}/{step.sent}, "
+        f"server CPU {step.server_cpu_percent:.0f}%, generators "
+        + "/".join(f"{c:.0f}" for c in step.generator_cpu_percent)
+        + "%"
+        + ("" if step.ok else "  [target missed]")
+    )
+
+
+def _latency_and_restart(
+    session: _Session, settings: Settings, postmaster: int | None, report: Report
+) -> None:
+    """Scenarios 2 and (Chatter) 6 on one server, their results into `report`."""
+    name, rate = session.name, settings.latency_rate_per_s
+    if LATENCY in settings.scenarios:
+        session.progress(
+            f"[{name}] scenario 2, latency: {rate:g} msg/s for {settings.latency_duration_s:g} s"
+        )
+        step, _, _ = session.step(rate, settings.latency_duration_s, postmaster, None)
+        report.latency[name] = step
+        if not step.ok:  # it fell behind: the next scenario starts afresh
+            session.close()
+    if RESTART in settings.scenarios and name == CHATTER:
+        session.progress(
+            f"[{name}] scenario 6, restart: {rate:g} msg/s for {settings.restart_duration_s:g} s, "
+            f"the room killed after {settings.kill_after_s:g} s"
+        )
+        step, receiveds, record = session.step(
+            rate, settings.restart_duration_s, postmaster, settings.kill_after_s
+        )
+        assert record is not None
+        restart = report.restart = analyse(step, receiveds, record, settings.kill_after_s)
+        session.progress(
+            f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
+            f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms"
+        )
+        if not step.ok:
+            session.close()
+
+
+@dataclass
+class _Climb:
+    """One server's way up scenario 1's steps."""
+
+    session: _Session
+    postmaster: int | None
+    results: list[StepResult]
+    misses: int = 0
+    retries: int = PERTURBED_RETRIES
+    stopped: bool = False
+
+    def step(self, settings: Settings, rate: float, report: Report) -> None:
+        """Run a step (again if other work spoiled a near miss), record it, and stop
+        the climb after a collapse."""
+        name = self.session.name
+        self.session.progress(
+            f"[{name}] scenario 1, step {len(self.results) + 1}: {rate:g} msg/s "
+            f"for {settings.duration_s:g} s"
+        )
+        step, _, _ = self.session.step(rate, settings.duration_s, self.postmaster, None)
+        perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+        if not step.ok and perturbed and step.latency_p99_ms <= COLLAPSE_P99_MS and self.retries:
+            self.retries -= 1
+            self.session.progress(
+                f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
+                "running the step again"
+            )
+            again, _, _ = self.session.step(rate, settings.duration_s, self.postmaster, None)
+            step = min(step, again, key=lambda s: s.other_cpu_percent)
+            perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+        self.results.append(step)
+        if step.ok:
+            self.misses = 0
+        elif not perturbed or step.latency_p99_ms > COLLAPSE_P99_MS:
+            self.misses += 1  # a near miss that other work perturbed says little: go on
+        why = None
+        if step.lost or step.closed_connections or step.unanswered:
+            why = (
+                f"at {rate:g} it lost {step.lost:,} deliveries, left {step.unanswered:,} "
+                f"posts unanswered and closed {step.closed_connections} connections"
+            )
+        elif self.misses >= 2:
+            why = "two steps running missed the targets"
+        if why is not None:
+            report.notes.append(f"{name}: steps above {rate:g} msg/s not run: {why}.")
+            self.stopped = True
+            self.session.close()  # its backlog must not slow the others' steps
+
+
+@contextlib.contextmanager
+def _blame(name: str, work_dir: Path, progress: Progress) -> Iterator[None]:
+    """On a failure, show the end of the failing server's log."""
+    try:
+        yield
+    except Exception:
+        for log in sorted(work_dir.glob(f"{name}-*.log")):
+            progress(f"[{name}] failed; the end of its log {log.name}:\n{tail(log)}")
+        raise
+
+
+def run(settings: Settings, progress: Progress, work_dir: Path) -> Report:
+    """Measure each server in turn, in `work_dir`; the embedded database lives for
+    the whole run."""
+    settings.validate()
+    report = Report(settings)
+    sessions: dict[str, _Session] = {}
+    with contextlib.ExitStack() as stack:
+        postmaster = url = None
+        if CHATTER in settings.servers:
+            progress("starting an embedded PostgreSQL in a temporary directory")
+            database = stack.enter_context(embedded_database(work_dir))
+            postmaster, url = database.postmaster, database.conninfo
+        try:
+            # Scenarios 2 and 6 server by server; then scenario 1 rate by rate.
+            for name in settings.servers:
+                session = sessions[name] = _Session(name, settings, work_dir, url, progress)
+                with _blame(name, work_dir, progress):
+                    _latency_and_restart(
+                        session, settings, postmaster if name == CHATTER else None, report
+                    )
+            if FANOUT in settings.scenarios:
+                climbs = [
+                    _Climb(s, postmaster if n == CHATTER else None, report.steps.setdefault(n, []))
+                    for n, s in sessions.items()
+                ]
+                for rate in settings.rates:
+                    for climb in climbs:
+                        if not climb.stopped:
+                            with _blame(climb.session.name, work_dir, progress):
+                                climb.step(settings, rate, report)
+        finally:
+            for session in sessions.values():
+                session.close()
+    return report

@@ -1,0 +1,439 @@
+"""Scenarios 1, 2 and 6 as sections of the report: tables, figures, targets.
+
+`run` measures them in one go (`bench.fanout`) and turns the results into
+three `Section`\\ s; the plots are drawn by `bench.plots`.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import plots
+from bench.fanout import FANOUT, LATENCY, RESTART, Settings
+from bench.fanout import run as measure
+from bench.report import Progress, Section, Target, number, relative, table
+from bench.results import (
+    P99_TARGET_MS,
+    RECOVERY_TARGET_MS,
+    RECOVERY_WINDOW_S,
+    Report,
+    RestartResult,
+    StepResult,
+)
+from bench.servers import BATCHED, CHATTER, DEMO, FRAME, LABELS, SERVERS, SOCKETIO
+from bench.stats import ratio
+
+__all__ = ["THROUGHPUT_TARGETS", "fanout_section", "latency_section", "restart_section", "run"]
+
+THROUGHPUT_TARGETS = {DEMO: 1.5, SOCKETIO: 3.0, BATCHED: 0.95}
+"""Chatter's sustained deliveries/s at least this times each baseline's (issue #8 for
+the demo and python-socketio, issue #13 for the batched frames)."""
+BATCHED_P99_TARGET = 1.5
+"""Issue #13: Chatter's p99 at each compared rate within this times the batched baseline's."""
+PERTURBED_PERCENT = 25.0
+"""Other processes using more of a CPU than this during a step perturbed it."""
+
+WHAT_IT_DOES = {
+    DEMO: "`write_message(dict)` to each handler: JSON encoded and framed per receiver; "
+    "no database",
+    FRAME: "the demo, but the frame built once per message and the same bytes written "
+    "to each stream: one write per receiver per message; no database",
+    BATCHED: "the frames of a loop turn joined, each connection written once per turn: "
+    "the most one Tornado process fans out; no database",
+    SOCKETIO: 'python-socketio `AsyncServer(async_mode="tornado")`, `emit` to all '
+    "(encoded once, one task per receiver); socket.io's own ack; no database",
+    CHATTER: "stores the message (group commit in PostgreSQL), acks after the commit, "
+    "room actor fans out one encoded frame to the session actors",
+}
+
+
+def _load(settings: Settings) -> str:
+    return (
+        f"{settings.connections:,} WebSocket connections in one room, {settings.senders} of "
+        f"them posting, from {settings.generators} load-generator processes"
+    )
+
+
+def _notes(report: Report, steps: Sequence[StepResult], run_notes: bool) -> list[str]:
+    """The run's own notes (servers stopped early) if `run_notes`, and which of
+    `steps` other work perturbed."""
+    notes = list(report.notes) if run_notes else []
+    perturbed = [
+        f"{LABELS[step.server]} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
+        for step in steps
+        if step.other_cpu_percent > PERTURBED_PERCENT
+    ]
+    if perturbed:
+        notes.append(
+            f"Other processes used over {PERTURBED_PERCENT:g}% of a CPU during "
+            + ", ".join(perturbed)
+            + ": those figures are perturbed"
+            + (
+                " (a near miss so perturbed is run once more, the less perturbed kept)."
+                if run_notes
+                else "."
+            )
+        )
+    return ["Notes:\n\n" + "\n".join(f"- {note}" for note in notes)] if notes else []
+
+
+# -- scenario 1 -------------------------------------------------------------------------
+
+
+def _of(step: StepResult | None, figure: str) -> float:
+    """A figure of a step, NaN for a step that was not run or not ok."""
+    return float(getattr(step, figure)) if step is not None else math.nan
+
+
+def _pair(first: float, second: float, digits: int = 1) -> str:
+    return f"{number(first, digits)} / {number(second, digits)}"
+
+
+def _throughput_target(report: Report, server: str, top: float, senders: int) -> Target:
+    wanted = THROUGHPUT_TARGETS[server]
+    ours, theirs = report.sustained(CHATTER), report.sustained(server)
+    times = ratio(_of(ours, "deliveries_per_s"), _of(theirs, "deliveries_per_s"))
+    met = times >= wanted or (ours is not None and theirs is None)
+    detail = ""
+    if ours is not None and ours.rate_per_s >= top:
+        detail = (
+            f"Both kept up at the top step offered ({top:g} msg/s): this run cannot tell "
+            "them apart."
+            if theirs is not None and theirs.rate_per_s >= top
+            else f"Chatter kept up at the top step offered ({top:g} msg/s, the throttle's "
+            f"limit for {senders} senders): the ratio is a lower bound."
+        )
+    if not met:
+        detail = (
+            f"missed by {wanted - times:.2f}x ({number(_of(ours, 'deliveries_per_s'))} against "
+            f"{number(_of(theirs, 'deliveries_per_s'))} deliveries/s). {detail}"
+        )
+    return Target(
+        f"Chatter ≥ {wanted:g}x {LABELS[server]}'s sustained deliveries/s",
+        met,
+        f"{times:.2f}x" if math.isfinite(times) else "it sustained no step",
+        detail.strip(),
+    )
+
+
+def _batched(
+    report: Report, rates: tuple[float, ...], figures: dict[str, float]
+) -> tuple[str, list[Target]]:
+    """Chatter held against the batched baseline at `rates`: a table, and targets."""
+    rows = []
+    for server in (BATCHED, CHATTER):
+        best = report.sustained(server)
+        cells = [f"**{LABELS[server]}**", number(_of(best, "deliveries_per_s"))]
+        cells.append(f"{number(best.rate_per_s)} msg/s" if best else "none")
+        for rate in rates:
+            step = report.at_rate(server, rate)
+            p50 = figures[f"{server}_delivery_p50_ms_at_{rate:g}"] = _of(step, "latency_p50_ms")
+            p99 = figures[f"{server}_delivery_p99_ms_at_{rate:g}"] = _of(step, "latency_p99_ms")
+            cells.append("not run" if step is None else _pair(p50, p99) + ("" if step.ok else " ✗"))
+        rows.append(cells)
+    rows.append(["**Chatter ÷ batched**", f"{number(figures['chatter_vs_batched'], 2)}x", ""])
+    targets = []
+    for rate in rates:
+        ours, theirs = (figures[f"{s}_delivery_p99_ms_at_{rate:g}"] for s in (CHATTER, BATCHED))
+        times = figures[f"chatter_p99_vs_batched_at_{rate:g}"] = ratio(ours, theirs)
+        p50 = ratio(*(figures[f"{s}_delivery_p50_ms_at_{rate:g}"] for s in (CHATTER, BATCHED)))
+        rows[-1].append(f"{number(p50, 2)}x / {number(times, 2)}x")
+        met = times <= BATCHED_P99_TARGET
+        targets.append(
+            Target(
+                f"Chatter's p99 at {rate:g} msg/s within {BATCHED_P99_TARGET:g}x the batched "
+                "baseline's",
+                met,
+                f"{number(ours, 1)} ms against {number(theirs, 1)} ms ({number(times, 2)}x)",
+                ""
+                if met
+                else "a step was not run"
+                if math.isnan(times)
+                else f"over by {times - BATCHED_P99_TARGET:.2f}x",
+            )
+        )
+    header = [
+        "server",
+        "sustained deliveries/s",
+        "at",
+        *(f"p50 / p99 at {r:g} msg/s, ms" for r in rates),
+    ]
+    return table(header, rows, "<>>" + ">" * len(rates)), targets
+
+
+def fanout_section(report: Report, settings: Settings, image: Path) -> Section:
+    servers = [s for s in SERVERS if s in report.steps]
+    figures: dict[str, float] = {}
+    rows = []
+    ours = _of(report.sustained(CHATTER), "deliveries_per_s")
+    for server in servers:
+        best, through = report.sustained(server), report.ok_through(server)
+        for name, figure in (
+            ("sustained_rate_per_s", "rate_per_s"),
+            ("sustained_deliveries_per_s", "deliveries_per_s"),
+            ("delivery_p50_ms", "latency_p50_ms"),
+            ("delivery_p99_ms", "latency_p99_ms"),
+            ("ack_p50_ms", "ack_p50_ms"),
+            ("ack_p99_ms", "ack_p99_ms"),
+        ):
+            figures[f"{server}_{name}"] = _of(best, figure)
+        if server != CHATTER:
+            figures[f"chatter_vs_{server}"] = ratio(ours, _of(best, "deliveries_per_s"))
+        rows.append(
+            [
+                f"**{LABELS[server]}**",
+                WHAT_IT_DOES[server],
+                number(best.rate_per_s) if best else "none",
+                number(through.rate_per_s) if through else "none",
+                number(_of(best, "deliveries_per_s")),
+                _pair(_of(best, "latency_p50_ms"), _of(best, "latency_p99_ms")),
+                _pair(_of(best, "ack_p50_ms"), _of(best, "ack_p99_ms")),
+                number(_of(best, "server_cpu_percent")),
+                "" if server == CHATTER else f"{number(figures[f'chatter_vs_{server}'], 2)}x",
+            ]
+        )
+    header = (
+        "server|what it does per message|highest ok step, msg/s|ok up to, msg/s|"
+        "deliveries/s there|delivery p50 / p99, ms|ack p50 / p99, ms|server CPU %|Chatter ÷ it"
+    )
+    summary = table(header.split("|"), rows, "<<>>>>>>>")
+    grid = []
+    for rate in sorted({step.rate_per_s for steps in report.steps.values() for step in steps}):
+        cells = [number(rate), number(rate * settings.connections)]
+        for server in servers:
+            step = report.at_rate(server, rate)
+            cell = "not run"
+            if step is not None:
+                cell = f"{number(step.latency_p99_ms, 1)} / {number(step.ack_p99_ms, 1)}"
+                cell += "" if step.ok else " ✗" + (f", {step.lost:,} lost" if step.lost else "")
+            cells.append(cell)
+        grid.append(cells)
+    steps_table = table(
+        ["msg/s", "offered deliveries/s", *(f"{LABELS[s]} p99 / ack p99, ms" for s in servers)],
+        grid,
+        ">>" + ">" * len(servers),
+    )
+    top = max(settings.rates)
+    targets = [
+        _throughput_target(report, server, top, settings.senders)
+        for server in THROUGHPUT_TARGETS
+        if server in report.steps and CHATTER in report.steps
+    ]
+    parts = [
+        f"{_load(settings)}; steps of rising post rate, {settings.duration_s:g} s each "
+        f"({', '.join(f'{r:g}' for r in settings.rates)} msg/s), each followed by a drain. "
+        f"A step is ok when p99 post-to-delivery < {P99_TARGET_MS:g} ms, every post was "
+        "answered and no acked message missed any connection; a server's figure is its "
+        "highest ok step; *ok up to* is the top of its unbroken run of ok steps. A server "
+        "that loses messages or misses two steps running is not pushed further.",
+        summary,
+    ]
+    if BATCHED in report.steps and CHATTER in report.steps:
+        batched_table, batched_targets = _batched(report, settings.compare_rates, figures)
+        targets += batched_targets
+        parts += [
+            "Chatter against the batched frames (the frames of a loop turn joined, each "
+            "connection written once per turn: what Chatter's coalesced writes do, with "
+            "nothing else to do), at its highest ok step and at "
+            + " and ".join(f"{r:g}" for r in settings.compare_rates)
+            + " msg/s (delivery latency, ms; ✗ = step not ok):",
+            batched_table,
+        ]
+    parts += [
+        "Every step (p99 post → delivery / p99 post → ack, ms; ✗ = not ok):",
+        steps_table,
+        *_notes(report, [s for steps in report.steps.values() for s in steps], True),
+    ]
+    plots.p99(report, image)
+    return Section(
+        f"Scenario 1: fan-out at {settings.connections:,} connections",
+        "\n\n".join(parts),
+        figures,
+        targets,
+        [relative(image)],
+    )
+
+
+# -- scenario 2 -------------------------------------------------------------------------
+
+
+def latency_section(report: Report, settings: Settings) -> Section:
+    figures: dict[str, float] = {}
+    rows = []
+    chatter = report.latency.get(CHATTER)
+    for server in (s for s in SERVERS if s in report.latency):
+        step = report.latency[server]
+        for name, value in (
+            ("p50_ms", step.latency_p50_ms),
+            ("p99_ms", step.latency_p99_ms),
+            ("max_ms", step.latency_max_ms),
+            ("ack_p50_ms", step.ack_p50_ms),
+            ("ack_p99_ms", step.ack_p99_ms),
+            ("lost", float(step.lost)),
+            ("deliveries_per_s", step.deliveries_per_s),
+        ):
+            figures[f"{server}_{name}"] = value
+        times = ratio(_of(chatter, "latency_p99_ms"), step.latency_p99_ms)
+        rows.append(
+            [
+                f"**{LABELS[server]}**",
+                number(step.deliveries_per_s),
+                number(step.latency_p50_ms, 1),
+                number(step.latency_p99_ms, 1),
+                number(step.latency_max_ms, 1),
+                f"{number(step.ack_p50_ms, 1)} / {number(step.ack_p99_ms, 1)}",
+                f"{step.lost:,}",
+                number(step.server_cpu_percent),
+                number(step.server_rss_mib),
+                "" if server == CHATTER else f"{number(times, 2)}x",
+            ]
+        )
+    targets = []
+    demo = report.latency.get(DEMO)
+    if chatter is not None and demo is not None:
+        times = figures["chatter_p99_vs_demo"] = ratio(chatter.latency_p99_ms, demo.latency_p99_ms)
+        met = chatter.latency_p99_ms < demo.latency_p99_ms and chatter.lost == 0
+        targets.append(
+            Target(
+                f"Chatter's p99 below the demo's ({settings.latency_rate_per_s:g} msg/s, "
+                f"{settings.latency_duration_s:g} s)",
+                met,
+                f"{chatter.latency_p99_ms:.1f} ms against {demo.latency_p99_ms:.1f} ms "
+                f"({times:.2f}x)",
+                "" if met else f"missed by {chatter.latency_p99_ms - demo.latency_p99_ms:.1f} ms",
+            )
+        )
+    header = [
+        "server",
+        "deliveries/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "ack p50 / p99 ms",
+        "lost",
+        "server CPU %",
+        "RSS MiB",
+        "Chatter's p99 ÷ its",
+    ]
+    markdown = "\n\n".join(
+        [
+            f"{_load(settings)}; {settings.latency_rate_per_s:g} messages/s for "
+            f"{settings.latency_duration_s:g} s, each server on its own. Latency is post "
+            "sent → message frame received, over every delivery; ack is post sent → ack "
+            "received by the sender.",
+            table(header, rows, "<>>>>>>>>>"),
+            *_notes(report, list(report.latency.values()), False),
+        ]
+    )
+    return Section("Scenario 2: latency at the seed's scale", markdown, figures, targets)
+
+
+# -- scenario 6 -------------------------------------------------------------------------
+
+
+def restart_section(restart: RestartResult, settings: Settings, image: Path) -> Section:
+    step = restart.step
+    rejected = sum(step.rejected.values())
+    figures = {
+        "restart_ms": restart.restart_ms,
+        "restarts": float(restart.restarts),
+        "spike_ms": restart.spike_ms,
+        "recovery_ms": restart.recovery_ms,
+        "before_p99_ms": restart.before_p99_ms,
+        "after_p99_ms": restart.after_p99_ms,
+        "normal_ms": restart.normal_ms,
+        "slow_messages": float(restart.slow_messages),
+        "stragglers": float(restart.stragglers),
+        "p99_ms": step.latency_p99_ms,
+        "max_ms": step.latency_max_ms,
+        "lost": float(step.lost),
+        "unanswered": float(step.unanswered),
+        "rejected": float(rejected),
+        "acked": float(step.acked),
+        "sent": float(step.sent),
+    }
+    rows = [
+        ["room restarted (kill → API shows restart count + 1)", f"{number(restart.restart_ms)} ms"],
+        ["p99 before the kill", f"{number(restart.before_p99_ms, 1)} ms"],
+        [
+            "a message counts as slow above (p99 of its deliveries)",
+            f"{number(restart.normal_ms, 1)} ms",
+        ],
+        [
+            "spike: slowest delivery of a message in flight at or after the kill",
+            f"{number(restart.spike_ms, 1)} ms",
+        ],
+        ["slow messages before the first normal one", f"{restart.slow_messages}"],
+        ["**deliveries back to normal after the kill**", f"**{number(restart.recovery_ms)} ms**"],
+        [f"slow messages later (within {RECOVERY_WINDOW_S:g} s)", f"{restart.stragglers}"],
+        ["p99 after recovery", f"{number(restart.after_p99_ms, 1)} ms"],
+        [
+            "posts acked / sent; refused; unanswered",
+            f"{step.acked:,} / {step.sent:,}; {rejected}; {step.unanswered}",
+        ],
+        ["deliveries lost", f"**{step.lost:,}** of {step.expected:,}"],
+        [
+            "p99 / max latency over the whole step",
+            f"{number(step.latency_p99_ms, 1)} / {number(step.latency_max_ms, 1)} ms",
+        ],
+    ]
+    recovered = restart.restarts >= 1 and restart.recovery_ms <= RECOVERY_TARGET_MS
+    nothing_lost = step.lost == 0 and step.unanswered == 0 and not rejected
+    missed = (
+        "the room was not seen restarted"
+        if restart.restarts < 1
+        else f"missed by {restart.recovery_ms - RECOVERY_TARGET_MS:.0f} ms"
+    )
+    targets = [
+        Target(
+            f"deliveries back to normal within {RECOVERY_TARGET_MS:g} ms of the kill",
+            recovered,
+            f"{number(restart.recovery_ms)} ms",
+            "" if recovered else missed,
+        ),
+        Target(
+            "nothing lost across the room's kill",
+            nothing_lost,
+            f"{step.lost:,} deliveries lost, {step.unanswered} posts unanswered, "
+            f"{rejected} refused",
+        ),
+    ]
+    markdown = "\n\n".join(
+        [
+            f"Scenario 2's load ({_load(settings)}, {settings.latency_rate_per_s:g} "
+            f"messages/s) on Chatter for {settings.restart_duration_s:g} s; "
+            f"{restart.kill_after_s:g} s in, the room actor is killed "
+            '(`POST /api/supervision/kill {"id": "room"}`, chaos on) while the load goes '
+            "on. A message is slow when the p99 of its deliveries is over twice the p99 "
+            "before the kill (at least 20 ms); deliveries are back to normal when the "
+            "first message in flight at or after the kill is delivered normally, and the "
+            "time counted is from the kill to the last delivery of the slow ones.",
+            table(["figure", "value"], rows, "<>"),
+            *_notes(Report(settings), [step], False),
+        ]
+    )
+    plots.restart(restart, image)
+    return Section(
+        "Scenario 6: the room killed under load", markdown, figures, targets, [relative(image)]
+    )
+
+
+def run(settings: Settings, progress: Progress, results_dir: Path, suffix: str) -> list[Section]:
+    """Measure scenarios 1, 2 and 6 (those of ``settings.scenarios``) and return their
+    sections in the issue's order; the plots go to `results_dir`."""
+    with tempfile.TemporaryDirectory(prefix="fanout-", ignore_cleanup_errors=True) as tmp:
+        report = measure(settings, progress, Path(tmp))
+    sections = []
+    if FANOUT in settings.scenarios:
+        sections.append(fanout_section(report, settings, results_dir / f"fanout-p99{suffix}.png"))
+    if LATENCY in settings.scenarios:
+        sections.append(latency_section(report, settings))
+    if RESTART in settings.scenarios:
+        if report.restart is None:
+            raise RuntimeError("scenario 6 produced no result (is Chatter among the servers?)")
+        image = results_dir / f"restart{suffix}.png"
+        sections.append(restart_section(report.restart, settings, image))
+    return sections
