@@ -13,41 +13,9 @@ knows nothing of chat, and imports neither Tornado nor a database driver.
 
 from supervision.application import EXIT_GAVE_UP, run, start_link
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
-from supervision.dynamic_supervisor import DynamicSupervisor
-from supervision.errors import (
-    BlockingCallOnLoopError,
-    ChildNotFoundError,
-    ChildRunningError,
-    DuplicateChildError,
-    InvalidChildSpecError,
-    MaxChildrenError,
-    NameNotRegisteredError,
-    NameUnavailableError,
-    NoEventLoopError,
-    RestartIntensityExceededError,
-    StartChildError,
-    SupervisionError,
-)
-from supervision.exits import Exit, ExitReason
-from supervision.future import Future
-from supervision.intensity import RestartIntensity
-from supervision.introspection import (
-    ChildInfo,
-    EventKind,
-    EventStream,
-    SupervisionEvent,
-    TreeNode,
-    describe_tree,
-    find_actor,
-    render_tree,
-)
-from supervision.loop_actor import LoopActor
-from supervision.registry import NameTakenError, Registry
-from supervision.strategy import RestartPlan, Strategy, plan_restart, should_restart
-from supervision.supervised import InjectedCrash, SupervisedActor, inject_crash
-from supervision.supervisor import (
+from supervision.client import (
     ChildCounts,
-    Supervisor,
+    ChildInfo,
     count_children,
     delete_child,
     restart_child,
@@ -55,6 +23,33 @@ from supervision.supervisor import (
     terminate_child,
     which_children,
 )
+from supervision.dynamic_supervisor import DynamicSupervisor
+from supervision.errors import (
+    BlockingCallOnLoopError,
+    ChildNotFoundError,
+    ChildRunningError,
+    DuplicateChildError,
+    InjectedCrash,
+    InvalidChildSpecError,
+    MaxChildrenError,
+    NameNotRegisteredError,
+    NameTakenError,
+    NameUnavailableError,
+    NoEventLoopError,
+    RestartIntensityExceededError,
+    StartChildError,
+    SupervisionError,
+)
+from supervision.events import EventKind, EventStream, SupervisionEvent
+from supervision.exits import Exit, ExitReason
+from supervision.future import Future
+from supervision.intensity import RestartIntensity
+from supervision.introspection import TreeNode, describe_tree, find_actor, render_tree
+from supervision.loop_actor import LoopActor
+from supervision.registry import Registry
+from supervision.strategy import RestartPlan, Strategy, plan_restart, should_restart
+from supervision.supervised import SupervisedActor, inject_crash
+from supervision.supervisor import Supervisor
 from supervision.thread_actor import ThreadActor
 
 __all__ = [

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pykka
-from pykka._envelope import Envelope
 
+from supervision._pykka import Envelope, fail_envelopes
 from supervision.errors import StartChildError
 from supervision.exits import KILLED, SHUTDOWN, Exit
 from supervision.future import Future
@@ -28,19 +28,10 @@ if TYPE_CHECKING:
     from supervision.supervised import SupervisedActor
 
 
-def fail_envelopes(envelopes: list[Envelope[Any]], why: str) -> None:
-    """Answer every ask among `envelopes` with `ActorDeadError`; drop the tells."""
-    for envelope in envelopes:
-        if envelope.reply_to is not None:
-            error = pykka.ActorDeadError(why)
-            envelope.reply_to.set_exception((type(error), error, None))
-
-
 __all__ = [
     "Link",
     "await_started",
     "claim",
-    "fail_envelopes",
     "linked",
     "spawn_linked",
     "start_linked",
@@ -61,14 +52,20 @@ class Link:
         """Set once the actor has exited and its inbox is closed."""
         self.exit: Exit | None = None
         """The exit, once `exited` is set."""
-        self.leftovers: list[Envelope[Any]] = []
-        """What was left in the actor's inbox when it exited, oldest first."""
+        self._leftovers: list[Envelope] = []
         self._on_exit = on_exit
         self._muted = False
         self._lock = threading.Lock()
         self._actor: weakref.ref[SupervisedActor] | None = None
         self.urn: str | None = None
         """The URN of the actor that claimed this link, once one has."""
+
+    def take_leftovers(self) -> list[Envelope]:
+        """What was left in the actor's inbox when it exited, oldest first; the
+        first caller takes them, so that each is answered once."""
+        with self._lock:
+            leftovers, self._leftovers = self._leftovers, []
+        return leftovers
 
     def mute(self) -> None:
         """Stop the exit callback: the starter is stopping the actor itself and
@@ -94,14 +91,14 @@ class Link:
     def report_start_failed(self, error: BaseException) -> None:
         self.started.set_exception((type(error), error, error.__traceback__))
 
-    def report_exit(self, exit: Exit, leftovers: list[Envelope[Any]] | None = None) -> None:
+    def report_exit(self, exit: Exit, leftovers: list[Envelope] | None = None) -> None:
         with self._lock:
             if self.exit is not None:
                 late = leftovers or []
                 fail_envelopes(late, f"the actor exited ({self.exit}) before handling it")
                 return
             self.exit = exit
-            self.leftovers = leftovers or []
+            self._leftovers = leftovers or []
             notify = self._on_exit if not self._muted else None
         self.exited.set()
         if not self.started.done():

@@ -18,7 +18,8 @@ from typing import Any
 
 import pykka
 
-from supervision._link import Link, fail_envelopes, start_linked
+from supervision._link import Link, start_linked
+from supervision._pykka import fail_envelopes
 from supervision.child_spec import ChildSpec
 from supervision.exits import Exit
 from supervision.supervisor import DEFAULT_START_TIMEOUT_S
@@ -42,7 +43,7 @@ def start_link(
     when it does not. Blocks: call it from a plain thread, not from an actor."""
 
     def notify(link: Link, exit: Exit) -> None:
-        fail_envelopes(link.leftovers, f"{spec.id!r} exited ({exit})")
+        fail_envelopes(link.take_leftovers(), f"{spec.id!r} exited ({exit})")
         if on_exit is not None:
             on_exit(exit)
 

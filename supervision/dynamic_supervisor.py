@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
+from supervision import _pykka
 from supervision._link import Link, await_started, spawn_linked
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
+from supervision.client import StartChild
 from supervision.errors import MaxChildrenError, StartChildError
 from supervision.strategy import Strategy
-from supervision.supervisor import StartChild, Supervisor
+from supervision.supervisor import Supervisor
 
 __all__ = ["DynamicSupervisor"]
 
@@ -92,10 +93,8 @@ class DynamicSupervisor(Supervisor):
         is full, the children already constructed are waited for (one that
         fails to start frees its place) before the next request is looked at,
         so every request meets the same limit it would meet alone."""
-        queued: list[Envelope[Any]] = self.actor_inbox.take_while(  # type: ignore[attr-defined]
-            lambda message: isinstance(message, StartChild)
-        )
-        requests = [first, *(envelope.message for envelope in queued)]
+        queued = _pykka.take_queued(self, lambda message: isinstance(message, StartChild))
+        requests = [first, *(_pykka.message_of(envelope) for envelope in queued)]
         outcomes: list[pykka.ActorRef[Any] | BaseException | None] = [None] * len(requests)
         starting: list[tuple[int, _Starting]] = []
 
@@ -113,12 +112,10 @@ class DynamicSupervisor(Supervisor):
                 outcomes[index] = error
         finish_round()
         for envelope, outcome in zip(queued, outcomes[1:], strict=True):
-            if envelope.reply_to is None:
-                continue
             if isinstance(outcome, BaseException):
-                envelope.reply_to.set_exception((type(outcome), outcome, outcome.__traceback__))
+                _pykka.reply_error(envelope, outcome)
             else:
-                envelope.reply_to.set(outcome)
+                _pykka.reply(envelope, outcome)
         if isinstance(outcomes[0], BaseException):
             raise outcomes[0]
         return outcomes[0]
@@ -148,9 +145,6 @@ class DynamicSupervisor(Supervisor):
             return error
         return self._started(self._children[starting.child_id], starting.ref, starting.link)
 
-    def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
-        return super()._start_new(self._spec_for(spec))
-
     def _spec_for(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> ChildSpec:
         """Check ``max_children``; turn a bare start function into a temporary child."""
         if self.max_children is not None and len(self._children) >= self.max_children:
@@ -164,11 +158,8 @@ class DynamicSupervisor(Supervisor):
         return spec
 
     def _stop_children(self, *, restarting: bool = False) -> None:
-        children = reversed(list(self._children.values()))
-        stopping = [self._begin_stop(child, restarting=restarting) for child in children]
-        for one in stopping:
-            if one is not None:
-                self._finish_stop(one)
+        """Stop every child at once: none depends on another."""
+        self._stop_together(reversed(list(self._children.values())), restarting=restarting)
 
     def _terminate(self, child_id: str) -> None:
         super()._terminate(child_id)

@@ -1,7 +1,9 @@
 """The typed errors of the supervision library.
 
 Every failure a caller can act on has its own class, so code branches on types,
-never on message strings. All derive from `SupervisionError`.
+never on message strings. All derive from `SupervisionError`, except
+`InjectedCrash`, which is not an error of the caller but a fault put into an
+actor on purpose.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ __all__ = [
     "ChildNotFoundError",
     "ChildRunningError",
     "DuplicateChildError",
+    "InjectedCrash",
     "InvalidChildSpecError",
     "MaxChildrenError",
     "NameNotRegisteredError",
+    "NameTakenError",
     "NameUnavailableError",
     "NoEventLoopError",
     "RestartIntensityExceededError",
@@ -73,6 +77,10 @@ class NameNotRegisteredError(SupervisionError, LookupError):
     """No actor is registered under that name, and none is being restarted."""
 
 
+class NameTakenError(SupervisionError):
+    """The name is registered to another live actor."""
+
+
 class NameUnavailableError(SupervisionError):
     """The named actor is restarting and no new incarnation arrived in time."""
 
@@ -83,3 +91,7 @@ class NoEventLoopError(SupervisionError, RuntimeError):
 
 class BlockingCallOnLoopError(SupervisionError, RuntimeError):
     """A blocking `Future.get()` was called on a thread that runs an event loop."""
+
+
+class InjectedCrash(Exception):  # noqa: N818  (it is a crash, not an error in the caller)
+    """Raised inside an actor by `inject_crash`: a fault put there on purpose."""

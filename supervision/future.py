@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import pykka
 
+from supervision import _pykka
 from supervision.errors import BlockingCallOnLoopError
 
 __all__ = ["Future"]
@@ -55,10 +56,9 @@ class Future(pykka.Future[T]):
         return self._done
 
     def get(self, *, timeout: float | None = None) -> T:
-        try:
-            return super().get(timeout=timeout)  # a map/join/filter hook, if any
-        except NotImplementedError:
-            pass
+        if _pykka.computes_on_get(self):
+            computed: T = _pykka.get_computed(self, timeout)
+            return computed
         with self._condition:
             if not self._done:
                 if asyncio._get_running_loop() is not None:
@@ -93,7 +93,7 @@ class Future(pykka.Future[T]):
         A future given a get hook (pykka's own ``ActorRef.stop`` makes one)
         computes its value only when asked and so is never "done": it raises
         `TypeError` here rather than never calling back."""
-        if self._get_hook is not None:
+        if _pykka.computes_on_get(self):
             raise TypeError(
                 "this future computes its value only on get(); it cannot call back when done"
             )
@@ -139,7 +139,7 @@ class Future(pykka.Future[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         loop = asyncio.get_running_loop()
-        if self._get_hook is not None:
+        if _pykka.computes_on_get(self):
             # A future with a get hook computes only on get(): wait for it off-loop.
             result: T = yield from loop.run_in_executor(None, self.get).__await__()
             return result
@@ -158,7 +158,7 @@ class Future(pykka.Future[T]):
 
     def _settle(self, value: Any, exc_info: _ExcInfo | None) -> None:
         with self._condition:
-            if self._done or self._get_hook is not None:
+            if self._done or _pykka.computes_on_get(self):
                 raise queue.Full  # pykka's signal for a future set twice
             self._value = value
             self._exc_info = exc_info

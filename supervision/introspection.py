@@ -1,158 +1,24 @@
-"""Looking at a running tree: its shape as data, and a stream of what happens.
+"""Looking at a running tree: its shape as data.
 
 `describe_tree` asks each supervisor for its children and builds an immutable
-`TreeNode` tree, ready to render or to serialise (``to_dict`` gives the shape of
-Chatter's ``/api/supervision``). An `EventStream` carries every start, exit,
-restart and surrender as a `SupervisionEvent` to whoever subscribed; the live
-supervision page and the fault tests are its observers.
+`TreeNode` tree, ready to render (`render_tree`) or to serialise (``to_dict``
+gives the shape of Chatter's ``/api/supervision``); `find_actor` finds a node's
+actor by its id. What happens in the tree over time is `supervision.events`'
+business.
 """
 
 from __future__ import annotations
 
-import collections
-import enum
-import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
 from supervision.child_spec import ChildKind, Restart
+from supervision.client import Describe, SupervisorInfo
 from supervision.strategy import Strategy
 
-__all__ = [
-    "ChildInfo",
-    "Describe",
-    "EventKind",
-    "EventStream",
-    "SupervisionEvent",
-    "SupervisorInfo",
-    "TreeNode",
-    "describe_tree",
-    "find_actor",
-    "render_tree",
-]
-
-logger = logging.getLogger(__name__)
-
-
-class EventKind(enum.Enum):
-    """What happened to a child."""
-
-    STARTED = "started"
-    EXITED = "exited"
-    RESTARTED = "restarted"
-    GAVE_UP = "gave_up"
-    """The supervisor itself exceeded its restart intensity (``child`` is None)."""
-
-
-@dataclass(frozen=True)
-class SupervisionEvent:
-    """One thing that happened in the tree."""
-
-    time: float
-    """Wall-clock time, seconds since the epoch."""
-    supervisor: str
-    """The id of the supervisor that saw it."""
-    child: str | None
-    """The child it happened to; None when it is about the supervisor itself."""
-    kind: EventKind
-    reason: str | None = None
-    """For an exit, why (``normal``, ``shutdown``, ``killed``, ``crashed: ...``);
-    for giving up, the intensity that was exceeded."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "time": self.time,
-            "supervisor": self.supervisor,
-            "child": self.child,
-            "kind": self.kind.value,
-            "reason": self.reason,
-        }
-
-
-Subscriber = Callable[[SupervisionEvent], None]
-
-
-class EventStream:
-    """Fan-out of supervision events to subscribers, with a short memory.
-
-    Subscribers are called in the thread of the supervisor that publishes, in
-    the order events happen; they must be quick and must not block (tell an
-    actor, or hand over with ``call_soon_threadsafe``). A subscriber that raises
-    is logged and kept.
-    """
-
-    def __init__(self, keep: int = 200, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
-        self._recent: collections.deque[SupervisionEvent] = collections.deque(maxlen=keep)
-
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Start calling `subscriber` with every event; returns the unsubscribe."""
-        with self._lock:
-            self._subscribers.append(subscriber)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
-
-        return unsubscribe
-
-    def recent(self) -> list[SupervisionEvent]:
-        """The last events, oldest first (as many as `keep`)."""
-        with self._lock:
-            return list(self._recent)
-
-    def publish(
-        self,
-        supervisor: str,
-        child: str | None,
-        kind: EventKind,
-        reason: str | None = None,
-    ) -> SupervisionEvent:
-        event = SupervisionEvent(self.clock(), supervisor, child, kind, reason)
-        with self._lock:
-            self._recent.append(event)
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                logger.exception("Supervision event subscriber %r failed", subscriber)
-        return event
-
-
-@dataclass(frozen=True)
-class Describe:
-    """Ask a supervisor for its `SupervisorInfo`."""
-
-
-@dataclass(frozen=True)
-class ChildInfo:
-    """One child as its supervisor sees it."""
-
-    id: str
-    kind: ChildKind
-    restart: Restart
-    alive: bool
-    restarts: int
-    """How often the supervisor restarted this child."""
-    ref: pykka.ActorRef[Any] | None
-
-
-@dataclass(frozen=True)
-class SupervisorInfo:
-    """A supervisor's answer to being described."""
-
-    id: str
-    strategy: Strategy
-    children: tuple[ChildInfo, ...]
+__all__ = ["TreeNode", "describe_tree", "find_actor", "render_tree"]
 
 
 @dataclass(frozen=True)

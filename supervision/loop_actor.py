@@ -22,25 +22,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
-import queue
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import pykka
-from pykka._envelope import Envelope
-
-from supervision._link import fail_envelopes
+from supervision import _pykka
+from supervision._pykka import Envelope
 from supervision.errors import NoEventLoopError
 from supervision.exits import Exit, ExitReason
 from supervision.future import Future
 from supervision.supervised import SupervisedActor
 
 __all__ = ["MAX_BATCH", "LoopActor"]
-
-logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 """Most messages one actor handles per loop wake-up before yielding the loop."""
@@ -51,12 +44,12 @@ class _LoopInbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._queue: collections.deque[Envelope] = collections.deque()
         self._schedule: Callable[[], None] | None = None
         self._scheduled = False
         self._closed = False
 
-    def put(self, envelope: Envelope[Any], /) -> None:
+    def put(self, envelope: Envelope, /) -> None:
         with self._lock:
             if self._closed:
                 schedule = None
@@ -67,22 +60,14 @@ class _LoopInbox:
                 self._scheduled = True
                 schedule = self._schedule
         if schedule is None:
-            fail_envelopes([envelope], "the actor stopped before handling the message")
+            _pykka.fail_envelopes([envelope], "the actor stopped before handling the message")
             return
         schedule()
 
-    def get(self) -> Envelope[Any]:
-        return self.get_nowait()
-
-    def get_nowait(self) -> Envelope[Any]:
+    def take(self) -> Envelope | None:
+        """The oldest message, or None if none waits."""
         with self._lock:
-            if not self._queue:
-                raise queue.Empty
-            return self._queue.popleft()
-
-    def empty(self) -> bool:
-        with self._lock:
-            return not self._queue
+            return self._queue.popleft() if self._queue else None
 
     def qsize(self) -> int:
         """How many messages wait, as `queue.Queue.qsize` says for a thread's inbox."""
@@ -106,7 +91,7 @@ class _LoopInbox:
             self._scheduled = False
             return False
 
-    def close(self) -> list[Envelope[Any]]:
+    def close(self) -> list[Envelope]:
         """Refuse further messages (an ask put after this fails at once); return
         those still waiting, oldest first."""
         with self._lock:
@@ -116,7 +101,7 @@ class _LoopInbox:
             return waiting
 
 
-class LoopActor(SupervisedActor):
+class LoopActor(SupervisedActor, _pykka.DrivenActor):
     """A supervised actor hosted on an asyncio event loop.
 
     Pass the loop as ``loop=`` (subclasses forward it to ``super().__init__``),
@@ -131,7 +116,8 @@ class LoopActor(SupervisedActor):
     actor_loop: asyncio.AbstractEventLoop
     """The loop that runs this actor."""
 
-    actor_inbox: _LoopInbox
+    _inbox_class = _LoopInbox
+    _future_class = Future
 
     def __init__(
         self, *args: Any, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any
@@ -146,69 +132,38 @@ class LoopActor(SupervisedActor):
         self.actor_loop = loop
         self._torn_down = False
         super().__init__(*args, **kwargs)
+        self._inbox: _LoopInbox = _pykka.inbox_of(self)
 
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return _LoopInbox()
-
-    @staticmethod
-    def _create_future() -> pykka.Future[Any]:
-        return Future()
-
-    def _start_actor_loop(self) -> None:
+    def _launch(self) -> None:
         self._call_on_loop(self._loop_start)
 
     # -- on the loop ---------------------------------------------------------------
 
     def _loop_start(self) -> None:
-        self._actor_loop_setup()
+        self._run_setup()
         if self.actor_stopped.is_set():
             self._loop_teardown()
         else:
-            self.actor_inbox.open(self._schedule_drain)
+            self._inbox.open(self._schedule_drain)
 
     def _drain(self) -> None:
         for _ in range(MAX_BATCH):
             if self.actor_stopped.is_set():
-                self._loop_teardown()
-                return
-            try:
-                envelope = self.actor_inbox.get_nowait()
-            except queue.Empty:
                 break
-            self._handle_envelope(envelope)
+            envelope = self._inbox.take()
+            if envelope is None:
+                break
+            self._run_message(envelope)
         if self.actor_stopped.is_set():
             self._loop_teardown()
-        elif self.actor_inbox.drained():
+        elif self._inbox.drained():
             self.actor_loop.call_soon(self._drain)
-
-    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
-        # The body of pykka's Actor._actor_loop_running, for one message.
-        try:
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
-        except Exception:
-            if envelope.reply_to is not None:
-                logger.info("Exception returned from %s to caller:", self, exc_info=True)
-                envelope.reply_to.set_exception()
-            else:
-                self._handle_failure(*sys.exc_info())
-                try:
-                    self.on_failure(*sys.exc_info())
-                except Exception:
-                    self._handle_failure(*sys.exc_info())
-        except BaseException:
-            logger.debug("%r in %s. Stopping all actors.", sys.exc_info()[1], self)
-            self._stop()
-            # Never block the loop: other actors on it must run to stop at all.
-            pykka.ActorRegistry.stop_all(block=False)
 
     def _loop_teardown(self) -> None:
         if self._torn_down:
             return
         self._torn_down = True
-        self._actor_loop_teardown()
+        self._run_teardown()
 
     # -- from any thread -----------------------------------------------------------
 
@@ -234,4 +189,4 @@ class LoopActor(SupervisedActor):
         if self._link is not None:
             self._link.report_exit(exit, leftovers)
         else:
-            fail_envelopes(leftovers, str(exit))
+            _pykka.fail_envelopes(leftovers, str(exit))

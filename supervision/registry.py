@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
 
-from supervision.errors import NameNotRegisteredError, NameUnavailableError, SupervisionError
+from supervision import _pykka
+from supervision._pykka import Envelope
+from supervision.errors import NameNotRegisteredError, NameTakenError, NameUnavailableError
 from supervision.future import Future
 
-__all__ = ["DEFAULT_MAX_HELD", "DEFAULT_RESTART_WAIT_S", "NameTakenError", "Registry"]
+__all__ = ["DEFAULT_MAX_HELD", "DEFAULT_RESTART_WAIT_S", "Registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +56,10 @@ DEFAULT_MAX_HELD = 10_000
 child that never comes back cannot exhaust memory."""
 
 
-class NameTakenError(SupervisionError):
-    """The name is registered to another live actor."""
-
-
 @dataclass
 class _Entry:
     ref: pykka.ActorRef[Any] | None
-    held: deque[Envelope[Any]] = field(default_factory=deque)
+    held: deque[Envelope] = field(default_factory=deque)
     generation: int = 0
     unavailable: bool = False
     timer: threading.Timer | None = None
@@ -99,22 +96,22 @@ class Registry:
     def tell(self, name: str, message: Any) -> None:
         """Send `message` to the actor registered as `name`, holding it while the
         actor restarts. Raises `NameNotRegisteredError` or `NameUnavailableError`."""
-        self._send(name, Envelope(message))
+        self._send(name, _pykka.envelope(message))
 
     def ask(self, name: str, message: Any) -> Future[Any]:
         """Ask the actor registered as `name`; the reply, or its failure, comes
         through the returned future (see the module docs for a restarting name)."""
         future: Future[Any] = Future()
-        self._send(name, Envelope(message, reply_to=future))
+        self._send(name, _pykka.envelope(message, reply_to=future))
         return future
 
-    def _send(self, name: str, envelope: Envelope[Any]) -> None:
+    def _send(self, name: str, envelope: Envelope) -> None:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None:
                 raise NameNotRegisteredError(f"no actor is registered as {name!r}")
             if entry.ref is not None and entry.ref.is_alive():
-                entry.ref.actor_inbox.put(envelope)
+                _pykka.deliver(entry.ref, envelope)
                 return
             if entry.ref is not None:
                 # Dead, and its supervisor has not heard yet: hold as if restarting.
@@ -165,9 +162,9 @@ class Registry:
             self._cancel_timer(entry)
             entry.ref, entry.unavailable = ref, False
             while entry.held:
-                ref.actor_inbox.put(entry.held.popleft())
+                _pykka.deliver(ref, entry.held.popleft())
 
-    def suspend(self, name: str, leftovers: Sequence[Envelope[Any]] = ()) -> None:
+    def suspend(self, name: str, leftovers: Sequence[Envelope] = ()) -> None:
         """The actor behind `name` died and is being restarted: hold sends.
         `leftovers`, what its inbox still held, go first to the next incarnation."""
         with self._lock:
@@ -216,12 +213,7 @@ class Registry:
             entry.timer = None
 
 
-def _fail_held(name: str, held: list[Envelope[Any]], error: Exception) -> None:
-    dropped = 0
-    for envelope in held:
-        if envelope.reply_to is not None:
-            envelope.reply_to.set_exception((type(error), error, None))
-        else:
-            dropped += 1
+def _fail_held(name: str, held: list[Envelope], error: Exception) -> None:
+    dropped = sum(not _pykka.reply_error(envelope, error) for envelope in held)
     if dropped:
         logger.warning("Dropped %d message(s) held for %r: %s", dropped, name, error)

@@ -42,43 +42,32 @@ told, never one that was asked: an asker gets its exception back and the actor
 goes on, exactly as in pykka. A brutal kill cannot interrupt Python code that
 is running: a thread actor stuck inside a call is marked dead, handles nothing
 more and ends when that call returns.
+
+pykka applies these rules in methods it keeps to itself; `supervision._pykka`
+turns those into the hooks implemented here (``_on_start_returned``,
+``_on_uncaught``, ``_on_stopping``, ``_on_exited``...), so that this module
+uses nothing of pykka's but its public API.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
-from pykka.messages import _ActorStop
 
-from supervision import _link
-from supervision._link import fail_envelopes
+from supervision import _link, _pykka
+from supervision._pykka import Envelope
+from supervision.errors import InjectedCrash
 from supervision.exits import NORMAL, Exit, ExitReason
 
-if TYPE_CHECKING:
-    from types import TracebackType
-
 __all__ = ["InjectedCrash", "SupervisedActor", "inject_crash"]
-
-
-class InjectedCrash(Exception):  # noqa: N818  (it is a crash, not an error in the caller)
-    """Raised inside an actor by `inject_crash`: a fault put there on purpose."""
 
 
 @dataclass(frozen=True)
 class _Crash:
     reason: str
-
-
-class _Wake:
-    """Wakes a killed thread actor blocked on its inbox so that its thread ends."""
-
-
-_WAKE = _Wake()
 
 
 def inject_crash(ref: pykka.ActorRef[Any], reason: str = "crash injected") -> None:
@@ -87,7 +76,7 @@ def inject_crash(ref: pykka.ActorRef[Any], reason: str = "crash injected") -> No
     ref.tell(_Crash(reason))
 
 
-class SupervisedActor(pykka.Actor):
+class SupervisedActor(_pykka.HookedActor):
     """An actor that reports its start and its exit to the one that started it.
 
     Subclass a runtime, `supervision.ThreadActor` or `supervision.LoopActor`,
@@ -100,84 +89,51 @@ class SupervisedActor(pykka.Actor):
         self._exit_lock = threading.Lock()
         self._link = _link.claim(self)
 
-    # -- pykka's internal hooks for actor runtimes -------------------------------
+    # -- the hooks, as pykka applies its rules --------------------------------------
 
-    def _actor_loop_setup(self) -> None:
-        try:
-            self.on_start()
-        except Exception:
-            error = sys.exc_info()[1]
-            self._handle_failure(*sys.exc_info())
-            if self._link is not None and error is not None:
-                self._link.report_start_failed(error)
-        else:
-            if self._link is not None:
-                self._link.report_started(self.actor_ref)
+    def _on_start_returned(self) -> None:
+        if self._link is not None:
+            self._link.report_started(self.actor_ref)
 
-    def _handle_receive(self, message: Any) -> Any:
+    def _on_start_raised(self, error: Exception) -> None:
+        if self._link is not None:
+            self._link.report_start_failed(error)
+
+    def _before_message(self, message: Any) -> None:
         if isinstance(message, _Crash):
             raise InjectedCrash(message.reason)
-        if message is _WAKE:
-            return None
-        return super()._handle_receive(message)
 
-    def _handle_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._record_exit(Exit(ExitReason.CRASHED, exception_value))
-        super()._handle_failure(exception_type, exception_value, traceback)
+    def _on_uncaught(self, error: BaseException | None) -> None:
+        self._record_exit(Exit(ExitReason.CRASHED, error))
 
-    def _stop(self) -> None:
-        # pykka calls _stop both for a stop message and, while handling a
-        # BaseException, to take the whole system down: tell them apart.
-        error = sys.exc_info()[1]
+    def _on_stopping(self, error: BaseException | None) -> None:
         self._record_exit(NORMAL if error is None else Exit(ExitReason.CRASHED, error))
-        super()._stop()
 
-    def _actor_loop_teardown(self) -> None:
-        # pykka fails what is left in the inbox; a linked actor hands it to its
-        # starter instead, which may pass it on to the next incarnation.
-        leftovers = self._take_leftovers()
+    def _on_exited(self, leftovers: list[Envelope]) -> None:
+        # pykka would fail the leftovers; a linked actor hands them to its
+        # starter instead, which may pass them on to the next incarnation.
         if self._link is not None:
             self._link.report_exit(self._exit or NORMAL, leftovers)
         else:
-            fail_envelopes(leftovers, f"{self.actor_ref} stopped before handling the message")
+            super()._on_exited(leftovers)
 
-    # -- for supervisors -----------------------------------------------------------
+    # -- for supervisors --------------------------------------------------------------
 
     def _record_exit(self, exit: Exit) -> None:
+        """Remember how the actor exits; the first reason recorded stands."""
         with self._exit_lock:
             if self._exit is None:
                 self._exit = exit
 
-    def _mark_shutdown(self) -> None:
-        """Its supervisor is about to stop it: a stop is then `shutdown`."""
-        self._record_exit(Exit(ExitReason.SHUTDOWN))
-
-    def _kill(self, exit: Exit) -> list[Envelope[Any]]:
+    def _kill(self, exit: Exit) -> list[Envelope]:
         """Mark the actor dead at once, from any thread, and return what was
         left in its inbox. Code it is running cannot be interrupted."""
         self._record_exit(exit)
-        pykka.ActorRegistry.unregister(self.actor_ref)
-        self.actor_stopped.set()
-        leftovers = self._take_leftovers()
+        leftovers = _pykka.mark_dead(self)
         self._wake_after_kill()
         return leftovers
 
-    def _take_leftovers(self) -> list[Envelope[Any]]:
-        """Close the inbox (a later send fails at once, instead of waiting in a
-        dead inbox) and return what it held; stop requests are answered."""
-        leftovers: list[Envelope[Any]] = []
-        for envelope in self.actor_inbox.close():  # type: ignore[attr-defined]
-            if isinstance(envelope.message, _ActorStop | _Wake):
-                if envelope.reply_to is not None:
-                    envelope.reply_to.set(None)
-            else:
-                leftovers.append(envelope)
-        return leftovers
-
     def _wake_after_kill(self) -> None:
-        """Let the runtime notice that the actor was killed. Runtimes override."""
+        """Let the runtime notice that the actor was killed. A thread blocked on
+        its inbox wakes by itself (the inbox is closed); the loop runtime
+        overrides this."""

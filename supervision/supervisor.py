@@ -9,31 +9,42 @@ naming the child. While running, it hears of each child's exit as a message
 ``max_restarts`` restarts in ``max_seconds``. One more, and it gives up: it
 stops its children in reverse order and exits, crashed, so that its own
 supervisor decides. When it is stopped, it stops its children in reverse order
-(a `DynamicSupervisor`: all at once),
-each within its shutdown time, then killed.
+(a `DynamicSupervisor`: all at once), each within its shutdown time, then killed.
 
-The supervisor carries out plans made by `supervision.strategy` and counts with
-`supervision.intensity`; the decisions live there.
-
-Client API (each returns a future; use ``.get()`` at the edges, ``await`` on a
-loop, or ``add_done_callback`` from an actor): `start_child`,
-`terminate_child`, `restart_child`, `delete_child`, `which_children`,
-`count_children`.
+The decisions live elsewhere, and this actor only carries them out: which
+children a restart takes is `supervision.strategy`'s, whether one more restart
+is allowed `supervision.intensity`'s, how a child is stopped and what becomes
+of its name `supervision._shutdown`'s. Its client API (`start_child` and the
+rest) is in `supervision.client`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
-from pykka._envelope import Envelope
 
-from supervision._link import Link, await_started, fail_envelopes, spawn_linked
+from supervision._link import Link, await_started, spawn_linked
+from supervision._pykka import fail_envelopes
+from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, release_name
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
+from supervision.client import (
+    ChildCounts,
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    Describe,
+    RestartChild,
+    StartChild,
+    SupervisorInfo,
+    TerminateChild,
+    WhichChildren,
+)
 from supervision.errors import (
     ChildNotFoundError,
     ChildRunningError,
@@ -42,15 +53,9 @@ from supervision.errors import (
     RestartIntensityExceededError,
     StartChildError,
 )
-from supervision.exits import KILLED, SHUTDOWN, Exit
+from supervision.events import EventKind, EventStream
+from supervision.exits import KILLED, Exit
 from supervision.intensity import DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS, RestartIntensity
-from supervision.introspection import (
-    ChildInfo,
-    Describe,
-    EventKind,
-    EventStream,
-    SupervisorInfo,
-)
 from supervision.registry import Registry
 from supervision.strategy import Strategy, plan_restart, should_restart
 from supervision.thread_actor import ThreadActor
@@ -58,17 +63,9 @@ from supervision.thread_actor import ThreadActor
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = [
-    "DEFAULT_START_TIMEOUT_S",
-    "ChildCounts",
-    "Supervisor",
-    "count_children",
-    "delete_child",
-    "restart_child",
-    "start_child",
-    "terminate_child",
-    "which_children",
-]
+    from supervision._pykka import Envelope
+
+__all__ = ["DEFAULT_START_TIMEOUT_S", "Supervisor"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,115 +73,18 @@ DEFAULT_START_TIMEOUT_S = 5.0
 """How long a child's ``on_start`` may take before the start counts as failed."""
 
 
-# -- messages ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartChild:
-    """Add a child and start it. A dynamic supervisor also takes a bare start function."""
-
-    spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]
-
-
-@dataclass(frozen=True)
-class TerminateChild:
-    """Stop a child; a supervisor keeps its spec, a dynamic supervisor forgets it."""
-
-    child_id: str
-
-
-@dataclass(frozen=True)
-class RestartChild:
-    """Start again a child that was terminated."""
-
-    child_id: str
-
-
-@dataclass(frozen=True)
-class DeleteChild:
-    """Forget the spec of a terminated child."""
-
-    child_id: str
-
-
-@dataclass(frozen=True)
-class WhichChildren:
-    """List the children as `ChildInfo`s, in start order."""
-
-
-@dataclass(frozen=True)
-class CountChildren:
-    """Count the children as `ChildCounts`."""
-
-
 @dataclass(frozen=True)
 class _ChildExited:
+    """A child's link reports its exit: the supervisor's ``{'EXIT', Pid, Reason}``."""
+
     link: Link
     exit: Exit
 
 
-@dataclass(frozen=True)
-class ChildCounts:
-    """The answer to `count_children`, as OTP's ``count_children/1``."""
-
-    specs: int
-    active: int
-    supervisors: int
-    workers: int
-
-
-# -- client API -------------------------------------------------------------------------
-
-
-def start_child(
-    supervisor: pykka.ActorRef[Any], spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]
-) -> pykka.Future[pykka.ActorRef[Any]]:
-    """Add and start a child; the future holds its ref, or the `StartChildError`."""
-    return supervisor.ask(StartChild(spec), block=False)
-
-
-def terminate_child(supervisor: pykka.ActorRef[Any], child_id: str) -> pykka.Future[None]:
-    """Stop the child within its shutdown time; it is not restarted."""
-    return supervisor.ask(TerminateChild(child_id), block=False)
-
-
-def restart_child(
-    supervisor: pykka.ActorRef[Any], child_id: str
-) -> pykka.Future[pykka.ActorRef[Any]]:
-    """Start a terminated child again from its spec."""
-    return supervisor.ask(RestartChild(child_id), block=False)
-
-
-def delete_child(supervisor: pykka.ActorRef[Any], child_id: str) -> pykka.Future[None]:
-    """Forget a terminated child's spec."""
-    return supervisor.ask(DeleteChild(child_id), block=False)
-
-
-def which_children(supervisor: pykka.ActorRef[Any]) -> pykka.Future[list[ChildInfo]]:
-    """The children in start order."""
-    return supervisor.ask(WhichChildren(), block=False)
-
-
-def count_children(supervisor: pykka.ActorRef[Any]) -> pykka.Future[ChildCounts]:
-    """How many children, by state and kind."""
-    return supervisor.ask(CountChildren(), block=False)
-
-
-# -- the actor --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Stopping:
-    """A child asked to stop, and until when it may take."""
-
-    child: _Child
-    link: Link
-    restarting: bool
-    deadline: float | None
-
-
 @dataclass
 class _Child:
+    """The supervisor's record of one child: its spec, and its running incarnation."""
+
     spec: ChildSpec
     ref: pykka.ActorRef[Any] | None = None
     link: Link | None = None
@@ -264,9 +164,10 @@ class Supervisor(ThreadActor):
                 raise
 
     def on_stop(self) -> None:
-        # A supervisor is stopped as a whole when its own supervisor restarts a
-        # subtree, or when everything shuts down: either way, hold sends to its
-        # children's names (a restart re-registers them; otherwise they expire).
+        # Stopped as a whole: by our own supervisor, for good or to restart us
+        # with our siblings (we cannot tell which), or as everything shuts
+        # down. Hold sends to our children's names: a restart registers them
+        # again; otherwise they expire after the registry's restart_wait_s.
         self._stop_children(restarting=True)
 
     def on_failure(
@@ -278,23 +179,24 @@ class Supervisor(ThreadActor):
         self._stop_children(restarting=True)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _ChildExited):
-            return self._child_exited(message.link, message.exit)
-        if isinstance(message, StartChild):
-            return self._start_new(message.spec)
-        if isinstance(message, TerminateChild):
-            return self._terminate(message.child_id)
-        if isinstance(message, RestartChild):
-            return self._restart_terminated(message.child_id)
-        if isinstance(message, DeleteChild):
-            return self._delete(message.child_id)
-        if isinstance(message, WhichChildren):
-            return [child.info() for child in self._children.values()]
-        if isinstance(message, CountChildren):
-            return self._count()
-        if isinstance(message, Describe):
-            children = tuple(child.info() for child in self._children.values())
-            return SupervisorInfo(self.id, self.strategy, children)
+        match message:
+            case _ChildExited(link, exit):
+                return self._child_exited(link, exit)
+            case StartChild(spec):
+                return self._start_new(spec)
+            case TerminateChild(child_id):
+                return self._terminate(child_id)
+            case RestartChild(child_id):
+                return self._restart_terminated(child_id)
+            case DeleteChild(child_id):
+                return self._delete(child_id)
+            case WhichChildren():
+                return [child.info() for child in self._children.values()]
+            case CountChildren():
+                return self._count()
+            case Describe():
+                children = tuple(child.info() for child in self._children.values())
+                return SupervisorInfo(self.id, self.strategy, children)
         return super().on_receive(message)
 
     # -- reacting to an exit ---------------------------------------------------------
@@ -302,15 +204,20 @@ class Supervisor(ThreadActor):
     def _child_exited(self, link: Link, exit: Exit) -> None:
         child = self._by_link.pop(link, None)
         if child is None:
-            return  # an incarnation we already stopped ourselves
+            # One we stopped ourselves (its leftovers are dealt with), or one
+            # that never started.
+            fail_envelopes(
+                link.take_leftovers(), f"{self.id!r}: the child exited before handling it"
+            )
+            return
         child.ref = child.link = None
         self._events.publish(self.id, child.id, EventKind.EXITED, str(exit))
         if not should_restart(child.spec.restart, crashed=exit.abnormal):
-            self._unregister(child, link.leftovers)
+            release_name(self._registry, child.spec, link.take_leftovers())
             if child.spec.restart is Restart.TEMPORARY:
                 del self._children[child.id]
             return
-        self._suspend(child, link.leftovers)
+        hold_name(self._registry, child.spec, link.take_leftovers())
         if not self._intensity.add_restart():
             self._give_up()
         plan = plan_restart(
@@ -350,7 +257,7 @@ class Supervisor(ThreadActor):
         self._stop_children(restarting=True)
         raise error
 
-    # -- starting and stopping children ------------------------------------------------
+    # -- starting children -------------------------------------------------------------
 
     def _start_child(self, child: _Child, *, restarting: bool = False) -> pykka.ActorRef[Any]:
         ref, link = spawn_linked(child.id, child.spec.start, self._tell_exited)
@@ -364,23 +271,24 @@ class Supervisor(ThreadActor):
         child.ref, child.link = ref, link
         self._by_link[link] = child
         if child.spec.name is not None:
-            self._registry_for(child).register(child.spec.name, ref)
+            assert self._registry is not None, "checked when the child was added"
+            self._registry.register(child.spec.name, ref)
         kind = EventKind.RESTARTED if restarting else EventKind.STARTED
         self._events.publish(self.id, child.id, kind)
         return ref
 
     def _tell_exited(self, link: Link, exit: Exit) -> None:
         # Runs in the dying child's thread: hand the news to our own thread.
-        try:
+        # If we are stopping too, our own shutdown reaches this child and
+        # deals with its leftovers: nothing is lost by dropping the news.
+        with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(_ChildExited(link, exit))
-        except pykka.ActorDeadError:  # we are gone too; our own supervisor handles that
-            fail_envelopes(link.leftovers, f"its supervisor {self.id!r} is gone")
+
+    # -- stopping children (see supervision._shutdown) --------------------------------
 
     def _stop_child(self, child: _Child, *, restarting: bool = False) -> None:
-        """Stop one child: ask it, wait up to its shutdown time, then kill it."""
-        stopping = self._begin_stop(child, restarting=restarting)
-        if stopping is not None:
-            self._finish_stop(stopping)
+        """Stop one child within its shutdown time."""
+        self._stop_together([child], restarting=restarting)
 
     def _stop_children(self, *, restarting: bool = False) -> None:
         """Stop every child, one at a time, last started first (as OTP does:
@@ -388,75 +296,51 @@ class Supervisor(ThreadActor):
         for child in reversed(list(self._children.values())):
             self._stop_child(child, restarting=restarting)
 
-    def _begin_stop(self, child: _Child, *, restarting: bool) -> _Stopping | None:
-        """Send the stop (or kill) without waiting; None if it was not running.
-        When `restarting`, sends to its name are held rather than refused."""
-        if restarting:
-            self._suspend(child)
-        else:
-            self._unregister(child)
-        link, ref = child.link, child.ref
-        if link is None or ref is None:
-            return None
-        link.mute()
-        self._by_link.pop(link, None)
-        child.ref = child.link = None
-        shutdown = child.spec.shutdown
-        if shutdown is Shutdown.BRUTAL_KILL:
-            link.kill(KILLED)
-            return _Stopping(child, link, restarting, deadline=None)
-        link.mark_shutdown()
-        ref.stop(block=False)
-        deadline = None if shutdown is Shutdown.INFINITY else time.monotonic() + float(shutdown)
-        return _Stopping(child, link, restarting, deadline)
+    def _stop_together(self, children: Iterable[_Child], *, restarting: bool) -> None:
+        """Ask each child to stop (or kill it), then wait for each in turn. When
+        `restarting`, sends to its name are held for the next incarnation
+        rather than refused, from before it is asked to stop."""
+        keep_name = hold_name if restarting else release_name
+        stopping: list[tuple[_Child, Stopping]] = []
+        for child in children:
+            keep_name(self._registry, child.spec)
+            link, ref = child.link, child.ref
+            if link is None or ref is None:
+                continue
+            self._by_link.pop(link, None)
+            child.ref = child.link = None
+            stopping.append((child, begin_stop(child.id, ref, link, child.spec.shutdown)))
+        for child, one in stopping:
+            exit = finish_stop(one, self.id)
+            keep_name(self._registry, child.spec, one.link.take_leftovers())
+            self._events.publish(self.id, child.id, EventKind.EXITED, str(exit))
 
-    def _finish_stop(self, stopping: _Stopping) -> None:
-        """Wait for a stopping child until its deadline, then kill it."""
-        child, link = stopping.child, stopping.link
-        remaining = None if stopping.deadline is None else stopping.deadline - time.monotonic()
-        if not link.exited.wait(None if remaining is None else max(0.0, remaining)):
-            logger.warning(
-                "%s: child %r did not stop within %s s; killing it",
-                self.id,
-                child.id,
-                child.spec.shutdown,
-            )
-            link.kill(KILLED)
-        if stopping.restarting:
-            self._suspend(child, link.leftovers)
-        else:
-            fail_envelopes(link.leftovers, f"{child.id!r} was stopped by {self.id!r}")
-        self._events.publish(self.id, child.id, EventKind.EXITED, str(link.exit or SHUTDOWN))
-
-    def _kill(self, exit: Exit) -> list[Envelope[Any]]:
+    def _kill(self, exit: Exit) -> list[Envelope]:
         # A supervisor killed outright cannot stop its children itself; as an
         # Erlang link would, the kill reaches them too, so none is orphaned.
+        # Their names are held, as for any exit of ours: our supervisor may
+        # start us again.
         leftovers = super()._kill(exit)
         for child in reversed(list(self._children.values())):  # a snapshot, taken atomically
             link = child.link
             if link is not None:
                 link.mute()
                 link.kill(KILLED)
-                self._suspend(child, link.leftovers)
+                hold_name(self._registry, child.spec, link.take_leftovers())
         return leftovers
 
     # -- the client API, on our side ----------------------------------------------------
 
     def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
-        if not isinstance(spec, ChildSpec):
-            raise InvalidChildSpecError(
-                f"supervisor {self.id!r}: start_child takes a ChildSpec, got {spec!r}"
-            )
         child = self._add(spec)
         try:
             return self._start_child(child)
         except StartChildError:
-            del self._children[spec.id]
+            del self._children[child.id]
             raise
 
     def _terminate(self, child_id: str) -> None:
-        child = self._get(child_id)
-        self._stop_child(child)
+        self._stop_child(self._get(child_id))
 
     def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any]:
         child = self._get(child_id)
@@ -485,7 +369,7 @@ class Supervisor(ThreadActor):
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _add(self, spec: ChildSpec) -> _Child:
+    def _add(self, spec: object) -> _Child:
         if not isinstance(spec, ChildSpec):
             raise InvalidChildSpecError(
                 f"supervisor {self.id!r}: expected a ChildSpec, got {spec!r}"
@@ -505,19 +389,3 @@ class Supervisor(ThreadActor):
             return self._children[child_id]
         except KeyError:
             raise ChildNotFoundError(f"supervisor {self.id!r} has no child {child_id!r}") from None
-
-    def _registry_for(self, child: _Child) -> Registry:
-        assert self._registry is not None, "checked when the child was added"
-        return self._registry
-
-    def _suspend(self, child: _Child, leftovers: list[Envelope[Any]] | None = None) -> None:
-        """Hold sends to the child's name for its next incarnation, leftovers first."""
-        if child.spec.name is not None:
-            self._registry_for(child).suspend(child.spec.name, leftovers or ())
-        else:
-            fail_envelopes(leftovers or [], f"{child.id!r} exited before handling it")
-
-    def _unregister(self, child: _Child, leftovers: list[Envelope[Any]] | None = None) -> None:
-        if child.spec.name is not None:
-            self._registry_for(child).unregister(child.spec.name)
-        fail_envelopes(leftovers or [], f"{child.id!r} exited before handling it")

@@ -9,7 +9,14 @@ from typing import Any
 import pykka
 import pytest
 
-from supervision import NameNotRegisteredError, NameTakenError, NameUnavailableError, Registry
+from supervision import (
+    Future,
+    NameNotRegisteredError,
+    NameTakenError,
+    NameUnavailableError,
+    Registry,
+)
+from supervision._pykka import deliver, envelope
 from tests.unit._actors import Journal, Worker
 
 
@@ -60,12 +67,10 @@ def test_sends_to_a_suspended_name_are_held_and_delivered_in_order() -> None:
 
 
 def test_leftovers_of_a_dead_incarnation_go_before_later_sends() -> None:
-    from pykka._envelope import Envelope
-
     registry = Registry()
     registry.suspend("room")
     registry.tell("room", "later")
-    registry.suspend("room", [Envelope("earlier-1"), Envelope("earlier-2")])
+    registry.suspend("room", [envelope("earlier-1"), envelope("earlier-2")])
     ref = Recorder.start("room", Journal())
     registry.register("room", ref)
     assert ref.ask("seen") == ["earlier-1", "earlier-2", "later"]
@@ -152,14 +157,10 @@ def test_concurrent_senders_during_a_restart_lose_nothing() -> None:
 
 
 def test_a_message_put_into_a_dead_actors_inbox_fails_at_once() -> None:
-    from pykka._envelope import Envelope
-
-    from supervision import Future
-
     ref = Recorder.start("room", Journal())
     ref.stop()
     reply: Future[Any] = Future()
-    ref.actor_inbox.put(Envelope("ping", reply_to=reply))  # as a racing sender would
+    deliver(ref, envelope("ping", reply_to=reply))  # as a racing sender would
     with pytest.raises(pykka.ActorDeadError):
         reply.get(timeout=1)
 

@@ -30,6 +30,7 @@ from supervision import (
     inject_crash,
 )
 from supervision._link import Link, linked
+from supervision._pykka import message_of
 from supervision.loop_actor import MAX_BATCH
 from supervision.supervised import SupervisedActor
 
@@ -640,7 +641,7 @@ def test_inject_crash_crashes_the_actor_after_messages_already_queued(
     assert journal.details("on_failure") == [link.exit.error]
     assert not ref.is_alive()
     # What was still queued goes to the link, for a next incarnation.
-    assert [envelope.message for envelope in link.leftovers] == [Note("after")]
+    assert [message_of(envelope) for envelope in link.take_leftovers()] == [Note("after")]
 
 
 def test_ask_future_is_a_supervision_future_whose_callback_runs_once_with_the_result(
