@@ -1,4 +1,6 @@
-"""Fixtures shared by every test group."""
+"""Fixtures shared by every test group: the database, supervision's parts,
+servers in this process (`server`, `start_server`) and as processes
+(`start_serve`). The helpers they use are in `tests.harness`."""
 
 from __future__ import annotations
 
@@ -6,51 +8,24 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pykka
 import pytest
 
 from chatter.database import EmbeddedPostgres, migrate
-from supervision import EventKind, EventStream, Registry, SupervisionEvent, Supervisor
+from supervision import EventStream, Registry, Supervisor
+from tests.harness.waiting import EventLog
 
+if TYPE_CHECKING:
+    # Imported where used, not here: the unit tests, which never start a
+    # server, must not fail to collect while web/ is broken.
+    from chatter.config import Settings
+    from tests.harness.process import ServeProcess
+    from tests.harness.server import ChatServer, ServerFactory
 
-class EventLog:
-    """Records supervision events and lets a test wait for one, never sleeping."""
-
-    def __init__(self, stream: EventStream) -> None:
-        self.events: list[SupervisionEvent] = []
-        self._condition = threading.Condition()
-        stream.subscribe(self._record)
-
-    def _record(self, event: SupervisionEvent) -> None:
-        with self._condition:
-            self.events.append(event)
-            self._condition.notify_all()
-
-    def wait_for(
-        self, predicate: Callable[[SupervisionEvent], bool], timeout_s: float = 5.0
-    ) -> SupervisionEvent:
-        """The first recorded event matching `predicate`, waiting for it if needed."""
-        with self._condition:
-            found: list[SupervisionEvent] = []
-
-            def seen() -> bool:
-                found[:] = [e for e in self.events if predicate(e)]
-                return bool(found)
-
-            if not self._condition.wait_for(seen, timeout_s):
-                raise AssertionError(f"no matching event in {timeout_s} s; saw {self.events}")
-            return found[0]
-
-    def wait(self, kind: EventKind, child: str | None, timeout_s: float = 5.0) -> SupervisionEvent:
-        """The first event of `kind` about `child`, waiting for it if needed."""
-        return self.wait_for(lambda e: e.kind is kind and e.child == child, timeout_s)
-
-    def kinds(self, child: str | None = None) -> list[str]:
-        """The kinds of the events seen so far, for one child or all."""
-        with self._condition:
-            return [e.kind.value for e in self.events if child is None or e.child == child]
+__all__ = ["EventLog", "stop_every_actor"]
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +89,61 @@ def _stop_leftover_actors() -> Iterator[None]:
     """Every test leaves no actor running, even when it fails half-way."""
     yield
     stop_every_actor()
+
+
+@pytest.fixture
+def start_server(database: str) -> Iterator[ServerFactory]:
+    """`start_server(settings=None, conninfo=None, **options)`: a server with
+    the settings and bounds a test needs (`ChatServer`), on the test's database
+    unless given another; every one started is stopped at the end."""
+    from tests.harness.server import ChatServer
+
+    started: list[ChatServer] = []
+
+    def start(
+        settings: Settings | None = None, conninfo: str | None = None, **options: Any
+    ) -> ChatServer:
+        server = ChatServer(conninfo or database, settings, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def server_options() -> dict[str, Any]:
+    """What `server` is started with (`start_server`'s arguments): a group or a
+    module that needs other settings for every test overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def server(start_server: ServerFactory, server_options: dict[str, Any]) -> ChatServer:
+    """A server on an empty database, with the test settings."""
+    return start_server(**server_options)
+
+
+StartServe = Callable[..., "ServeProcess"]
+
+
+@pytest.fixture
+def start_serve(database: str, tmp_path: Path) -> Iterator[StartServe]:
+    """`start_serve(database_url=None, **options)`: ``chatter serve`` as a
+    process (`ServeProcess`), healthy; every one is ended at the end."""
+    from tests.harness.process import ServeProcess
+
+    started: list[ServeProcess] = []
+
+    def start(database_url: str | None = None, **options: Any) -> ServeProcess:
+        process = ServeProcess(
+            database_url or database, tmp_path / f"serve-{len(started)}", **options
+        )
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()

@@ -5,6 +5,12 @@ tree (persistence, presence, room, sessions), then the HTTP server. Stop, on
 SIGINT or SIGTERM: stop accepting, close every socket with 1001, stop the tree
 in reverse order, let the database go, exit 0. If the root supervisor gives up,
 the same happens and the exit status is 1, for an outside restarter.
+
+`start` builds every running piece (the listening sockets, the tree, the
+connection limits, the application and its listeners) and `stop` takes them
+down; they are the one way a server is assembled. `serve` runs them in the
+foreground with signal handlers; `BackgroundServer` runs them on an event loop
+of a thread of its own, for the console and for the tests' in-process servers.
 """
 
 from __future__ import annotations
@@ -13,19 +19,23 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import tornado.netutil
 
 from chatter.config import Settings
 from chatter.database import migrate
+from chatter.throttle import NameClaimLimits
 from chatter.tokens import secret_from
 from chatter.tree import ChatTree, start_tree
 from supervision import EXIT_GAVE_UP
 from supervision.exits import Exit
 from web.app import make_app
-from web.limits import ConnectionLimits
+from web.limits import MAX_PENDING_OUTPUT_PER_ADDRESS, ConnectionLimits
 from web.listener import Listener, listen, raise_open_files_limit
 from web.metrics import metrics_app
 from web.socket import CLOSE_GOING_AWAY
@@ -47,12 +57,15 @@ defaults they are promoted and full collections of the ~230,000 objects that
 1,000 connections hold (75-90 ms each) come every few seconds, setting p99.
 See docs/PERFORMANCE.md, "What limits Chatter"."""
 
+T = TypeVar("T")
+
 
 @dataclass
 class Running:
     """A started server: its tree, HTTP server and open connections."""
 
     settings: Settings
+    """As given, but for the ports: those actually bound (``PORT=0`` picks one)."""
     tree: ChatTree
     http: Listener
     limits: ConnectionLimits
@@ -63,9 +76,24 @@ class Running:
     root_exit: Exit | None = None
     """How the root supervisor exited, if it did on its own."""
 
+    @property
+    def port(self) -> int:
+        return self.settings.port
 
-async def start(settings: Settings, conninfo: str) -> Running:
-    """Start the tree and listen; on the loop that will run them."""
+
+async def start(
+    settings: Settings,
+    conninfo: str,
+    *,
+    name_claims: NameClaimLimits | None = None,
+    max_output_per_address: int = MAX_PENDING_OUTPUT_PER_ADDRESS,
+    **app_options: Any,
+) -> Running:
+    """Start the tree and listen; on the loop that will run them.
+
+    `name_claims` (default: the settings') and `max_output_per_address` and
+    `app_options` (`make_app`'s keyword options) exist for tests that cannot
+    wait for the real bounds."""
     gc.set_threshold(*GC_THRESHOLDS)
     loop = asyncio.get_running_loop()
     holder: list[Running] = []
@@ -92,6 +120,11 @@ async def start(settings: Settings, conninfo: str) -> Running:
             for sock in sockets:
                 sock.close()
             raise
+    settings = replace(
+        settings,
+        port=_bound_port(sockets),
+        metrics_port=_bound_port(metrics_sockets) if metrics_sockets else None,
+    )
     tree = await loop.run_in_executor(
         None,
         lambda: start_tree(
@@ -99,12 +132,14 @@ async def start(settings: Settings, conninfo: str) -> Running:
             secret,
             loop,
             max_sessions=settings.max_connections,
-            name_claims=settings.name_claims,
+            name_claims=name_claims if name_claims is not None else settings.name_claims,
             on_exit=root_exited,
         ),
     )
-    limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_ip)
-    http = listen(make_app(settings, tree, limits), settings, sockets)
+    limits = ConnectionLimits(
+        settings.max_connections, settings.max_connections_per_ip, max_output_per_address
+    )
+    http = listen(make_app(settings, tree, limits, **app_options), settings, sockets)
     metrics_http = None
     if metrics_sockets is not None:
         metrics_http = listen(metrics_app(tree, limits), settings, metrics_sockets)
@@ -113,6 +148,11 @@ async def start(settings: Settings, conninfo: str) -> Running:
     holder.append(running)
     logger.info("Chatter listening on http://%s:%s", settings.host, settings.port)
     return running
+
+
+def _bound_port(sockets: list[socket.socket]) -> int:
+    port: int = sockets[0].getsockname()[1]
+    return port
 
 
 async def stop(running: Running) -> int:
@@ -150,22 +190,38 @@ def serve(settings: Settings, conninfo: str) -> int:
 
 
 class BackgroundServer:
-    """The server on an event loop of its own thread, for the console."""
+    """The server on an event loop of a thread of its own, until `stop`: for
+    the console, and for tests that drive a server from outside its loop.
 
-    def __init__(self, settings: Settings, conninfo: str) -> None:
-        migrate(conninfo)
+    It migrates the database first unless told it is `migrated` already;
+    `options` are `start`'s."""
+
+    def __init__(
+        self, settings: Settings, conninfo: str, *, migrated: bool = False, **options: Any
+    ) -> None:
+        if not migrated:
+            migrate(conninfo)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="chatter-server")
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(start(settings, conninfo), self.loop)
-        self.running: Running = future.result(START_TIMEOUT_S)
+        try:
+            self.running: Running = self.run(start(settings, conninfo, **options))
+        except BaseException:
+            self._end_loop()
+            raise
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the server's loop; its result, once it has one."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(START_TIMEOUT_S)
 
     def stop(self) -> int:
         """Stop the server and its thread; the exit status."""
-        status = asyncio.run_coroutine_threadsafe(stop(self.running), self.loop).result(
-            START_TIMEOUT_S
-        )
+        try:
+            return self.run(stop(self.running))
+        finally:
+            self._end_loop()
+
+    def _end_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(START_TIMEOUT_S)
         self.loop.close()
-        return status

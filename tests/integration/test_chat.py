@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-
-import psycopg
-import pytest
-
-from tests.integration.chat_server import ChatServer, run_scenario
-
-Scenario = Callable[[ChatServer], Awaitable[None]]
+from supervision import inject_crash
+from tests.harness.data import seed_messages
+from tests.harness.server import ChatServer
 
 
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
-
-
-def run(server: ChatServer, scenario: Scenario) -> None:
-    asyncio.run(run_scenario(server, scenario))
-
-
-def seed_messages(conninfo: str, username: str, count: int, body: str = "m") -> None:
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key) VALUES (%s, lower(%s)) "
-            "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id",
-            (username, username),
-        ).fetchone()
-        assert row is not None
-        with conn.cursor().copy("COPY messages (user_id, body) FROM STDIN") as copy:
-            for n in range(count):
-                copy.write_row((row[0], f"{body}{n + 1}"))
+def numbered(word: str, count: int) -> list[str]:
+    """`word`1 to `word``count`."""
+    return [f"{word}{n}" for n in range(1, count + 1)]
 
 
 def test_two_clients_chat_both_ways(server: ChatServer) -> None:
@@ -64,15 +39,14 @@ def test_two_clients_chat_both_ways(server: ChatServer) -> None:
         ann.close()
         bob.close()
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database: str) -> None:
-    seed_messages(database, "old", 600)
+    seed_messages(database, "old", numbered("m", 600))
 
     async def scenario(server: ChatServer) -> None:
-        ann = await server.connect()
-        await ann.welcome()
+        ann = await server.welcomed()
         await ann.join("ann")
         bob = await server.connect()
         welcome = await bob.welcome()
@@ -84,11 +58,11 @@ def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database:
         assert {"username": "old", "online": False} in welcome["users"]
         assert welcome["total_users"] == 2
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_history_pages_back_to_the_very_first_message(server: ChatServer, database: str) -> None:
-    seed_messages(database, "old", 730)
+    seed_messages(database, "old", numbered("m", 730))
 
     async def scenario(server: ChatServer) -> None:
         client = await server.connect()
@@ -109,19 +83,18 @@ def test_history_pages_back_to_the_very_first_message(server: ChatServer, databa
             "has_more": False,
         }
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_resume_delivers_every_missed_message_once_in_order(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        ann = await server.connect()
-        await ann.welcome()
+        ann = await server.welcomed()
         await ann.post("before the gap", "a-1", username="ann")
         last_seq = (await ann.expect("message"))["message"]["seq"]
         ann.close()
-        seed_messages(database, "bob", 1000, body="missed")
+        seed_messages(database, "bob", numbered("missed", 1000))
         back = await server.connect(after=last_seq)
         welcome = await back.welcome()
         assert [m["body"] for m in welcome["messages"]] == [f"missed{n}" for n in range(1, 1001)]
@@ -130,13 +103,13 @@ def test_resume_delivers_every_missed_message_once_in_order(
         assert seqs[0] > last_seq
         assert welcome["has_more"] is False
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_resume_after_more_than_5000_sends_the_newest_500(
     server: ChatServer, database: str
 ) -> None:
-    seed_messages(database, "bob", 5600)
+    seed_messages(database, "bob", numbered("m", 5600))
 
     async def scenario(server: ChatServer) -> None:
         client = await server.connect(after=1)
@@ -145,14 +118,12 @@ def test_resume_after_more_than_5000_sends_the_newest_500(
         assert welcome["has_more"]
         assert welcome["messages"][-1]["body"] == "m5600"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_a_repeated_client_id_is_acked_again_and_not_broadcast_again(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        ann, bob = await server.connect(), await server.connect()
-        await ann.welcome()
-        await bob.welcome()
+        ann, bob = await server.welcomed(), await server.welcomed()
         await ann.post("once", "same-id", username="ann")
         first = await ann.expect("ack", client_id="same-id")
         await ann.post("once", "same-id")
@@ -162,14 +133,12 @@ def test_a_repeated_client_id_is_acked_again_and_not_broadcast_again(server: Cha
         await bob.expect("message")  # "once"
         assert (await bob.expect("message"))["message"]["body"] == "next"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_leave_releases_the_name_and_revokes_the_token(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        ann, bob = await server.connect(), await server.connect()
-        await ann.welcome()
-        await bob.welcome()
+        ann, bob = await server.welcomed(), await server.welcomed()
         token = (await ann.join("ann"))["token"]
         await bob.expect("presence", joins=["ann"])
         await ann.send({"type": "leave"})
@@ -181,39 +150,34 @@ def test_leave_releases_the_name_and_revokes_the_token(server: ChatServer) -> No
         back = await server.connect(token=token)
         assert (await back.welcome())["you"] is None  # the old token no longer works
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_leave_without_a_name_is_answered_too(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.connect()
-        await client.welcome()
+        client = await server.welcomed()
         await client.send({"type": "leave"})
         assert await client.expect("left") == {"type": "left"}
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.connect()
-        await watcher.welcome()
-        ann = await server.connect()
-        await ann.welcome()
+        watcher = await server.welcomed()
+        ann = await server.welcomed()
         await ann.join("ann")
         assert (await watcher.expect("presence"))["joins"] == ["ann"]
         ann.close()
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.connect()
-        await watcher.welcome()
-        ann = await server.connect()
-        await ann.welcome()
+        watcher = await server.welcomed()
+        ann = await server.welcomed()
         await ann.join("ann")
         assert await watcher.expect("presence") == {
             "type": "presence",
@@ -234,7 +198,7 @@ def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) 
         ann.close()
         assert "total_users" not in await watcher.expect("presence", leaves=["ANN"])
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_resume_from_beyond_the_newest_seq_still_gets_what_comes_next(
@@ -244,34 +208,27 @@ def test_resume_from_beyond_the_newest_seq_still_gets_what_comes_next(
         viewer = await server.connect(after=10_000)
         welcome = await viewer.welcome()
         assert welcome["messages"] == []
-        poster = await server.connect()
-        await poster.welcome()
+        poster = await server.welcomed()
         await poster.post("after a bogus after", "p-1", username="poster")
         assert (await viewer.expect("message"))["message"]["body"] == "after a bogus after"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_errors_echo_the_client_id_of_any_frame_that_carried_one(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.connect()
-        await client.welcome()
+        client = await server.welcomed()
         await client.send({"type": "join", "username": "no spaces", "client_id": "j-1"})
         error = await client.expect("error")
         assert (error["code"], error["client_id"]) == ("invalid_username", "j-1")
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_stopping_the_sessions_supervisor_closes_the_sockets(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.connect()
-        await client.welcome()
-        sessions = server.tree.registry.whereis("sessions")
-        assert sessions is not None
-        from supervision import inject_crash
-
-        inject_crash(sessions)
+        client = await server.welcomed()
+        inject_crash(server.whereis("sessions"))
         assert await client.closed() == 1001
 
-    run(server, scenario)
+    server.run(scenario)

@@ -6,32 +6,15 @@ import os
 import random
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chatter.chaos import ChaosError, actor_ids, kill, kill_randomly
 from chatter.database import EmbeddedPostgres
-from supervision import EventKind, SupervisionEvent
-from tests.integration.chat_server import ChatServer
-
-
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from supervision import EventKind
+from tests.harness.process import free_port
+from tests.harness.server import ChatServer
 
 
 def test_console_shows_the_tree_kills_watches_and_posts(
@@ -50,7 +33,7 @@ def test_console_shows_the_tree_kills_watches_and_posts(
     env = {k: v for k, v in os.environ.items() if k != "CHATTER_DATA_DIR"}
     env.update({"DATABASE_URL": postgres.conninfo(), "CHATTER_DATA_DIR": str(tmp_path)})
     result = subprocess.run(
-        [sys.executable, "-m", "chatter", "console", "--port", str(_free_port())],
+        [sys.executable, "-m", "chatter", "console", "--port", str(free_port())],
         input=commands + "\n",
         capture_output=True,
         text=True,
@@ -73,15 +56,8 @@ def test_console_shows_the_tree_kills_watches_and_posts(
 
 
 def test_chaos_kills_one_actor_by_id(server: ChatServer) -> None:
-    restarted = threading.Event()
-
-    def watch(event: SupervisionEvent) -> None:
-        if event.kind is EventKind.RESTARTED and event.child == "presence":
-            restarted.set()
-
-    server.tree.events.subscribe(watch)
     assert kill(server.url, "presence") == "killed presence"
-    assert restarted.wait(10)
+    server.log.wait(EventKind.RESTARTED, "presence", 10)
     with pytest.raises(ChaosError, match="404"):
         kill(server.url, "nobody")
 
@@ -107,7 +83,7 @@ def test_chaos_command_reports_an_unreachable_server() -> None:
             "chatter",
             "chaos",
             "--url",
-            f"http://127.0.0.1:{_free_port()}",
+            f"http://127.0.0.1:{free_port()}",
             "kill",
             "room",
         ],

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
-import psycopg
 import pytest
 import tornado.websocket
 
@@ -33,13 +30,11 @@ from chatter.throttle import (
     Limit,
     NameClaimLimits,
 )
-from supervision import EventKind
-from tests.conftest import EventLog
-from tests.integration.chat_server import ChatServer, Client, run_scenario
-from tests.integration.test_health import healthz
-from tests.integration.test_identity import connected, settle, stored_bodies, user_names
-
-Scenario = Callable[[ChatServer], Awaitable[None]]
+from tests.harness.client import Client, Frame
+from tests.harness.contract import check_rate_limited
+from tests.harness.data import stored, user_names
+from tests.harness.http import healthz
+from tests.harness.server import ChatServer, ServerFactory
 
 CLOSE_POLICY = 1008
 
@@ -49,102 +44,58 @@ NO_REFILL = 1e-6
 """Tokens a second for a limit that must not refill while a test runs."""
 
 
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
-
-
-@pytest.fixture
-def log(server: ChatServer) -> EventLog:
-    """The supervision events of the server's tree from now on."""
-    return EventLog(server.tree.events)
-
-
-def run(server: ChatServer, scenario: Scenario) -> None:
-    asyncio.run(run_scenario(server, scenario, timeout_s=120))
-
-
 def allowed(burst: float, per_s: float, elapsed_s: float) -> int:
     """The most actions a bucket lets through in `elapsed_s`, starting full."""
     return math.floor(burst + per_s * elapsed_s)
 
 
-def user_count(conninfo: str) -> int:
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute("SELECT count(*) FROM users").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def answers(client: Client, kind: str, **fields: Any) -> list[dict[str, Any]]:
-    """Every frame of `kind` (with these field values) the client got so far."""
-    return [
-        frame
-        for frame in client.frames
-        if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items())
-    ]
-
-
-def assert_rate_limited(error: dict[str, Any]) -> None:
-    assert error["code"] == "rate_limited", error
-    assert isinstance(error["retry_after_ms"], int), error
-    assert error["retry_after_ms"] >= 1, error
-
-
-def assert_nothing_restarted(log: EventLog) -> None:
-    assert not [e for e in log.events if e.kind is EventKind.RESTARTED], log.events
-
-
-async def next_answer(client: Client) -> dict[str, Any]:
+async def next_answer(client: Client) -> Frame:
     """The next `joined` or `error` frame (other frames stay unread)."""
-    while True:
-        for index, frame in enumerate(client.unread):
-            if frame["type"] in ("joined", "error"):
-                return client.unread.pop(index)
-        frame_or_none = await client.receive()
-        if frame_or_none is None:
-            raise AssertionError(f"closed ({client.closed_code}) while waiting for an answer")
-        client.unread.append(frame_or_none)
+    return await client.answer("joined", "error")
+
+
+def unharmed(server: ChatServer) -> None:
+    """No actor restarted, and the server says it is healthy."""
+    assert server.log.restarts() == [], server.log.events
+    assert healthz(server.url)[0] == 200
 
 
 # -- claims by post and by join, per connection --------------------------------------------
 
 
 def test_name_claims_by_post_are_rate_limited_per_connection(
-    server: ChatServer, database: str, log: EventLog
+    server: ChatServer, database: str
 ) -> None:
     claims = 300
 
     async def scenario(server: ChatServer) -> None:
-        honest, _ = await connected(server)
+        honest = await server.welcomed()
         await honest.join("honest")
         await honest.post("before", "h-1")
         before = await honest.expect("ack", client_id="h-1")
         assert (await honest.expect("message"))["message"]["id"] == before["id"]
-        users_before = user_count(database)
+        users_before = len(user_names(database))
 
-        attacker, _ = await connected(server)
+        attacker = await server.welcomed()
         loop = asyncio.get_running_loop()
         started = loop.time()
         for n in range(claims):
             await attacker.post("", f"c-{n}", username=f"mallory{n}")
-        await settle(attacker)  # every post above is answered
+        await attacker.settle()  # every post above is answered
         bound = allowed(NAME_CLAIM_BURST, NAME_CLAIM_RATE_PER_S, loop.time() - started)
 
-        joined = answers(attacker, "joined")
+        joined = attacker.received("joined")
         assert 1 <= len(joined) <= bound
-        errors = answers(attacker, "error")
+        errors = attacker.received("error")
         assert sorted(e["client_id"] for e in errors) == sorted(f"c-{n}" for n in range(claims))
         granted = [e for e in errors if e["code"] == "invalid_body"]  # empty bodies
         refused = [e for e in errors if e["code"] != "invalid_body"]
         assert len(granted) == len(joined)
         assert len(refused) == claims - len(joined)
         for error in refused:
-            assert_rate_limited(error)
-        assert user_count(database) - users_before == len(joined)
-        assert stored_bodies(database) == [("honest", "before")]
+            check_rate_limited(error)
+        assert len(user_names(database)) - users_before == len(joined)
+        assert stored(database, "username", "body") == [("honest", "before")]
 
         # Its leave, once it goes, is the last presence frame about it that anyone gets.
         last_name = joined[-1]["username"]
@@ -152,7 +103,7 @@ def test_name_claims_by_post_are_rate_limited_per_connection(
         await honest.expect("presence", joins=[], leaves=[last_name])
         about_attacker = [
             frame
-            for frame in answers(honest, "presence")
+            for frame in honest.received("presence")
             if any(name.startswith("mallory") for name in frame["joins"] + frame["leaves"])
         ]
         # At most a leave and a join per name, against 2 * 300 without the limit.
@@ -162,30 +113,29 @@ def test_name_claims_by_post_are_rate_limited_per_connection(
         after = await honest.expect("ack", client_id="h-2")
         assert (await honest.expect("message"))["message"]["id"] == after["id"]
 
-    run(server, scenario)
-    assert_nothing_restarted(log)
-    assert healthz(server)[0] == 200
+    server.run(scenario, timeout_s=120)
+    unharmed(server)
 
 
 def test_name_claims_by_join_are_rate_limited_per_connection(
-    server: ChatServer, database: str, log: EventLog
+    server: ChatServer, database: str
 ) -> None:
     claims = FRAME_BURST - 10  # under the flood limit: every join is answered
 
     async def scenario(server: ChatServer) -> None:
-        client, _ = await connected(server)
+        client = await server.welcomed()
         loop = asyncio.get_running_loop()
         started = loop.time()
         for n in range(claims):
             await client.send({"type": "join", "username": f"mallory{n}", "client_id": f"j-{n}"})
-        await settle(client)
+        await client.settle()
         bound = allowed(NAME_CLAIM_BURST, NAME_CLAIM_RATE_PER_S, loop.time() - started)
-        joined = answers(client, "joined")
+        joined = client.received("joined")
         assert 1 <= len(joined) <= bound
-        refused = answers(client, "error")
+        refused = client.received("error")
         assert len(refused) == claims - len(joined)
         for error in refused:
-            assert_rate_limited(error)
+            check_rate_limited(error)
             assert error["client_id"].startswith("j-")
         assert len(user_names(database)) == len(joined)
         held = joined[-1]["username"]
@@ -193,7 +143,7 @@ def test_name_claims_by_join_are_rate_limited_per_connection(
 
         # Without a token: a post with a new name is refused and not stored...
         await client.post("a real body", "p-1", username="someone_new")
-        assert_rate_limited(await client.expect("error", client_id="p-1"))
+        check_rate_limited(await client.expect("error", client_id="p-1"))
         # ...while the held name, re-joined or posted under, is no claim at all.
         await client.send({"type": "join", "username": held.upper()})
         assert (await client.expect("joined"))["username"] == held
@@ -201,18 +151,21 @@ def test_name_claims_by_join_are_rate_limited_per_connection(
         await client.expect("ack", client_id="p-2")
         await client.post("as myself again", "p-3")
         await client.expect("ack", client_id="p-3")
-        assert stored_bodies(database) == [(held, "as myself"), (held, "as myself again")]
+        assert stored(database, "username", "body") == [
+            (held, "as myself"),
+            (held, "as myself again"),
+        ]
         assert len(user_names(database)) == len(joined)
 
-    run(server, scenario)
-    assert_nothing_restarted(log)
+    server.run(scenario, timeout_s=120)
+    assert server.log.restarts() == [], server.log.events
 
 
 def test_a_flood_of_joins_is_closed_by_the_flood_limit_having_taken_at_most_the_burst(
-    server: ChatServer, database: str, log: EventLog
+    server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        client, _ = await connected(server)
+        client = await server.welcomed()
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -222,70 +175,67 @@ def test_a_flood_of_joins_is_closed_by_the_flood_limit_having_taken_at_most_the_
             pass  # closed by the server while still sending: the point of the test
         assert await client.closed() == CLOSE_POLICY
         bound = allowed(NAME_CLAIM_BURST, NAME_CLAIM_RATE_PER_S, loop.time() - started)
-        assert len(answers(client, "joined")) <= bound
+        assert len(client.received("joined")) <= bound
         assert len(user_names(database)) <= bound
 
-    run(server, scenario)
-    assert_nothing_restarted(log)
+    server.run(scenario, timeout_s=120)
+    assert server.log.restarts() == [], server.log.events
 
 
 # -- per address -----------------------------------------------------------------------------
 
 
-def test_connections_from_one_address_share_its_limit(database: str) -> None:
+def test_connections_from_one_address_share_its_limit(
+    start_server: ServerFactory, database: str
+) -> None:
     # The contract's bursts; the address's bucket does not refill while the
     # test runs, so that exactly its burst gets through, however slow the machine.
     limits = NameClaimLimits(per_address=Limit(ADDRESS_NAME_CLAIM_BURST, NO_REFILL))
-    server = ChatServer(database, name_claims=limits)
-    log = EventLog(server.tree.events)
+    server = start_server(name_claims=limits)
     connections, each = 8, 10  # up to 8 * 3 = 24 claims by the connections' limits
     assert connections * NAME_CLAIM_BURST > ADDRESS_NAME_CLAIM_BURST
 
     async def scenario(server: ChatServer) -> None:
-        clients = [(await connected(server))[0] for _ in range(connections)]
+        clients = [await server.welcomed() for _ in range(connections)]
         loop = asyncio.get_running_loop()
         started = loop.time()
         for n in range(each):
             for c, client in enumerate(clients):
                 await client.send({"type": "join", "username": f"mallory{c}x{n}"})
         for client in clients:
-            await settle(client)
+            await client.settle()
         per_connection = allowed(NAME_CLAIM_BURST, NAME_CLAIM_RATE_PER_S, loop.time() - started)
 
-        joined = [len(answers(client, "joined")) for client in clients]
+        joined = [len(client.received("joined")) for client in clients]
         assert all(n <= per_connection for n in joined), joined
         assert sum(joined) == ADDRESS_NAME_CLAIM_BURST
-        refused = [error for client in clients for error in answers(client, "error")]
+        refused = [error for client in clients for error in client.received("error")]
         assert len(refused) == connections * each - sum(joined)
         for error in refused:
-            assert_rate_limited(error)
+            check_rate_limited(error)
         assert len(user_names(database)) == sum(joined)
 
         # A new connection from the address, its own bucket full, is refused too.
-        late, _ = await connected(server)
+        late = await server.welcomed()
         await late.send({"type": "join", "username": "latecomer"})
-        assert_rate_limited(await next_answer(late))
+        check_rate_limited(await next_answer(late))
         assert "latecomer" not in user_names(database)
 
-    try:
-        run(server, scenario)
-        assert_nothing_restarted(log)
-        assert healthz(server)[0] == 200
-    finally:
-        server.stop()
+    server.run(scenario, timeout_s=120)
+    unharmed(server)
 
 
 # -- waiting as told --------------------------------------------------------------------------
 
 
-async def refused_claim(client: Client, prefix: str) -> dict[str, Any]:
+async def refused_claim(client: Client, prefix: str) -> Frame:
     """Claim new names one at a time until one is refused; that refusal.
     (A slow machine may see the bucket refill between two claims: claim again.)"""
     for n in range(100):
         await client.send({"type": "join", "username": f"{prefix}{n}"})
         answer = await next_answer(client)
         if answer["type"] == "error":
-            assert_rate_limited(answer)
+            check_rate_limited(answer)
             return answer
     raise AssertionError("no claim was refused")
 
@@ -298,12 +248,12 @@ async def refused_claim(client: Client, prefix: str) -> dict[str, Any]:
     ],
 )
 def test_a_refused_claim_is_granted_after_waiting_retry_after_ms(
-    database: str, limits: NameClaimLimits
+    start_server: ServerFactory, limits: NameClaimLimits
 ) -> None:
-    server = ChatServer(database, name_claims=limits)
+    server = start_server(name_claims=limits)
 
     async def scenario(server: ChatServer) -> None:
-        client, _ = await connected(server)
+        client = await server.welcomed()
         error = await refused_claim(client, "eager")
         # The protocol's promise: retrying after retry_after_ms is allowed
         # (nothing else draws on these buckets meanwhile).
@@ -312,36 +262,30 @@ def test_a_refused_claim_is_granted_after_waiting_retry_after_ms(
         answer = await next_answer(client)
         assert (answer["type"], answer.get("username")) == ("joined", "patient"), answer
 
-    try:
-        run(server, scenario)
-    finally:
-        server.stop()
+    server.run(scenario, timeout_s=120)
 
 
-def test_reclaiming_a_name_with_a_token_is_not_a_claim(database: str) -> None:
-    limits = NameClaimLimits(GENEROUS, Limit(2, NO_REFILL))
-    server = ChatServer(database, name_claims=limits)
+def test_reclaiming_a_name_with_a_token_is_not_a_claim(start_server: ServerFactory) -> None:
+    server = start_server(name_claims=NameClaimLimits(GENEROUS, Limit(2, NO_REFILL)))
 
     async def scenario(server: ChatServer) -> None:
-        ann, _ = await connected(server)
+        ann = await server.welcomed()
         token = (await ann.join("ann"))["token"]
-        bob, _ = await connected(server)
+        bob = await server.welcomed()
         await bob.join("bob")
-        cy, _ = await connected(server)
+        cy = await server.welcomed()
         await cy.send({"type": "join", "username": "cy"})
-        assert_rate_limited(await next_answer(cy))  # the address has no token left
+        check_rate_limited(await next_answer(cy))  # the address has no token left
 
         ann.close()
-        again, welcome = await connected(server, token=token)
+        again = await server.welcomed(token=token)
+        welcome = await again.welcome()
         assert welcome["you"] == {"username": "ann"}
         assert (await again.expect("joined"))["username"] == "ann"
         await again.post("back", "a-1")
         await again.expect("ack", client_id="a-1")
 
-    try:
-        run(server, scenario)
-    finally:
-        server.stop()
+    server.run(scenario, timeout_s=120)
 
 
 # -- client_id per poster ---------------------------------------------------------------------
@@ -351,9 +295,9 @@ def test_same_client_id_from_another_identity_is_a_different_post(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        viewer, _ = await connected(server)
-        ann, _ = await connected(server)
-        bob, _ = await connected(server)
+        viewer = await server.welcomed()
+        ann = await server.welcomed()
+        bob = await server.welcomed()
         await ann.post("from ann", "x", username="ann")
         token = (await ann.expect("joined"))["token"]
         ann_ack = await ann.expect("ack", client_id="x")
@@ -374,7 +318,7 @@ def test_same_client_id_from_another_identity_is_a_different_post(
         await ann.post("from ann, resent", "x")
         assert await ann.expect("ack", client_id="x") == ann_ack
         ann.close()
-        again, _ = await connected(server, token=token)
+        again = await server.welcomed(token=token)
         await again.expect("joined")
         await again.post("from ann, resent again", "x")
         assert await again.expect("ack", client_id="x") == ann_ack
@@ -386,15 +330,15 @@ def test_same_client_id_from_another_identity_is_a_different_post(
         await bob.post("the end", "y")
         await bob.expect("ack", client_id="y")
         assert (await viewer.expect("message"))["message"]["body"] == "the end"
-        assert [f["message"]["body"] for f in answers(viewer, "message")] == [
+        assert [f["message"]["body"] for f in viewer.received("message")] == [
             "from ann",
             "from bob",
             "the end",
         ]
-        assert stored_bodies(database) == [
+        assert stored(database, "username", "body") == [
             ("ann", "from ann"),
             ("bob", "from bob"),
             ("bob", "the end"),
         ]
 
-    run(server, scenario)
+    server.run(scenario, timeout_s=120)

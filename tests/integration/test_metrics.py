@@ -5,16 +5,12 @@ say what is there now."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import tornado.httpclient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,13 +18,17 @@ from chatter import persistence, presence, room
 from chatter.config import Environment, Settings
 from chatter.database import pool_size
 from chatter.errors import ConfigError
-from chatter.persistence import SEQ_LOCK_KEY, Persistence, Read
+from chatter.persistence import Persistence, Read
 from chatter.presence import Online
+from chatter.queries import SEQ_LOCK_KEY
+from chatter.reply import FutureRecipient
 from chatter.room import PresenceChanged
 from chatter.throttle import POST_BURST
-from supervision import EventKind, Future, inject_crash
-from tests.conftest import EventLog
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
+from supervision import EventKind, inject_crash
+from tests.harness.client import Client
+from tests.harness.http import fetch, request
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import TIMEOUT_S, eventually
 from web.server import BackgroundServer
 
 Labels = frozenset[tuple[str, str]]
@@ -54,68 +54,33 @@ class Samples(dict[tuple[str, Labels], float]):
         return self[key] - before.get(key, 0.0)
 
 
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
-
-
-async def scrape(server: ChatServer) -> Samples:
+async def scrape(base_url: str) -> Samples:
     """GET /metrics over loopback, parsed."""
-    response = await tornado.httpclient.AsyncHTTPClient().fetch(server.url + "/metrics")
+    response = await fetch(base_url + "/metrics")
+    assert response.code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return Samples.parse(response.body.decode())
 
 
 def scrape_now(server: ChatServer) -> Samples:
-    return asyncio.run(scrape(server))
-
-
-def status_of(server: ChatServer, path: str) -> int:
-    client = tornado.httpclient.HTTPClient()
-    try:
-        return client.fetch(server.url + path, raise_error=False).code
-    finally:
-        client.close()
-
-
-async def welcomed(server: ChatServer) -> Client:
-    client = await server.connect()
-    await client.welcome()
-    return client
-
-
-async def answer_to(client: Client, client_id: str) -> dict[str, Any]:
-    """The ack or error answering the post `client_id`; other frames stay unread."""
-    for index, frame in enumerate(client.unread):
-        if frame["type"] in ("ack", "error") and frame.get("client_id") == client_id:
-            return client.unread.pop(index)
-    while True:
-        received = await client.receive()
-        assert received is not None, f"closed ({client.closed_code}) before answering {client_id}"
-        if received["type"] in ("ack", "error") and received.get("client_id") == client_id:
-            return received
-        client.unread.append(received)
+    return asyncio.run(scrape(server.url))
 
 
 async def messages_until(client: Client, count: int) -> None:
     """Read until the client has received `count` message frames."""
-    while sum(1 for frame in client.frames if frame["type"] == "message") < count:
-        frame = await client.receive()
-        assert frame is not None, f"closed ({client.closed_code}) waiting for messages"
+    await client.read_until(lambda: len(client.received("message")) >= count, f"{count} messages")
 
 
 def test_counters_move_by_exactly_the_traffic_sent(server: ChatServer) -> None:
     burst = POST_BURST + 3  # enough that the bucket refuses some, whatever the timing
 
     async def scenario(server: ChatServer) -> None:
-        before = await scrape(server)
-        ann, bob, cat = [await welcomed(server) for _ in range(3)]
+        before = await scrape(server.url)
+        ann, bob, cat = [await server.welcomed() for _ in range(3)]
         await ann.join("ann")
         for n in range(burst):
             await ann.post(f"post {n}", f"p-{n}")
-        answers = [await answer_to(ann, f"p-{n}") for n in range(burst)]
+        answers = [await ann.answer_to(f"p-{n}") for n in range(burst)]
         acked = sum(1 for a in answers if a["type"] == "ack")
         rate_limited = sum(1 for a in answers if a.get("code") == "rate_limited")
         assert acked + rate_limited == burst, answers
@@ -127,7 +92,7 @@ def test_counters_move_by_exactly_the_traffic_sent(server: ChatServer) -> None:
         for client in (ann, bob, cat):
             await messages_until(client, acked)
 
-        after = await scrape(server)
+        after = await scrape(server.url)
         assert after.moved(before, "chatter_messages_stored_total") == acked
         assert after.moved(before, "chatter_deliveries_total") == acked * 3
         refused = {
@@ -151,17 +116,14 @@ def test_counters_move_by_exactly_the_traffic_sent(server: ChatServer) -> None:
         assert after.value("chatter_online_users") == 1
         assert before.value("chatter_sessions") == before.value("chatter_online_users") == 0
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
 def test_a_killed_actor_counts_one_restart_for_its_child_only(server: ChatServer) -> None:
-    log = EventLog(server.tree.events)
     before = scrape_now(server)
     for name in (room.NAME, persistence.NAME):
-        ref = server.tree.registry.whereis(name)
-        assert ref is not None
-        inject_crash(ref, f"killed by test_metrics: {name}")
-        log.wait(EventKind.RESTARTED, name, TIMEOUT_S)
+        inject_crash(server.whereis(name), f"killed by test_metrics: {name}")
+        server.log.wait(EventKind.RESTARTED, name, TIMEOUT_S)
     after = scrape_now(server)
     moved = {
         child: after.moved(before, "chatter_actor_restarts_total", child=child)
@@ -179,7 +141,7 @@ def test_mailbox_depth_is_what_waits_in_each_inbox_when_scraped(server: ChatServ
         for _ in range(3):
             registry.tell(room.NAME, PresenceChanged(("nobody",), ()))
         for _ in range(2):
-            registry.tell(presence.NAME, Online(Future()))
+            registry.tell(presence.NAME, Online(FutureRecipient()))
         return Samples.parse(generate_latest(server.tree.metrics.registry).decode())
 
     full = server.call(fill_and_collect)
@@ -206,33 +168,32 @@ def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: Chat
     assert idle.value("chatter_db_pool_in_use") == 0
     assert idle.value("chatter_db_pool_waiting") == 0
     assert idle.value("chatter_db_pool_max_connections") == pool_size()
-    reply: Future[int] = Future()
+    reply = FutureRecipient()
     server.tree.registry.tell(persistence.NAME, Read(held_read, reply))
     assert entered.wait(TIMEOUT_S)
     try:
         busy = scrape_now(server)
     finally:
         release.set()
-    assert reply.get(timeout=TIMEOUT_S) == 1
+    assert reply.future.get(timeout=TIMEOUT_S).value == 1
     assert busy.value("chatter_db_pool_in_use") == 1
     assert busy.value("chatter_db_pool_connections") >= 1
 
 
-def test_two_servers_in_one_process_count_apart(server: ChatServer, database: str) -> None:
-    other = ChatServer(database)
-    try:
+def test_two_servers_in_one_process_count_apart(
+    server: ChatServer, start_server: ServerFactory
+) -> None:
+    other = start_server()
 
-        async def scenario(server: ChatServer) -> None:
-            ann = await welcomed(server)
-            await ann.join("ann")
-            await ann.post("only here", "o-1")
-            assert (await answer_to(ann, "o-1"))["type"] == "ack"
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("ann")
+        await ann.post("only here", "o-1")
+        assert (await ann.answer_to("o-1"))["type"] == "ack"
 
-        asyncio.run(run_scenario(server, scenario))
-        assert scrape_now(server).value("chatter_messages_stored_total") == 1
-        assert scrape_now(other).value("chatter_messages_stored_total") == 0
-    finally:
-        other.stop()
+    server.run(scenario)
+    assert scrape_now(server).value("chatter_messages_stored_total") == 1
+    assert scrape_now(other).value("chatter_messages_stored_total") == 0
 
 
 @pytest.mark.parametrize(
@@ -246,14 +207,11 @@ def test_two_servers_in_one_process_count_apart(server: ChatServer, database: st
     ],
 )
 def test_metrics_are_served_by_default_except_in_prod(
-    database: str, env: Environment, metrics: bool | None, status: int
+    start_server: ServerFactory, env: Environment, metrics: bool | None, status: int
 ) -> None:
-    chat = ChatServer(database, Settings(env=env, secret_key_base="s" * 32, metrics=metrics))
-    try:
-        assert status_of(chat, "/metrics") == status
-        assert status_of(chat, "/healthz") == 200  # health stays public either way
-    finally:
-        chat.stop()
+    server = start_server(Settings(env=env, secret_key_base="s" * 32, metrics=metrics))
+    assert request(server.url + "/metrics").status == status
+    assert request(server.url + "/healthz").status == 200  # health stays public either way
 
 
 @pytest.mark.parametrize(
@@ -291,13 +249,6 @@ def test_bad_metrics_settings_are_refused_naming_the_setting(
         Settings.from_env(environ)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_a_metrics_port_serves_metrics_there_and_not_on_the_public_port(
     database: str, tmp_path: Path
 ) -> None:
@@ -305,25 +256,21 @@ def test_a_metrics_port_serves_metrics_there_and_not_on_the_public_port(
         env=Environment.PROD,
         secret_key_base="s" * 32,
         host="127.0.0.1",
-        port=_free_port(),
-        metrics_port=_free_port(),
+        port=0,
+        metrics_port=0,
         data_dir=tmp_path,
     )
     server = BackgroundServer(settings, database)
     try:
-        client = tornado.httpclient.HTTPClient()
-        try:
-            public = f"http://127.0.0.1:{settings.port}"
-            private = f"http://127.0.0.1:{settings.metrics_port}"
-            assert client.fetch(public + "/metrics", raise_error=False).code == 404
-            assert client.fetch(public + "/healthz", raise_error=False).code == 200
-            scraped = client.fetch(private + "/metrics")
-            samples = Samples.parse(scraped.body.decode())
-            assert samples.value("chatter_messages_stored_total") == 0
-            assert samples.value("chatter_connections_open") == 0
-            assert client.fetch(private + "/healthz", raise_error=False).code == 404
-        finally:
-            client.close()
+        bound = server.running.settings
+        public = f"http://127.0.0.1:{bound.port}"
+        private = f"http://127.0.0.1:{bound.metrics_port}"
+        assert request(public + "/metrics").status == 404
+        assert request(public + "/healthz").status == 200
+        samples = asyncio.run(scrape(private))
+        assert samples.value("chatter_messages_stored_total") == 0
+        assert samples.value("chatter_connections_open") == 0
+        assert request(private + "/healthz").status == 404
     finally:
         assert server.stop() == 0
 
@@ -348,9 +295,8 @@ def test_a_busy_persistence_thread_shows_its_waiting_messages(
 
 def waiting_for_the_lock(conn: psycopg.Connection[Any]) -> None:
     """Until another session waits for an advisory lock (PostgreSQL has no
-    notification for that, so ask it, briefly, until it says so)."""
-    deadline = time.monotonic() + TIMEOUT_S
+    notification for that, so ask it until it says so)."""
     query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    while conn.execute(query).fetchone() != (1,):
-        assert time.monotonic() < deadline, "the commit never waited for the lock"
-        time.sleep(0.01)
+    asyncio.run(
+        eventually(lambda: conn.execute(query).fetchone() == (1,), "the commit waits for the lock")
+    )

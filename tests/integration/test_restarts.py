@@ -6,120 +6,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import psycopg
 import pykka
-import pytest
 
-from chatter.session import Inbound
+from chatter.connection import Inbound
 from chatter.throttle import POST_BURST
 from chatter.tree import SESSIONS
-from supervision import EventKind, SupervisionEvent, inject_crash, which_children
-from tests.conftest import EventLog
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, run_scenario
-
-Scenario = Callable[[ChatServer], Awaitable[None]]
-
-
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
+from supervision import EventKind, SupervisionEvent, inject_crash
+from tests.harness.client import Client
+from tests.harness.data import stored
+from tests.harness.server import ChatServer
+from tests.harness.waiting import TIMEOUT_S
 
 
-@pytest.fixture
-def log(server: ChatServer) -> EventLog:
-    return EventLog(server.tree.events)
-
-
-def run(server: ChatServer, scenario: Scenario) -> None:
-    asyncio.run(run_scenario(server, scenario))
-
-
-def whereis(server: ChatServer, name: str) -> pykka.ActorRef[Any]:
-    ref = server.tree.registry.whereis(name)
-    assert ref is not None, f"{name} is not registered"
-    return ref
-
-
-async def restarted(log: EventLog, child: str) -> None:
+async def restarted(server: ChatServer, child: str) -> None:
     """Wait (off the loop, so clients keep reading) for `child`'s RESTARTED event."""
-    await asyncio.to_thread(log.wait, EventKind.RESTARTED, child, TIMEOUT_S)
-
-
-async def live_sessions(server: ChatServer) -> list[pykka.ActorRef[Any]]:
-    children = await which_children(whereis(server, SESSIONS))
-    return [c.ref for c in children if c.ref is not None and c.ref.is_alive()]
+    await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, child, TIMEOUT_S)
 
 
 async def connect_with_session(server: ChatServer) -> tuple[Client, pykka.ActorRef[Any]]:
     """A new, welcomed client and its session actor."""
-    before = {ref.actor_urn for ref in await live_sessions(server)}
-    client = await server.connect()
-    await client.welcome()
-    (session,) = [ref for ref in await live_sessions(server) if ref.actor_urn not in before]
+    before = {ref.actor_urn for ref in await server.live_sessions()}
+    client = await server.welcomed()
+    (session,) = [ref for ref in await server.live_sessions() if ref.actor_urn not in before]
     return client, session
 
 
-def message_seqs(client: Client) -> list[int]:
-    """The seqs of every message frame the client received, in order."""
-    return [f["message"]["seq"] for f in client.frames if f["type"] == "message"]
-
-
-async def read_through(client: Client, last_seq: int, timeout_s: float = TIMEOUT_S) -> list[int]:
-    """Read until the message `last_seq` has come (or the time is up); every
-    message seq received, in order."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while last_seq not in message_seqs(client):
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            break
-        try:
-            if await client.receive(remaining) is None:
-                break
-        except TimeoutError:
-            break
-    return message_seqs(client)
-
-
-async def first_unread(
-    client: Client, matches: Callable[[dict[str, Any]], bool], timeout_s: float = TIMEOUT_S
-) -> dict[str, Any]:
-    """The first unread frame that `matches`, reading more until it comes;
-    other frames stay unread, in order (as `Client.expect` does)."""
-    for index, frame in enumerate(client.unread):
-        if matches(frame):
-            return client.unread.pop(index)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        received = await client.receive(max(0.01, deadline - loop.time()))
-        if received is None:
-            raise AssertionError(f"closed ({client.closed_code}) while waiting")
-        if matches(received):
-            return received
-        client.unread.append(received)
-
-
-async def answer_to(client: Client, client_id: str) -> dict[str, Any]:
-    """The ack or error answering the post `client_id`."""
-    return await first_unread(
-        client, lambda f: f["type"] in ("ack", "error") and f.get("client_id") == client_id
-    )
-
-
-async def first_of(client: Client, *kinds: str) -> dict[str, Any]:
-    """The first unread frame of any of `kinds`."""
-    return await first_unread(client, lambda f: f["type"] in kinds)
-
-
-def stored_seqs(database: str) -> list[int]:
-    with psycopg.connect(database) as conn:
-        return [row[0] for row in conn.execute("SELECT seq FROM messages ORDER BY seq")]
+async def every_stored_message_once(client: Client, stored_seqs: list[int]) -> None:
+    """Read until the newest stored message has come: the client has every
+    stored message, once each, in order, and is still connected."""
+    await client.read_until(lambda: stored_seqs[-1] in client.message_seqs(), "the newest")
+    assert client.message_seqs() == stored_seqs
+    assert client.closed_code is None
 
 
 def online(welcome_or_presence: dict[str, Any]) -> list[str]:
@@ -130,7 +49,7 @@ def online(welcome_or_presence: dict[str, Any]) -> list[str]:
 
 
 def test_a_room_crash_while_clients_post_loses_no_message_and_disconnects_nobody(
-    server: ChatServer, log: EventLog, database: str
+    server: ChatServer, database: str
 ) -> None:
     posters_count, watchers_count = 8, 2
 
@@ -142,7 +61,7 @@ def test_a_room_crash_while_clients_post_loses_no_message_and_disconnects_nobody
             await client.welcome()
         acks: list[int] = []
         some_acked = asyncio.Event()
-        old_room = whereis(server, "room")
+        old_room = server.whereis("room")
 
         async def post(poster: Client, n: int) -> None:
             client_ids = [f"p{n}-{k}" for k in range(POST_BURST)]
@@ -150,7 +69,7 @@ def test_a_room_crash_while_clients_post_loses_no_message_and_disconnects_nobody
                 identity = {"username": f"poster-{n}"} if k == 0 else {}
                 await poster.post(f"message {k} from poster {n}", client_id, **identity)
             for client_id in client_ids:
-                answer = await answer_to(poster, client_id)
+                answer = await poster.answer_to(client_id)
                 assert answer["type"] == "ack", answer
                 acks.append(answer["seq"])
                 if len(acks) >= posters_count:
@@ -159,40 +78,37 @@ def test_a_room_crash_while_clients_post_loses_no_message_and_disconnects_nobody
         async def crash_the_room() -> None:
             await asyncio.wait_for(some_acked.wait(), TIMEOUT_S)
             inject_crash(old_room)  # while posts are still in flight
-            await restarted(log, "room")
+            await restarted(server, "room")
 
         await asyncio.gather(crash_the_room(), *(post(p, n) for n, p in enumerate(posters)))
-        assert whereis(server, "room") is not old_room
+        assert server.whereis("room") is not old_room
         await watchers[0].post("after the restart", "w-1", username="watcher")
-        acks.append((await answer_to(watchers[0], "w-1"))["seq"])
+        acks.append((await watchers[0].answer_to("w-1"))["seq"])
 
-        stored = stored_seqs(database)
-        assert sorted(acks) == stored
+        seqs = stored(database, "seq")
+        assert sorted(acks) == seqs
         for client in everyone:
-            assert await read_through(client, stored[-1]) == stored  # once each, in order
-            assert client.closed_code is None
-        assert len(await live_sessions(server)) == len(everyone)
+            await every_stored_message_once(client, seqs)
+        assert len(await server.live_sessions()) == len(everyone)
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- presence ------------------------------------------------------------------------------
 
 
 def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
-    server: ChatServer, log: EventLog
+    server: ChatServer,
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        ann = await server.connect()
-        await ann.welcome()
+        ann = await server.welcomed()
         bob, bob_session = await connect_with_session(server)
-        carol = await server.connect()
-        await carol.welcome()
+        carol = await server.welcomed()
         await ann.join("ann")
         for client in (bob, carol):
             await client.expect("presence", joins=["ann"])
 
-        presence = whereis(server, "presence")
+        presence = server.whereis("presence")
 
         def crash_with_a_claim_arriving() -> None:
             # On the server's loop, in one turn: presence crashes, and bob's
@@ -203,9 +119,9 @@ def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
             bob_session.tell(Inbound(json.dumps({"type": "join", "username": "ann"})))
 
         server.call(crash_with_a_claim_arriving)
-        answer = await first_of(bob, "joined", "error")
+        answer = await bob.answer("joined", "error")
         assert (answer["type"], answer.get("code")) == ("error", "username_taken"), answer
-        await restarted(log, "presence")
+        await restarted(server, "presence")
         for client in (ann, bob, carol):  # a fresh picture for everyone (no user count:
             # that comes with a join as it is recorded)
             assert await client.expect("presence", total_users=None) == {
@@ -214,7 +130,7 @@ def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
                 "leaves": [],
             }
         await bob.send({"type": "join", "username": "ANN"})  # after the restart
-        answer = await first_of(bob, "joined", "error")
+        answer = await bob.answer("joined", "error")
         assert (answer["type"], answer.get("code")) == ("error", "username_taken"), answer
         watcher = await server.connect()
         assert online(await watcher.welcome()) == ["ann"]
@@ -230,24 +146,23 @@ def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
         for client in (carol, watcher):
             await client.expect("presence", joins=["ann"])
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- persistence ---------------------------------------------------------------------------
 
 
 def test_a_persistence_crash_is_restarted_and_a_retried_post_is_stored_once(
-    server: ChatServer, log: EventLog, database: str
+    server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
         ann, ann_session = await connect_with_session(server)
-        bob = await server.connect()
-        await bob.welcome()
+        bob = await server.welcomed()
         await ann.join("ann")
         await ann.post("before the crash", "before")
         await ann.expect("ack", client_id="before")
 
-        persistence = whereis(server, "persistence")
+        persistence = server.whereis("persistence")
         during = {"type": "post", "body": "during the crash", "client_id": "during"}
 
         def post_then_crash() -> None:
@@ -258,44 +173,39 @@ def test_a_persistence_crash_is_restarted_and_a_retried_post_is_stored_once(
             server.loop.call_soon(inject_crash, persistence)
 
         server.call(post_then_crash)
-        answer = await answer_to(ann, "during")
-        await restarted(log, "persistence")
+        answer = await ann.answer_to("during")
+        await restarted(server, "persistence")
         for _ in range(3):  # a post caught by the crash may be refused: retry it
             if answer["type"] == "ack":
                 break
             assert answer["code"] == "unavailable", answer
             await ann.send(during)
-            answer = await answer_to(ann, "during")
+            answer = await ann.answer_to("during")
         assert answer["type"] == "ack", answer
 
         await ann.post("after the crash", "after")
         await ann.expect("ack", client_id="after")
-        with psycopg.connect(database) as conn:
-            rows = conn.execute("SELECT client_id FROM messages ORDER BY seq").fetchall()
-        assert [row[0] for row in rows] == ["before", "during", "after"]
-        stored = stored_seqs(database)
+        assert stored(database, "client_id") == ["before", "during", "after"]
+        seqs = stored(database, "seq")
         for client in (ann, bob):
-            assert await read_through(client, stored[-1]) == stored
-            assert client.closed_code is None
+            await every_stored_message_once(client, seqs)
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- sessions ------------------------------------------------------------------------------
 
 
-def session_exits(log: EventLog) -> list[SupervisionEvent]:
-    return [e for e in log.events if e.supervisor == SESSIONS and e.kind is EventKind.EXITED]
+def session_exits(server: ChatServer) -> list[SupervisionEvent]:
+    return [e for e in server.log.events if e.supervisor == SESSIONS and e.kind is EventKind.EXITED]
 
 
 def test_a_session_crash_closes_only_its_own_connection_with_1011_and_frees_its_name(
-    server: ChatServer, log: EventLog
+    server: ChatServer,
 ) -> None:
     async def scenario(server: ChatServer) -> None:
         ann, ann_session = await connect_with_session(server)
-        bob, carol = await server.connect(), await server.connect()
-        await bob.welcome()
-        await carol.welcome()
+        bob, carol = await server.welcomed(), await server.welcomed()
         await ann.join("ann")
         await bob.join("bob")
         for client in (bob, carol):
@@ -309,23 +219,20 @@ def test_a_session_crash_closes_only_its_own_connection_with_1011_and_frees_its_
         await bob.expect("ack", client_id="b-1")
         assert (await carol.expect("message"))["message"]["body"] == "still here"
         assert (await carol.join("ann"))["username"] == "ann"
-        assert len(await live_sessions(server)) == 2
+        assert len(await server.live_sessions()) == 2
         assert (bob.closed_code, carol.closed_code) == (None, None)
-        assert "restarted" not in log.kinds()
+        assert "restarted" not in server.log.kinds()
 
-    run(server, scenario)
+    server.run(scenario)
 
 
-def test_session_crashes_never_spend_the_roots_restart_budget(
-    server: ChatServer, log: EventLog
-) -> None:
+def test_session_crashes_never_spend_the_roots_restart_budget(server: ChatServer) -> None:
     crashes = 6  # twice the default intensity of 3 restarts in 5 seconds
 
     async def scenario(server: ChatServer) -> None:
-        singletons = {name: whereis(server, name) for name in ("persistence", "presence", "room")}
-        sessions = whereis(server, SESSIONS)
-        survivor = await server.connect()
-        await survivor.welcome()
+        singletons = {name: server.whereis(name) for name in ("persistence", "presence", "room")}
+        sessions = server.whereis(SESSIONS)
+        survivor = await server.welcomed()
         doomed = [await connect_with_session(server) for _ in range(crashes)]
         for n, (client, _) in enumerate(doomed):
             await client.join(f"doomed-{n}")
@@ -338,23 +245,22 @@ def test_session_crashes_never_spend_the_roots_restart_budget(
             await survivor.expect("presence", leaves=[f"doomed-{n}"])
 
         assert server.tree.root.is_alive()
-        assert whereis(server, SESSIONS) is sessions
-        assert {name: whereis(server, name) for name in singletons} == singletons
-        await asyncio.to_thread(
-            log.wait_for, lambda _: len(session_exits(log)) == crashes, TIMEOUT_S
+        assert server.whereis(SESSIONS) is sessions
+        assert {name: server.whereis(name) for name in singletons} == singletons
+        await server.log.reaches(
+            lambda: len(session_exits(server)) == crashes, f"{crashes} sessions exit"
         )
-        assert all(e.reason and e.reason.startswith("crashed") for e in session_exits(log))
-        kinds = log.kinds()
+        assert all(e.reason and e.reason.startswith("crashed") for e in session_exits(server))
+        kinds = server.log.kinds()
         assert "restarted" not in kinds
         assert "gave_up" not in kinds
         # Everything still works, and one more crash elsewhere is still restarted.
-        newcomer = await server.connect()
-        await newcomer.welcome()
+        newcomer = await server.welcomed()
         await survivor.post("after the crashes", "s-1", username="survivor")
         await survivor.expect("ack", client_id="s-1")
         assert (await newcomer.expect("message"))["message"]["body"] == "after the crashes"
-        inject_crash(whereis(server, "room"))
-        await restarted(log, "room")
+        inject_crash(server.whereis("room"))
+        await restarted(server, "room")
         assert server.tree.root.is_alive()
 
-    run(server, scenario)
+    server.run(scenario)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,47 +11,22 @@ import tornado.httpclient
 import tornado.websocket
 
 from chatter.config import Environment, Settings
-from supervision import EventKind, SupervisionEvent
-from tests.integration.chat_server import ChatServer, run_scenario
-
-
-@pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    chat = ChatServer(database)
-    yield chat
-    chat.stop()
+from supervision import EventKind
+from tests.harness.http import request
+from tests.harness.server import ChatServer, ServerFactory
 
 
 def _request(
     server: ChatServer, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    client = tornado.httpclient.HTTPClient()
-    try:
-        if body is None:
-            response = client.fetch(server.url + path, raise_error=False)
-        else:
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            response = client.fetch(
-                server.url + path,
-                method="POST",
-                body=raw,
-                headers={"Content-Type": "application/json", **(headers or {})},
-                raise_error=False,
-            )
-        return response.code, json.loads(response.body or b"{}")
-    finally:
-        client.close()
-
-
-def _restarted(server: ChatServer, child: str) -> threading.Event:
-    seen = threading.Event()
-
-    def watch(event: SupervisionEvent) -> None:
-        if event.kind is EventKind.RESTARTED and event.child == child:
-            seen.set()
-
-    server.tree.events.subscribe(watch)
-    return seen
+    """GET `path`, or POST `body` to it as JSON (bytes as they are); the status
+    and the JSON answer."""
+    if body is None:
+        answer = request(server.url + path)
+    else:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        answer = request(server.url + path, "POST", body, headers)
+    return answer.status, answer.json()
 
 
 def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
@@ -71,10 +44,9 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
 
 
 def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer) -> None:
-    restarted = _restarted(server, "room")
     status, answer = _request(server, "/api/supervision/kill", {"id": "room"})
     assert (status, answer["id"]) == (202, "room")
-    assert restarted.wait(10)
+    server.log.wait(EventKind.RESTARTED, "room", 10)
     _, tree = _request(server, "/api/supervision")
     room = next(c for c in tree["children"] if c["id"] == "room")
     assert (room["restarts"], room["alive"]) == (1, True)
@@ -82,9 +54,7 @@ def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer)
 
 def test_killing_a_session_closes_only_its_connection_with_1011(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        doomed, other = await server.connect(), await server.connect()
-        await doomed.welcome()
-        await other.welcome()
+        doomed, other = await server.welcomed(), await server.welcomed()
         loop = asyncio.get_running_loop()
         _, tree = await loop.run_in_executor(None, _request, server, "/api/supervision")
         sessions = next(c for c in tree["children"] if c["id"] == "sessions")
@@ -97,7 +67,7 @@ def test_killing_a_session_closes_only_its_connection_with_1011(server: ChatServ
         assert await doomed.closed() == 1011
         await other.join("still-here")
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
 @pytest.mark.parametrize(
@@ -114,13 +84,11 @@ def test_a_foreign_origin_cannot_kill(server: ChatServer) -> None:
 
 
 @pytest.mark.parametrize(("chaos", "status"), [(False, 403), (True, 202)])
-def test_killing_in_prod_needs_chaos_on(database: str, chaos: bool, status: int) -> None:
-    settings = Settings(env=Environment.PROD, secret_key_base="s" * 32, chaos=chaos)
-    server = ChatServer(database, settings)
-    try:
-        assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == status
-    finally:
-        server.stop()
+def test_killing_in_prod_needs_chaos_on(
+    start_server: ServerFactory, chaos: bool, status: int
+) -> None:
+    server = start_server(Settings(env=Environment.PROD, secret_key_base="s" * 32, chaos=chaos))
+    assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == status
 
 
 async def _read(connection: tornado.websocket.WebSocketClientConnection) -> str:
@@ -156,7 +124,7 @@ def test_the_event_stream_pushes_exits_and_restarts_as_they_happen(server: ChatS
         finally:
             watcher.close()
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
 def test_a_foreign_page_cannot_watch_the_event_stream(server: ChatServer) -> None:
@@ -167,4 +135,4 @@ def test_a_foreign_page_cannot_watch_the_event_stream(server: ChatServer) -> Non
             await tornado.websocket.websocket_connect(request)
         assert refused.value.code == 403
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)

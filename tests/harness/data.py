@@ -1,0 +1,60 @@
+"""What tests put straight into the database, and read back from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from chatter.usernames import username_key
+
+__all__ = ["seed_messages", "seed_users", "stored", "user_names"]
+
+_UPSERT_USER = (
+    "INSERT INTO users (username, username_key, last_seen_at) "
+    "VALUES (%s, %s, now() - interval '1 hour') "
+    "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id"
+)
+"""A user who was last seen an hour ago (offline now)."""
+
+
+def seed_users(conninfo: str, usernames: Sequence[str]) -> None:
+    """Users who joined once and are offline now."""
+    with psycopg.connect(conninfo) as conn:
+        for username in usernames:
+            conn.execute(_UPSERT_USER, (username, username_key(username)))
+
+
+def seed_messages(
+    conninfo: str, username: str, bodies: Sequence[str], at: datetime | None = None
+) -> None:
+    """Store `bodies`, in order, as messages of `username` (an offline user,
+    made if new), sent `at` a time (default: now)."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(_UPSERT_USER, (username, username_key(username))).fetchone()
+        assert row is not None
+        columns = "user_id, body" + (", inserted_at" if at is not None else "")
+        with conn.cursor().copy(f"COPY messages ({columns}) FROM STDIN") as copy:
+            for body in bodies:
+                copy.write_row((row[0], body) if at is None else (row[0], body, at))
+
+
+def stored(conninfo: str, *columns: str) -> list[Any]:
+    """`columns` of every stored message with its user's (``username``,
+    ``body``, ``client_id``, ``seq``...), in seq order: a value each for one
+    column, a tuple each for more."""
+    query = sql.SQL(
+        "SELECT {} FROM messages JOIN users ON users.id = messages.user_id ORDER BY messages.seq"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(query).fetchall()
+    return [row[0] for row in rows] if len(columns) == 1 else [tuple(row) for row in rows]
+
+
+def user_names(conninfo: str) -> list[str]:
+    """Every user ever recorded, by name, sorted."""
+    with psycopg.connect(conninfo) as conn:
+        return [row[0] for row in conn.execute("SELECT username FROM users ORDER BY username")]

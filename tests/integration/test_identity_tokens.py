@@ -1,0 +1,205 @@
+"""Tokens over real WebSocket connections: the token from `joined` takes the
+name back on a new connection (while the old one is still open, or after it
+went), survives a switch of names, cannot take over a look-alike held by
+someone else, and a tampered or garbage token yields a viewer."""
+
+# The tests spell look-alike letters on purpose:
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chatter.tokens import issue
+from chatter.tree import SESSIONS
+from supervision import EventKind
+from tests.harness.data import stored
+from tests.harness.server import SECRET, ChatServer
+
+
+def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
+    server: ChatServer, database: str
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.welcomed()
+        old = await server.welcomed()
+        token = (await old.join("ann"))["token"]
+        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+
+        new = await server.welcomed(token=token)
+        welcome = await new.welcome()
+        assert welcome["you"] == {"username": "ann"}
+        assert {"username": "ann", "online": True} in welcome["users"]
+        joined = await new.expect("joined")
+        assert new.kinds()[:2] == ["welcome", "joined"]  # right after the welcome
+        assert joined["username"] == "ann"
+        assert isinstance(joined["token"], str)
+        assert joined["token"]
+        assert await old.expect("left") == {"type": "left", "reason": "replaced"}
+
+        # The old connection is a viewer now: it cannot post, nor take the name back.
+        await old.post("am I still ann?", "o-1")
+        error = await old.expect("error", client_id="o-1")
+        assert error["code"] == "identity_required"
+        await old.post("give it back", "o-2", username="ann")
+        assert (await old.expect("error", client_id="o-2"))["code"] == "username_taken"
+
+        await new.post("back again", "n-1")
+        await new.expect("ack", client_id="n-1")
+        message = (await watcher.expect("message"))["message"]
+        assert (message["username"], message["body"]) == ("ann", "back again")
+
+        # The fresh token works as well: a third connection takes the name over.
+        newest = await server.welcomed(token=joined["token"])
+        welcome = await newest.welcome()
+        assert welcome["you"] == {"username": "ann"}
+        await newest.expect("joined", username="ann")
+        assert await new.expect("left") == {"type": "left", "reason": "replaced"}
+
+        # The name stayed online throughout, and closing the replaced connections
+        # does not release it: the watcher's next presence change is someone else's.
+        def sessions_ended() -> int:
+            return server.log.count(EventKind.EXITED, supervisor=SESSIONS)
+
+        ended_before = sessions_ended()
+        old.close()
+        new.close()
+        await server.log.reaches(
+            lambda: sessions_ended() == ended_before + 2, "both replaced sessions end"
+        )
+        zed = await server.welcomed()
+        await zed.join("zed")
+        presence = await watcher.expect("presence")
+        assert presence == {"type": "presence", "joins": ["zed"], "leaves": [], "total_users": 2}
+        await newest.post("still ann", "x-1")
+        await newest.expect("ack", client_id="x-1")
+        assert stored(database, "username", "body") == [("ann", "back again"), ("ann", "still ann")]
+
+    server.run(scenario)
+
+
+def test_a_token_brings_an_offline_user_back_online(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.welcomed()
+        ann = await server.welcomed()
+        token = (await ann.join("ann"))["token"]
+        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        ann.close()
+        assert (await watcher.expect("presence"))["leaves"] == ["ann"]
+
+        back = await server.welcomed(token=token)
+        welcome = await back.welcome()
+        assert welcome["you"] == {"username": "ann"}
+        await back.expect("joined", username="ann")
+        assert back.kinds()[:2] == ["welcome", "joined"]
+        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        await back.post("hello again", "b-1")
+        await back.expect("ack", client_id="b-1")
+
+    server.run(scenario)
+
+
+def test_a_replaced_connections_leave_revokes_nothing(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        old = await server.welcomed()
+        token = (await old.join("ann"))["token"]
+        new = await server.welcomed(token=token)
+        welcome = await new.welcome()
+        assert welcome["you"] == {"username": "ann"}
+        await old.expect("left", reason="replaced")
+        await old.send({"type": "leave"})
+        assert await old.expect("left") == {"type": "left"}
+        # The new connection still holds the name, and the token still works.
+        await new.post("mine", "n-1")
+        await new.expect("ack", client_id="n-1")
+        _ = await server.welcomed(token=token)
+        welcome = await _.welcome()
+        assert welcome["you"] == {"username": "ann"}
+
+    server.run(scenario)
+
+
+def test_a_token_survives_a_switch_of_names(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        token = (await ann.join("ann"))["token"]
+        await ann.join("bea")
+        back = await server.welcomed(token=token)
+        welcome = await back.welcome()
+        assert welcome["you"] == {"username": "ann"}
+        await back.expect("joined", username="ann")
+        # The switched connection keeps its new name.
+        await ann.post("still bea", "b-1")
+        await ann.expect("ack", client_id="b-1")
+        assert "left" not in ann.kinds()
+
+    server.run(scenario)
+
+
+def test_a_token_cannot_take_over_a_look_alike_held_by_another_user(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        watcher = await server.welcomed()
+        paypal = await server.welcomed()
+        token = (await paypal.join("paypal"))["token"]
+        paypal.close()
+        await watcher.expect("presence", leaves=["paypal"])
+        fake = await server.welcomed()
+        await fake.join("раураl")  # free while paypal is offline
+        back = await server.welcomed(token=token)
+        welcome = await back.welcome()
+        assert welcome["you"] is None
+        await back.settle()
+        assert "joined" not in back.kinds()
+        await fake.post("still here", "f-1")
+        await fake.expect("ack", client_id="f-1")
+        assert "left" not in fake.kinds()
+
+    server.run(scenario)
+
+
+def _bad_tokens(good: str) -> dict[str, str]:
+    payload, _, mac = good.partition(".")
+    now = time.time()
+    other_payload = issue(SECRET, "bob", 0, now).partition(".")[0]
+    flipped_mac = mac[:-2] + ("A" if mac[-2] != "A" else "B") + mac[-1]
+    flipped_payload = ("A" if payload[0] != "A" else "B") + payload[1:]
+    return {
+        "mac altered": f"{payload}.{flipped_mac}",
+        "payload altered": f"{flipped_payload}.{mac}",
+        "another user's payload": f"{other_payload}.{mac}",
+        "mac missing": payload,
+        "mac only": mac,
+        "truncated": good[: len(good) // 2],
+        "garbage": "not-a-token",
+        "dots": "...",
+        "empty": "",
+        "too long": "A" * 4000 + "." + mac,
+        "other secret": issue(b"some other secret", "ann", 0, now),
+        "expired": issue(SECRET, "ann", 0, now - 25 * 3600),
+        "issued in the future": issue(SECRET, "ann", 0, now + 3600),
+        "older version": issue(SECRET, "ann", 7, now),
+        "unknown user": issue(SECRET, "nobody", 0, now),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_tokens("payload.mac-of-43-characters")))
+def test_a_tampered_or_garbage_token_yields_a_viewer(server: ChatServer, case: str) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        good = (await ann.join("ann"))["token"]
+        token = _bad_tokens(good)[case]
+        intruder = await server.welcomed(token=token)
+        welcome = await intruder.welcome()
+        assert welcome["you"] is None
+        await intruder.settle()
+        assert "joined" not in intruder.kinds()
+        await intruder.post("am I ann?", "i-1")
+        assert (await intruder.expect("error", client_id="i-1"))["code"] == "identity_required"
+        # Ann was not replaced: she still holds her name.
+        await ann.post("I am", "a-1")
+        await ann.expect("ack", client_id="a-1")
+        assert "left" not in ann.kinds()
+
+    server.run(scenario)
