@@ -1,7 +1,7 @@
 """Chatter's typed errors. Those a client can see carry their wire code.
 
-`web/` turns a `ChatError` into an ``error`` frame in exactly one place; the
-codes are the closed set of the wire contract (docs/PROTOCOL.md).
+The session turns a `ChatError` into an ``error`` frame (`chatter.protocol.error_frame`);
+the codes are the closed set of the wire contract (docs/PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ __all__ = [
     "ErrorCode",
     "InvalidBody",
     "InvalidUsername",
+    "PresenceUnavailable",
     "StorageError",
     "StorageUnavailable",
 ]
@@ -55,6 +56,12 @@ class InvalidUsername(ChatError):  # noqa: N818
 
 class StorageUnavailable(ChatError):  # noqa: N818
     """The database could not be reached or did not commit in time; retry later."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class PresenceUnavailable(ChatError):  # noqa: N818
+    """The presence actor could not be reached (it is restarting); retry later."""
 
     code = ErrorCode.UNAVAILABLE
 

@@ -1,11 +1,11 @@
 """Presence: who is online, and which session holds which name.
 
-A name is held by at most one session, and while it is held no other session
-may take it, nor a look-alike of it (same confusable key). Holding is two
-steps: a `claim` reserves the name atomically (the actor handles one message
-at a time, so of two racing claims exactly one wins), and once the user is
-recorded in the database the session `confirm`s it, which tells everyone. A
-reserved name is already taken for others; an unconfirmed one is not shown.
+The rules of who may hold a name are `chatter.names.NameTable`'s; this actor
+applies them one message at a time, so of two racing claims exactly one wins,
+and carries out what they decide: holding is two steps, a `Claim` reserves the
+name (answered `Claimed`), and once the user is recorded in the database the
+session `Confirm`s it, which tells everyone. A reserved name is already taken
+for others; an unconfirmed one is not shown.
 
 A restarted presence actor knows nothing, so before it serves anyone it asks
 every live session (the members of the sessions group) which name it holds,
@@ -38,26 +38,29 @@ from typing import Any
 
 import pykka
 
+from chatter.errors import PresenceUnavailable
 from chatter.metrics import ChatMetrics
+from chatter.names import NameTable
+from chatter.reply import Recipient, tell_quietly
 from chatter.room import SESSIONS_GROUP, Room
 from chatter.throttle import BucketsByKey, Limit, NameClaimLimits
-from chatter.usernames import confusable_keys, username_key
-from supervision import (
-    Future,
-    LoopActor,
-    NameNotRegisteredError,
-    NameUnavailableError,
-    Registry,
-)
+from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
 __all__ = [
     "NAME",
     "REBUILD_TIMEOUT_S",
     "Claim",
+    "ClaimFailed",
     "ClaimResult",
+    "Claimed",
+    "Confirm",
     "IdentityReport",
+    "Online",
+    "OnlineFailed",
+    "OnlineNow",
     "Presence",
     "PresenceActor",
+    "Release",
     "Replaced",
     "ReportIdentity",
 ]
@@ -86,14 +89,34 @@ class ClaimResult:
 
 @dataclass(frozen=True)
 class Claim:
+    """Hold `username` (valid) for the session; answered `Claimed`."""
+
     session_id: str
-    session: pykka.ActorRef[Any]
+    session: pykka.ActorRef[Any] = field(compare=False)
     username: str
     takeover: bool
-    reply: Future[ClaimResult] = field(compare=False)
+    reply_to: Recipient = field(compare=False)
+    tag: Any = None
     address: str | None = None
     """The client's address, whose name-claim bucket a granted claim draws on
     (None: not limited, for claims that come from no client)."""
+
+    def failure(self, error: Exception) -> ClaimFailed:
+        return ClaimFailed(self.tag, error)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    result: ClaimResult
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class ClaimFailed:
+    """Presence could not be asked (it is restarting); nothing is held."""
+
+    tag: Any
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -110,7 +133,26 @@ class Release:
 
 @dataclass(frozen=True)
 class Online:
-    reply: Future[tuple[str, ...]] = field(compare=False)
+    """Which names are online? Answered `OnlineNow`."""
+
+    reply_to: Recipient = field(compare=False)
+    tag: Any = None
+
+    def failure(self, error: Exception) -> OnlineFailed:
+        return OnlineFailed(self.tag, error)
+
+
+@dataclass(frozen=True)
+class OnlineNow:
+    names: tuple[str, ...]
+    """Sorted case-insensitively."""
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class OnlineFailed:
+    tag: Any
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -152,63 +194,36 @@ class Presence:
         self._registry = registry
         self._name = name
 
-    def claim(
-        self,
-        session_id: str,
-        session: pykka.ActorRef[Any],
-        username: str,
-        *,
-        takeover: bool,
-        address: str | None = None,
-    ) -> Future[ClaimResult]:
-        """Reserve `username` (already valid) for the session. With `takeover`
-        (the client proved with its token that the name is its own) a session
-        holding it is replaced instead of the claim being refused. Otherwise
-        a granted claim counts against `address`'s name-claim limit, and
-        with that limit reached the claim is refused (`retry_after_s`)."""
-        reply: Future[ClaimResult] = Future()
-        self._send(Claim(session_id, session, username, takeover, reply, address), reply)
-        return reply
+    def tell(self, request: Claim | Online) -> None:
+        """Send a request; if presence cannot be reached now, its failure
+        answer goes to its `reply_to` at once."""
+        try:
+            self._registry.tell(self._name, request)
+        except (NameNotRegisteredError, NameUnavailableError) as error:
+            failure = PresenceUnavailable(f"presence is not available: {error}")
+            tell_quietly(request.reply_to, request.failure(failure))
 
     def confirm(self, session_id: str, total_users: int | None = None) -> None:
         """The session recorded its claimed name: it is online now. `total_users`,
         when known, goes out with the presence change."""
-        self._send(Confirm(session_id, total_users))
+        self._cast(Confirm(session_id, total_users))
 
     def release(self, session_id: str) -> None:
-        self._send(Release(session_id))
+        self._cast(Release(session_id))
 
-    def online(self) -> Future[tuple[str, ...]]:
-        """The names of the online users, sorted case-insensitively."""
-        reply: Future[tuple[str, ...]] = Future()
-        self._send(Online(reply), reply)
-        return reply
-
-    def _send(self, message: Any, reply: Future[Any] | None = None) -> None:
+    def _cast(self, message: Confirm | Release) -> None:
         try:
             self._registry.tell(self._name, message)
         except (NameNotRegisteredError, NameUnavailableError) as error:
-            if reply is not None:
-                reply.set_exception((type(error), error, None))
-            else:
-                logger.error("Presence unavailable, dropped %r: %s", message, error)
+            # A restarting presence rebuilds from the sessions themselves.
+            logger.error("Presence unavailable, dropped %r: %s", message, error)
 
 
 # -- the actor ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Holder:
-    session_id: str
-    session: pykka.ActorRef[Any]
-    username: str
-    key: str
-    look_alikes: frozenset[str]
-    confirmed: bool
-
-
 class PresenceActor(LoopActor):
-    """Holds the map of names to sessions; the only place a name is granted.
+    """Holds the name table; the only place a name is granted.
 
     `address_claims` is the limit on names taken from one client address
     (default `NameClaimLimits().per_address`, the contract's); `clock` is the
@@ -229,9 +244,7 @@ class PresenceActor(LoopActor):
         self._metrics = metrics if metrics is not None else ChatMetrics()
         limit = address_claims if address_claims is not None else NameClaimLimits().per_address
         self._claims_by_address = BucketsByKey(limit, clock)
-        self._by_key: dict[str, _Holder] = {}
-        self._by_look_alike: dict[str, _Holder] = {}
-        self._by_session: dict[str, _Holder] = {}
+        self._names = NameTable()
         self._awaiting: set[str] = set()
         self._deferred: list[Any] = []
 
@@ -253,68 +266,60 @@ class PresenceActor(LoopActor):
             self.actor_ref.tell(_RebuildTimeout())
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, IdentityReport):
-            self._add_report(message)
-        elif isinstance(message, _RebuildTimeout):
-            if self._awaiting:
+        match message:
+            case IdentityReport():
+                self._add_report(message)
+            case _RebuildTimeout() if self._awaiting:
                 logger.warning("%d sessions did not report to presence", len(self._awaiting))
                 self._awaiting.clear()
                 self._rebuilt()
-        elif self._awaiting:
-            self._deferred.append(message)
-        else:
-            self._serve(message)
+            case _RebuildTimeout():
+                pass
+            case _ if self._awaiting:
+                self._deferred.append(message)
+            case _:
+                self._serve(message)
         return None
 
     def _serve(self, message: Any) -> None:
-        if isinstance(message, Claim):
-            message.reply.set(self._claim(message))
-        elif isinstance(message, Confirm):
-            self._confirm(message.session_id, message.total_users)
-        elif isinstance(message, Release):
-            self._release(message.session_id)
-        elif isinstance(message, Online):
-            message.reply.set(self._online())
-        else:
-            super().on_receive(message)
+        match message:
+            case Claim():
+                tell_quietly(message.reply_to, Claimed(self._claim(message), message.tag))
+            case Confirm(session_id=session_id, total_users=total_users):
+                name = self._names.confirm(session_id)
+                if name is not None:
+                    self._announce((name,), (), total_users)
+            case Release(session_id=session_id):
+                name = self._names.release(session_id)
+                if name is not None:
+                    self._announce((), (name,))
+            case Online(reply_to=reply_to, tag=tag):
+                tell_quietly(reply_to, OnlineNow(self._names.online(), tag))
+            case _:
+                super().on_receive(message)
 
     # -- rebuilding ------------------------------------------------------------------------
 
     def _add_report(self, report: IdentityReport) -> None:
         self._awaiting.discard(report.session.actor_urn)
-        if report.username is not None and self._accepts(report):
-            holder = self._hold(report.session_id, report.session, report.username)
-            holder.confirmed = report.confirmed
+        if report.username is not None and not self._names.restore(
+            report.session_id, report.session, report.username, confirmed=report.confirmed
+        ):
+            logger.warning(
+                "Session %s reported %r, which another session holds; ignored",
+                report.session_id,
+                report.username,
+            )
         if not self._awaiting:
             self._rebuilt()
 
-    def _accepts(self, report: IdentityReport) -> bool:
-        """Whether a reported name may be held: a report never displaces another
-        session's confirmed name (two sessions cannot both hold one)."""
-        assert report.username is not None
-        current = self._by_key.get(username_key(report.username)) or self._look_alike_of(
-            report.username, report.session_id
-        )
-        if current is None or current.session_id == report.session_id:
-            return True
-        if report.confirmed and not current.confirmed:
-            self._forget(current)
-            return True
-        logger.warning(
-            "Session %s reported %r, which %s holds; ignored",
-            report.session_id,
-            report.username,
-            current.session_id,
-        )
-        return False
-
     def _rebuilt(self) -> None:
-        self._announce(self._online(), ())
+        self._announce(self._names.online(), ())
         deferred, self._deferred = self._deferred, []
         for message in deferred:
             self._serve(message)
 
-    # -- the rules -----------------------------------------------------------------------
+    # -- claims --------------------------------------------------------------------------
 
     def _claim(self, claim: Claim) -> ClaimResult:
         """Grant or refuse a claim; the address's limit is asked first, and
@@ -324,86 +329,24 @@ class PresenceActor(LoopActor):
             wait_s = self._claims_by_address.wait(address)
             if wait_s > 0:
                 return ClaimResult(granted=False, retry_after_s=wait_s)
-        result = self._grant(claim)
-        if address is not None and result.granted:
+        grant = self._names.claim(
+            claim.session_id, claim.session, claim.username, takeover=claim.takeover
+        )
+        if not grant.granted:
+            return ClaimResult(granted=False, holder=grant.taken_by)
+        if address is not None:
             self._claims_by_address.take(address)
-        return result
-
-    def _grant(self, claim: Claim) -> ClaimResult:
-        key = username_key(claim.username)
-        holder = self._by_key.get(key) or self._look_alike_of(claim.username, claim.session_id)
-        if holder is not None and holder.session_id != claim.session_id:
-            if not (claim.takeover and holder.key == key):
-                return ClaimResult(granted=False, holder=holder.username)
+        if grant.replaced is not None:
             # The token proves the name is the claimant's: the old connection
             # (perhaps dead and not yet noticed) becomes a viewer.
-            self._forget(holder)
-            with contextlib.suppress(pykka.ActorDeadError):
-                holder.session.tell(Replaced(holder.username))
-            confirmed_before = holder.confirmed
-        else:
-            confirmed_before = False
-        previous = self._by_session.get(claim.session_id)
-        if previous is not None and previous.key == key:
-            previous.username = claim.username
-            return ClaimResult(granted=True)
-        if previous is not None:
-            self._forget(previous)
-            if previous.confirmed:
-                self._announce((), (previous.username,))
-        new = self._hold(claim.session_id, claim.session, claim.username)
-        new.confirmed = confirmed_before  # a takeover keeps the name online throughout
+            tell_quietly(grant.replaced.session, Replaced(grant.replaced.username))
+        if grant.left is not None:
+            self._announce((), (grant.left,))
         return ClaimResult(granted=True)
-
-    def _confirm(self, session_id: str, total_users: int | None) -> None:
-        holder = self._by_session.get(session_id)
-        if holder is not None and not holder.confirmed:
-            holder.confirmed = True
-            self._announce((holder.username,), (), total_users)
-
-    def _release(self, session_id: str) -> None:
-        holder = self._by_session.get(session_id)
-        if holder is not None:
-            self._forget(holder)
-            if holder.confirmed:
-                self._announce((), (holder.username,))
 
     def _announce(
         self, joins: tuple[str, ...], leaves: tuple[str, ...], total_users: int | None = None
     ) -> None:
         """Tell everyone who came and went; the online count changed with it."""
         self._room.presence_changed(joins, leaves, total_users)
-        online = sum(1 for holder in self._by_key.values() if holder.confirmed)
-        self._metrics.online_users.set(online)
-
-    def _online(self) -> tuple[str, ...]:
-        names = (h.username for h in self._by_key.values() if h.confirmed)
-        return tuple(sorted(names, key=username_key))
-
-    def _look_alike_of(self, username: str, session_id: str) -> _Holder | None:
-        """Another session's name that looks like `username` (UTS #39 skeletons,
-        with and without case folding, so capital look-alikes count too)."""
-        for look_alike in confusable_keys(username):
-            holder = self._by_look_alike.get(look_alike)
-            if holder is not None and holder.session_id != session_id:
-                return holder
-        return None
-
-    def _hold(self, session_id: str, session: pykka.ActorRef[Any], username: str) -> _Holder:
-        holder = _Holder(
-            session_id, session, username, username_key(username), confusable_keys(username), False
-        )
-        self._by_key[holder.key] = holder
-        for look_alike in holder.look_alikes:
-            self._by_look_alike[look_alike] = holder
-        self._by_session[session_id] = holder
-        return holder
-
-    def _forget(self, holder: _Holder) -> None:
-        if self._by_key.get(holder.key) is holder:
-            del self._by_key[holder.key]
-        for look_alike in holder.look_alikes:
-            if self._by_look_alike.get(look_alike) is holder:
-                del self._by_look_alike[look_alike]
-        if self._by_session.get(holder.session_id) is holder:
-            del self._by_session[holder.session_id]
+        self._metrics.online_users.set(self._names.online_count())

@@ -10,8 +10,9 @@ See docs/PROTOCOL.md.
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "HISTORY_MAX_LIMIT",
     "BadRequest",
     "ClientFrame",
+    "CloseCode",
     "History",
     "Join",
     "Leave",
@@ -34,6 +36,28 @@ __all__ = [
     "parse",
     "presence_frame",
 ]
+
+
+class CloseCode(enum.IntEnum):
+    """The WebSocket close codes Chatter's server sends (RFC 6455 section 7.4)."""
+
+    NORMAL = 1000
+    """A ping went unanswered (Tornado sends it)."""
+    GOING_AWAY = 1001
+    """The server is stopping, or the session was stopped from outside."""
+    PROTOCOL_ERROR = 1002
+    """A client frame was not masked."""
+    INVALID_DATA = 1007
+    """A text frame was not UTF-8."""
+    POLICY = 1008
+    """Too many frames: the flood limit."""
+    TOO_BIG = 1009
+    """A frame over the size limit (Tornado sends it)."""
+    INTERNAL_ERROR = 1011
+    """The session crashed, or has ended."""
+    TRY_AGAIN_LATER = 1013
+    """A session could not start, or its welcome could not be read."""
+
 
 HISTORY_DEFAULT_LIMIT = 100
 HISTORY_MAX_LIMIT = 100
@@ -193,7 +217,3 @@ def error_frame(
         # Echo it as the client wrote it: a JSON escape (\ud800), plain ASCII.
         return json.dumps(frame, separators=(",", ":"))
     return encode(frame)
-
-
-def messages_wire(messages: Iterable[StoredMessage]) -> list[dict[str, Any]]:
-    return [message.to_wire() for message in messages]

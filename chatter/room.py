@@ -1,10 +1,18 @@
-"""The room: fans out stored messages and presence changes to every live session.
+"""The room: fans out committed messages and presence changes to every live session.
+
+A post's one path is session -> persistence (commit) -> room -> sessions. The
+persistence actor tells the room each committed batch (`Committed`), in commit
+order; the room is the one place that orders messages by seq for the clients:
+it sends each batch's messages in seq order and never one at or below a seq it
+has already sent. Each frame is encoded once, as bytes, and one `Deliver`
+holding the whole batch is told to every session, so a burst of posts costs a
+session one message, not one per post.
 
 The room keeps no list of its own: the live sessions are the members of the
 registry group `SESSIONS_GROUP`, which each session joins as it starts and
 leaves as it ends. So a restarted room has nothing to rebuild; it serves the
-same sessions from its first message. Each frame is encoded once, as bytes,
-and the same object is told to every session.
+same sessions from its first message. (A batch in a dying room's inbox is not
+sent: its messages are stored, and clients get them when they resume.)
 """
 
 from __future__ import annotations
@@ -20,7 +28,16 @@ from chatter.metrics import ChatMetrics
 from chatter.protocol import message_frame, presence_frame
 from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
-__all__ = ["NAME", "SESSIONS_GROUP", "Broadcast", "Deliver", "PresenceChanged", "Room", "RoomActor"]
+__all__ = [
+    "NAME",
+    "SESSIONS_GROUP",
+    "Committed",
+    "Deliver",
+    "Delivery",
+    "PresenceChanged",
+    "Room",
+    "RoomActor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +46,10 @@ SESSIONS_GROUP = "sessions"
 
 
 @dataclass(frozen=True)
-class Broadcast:
-    """Send a stored message to everyone."""
+class Committed:
+    """From persistence: messages just committed, to send to everyone."""
 
-    message: StoredMessage
+    messages: tuple[StoredMessage, ...]
 
 
 @dataclass(frozen=True)
@@ -45,12 +62,19 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True)
-class Deliver:
-    """To a session: one encoded frame, shared by all receivers. `seq` is the
-    message's seq, or None for a frame that is not a message."""
+class Delivery:
+    """One encoded frame, shared by all receivers. `seq` is the message's seq,
+    or None for a frame that is not a message."""
 
     frame: bytes
     seq: int | None
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """To a session: frames to send its client, in order."""
+
+    deliveries: tuple[Delivery, ...]
 
 
 class Room:
@@ -60,8 +84,8 @@ class Room:
         self._registry = registry
         self._name = name
 
-    def broadcast(self, message: StoredMessage) -> None:
-        self._tell(Broadcast(message))
+    def committed(self, messages: tuple[StoredMessage, ...]) -> None:
+        self._tell(Committed(messages))
 
     def presence_changed(
         self, joins: tuple[str, ...], leaves: tuple[str, ...], total_users: int | None = None
@@ -86,17 +110,23 @@ class RoomActor(LoopActor):
         super().__init__(**kwargs)
         self._registry = registry
         self._metrics = metrics if metrics is not None else ChatMetrics()
+        self._last_seq = 0
+        """The highest seq sent: nothing at or below it is sent again."""
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Broadcast):
-            frame = message_frame(message.message).encode()
-            told = self._fan_out(Deliver(frame, message.message.seq))
-            self._metrics.deliveries.inc(told)  # once per fan-out, not per session
-        elif isinstance(message, PresenceChanged):
-            frame = presence_frame(message.joins, message.leaves, message.total_users).encode()
-            self._fan_out(Deliver(frame, None))
-        else:
-            super().on_receive(message)
+        match message:
+            case Committed(messages=messages):
+                fresh = sorted((m for m in messages if m.seq > self._last_seq), key=lambda m: m.seq)
+                if fresh:
+                    self._last_seq = fresh[-1].seq
+                    deliveries = tuple(Delivery(message_frame(m).encode(), m.seq) for m in fresh)
+                    told = self._fan_out(Deliver(deliveries))
+                    self._metrics.deliveries.inc(told * len(deliveries))  # once per batch
+            case PresenceChanged(joins=joins, leaves=leaves, total_users=total):
+                frame = presence_frame(joins, leaves, total).encode()
+                self._fan_out(Deliver((Delivery(frame, None),)))
+            case _:
+                super().on_receive(message)
         return None
 
     def _fan_out(self, deliver: Deliver) -> int:

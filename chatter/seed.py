@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from chatter.persistence import SEQ_LOCK_KEY
+from chatter.queries import SEQ_LOCK_KEY
 from chatter.usernames import username_key
 
 __all__ = ["DEMO_USERS", "seed"]

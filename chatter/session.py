@@ -1,18 +1,26 @@
 """The session actor: one per WebSocket connection, owning that connection's state.
 
-The web handler only moves frames: it tells the session each frame the client
-sent (`Inbound`) and hands it a `Connection` to write to. The session owns the
-rest: who the client is, its throttles, what it has been sent (the highest
-seq, so nothing is sent twice), and the order frames are answered in. It runs
-on the event loop (a `LoopActor`), so it writes to its connection directly.
+The web handler only moves frames: it hands the session each frame the client
+sent (`Inbound`, through `chatter.session_client.SessionClient`) and a
+`Connection` to write to. The session owns the rest: who the client is, its
+throttles, what it has been sent (the highest seq, so nothing is sent twice),
+and the order frames are answered in. It runs on the event loop (a
+`LoopActor`), so it writes to its connection directly.
+
+It talks to the other actors only by message, as a gen_server does: it sends a
+request with itself as `reply_to` and a tag saying what the request is for,
+and handles the answer as one more message, in one clause of `on_receive` per
+kind of answer. It never waits, and nothing of its own runs on another
+actor's thread.
 
 Frames are handled one at a time in arrival order. The welcome goes first:
 frames that arrive before it is sent wait, and so do messages fanned out
-meanwhile (the session joins the room before it reads the database, so
-nothing falls between the two; duplicates are dropped by seq). A frame that
-needs an answer from another actor (claiming a name) holds the frames behind
-it until the answer comes; posts do not wait for their commit, so a client can
-have several in flight, acked in order.
+meanwhile (the session joins the room before it asks for the welcome's data,
+so nothing falls between the two; duplicates are dropped by seq). A frame that
+needs an answer first (claiming a name) holds the frames behind it until the
+answer comes; posts do not wait for their commit, so a client can have several
+in flight. A post's path is session -> persistence (commit; the poster gets
+`Stored`, then sends ``ack``) -> room -> every session (``message``).
 
 Three token buckets limit a connection: posts, every other frame (a flood
 limit), and name claims. A name claim is a `join`, or a `post` whose
@@ -27,25 +35,23 @@ a token at connect, are not claims of a new name and take nothing.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-import pykka
-
+from chatter import persistence, presence, welcome
+from chatter.connection import Connection, Inbound, SessionContext
 from chatter.errors import ChatError, ErrorCode, InvalidUsername
-from chatter.messages import Page, validate_body, validate_client_id
-from chatter.metrics import ChatMetrics
-from chatter.persistence import Joined, Persistence, StoreResult, User, UsersPage
-from chatter.presence import ClaimResult, IdentityReport, Presence, Replaced, ReportIdentity
+from chatter.messages import validate_body, validate_client_id
+from chatter.persistence import Persistence, ReadDone, ReadFailed
+from chatter.presence import Presence
 from chatter.protocol import (
     BadRequest,
     ClientFrame,
+    CloseCode,
     History,
     Join,
     Leave,
@@ -55,102 +61,57 @@ from chatter.protocol import (
     page_frame,
     parse,
 )
-from chatter.room import SESSIONS_GROUP, Deliver, Room
+from chatter.queries import Joined
+from chatter.room import SESSIONS_GROUP, Deliver
 from chatter.throttle import (
     FRAME_BURST,
     FRAME_RATE_PER_S,
     POST_BURST,
     POST_RATE_PER_S,
-    NameClaimLimits,
     TokenBucket,
 )
 from chatter.tokens import issue, verify
 from chatter.usernames import username_key, validate_username
-from supervision import Future, LoopActor, Registry
+from supervision import LoopActor
 
-__all__ = [
-    "CLOSE_INTERNAL_ERROR",
-    "CLOSE_POLICY",
-    "MAX_RESUME",
-    "RECENT_OFFLINE_USERS",
-    "WELCOME_MESSAGES",
-    "Connection",
-    "Inbound",
-    "SessionActor",
-    "SessionContext",
-]
+__all__ = ["SessionActor"]
 
 logger = logging.getLogger(__name__)
 
-WELCOME_MESSAGES = 500
-"""Messages in a welcome: the newest ones."""
 
-MAX_RESUME = 5000
-"""Most missed messages a resume sends; beyond it, the newest `WELCOME_MESSAGES`."""
-
-RECENT_OFFLINE_USERS = 50
-"""Offline users listed in a welcome, most recently active first."""
-
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_INTERNAL_ERROR = 1011
-
-
-class Connection(Protocol):
-    """What a session needs of its socket; `web/` implements it over Tornado.
-    Called on the event loop thread only."""
-
-    remote: str
-    """The client's address, for logs."""
-
-    def send(self, frame: bytes) -> None:
-        """Queue one text frame (UTF-8 JSON) to the client."""
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the connection with a WebSocket close code."""
+# -- tags: what an answer is for --------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SessionContext:
-    """What every session shares: names to reach the other actors, and the
-    secret that signs identity tokens."""
+class _Reclaim:
+    """Looking up the user a token names (at connect)."""
 
-    registry: Registry
-    secret: bytes
-    clock: Callable[[], float] = time.time
-    metrics: ChatMetrics = field(default_factory=ChatMetrics)
-    """The tree's metrics: sessions count refusals and time post to ack."""
-    name_claims: NameClaimLimits = field(default_factory=NameClaimLimits)
-    """How fast names may be taken: each session keeps a bucket of
-    ``per_connection``; presence keeps those of ``per_address``."""
+    version: int
 
 
 @dataclass(frozen=True)
-class Inbound:
-    """A frame the client sent, as received."""
+class _Reclaiming:
+    """Taking over the token's name from whoever holds it."""
 
-    text: str | bytes
-
-
-# -- answers from other actors, told back to the session ----------------------------------
+    user: persistence.User
 
 
 @dataclass(frozen=True)
-class _Answer:
-    """The outcome of a future, and what to do with it, on the session's turn."""
+class _Claiming:
+    """Claiming `username` for a `join`, or for `post` (then posted once it is ours)."""
 
-    future: Future[Any] = field(compare=False)
-    then: Callable[[Any], None] = field(compare=False)
-    failed: Callable[[Exception], None] = field(compare=False)
+    username: str
+    client_id: str | None
+    post: Post | None = None
+    started: float = 0.0
 
 
 @dataclass(frozen=True)
-class _Backlog:
-    """The welcome's messages, and the seq up to which the client has every
-    message (live ones at or below it are not sent again)."""
+class _Posting:
+    """A post on its way to the database; `started` for the post-to-ack metric."""
 
-    page: Page
-    seen_up_to: int
+    client_id: str | None
+    started: float
 
 
 @dataclass
@@ -180,13 +141,12 @@ class SessionActor(LoopActor):
         self._context = context
         self._persistence = Persistence(context.registry)
         self._presence = Presence(context.registry)
-        self._room = Room(context.registry)
         self._after = after
         self._token = token
         self._identity: _Identity | None = None
         self._claiming: str | None = None
         self._granted: str | None = None  # granted by presence, not yet recorded
-        self._welcomed = False
+        self._welcome: welcome.WelcomeParts | None = welcome.WelcomeParts()
         self._held: list[Deliver] = []
         self._last_seq = 0
         self._frames: collections.deque[ClientFrame | ChatError] = collections.deque()
@@ -201,8 +161,15 @@ class SessionActor(LoopActor):
     def on_start(self) -> None:
         self._context.registry.join(SESSIONS_GROUP, self.actor_ref)
         logger.info("Session %s opened from %s", self.session_id, self._connection.remote)
-        if self._token is not None:
-            self._reclaim(self._token)
+        claims = (
+            verify(self._context.secret, self._token, self._context.clock())
+            if self._token
+            else None
+        )
+        if claims is not None:
+            self._persistence.tell(
+                persistence.find_user(claims.username_key, self.actor_ref, _Reclaim(claims.version))
+            )
         else:
             self._gather_welcome()
 
@@ -210,12 +177,12 @@ class SessionActor(LoopActor):
         self._leave_everything()
         # Stopped from outside (its supervisor shutting down): the socket goes
         # too. After the client closed it, this does nothing.
-        self._connection.close(CLOSE_GOING_AWAY, "server going away")
+        self._connection.close(CloseCode.GOING_AWAY, "server going away")
         logger.info("Session %s closed", self.session_id)
 
     def on_failure(self, *_: Any) -> None:
         self._leave_everything()
-        self._connection.close(CLOSE_INTERNAL_ERROR, "internal error")
+        self._connection.close(CloseCode.INTERNAL_ERROR, "internal error")
         logger.error("Session %s crashed; its connection is closed", self.session_id)
 
     def _leave_everything(self) -> None:
@@ -226,71 +193,79 @@ class SessionActor(LoopActor):
             self._persistence.touch_user(self._identity.user_id)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Deliver):
-            self._deliver(message)
-        elif isinstance(message, Inbound):
-            self._inbound(message.text)
-        elif isinstance(message, _Answer):
-            self._settle(message)
-        elif isinstance(message, ReportIdentity):
-            self._report_identity(message)
-        elif isinstance(message, Replaced):
-            self._replaced(message)
-        else:
-            super().on_receive(message)
+        match message:
+            case Inbound(text=text):
+                self._inbound(text)
+            case Deliver():
+                self._deliver(message)
+            # the welcome, and reclaiming a name with a token first
+            case ReadDone(tag=_Reclaim(version=version), value=user):
+                self._reclaim(user, version)
+            case presence.Claimed(tag=_Reclaiming(user=user), result=result):
+                self._reclaimed(user, result)
+            case ReadFailed(tag=_Reclaim()) | presence.ClaimFailed(tag=_Reclaiming()):
+                self._claiming = None
+                self._gather_welcome()
+            case ReadDone(tag=welcome.Part() as part, value=value):
+                self._welcome_part(part, value)
+            case presence.OnlineNow(tag=welcome.Part() as part, names=names):
+                self._welcome_part(part, names)
+            case ReadFailed(tag=welcome.Part()) | presence.OnlineFailed(tag=welcome.Part()):
+                self._welcome_failed()
+            # claiming a name
+            case presence.Claimed(tag=_Claiming() as claiming, result=result):
+                self._claimed(claiming, result)
+            case presence.ClaimFailed(tag=_Claiming() as claiming):
+                self._unavailable(claiming.client_id, release=False)
+            case persistence.UserRecorded(tag=_Claiming() as claiming, joined=joined):
+                self._recorded(claiming, joined)
+            case persistence.UserRecordFailed(tag=_Claiming() as claiming):
+                self._unavailable(claiming.client_id, release=True)
+            # posting
+            case persistence.Stored(tag=_Posting() as posting, result=result):
+                self._acked(posting, result.message.id, result.message.seq)
+            case persistence.StoreFailed(tag=_Posting() as posting, error=error):
+                self._store_failed(posting, error)
+            # history
+            case ReadDone(tag=History(), value=page):
+                self._send(page_frame("history", page, has_more=page.has_more))
+            case ReadFailed(tag=History() as frame):
+                self._send_error(
+                    ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
+                )
+            # from presence
+            case presence.ReportIdentity(presence=asker):
+                # A name counts once presence granted it; a claim still waiting
+                # for an answer is decided by the new presence when it gets to it.
+                name = self._identity.username if self._identity is not None else self._granted
+                confirmed = self._identity is not None
+                report = presence.IdentityReport(self.session_id, self.actor_ref, name, confirmed)
+                asker.tell(report)
+            case presence.Replaced(username=username):
+                self._replaced(username)
+            case _:
+                super().on_receive(message)
         return None
-
-    # -- talking to other actors without waiting ---------------------------------------
-
-    def _when(
-        self,
-        future: Future[Any],
-        then: Callable[[Any], None],
-        failed: Callable[[Exception], None],
-    ) -> None:
-        """Continue with `then(value)` or `failed(error)` on this session's turn,
-        once `future` is done: an answer is a message, never a blocking wait."""
-        answer = _Answer(future, then, failed)
-
-        def tell(_: Future[Any]) -> None:
-            with contextlib.suppress(pykka.ActorDeadError):  # the connection closed meanwhile
-                self.actor_ref.tell(answer)
-
-        future.add_done_callback(tell)
-
-    def _settle(self, answer: _Answer) -> None:
-        try:
-            value = answer.future.get()
-        except Exception as error:
-            answer.failed(error)
-        else:
-            answer.then(value)
 
     # -- the welcome ------------------------------------------------------------------------
 
-    def _reclaim(self, token: str) -> None:
-        claims = verify(self._context.secret, token, self._context.clock())
-        if claims is None:
-            self._gather_welcome()
-            return
-        self._when(
-            self._persistence.user_by_key(claims.username_key),
-            lambda user: self._reclaim_user(user, claims.version),
-            lambda error: self._gather_welcome(),
-        )
-
-    def _reclaim_user(self, user: User | None, version: int) -> None:
+    def _reclaim(self, user: persistence.User | None, version: int) -> None:
         if user is None or user.token_version != version:
             self._gather_welcome()  # revoked by a Leave, or unknown: join as a viewer
             return
         self._claiming = user.username
-        self._when(
-            self._presence.claim(self.session_id, self.actor_ref, user.username, takeover=True),
-            lambda result: self._reclaimed(user, result),
-            lambda error: self._gather_welcome(),
+        self._presence.tell(
+            presence.Claim(
+                self.session_id,
+                self.actor_ref,
+                user.username,
+                takeover=True,
+                reply_to=self.actor_ref,
+                tag=_Reclaiming(user),
+            )
         )
 
-    def _reclaimed(self, user: User, result: ClaimResult) -> None:
+    def _reclaimed(self, user: persistence.User, result: presence.ClaimResult) -> None:
         self._claiming = None
         if result.granted:
             self._identity = _Identity(user.username, user.key, user.id, user.token_version)
@@ -299,92 +274,32 @@ class SessionActor(LoopActor):
         self._gather_welcome()
 
     def _gather_welcome(self) -> None:
-        parts: dict[str, Any] = {}
-        wanted = ("messages", "online", "users")
+        welcome.WelcomeParts.ask(self._persistence, self._presence, self.actor_ref, self._after)
 
-        def part(name: str) -> Callable[[Any], None]:
-            def keep(value: Any) -> None:
-                parts[name] = value
-                if all(k in parts for k in wanted):
-                    self._welcome(parts["messages"], parts["online"], parts["users"])
-
-            return keep
-
-        self._when(self._messages_for_welcome(), part("messages"), self._welcome_failed)
-        self._when(self._presence.online(), part("online"), self._welcome_failed)
-        self._when(
-            self._persistence.recent_users(RECENT_OFFLINE_USERS * 2),
-            part("users"),
-            self._welcome_failed,
-        )
-
-    def _messages_for_welcome(self) -> Future[_Backlog]:
-        """What the welcome carries: the newest messages, or, resuming, those
-        missed (or the newest, if too many were missed)."""
-        result: Future[_Backlog] = Future()
-
-        def newest_then(limit: int, make: Callable[[Page], _Backlog]) -> None:
-            self._persistence.newest(limit).add_done_callback(
-                lambda done: _then(
-                    done, lambda page: result.set(make(page)), lambda e: _fail(result, e)
-                )
-            )
-
-        if self._after is None:
-            newest_then(WELCOME_MESSAGES, lambda page: _Backlog(page, _last_seq_of(page)))
-            return result
-        after = self._after
-
-        def resumed(page: Page) -> None:
-            if not page.messages:
-                # Nothing missed. An `after` beyond the newest seq must not hide
-                # the messages to come, so what was seen is capped at the newest.
-                newest_then(
-                    1, lambda latest: _Backlog(Page((), False), min(after, _last_seq_of(latest)))
-                )
-            elif not page.has_more:
-                result.set(_Backlog(Page(page.messages, False), _last_seq_of(page)))
-            else:  # more were missed than a resume carries: the newest; the client pages back
-                newest_then(WELCOME_MESSAGES, lambda newest: _Backlog(newest, _last_seq_of(newest)))
-
-        self._persistence.after(after, MAX_RESUME).add_done_callback(
-            lambda done: _then(done, resumed, lambda e: _fail(result, e))
-        )
-        return result
-
-    def _welcome(self, backlog: _Backlog, online: tuple[str, ...], users: UsersPage) -> None:
-        page = backlog.page
-        online_keys = {username_key(name) for name in online}
-        offline = [u.username for u in users.users if u.key not in online_keys]
-        listed = [{"username": n, "online": True} for n in online]
-        listed += [{"username": n, "online": False} for n in offline[:RECENT_OFFLINE_USERS]]
-        you = {"username": self._identity.username} if self._identity is not None else None
-        self._send(
-            page_frame(
-                "welcome",
-                page,
-                has_more=page.has_more,
-                users=listed,
-                total_users=users.total,
-                you=you,
-            )
-        )
-        self._last_seq = backlog.seen_up_to
+    def _welcome_part(self, part: welcome.Part, value: Any) -> None:
+        parts = self._welcome
+        if parts is None:
+            return  # the welcome failed already
+        if not parts.take(part, value):
+            return
+        self._welcome = None
+        you = self._identity.username if self._identity is not None else None
+        self._send(parts.frame(you))
+        assert parts.backlog is not None
+        self._last_seq = parts.backlog.seen_up_to
         if self._identity is not None and self._token is not None:
             self._send_joined()
-        self._welcomed = True
         held, self._held = self._held, []
         for deliver in held:
             self._deliver(deliver)
-        self._busy = False
-        self._next_frame()
+        self._resume_frames()
 
-    def _welcome_failed(self, error: Exception) -> None:
-        if self._welcomed:
-            return
-        self._welcomed = True  # do not try twice
+    def _welcome_failed(self) -> None:
+        if self._welcome is None:
+            return  # sent, or failed already: do not try twice
+        self._welcome = None
         self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; reconnect shortly")
-        self._connection.close(1013, "try again later")
+        self._connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
     # -- frames from the client ------------------------------------------------------------
 
@@ -394,30 +309,38 @@ class SessionActor(LoopActor):
         except BadRequest as error:
             frame = error
         if not isinstance(frame, Post) and self._flood.take() > 0:
-            self._connection.close(CLOSE_POLICY, "too many frames")
+            self._connection.close(CloseCode.POLICY, "too many frames")
             return
         self._frames.append(frame)
         self._next_frame()
 
     def _next_frame(self) -> None:
         while not self._busy and self._frames:
-            frame = self._frames.popleft()
-            if isinstance(frame, ChatError):
-                self._reject(frame, getattr(frame, "client_id", None))
-            elif isinstance(frame, Post):
-                self._post(frame)
-            elif isinstance(frame, Join):
-                self._join(frame)
-            elif isinstance(frame, History):
-                self._history(frame)
-            elif isinstance(frame, Leave):
-                self._leave()
+            match self._frames.popleft():
+                case ChatError() as error:
+                    self._reject(error, getattr(error, "client_id", None))
+                case Post() as post:
+                    self._post(post)
+                case Join() as join:
+                    self._join(join)
+                case History() as history:
+                    self._persistence.tell(
+                        persistence.read_before(
+                            history.before, history.limit, self.actor_ref, history
+                        )
+                    )
+                case Leave():
+                    self._leave()
+
+    def _resume_frames(self) -> None:
+        self._busy = False
+        self._next_frame()
 
     def _reject(self, error: ChatError, client_id: str | None = None) -> None:
         retry = getattr(error, "retry_after_ms", None)
         self._send_error(error.code, str(error), client_id, retry)
 
-    # join ---------------------------------------------------------------------------
+    # join and name claims -----------------------------------------------------------
 
     def _join(self, frame: Join) -> None:
         try:
@@ -428,76 +351,73 @@ class SessionActor(LoopActor):
         if self._identity is not None and self._identity.key == username_key(username):
             self._send_joined()  # already yours: the answer is still "joined"
             return
-        self._establish(username, client_id=frame.client_id, then=lambda: None)
+        self._claim(_Claiming(username, frame.client_id))
 
-    def _establish(self, username: str, client_id: str | None, then: Callable[[], None]) -> None:
-        """Make `username` this connection's identity, then go on with `then`.
-        Frames behind this one wait until it is settled."""
-        if self._identity is not None and self._identity.key == username_key(username):
-            then()
-            return
+    def _claim(self, claiming: _Claiming) -> None:
+        """Ask presence for the name; frames behind this one wait for the answer."""
         wait_s = self._claims.wait()  # taken once granted: a refusal costs no token
         if wait_s > 0:
             self._send_rate_limited(
-                "you are changing names too fast; wait a moment", client_id, wait_s
+                "you are changing names too fast; wait a moment", claiming.client_id, wait_s
             )
             return
         self._busy = True
-        self._claiming = username
-        self._when(
-            self._presence.claim(
+        self._claiming = claiming.username
+        self._presence.tell(
+            presence.Claim(
                 self.session_id,
                 self.actor_ref,
-                username,
+                claiming.username,
                 takeover=False,
+                reply_to=self.actor_ref,
+                tag=claiming,
                 address=self._connection.remote,
-            ),
-            lambda result: self._claimed(username, result, client_id, then),
-            # Presence never answered: it holds nothing new for us, and what we
-            # held before stays ours.
-            lambda error: self._unavailable(client_id, release=False),
+            )
         )
 
-    def _claimed(
-        self, username: str, result: ClaimResult, client_id: str | None, then: Callable[[], None]
-    ) -> None:
+    def _claimed(self, claiming: _Claiming, result: presence.ClaimResult) -> None:
         if not result.granted:
             self._claiming = None
             if result.retry_after_s is not None:
                 self._send_rate_limited(
                     "too many names were taken from your address; wait a moment",
-                    client_id,
+                    claiming.client_id,
                     result.retry_after_s,
                 )
             else:
                 self._send_error(
                     ErrorCode.USERNAME_TAKEN,
-                    f"{username!r} is taken by someone online; choose another name",
-                    client_id,
+                    f"{claiming.username!r} is taken by someone online; choose another name",
+                    claiming.client_id,
                 )
             self._resume_frames()
             return
         self._claims.take()  # a token was there when asked; time only adds more
-        self._granted = username
+        self._granted = claiming.username
         previous, self._identity = self._identity, None
         if previous is not None:
             self._persistence.touch_user(previous.user_id)
-        self._when(
-            self._persistence.join_user(username),
-            lambda joined: self._recorded(joined, then),
-            lambda error: self._unavailable(client_id, release=True),
-        )
+        self._persistence.tell(persistence.RecordUser(claiming.username, self.actor_ref, claiming))
 
-    def _recorded(self, joined: Joined, then: Callable[[], None]) -> None:
+    def _recorded(self, claiming: _Claiming, joined: Joined) -> None:
         self._claiming = self._granted = None
         user = joined.user
         self._identity = _Identity(user.username, user.key, user.id, user.token_version)
         self._presence.confirm(self.session_id, joined.total_users)
         self._send_joined()
         logger.info("Session %s is now %r", self.session_id, user.username)
-        self._busy = False
-        then()
-        self._next_frame()
+        if claiming.post is not None:
+            self._post_as_self(claiming.post, claiming.started)
+        self._resume_frames()
+
+    def _unavailable(self, client_id: str | None, *, release: bool) -> None:
+        # Presence never answered: it holds nothing new, and what we held
+        # before stays ours. Or the user could not be recorded: let go.
+        if release and self._claiming is not None:
+            self._presence.release(self.session_id)
+        self._claiming = self._granted = None
+        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
+        self._resume_frames()
 
     def _send_joined(self) -> None:
         assert self._identity is not None
@@ -507,40 +427,29 @@ class SessionActor(LoopActor):
         )
         self._send(encode({"type": "joined", "username": identity.username, "token": token}))
 
-    def _unavailable(self, client_id: str | None, *, release: bool) -> None:
-        if release and self._claiming is not None:
-            self._presence.release(self.session_id)
-        self._claiming = self._granted = None
-        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
-        self._resume_frames()
-
-    def _resume_frames(self) -> None:
-        self._busy = False
-        self._next_frame()
-
     # post ---------------------------------------------------------------------------
 
     def _post(self, frame: Post) -> None:
         started = time.monotonic()  # post-to-ack latency counts from here
-        client_id = frame.client_id
-        if frame.username is not None:
-            try:
-                username = validate_username(frame.username)
-            except InvalidUsername as error:
-                self._reject(error, client_id)
-                return
-            self._establish(username, client_id, then=lambda: self._post_as_self(frame, started))
+        if frame.username is None:
+            self._post_as_self(frame, started)
             return
-        self._post_as_self(frame, started)
+        try:
+            username = validate_username(frame.username)
+        except InvalidUsername as error:
+            self._reject(error, frame.client_id)
+            return
+        if self._identity is not None and self._identity.key == username_key(username):
+            self._post_as_self(frame, started)
+            return
+        self._claim(_Claiming(username, frame.client_id, frame, started))
 
     def _post_as_self(self, frame: Post, started: float) -> None:
         client_id = frame.client_id
         identity = self._identity
         if identity is None:
             self._send_error(
-                ErrorCode.IDENTITY_REQUIRED,
-                "your first message must carry a username",
-                client_id,
+                ErrorCode.IDENTITY_REQUIRED, "your first message must carry a username", client_id
             )
             return
         try:
@@ -552,56 +461,34 @@ class SessionActor(LoopActor):
         wait_s = self._posts.take()
         if wait_s > 0:
             if self._flood.take() > 0:  # refused posts in a flood are abuse too
-                self._connection.close(CLOSE_POLICY, "too many frames")
+                self._connection.close(CloseCode.POLICY, "too many frames")
                 return
             self._send_rate_limited("you are sending too fast; wait a moment", client_id, wait_s)
             return
-        stored = self._persistence.store(identity.user_id, identity.username, body, client_id)
-        room = self._room
-
-        def fan_out(done: Future[StoreResult]) -> None:
-            # On the persistence thread, right after the commit: tell the room
-            # now, so a session that dies meanwhile cannot hold anyone else up.
-            try:
-                result = done.get()
-            except Exception:
-                return
-            if not result.duplicate:
-                room.broadcast(result.message)
-
-        stored.add_done_callback(fan_out)
-        self._when(
-            stored,
-            lambda result: self._acked(client_id, result, started),
-            lambda error: self._store_failed(client_id, error),
-        )
-
-    def _acked(self, client_id: str | None, result: StoreResult, started: float) -> None:
-        message = result.message
-        self._send(
-            encode(
-                {"type": "ack", "client_id": client_id, "id": str(message.id), "seq": message.seq}
+        self._persistence.tell(
+            persistence.Store(
+                identity.user_id,
+                identity.username,
+                body,
+                client_id,
+                self.actor_ref,
+                _Posting(client_id, started),
             )
         )
-        self._context.metrics.post_ack_seconds.observe(time.monotonic() - started)
 
-    def _store_failed(self, client_id: str | None, error: Exception) -> None:
+    def _acked(self, posting: _Posting, message_id: uuid.UUID, seq: int) -> None:
+        ack = {"type": "ack", "client_id": posting.client_id, "id": str(message_id), "seq": seq}
+        self._send(encode(ack))
+        self._context.metrics.post_ack_seconds.observe(time.monotonic() - posting.started)
+
+    def _store_failed(self, posting: _Posting, error: Exception) -> None:
         if isinstance(error, ChatError):
-            self._reject(error, client_id)
+            self._reject(error, posting.client_id)
         else:
             logger.error("Store failed for session %s: %s", self.session_id, error)
-            self._send_error(ErrorCode.UNAVAILABLE, "the message was not stored; retry", client_id)
-
-    # history ------------------------------------------------------------------------
-
-    def _history(self, frame: History) -> None:
-        self._when(
-            self._persistence.before(frame.before, frame.limit),
-            lambda page: self._send(page_frame("history", page, has_more=page.has_more)),
-            lambda error: self._send_error(
-                ErrorCode.UNAVAILABLE, "history is unavailable; retry shortly", frame.client_id
-            ),
-        )
+            self._send_error(
+                ErrorCode.UNAVAILABLE, "the message was not stored; retry", posting.client_id
+            )
 
     # leave --------------------------------------------------------------------------
 
@@ -616,27 +503,21 @@ class SessionActor(LoopActor):
     # -- from other actors ------------------------------------------------------------------
 
     def _deliver(self, deliver: Deliver) -> None:
-        if not self._welcomed:
+        if self._welcome is not None:
             self._held.append(deliver)
             return
-        if deliver.seq is not None:
-            if deliver.seq <= self._last_seq:
-                return  # already in the welcome, or sent before
-            self._last_seq = deliver.seq
-        self._connection.send(deliver.frame)
+        for delivery in deliver.deliveries:
+            if delivery.seq is not None:
+                if delivery.seq <= self._last_seq:
+                    continue  # already in the welcome, or sent before
+                self._last_seq = delivery.seq
+            self._connection.send(delivery.frame)
 
-    def _report_identity(self, request: ReportIdentity) -> None:
-        # A name counts once presence granted it; a claim still waiting for an
-        # answer is decided by the new presence when it gets to it.
-        name = self._identity.username if self._identity is not None else self._granted
-        confirmed = self._identity is not None
-        request.presence.tell(IdentityReport(self.session_id, self.actor_ref, name, confirmed))
-
-    def _replaced(self, replaced: Replaced) -> None:
-        if self._identity is not None and self._identity.key == username_key(replaced.username):
+    def _replaced(self, username: str) -> None:
+        if self._identity is not None and self._identity.key == username_key(username):
             self._identity = None
             self._send(encode({"type": "left", "reason": "replaced"}))
-            logger.info("Session %s lost %r to a reconnect", self.session_id, replaced.username)
+            logger.info("Session %s lost %r to a reconnect", self.session_id, username)
 
     def _send(self, text: str) -> None:
         self._connection.send(text.encode())
@@ -658,26 +539,3 @@ class SessionActor(LoopActor):
         locked increment each is nothing)."""
         self._context.metrics.frames_refused.labels(code.value).inc()
         self._send(error_frame(code, message, client_id, retry_after_ms))
-
-
-def _info(error: BaseException) -> tuple[type[BaseException], BaseException, Any]:
-    return (type(error), error, error.__traceback__)
-
-
-def _fail(target: Future[Any], error: Exception) -> None:
-    target.set_exception(_info(error))
-
-
-def _last_seq_of(page: Page) -> int:
-    return page.messages[-1].seq if page.messages else 0
-
-
-def _then(
-    done: Future[Any], ok: Callable[[Any], None], failed: Callable[[Exception], None]
-) -> None:
-    try:
-        value = done.get()
-    except Exception as error:
-        failed(error)
-    else:
-        ok(value)

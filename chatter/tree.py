@@ -35,22 +35,26 @@ from typing import Any
 import pykka
 
 from chatter import persistence, presence, room
+from chatter.connection import Connection, SessionContext
 from chatter.logs import log_supervision_event
 from chatter.metrics import ChatMetrics
-from chatter.persistence import PersistenceActor
+from chatter.persistence_actor import PersistenceActor
 from chatter.presence import PresenceActor, Release
 from chatter.room import RoomActor
-from chatter.session import Connection, SessionActor, SessionContext
+from chatter.session import SessionActor
+from chatter.session_client import SessionClient
 from chatter.throttle import NameClaimLimits
 from supervision import (
     ChildSpec,
     DynamicSupervisor,
     EventKind,
     EventStream,
+    Future,
     NameNotRegisteredError,
     NameUnavailableError,
     Registry,
     Restart,
+    SupervisionError,
     SupervisionEvent,
     Supervisor,
     start_child,
@@ -88,6 +92,19 @@ class ChatTree:
     loop: asyncio.AbstractEventLoop
     metrics: ChatMetrics
     """This tree's metrics (its own Prometheus registry), served at ``/metrics``."""
+
+    def open_session(
+        self, session_id: str, connection: Connection, *, after: int | None, token: str | None
+    ) -> SessionClient:
+        """Start a session for `connection`; the handle the web layer talks to
+        it through. If no session can be started, the connection is closed
+        with 1013 (try again later)."""
+        try:
+            starting = self.start_session(session_id, connection, after=after, token=token)
+        except SupervisionError as error:
+            starting = Future()
+            starting.set_exception((type(error), error, None))
+        return SessionClient(starting, connection, self.loop)
 
     def start_session(
         self,
@@ -157,7 +174,7 @@ def start_tree(
     children = [
         ChildSpec(
             persistence.NAME,
-            functools.partial(PersistenceActor.start, conninfo, metrics=metrics),
+            functools.partial(PersistenceActor.start, conninfo, registry=registry, metrics=metrics),
             name=persistence.NAME,
         ),
         ChildSpec(

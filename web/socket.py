@@ -8,20 +8,18 @@ session sends during one turn of the event loop goes out in one socket write.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
 import urllib.parse
 from typing import Any
 
-import pykka
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 
 from chatter.config import Settings
-from chatter.session import Inbound
+from chatter.protocol import CloseCode
+from chatter.session_client import SessionClient
 from chatter.tree import ChatTree
-from supervision import SupervisionError
 from web.limits import ConnectionLimits, Slot
 
 __all__ = [
@@ -50,9 +48,8 @@ bound, if less) has the whole backlog of its address added up
 (`ConnectionLimits.output_over_budget`); a client that reads stays far below
 it, so the sum is rarely taken."""
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
+CLOSE_GOING_AWAY = CloseCode.GOING_AWAY
+"""What the server closes every socket with as it stops (web/server.py)."""
 
 
 def _text_frame_header(length: int) -> bytes:
@@ -85,7 +82,7 @@ class StrictProtocol(WebSocketProtocol13):
         if self._at_frame_start:
             self._at_frame_start = False
             if len(data) == 2 and not data[1] & 0x80:
-                self._fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+                self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
                 raise StreamClosedError()  # ends Tornado's frame loop
         return data
 
@@ -94,7 +91,7 @@ class StrictProtocol(WebSocketProtocol13):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
-                self._fail(CLOSE_INVALID_DATA, "text frames must be UTF-8")
+                self._fail(CloseCode.INVALID_DATA, "text frames must be UTF-8")
                 return None
         return super()._handle_message(opcode, data)
 
@@ -190,9 +187,7 @@ class ChatSocket(WebSocketHandler):
         self.settings_ = settings
         self.loop = tree.loop
         self._slot: Slot | None = None
-        self._session: pykka.ActorRef[Any] | None = None
-        self._early: list[str | bytes] = []
-        self._closed = False
+        self._session: SessionClient | None = None
         self._connection: SocketConnection | None = None
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -238,54 +233,23 @@ class ChatSocket(WebSocketHandler):
         if self._slot is not None:
             self._slot.pending_output = connection.pending_output
         after = self.get_query_argument("after", None)
-        session_id = self.limits.next_session_id()
-        try:
-            future = self.tree.start_session(
-                session_id,
-                connection,
-                after=int(after) if after is not None else None,
-                token=self.get_query_argument("token", None),
-            )
-        except SupervisionError:
-            self.close(1013, "try again later")
-            return
-        future.add_done_callback(  # type: ignore[attr-defined]
-            lambda done: self.loop.call_soon_threadsafe(self._started, done)
+        self._session = self.tree.open_session(
+            self.limits.next_session_id(),
+            connection,
+            after=int(after) if after is not None else None,
+            token=self.get_query_argument("token", None),
         )
 
-    def _started(self, done: Any) -> None:
-        try:
-            session: pykka.ActorRef[Any] = done.get()
-        except Exception as error:
-            logger.warning("Could not start a session: %s", error)
-            if not self._closed:
-                self.close(1013, "try again later")
-            return
-        if self._closed:
-            session.stop(block=False)
-            return
-        self._session = session
-        for text in self._early:
-            session.tell(Inbound(text))
-        self._early = []
-
     def on_message(self, message: str | bytes) -> None:
-        if self._session is None:
-            self._early.append(message)
-            return
-        try:
-            self._session.tell(Inbound(message))
-        except pykka.ActorDeadError:
-            self.close(1011, "session ended")
+        if self._session is not None:
+            self._session.frame(message)
 
     def on_close(self) -> None:
-        self._closed = True
         self.limits.closed(self)
         if self._slot is not None:
             self._slot.release()
         if self._session is not None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                self._session.stop(block=False)
+            self._session.close()
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None  # frames are pre-built and shared: no per-connection deflate

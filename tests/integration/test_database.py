@@ -12,7 +12,8 @@ import pytest
 
 from chatter.database import EmbeddedPostgres, migrate, reset, rollback
 from chatter.errors import StorageUnavailable
-from chatter.persistence import NAME, Persistence, PersistenceActor, StoreResult
+from chatter.persistence import NAME, Persistence, StoreResult
+from chatter.persistence_actor import PersistenceActor
 from chatter.seed import DEMO_USERS, seed
 from supervision import ChildSpec, EventKind, EventStream, Registry, Supervisor, start_link
 from tests.conftest import EventLog

@@ -18,11 +18,13 @@ from chatter import persistence, presence, room
 from chatter.config import Environment, Settings
 from chatter.database import pool_size
 from chatter.errors import ConfigError
-from chatter.persistence import SEQ_LOCK_KEY, Persistence, Read
+from chatter.persistence import Persistence, Read
 from chatter.presence import Online
+from chatter.queries import SEQ_LOCK_KEY
+from chatter.reply import FutureRecipient
 from chatter.room import PresenceChanged
 from chatter.throttle import POST_BURST
-from supervision import EventKind, Future, inject_crash
+from supervision import EventKind, inject_crash
 from tests.harness.client import Client
 from tests.harness.http import fetch, request
 from tests.harness.server import ChatServer, ServerFactory
@@ -139,7 +141,7 @@ def test_mailbox_depth_is_what_waits_in_each_inbox_when_scraped(server: ChatServ
         for _ in range(3):
             registry.tell(room.NAME, PresenceChanged(("nobody",), ()))
         for _ in range(2):
-            registry.tell(presence.NAME, Online(Future()))
+            registry.tell(presence.NAME, Online(FutureRecipient()))
         return Samples.parse(generate_latest(server.tree.metrics.registry).decode())
 
     full = server.call(fill_and_collect)
@@ -166,14 +168,14 @@ def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: Chat
     assert idle.value("chatter_db_pool_in_use") == 0
     assert idle.value("chatter_db_pool_waiting") == 0
     assert idle.value("chatter_db_pool_max_connections") == pool_size()
-    reply: Future[int] = Future()
+    reply = FutureRecipient()
     server.tree.registry.tell(persistence.NAME, Read(held_read, reply))
     assert entered.wait(TIMEOUT_S)
     try:
         busy = scrape_now(server)
     finally:
         release.set()
-    assert reply.get(timeout=TIMEOUT_S) == 1
+    assert reply.future.get(timeout=TIMEOUT_S).value == 1
     assert busy.value("chatter_db_pool_in_use") == 1
     assert busy.value("chatter_db_pool_connections") >= 1
 

@@ -12,15 +12,10 @@ import pykka
 import pytest
 
 from chatter.errors import InvalidBody, StorageError
-from chatter.persistence import (
-    NAME,
-    Persistence,
-    PersistenceActor,
-    StoreMessage,
-    StoreResult,
-    User,
-)
-from supervision import ChildSpec, Future, Registry, Supervisor, start_link
+from chatter.persistence import NAME, Persistence, Store, StoreResult, User
+from chatter.persistence_actor import PersistenceActor
+from chatter.reply import FutureRecipient
+from supervision import ChildSpec, Registry, Supervisor, start_link
 
 TIMEOUT_S = 10
 
@@ -181,12 +176,12 @@ def test_a_body_the_database_refuses_fails_alone_and_the_actor_lives(
 ) -> None:
     persistence, root = tree
     actor = pykka.ActorRegistry.get_by_class(PersistenceActor)[0]
-    bad: Future[Any] = Future()
+    bad = FutureRecipient()
     # Straight to the actor, past the client's validation: a NUL reaches SQL.
-    actor.tell(StoreMessage(alice.id, "alice", "bad\x00", None, bad))
+    actor.tell(Store(alice.id, "alice", "bad\x00", None, bad))
     good = persistence.store(alice.id, "alice", "good")
     with pytest.raises(StorageError):
-        bad.get(timeout=TIMEOUT_S)
+        bad.future.get(timeout=TIMEOUT_S)
     assert good.get(timeout=TIMEOUT_S).message.body == "good"
     assert actor.is_alive()
     assert root.is_alive()

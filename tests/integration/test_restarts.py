@@ -10,7 +10,7 @@ from typing import Any
 
 import pykka
 
-from chatter.session import Inbound
+from chatter.connection import Inbound
 from chatter.throttle import POST_BURST
 from chatter.tree import SESSIONS
 from supervision import EventKind, SupervisionEvent, inject_crash

@@ -1,5 +1,5 @@
 """Overlapping asks for the newest page share reads, and never get an answer
-older than their ask (the welcome's page, `chatter.persistence.SharedRead`)."""
+older than their ask (the welcome's page, `chatter.persistence.Read` with a share key)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pykka
 import pytest
 
 from chatter.messages import Page
-from chatter.persistence import NAME, Persistence, PersistenceActor
+from chatter.persistence import NAME, Persistence
+from chatter.persistence_actor import PersistenceActor
 from supervision import ChildSpec, Registry, Supervisor, start_link
 
 TIMEOUT_S = 10

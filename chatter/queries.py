@@ -1,0 +1,259 @@
+"""The SQL: every statement Chatter runs on its users and messages, and the
+records they return.
+
+Each function takes an open connection and runs on whatever thread holds it
+(the persistence actor's writer, one of its readers, the seed command); none
+keeps state. Writers of messages take the ``seq`` advisory lock
+(`SEQ_LOCK_KEY`) from their insert to their commit, so that ``seq`` becomes
+visible in commit order even with several writers (migration 0001).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from chatter.messages import Page, StoredMessage
+from chatter.usernames import username_key
+
+__all__ = [
+    "MAX_AFTER",
+    "SEQ_LOCK_KEY",
+    "Joined",
+    "NewPost",
+    "StoreResult",
+    "User",
+    "UsersPage",
+    "after",
+    "before",
+    "check",
+    "insert_batch",
+    "newest",
+    "recent_users",
+    "touch_user",
+    "upsert_user",
+    "user_by_key",
+]
+
+SEQ_LOCK_KEY = 0x63686174  # "chat"
+"""The advisory lock every writer of messages holds from its insert to its commit."""
+
+MAX_AFTER = 5000
+"""The most messages one `after` read returns."""
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+class NewPost(Protocol):
+    """A message to insert: its author, and a body and client_id already valid."""
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def client_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """A committed message, and whether the same user had already stored it
+    under its client_id (a client_id is scoped to its poster: the same one
+    from another user is another message)."""
+
+    message: StoredMessage
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who has joined at least once."""
+
+    id: uuid.UUID
+    username: str
+    key: str
+    last_seen_at: datetime
+    token_version: int = 0
+    """Identity tokens carry it; Leave bumps it, revoking the earlier ones."""
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A user recorded as in use, and how many users there are with it: the
+    count a presence frame carries when someone joins."""
+
+    user: User
+    total_users: int
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """The most recently active users, and how many there are in all."""
+
+    users: tuple[User, ...]
+    total: int
+
+
+# -- writes -------------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = "m.id, m.seq, u.username, m.body, m.inserted_at, m.client_id"
+_USER_COLUMNS = "id, username, username_key, last_seen_at, token_version"
+
+_INSERT_BATCH = """
+INSERT INTO messages (id, user_id, body, client_id, inserted_at)
+SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
+FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
+     WITH ORDINALITY AS t(id, user_id, body, client_id, n)
+ORDER BY t.n
+ON CONFLICT (user_id, client_id) DO NOTHING
+RETURNING id, seq, inserted_at
+"""
+
+# The messages a batch's repeats resolve to: by (user_id, client_id), the
+# messages_user_id_client_id_key index. Within the batch's transaction, so a
+# repeat of a post earlier in the same batch finds that one (DO NOTHING skips
+# a row that conflicts with one the same statement inserted).
+_STORED_BY_CLIENT_ID = f"""
+SELECT m.user_id, {_MESSAGE_COLUMNS}
+FROM messages m JOIN users u ON u.id = m.user_id
+WHERE (m.user_id, m.client_id) IN (SELECT * FROM unnest(%s::uuid[], %s::text[]))
+"""
+
+
+def insert_batch(conn: psycopg.Connection[Any], batch: Sequence[NewPost]) -> list[StoreResult]:
+    """Insert `batch` in one transaction, in order; one result per post. A
+    post whose (user, client_id) is stored already is not inserted again: its
+    result is the stored message, marked duplicate."""
+    ids = [uuid.uuid4() for _ in batch]
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK_KEY,))
+        rows = conn.execute(
+            _INSERT_BATCH,
+            (
+                ids,
+                [post.user_id for post in batch],
+                [post.body for post in batch],
+                [post.client_id for post in batch],
+            ),
+        ).fetchall()
+        inserted = {row[0]: (row[1], row[2]) for row in rows}
+        repeated = [post for i, post in zip(ids, batch, strict=True) if i not in inserted]
+        stored: dict[tuple[uuid.UUID, str], StoredMessage] = {}
+        if repeated:
+            for row in conn.execute(
+                _STORED_BY_CLIENT_ID,
+                ([post.user_id for post in repeated], [post.client_id for post in repeated]),
+            ):
+                message = _message(row[1:])
+                assert message.client_id is not None
+                stored[(row[0], message.client_id)] = message
+    results = []
+    for message_id, post in zip(ids, batch, strict=True):
+        if message_id in inserted:
+            seq, inserted_at = inserted[message_id]
+            message = StoredMessage(
+                message_id, seq, post.username, post.body, inserted_at, post.client_id
+            )
+            results.append(StoreResult(message, duplicate=False))
+        else:
+            assert post.client_id is not None, "only a client_id can conflict"
+            results.append(StoreResult(stored[(post.user_id, post.client_id)], duplicate=True))
+    return results
+
+
+def upsert_user(conn: psycopg.Connection[Any], username: str) -> Joined:
+    """Record that `username` (valid) is in use now; the same key is the same user."""
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES (%s, %s) "
+            "ON CONFLICT (username_key) DO UPDATE SET username = EXCLUDED.username, "
+            "updated_at = now(), last_seen_at = now() "
+            f"RETURNING {_USER_COLUMNS}",
+            (username, username_key(username)),
+        ).fetchone()
+        total = conn.execute("SELECT count(*) FROM users").fetchone()
+    assert row is not None
+    assert total is not None
+    return Joined(User(*row), total[0])
+
+
+def touch_user(
+    conn: psycopg.Connection[Any], user_id: uuid.UUID, *, revoke_tokens: bool = False
+) -> None:
+    """Record that the user was seen now; `revoke_tokens` bumps their token version."""
+    bump = ", token_version = token_version + 1" if revoke_tokens else ""
+    with conn.transaction():
+        conn.execute(f"UPDATE users SET last_seen_at = now(){bump} WHERE id = %s", (user_id,))
+
+
+# -- reads --------------------------------------------------------------------------------
+
+
+def user_by_key(conn: psycopg.Connection[Any], key: str) -> User | None:
+    """The user whose name has this key, if any."""
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username_key = %s", (key,)
+    ).fetchone()
+    return User(*row) if row is not None else None
+
+
+def newest(conn: psycopg.Connection[Any], limit: int) -> Page:
+    """The newest `limit` messages, oldest first."""
+    return _page_of(conn, "true", (), limit, newest=True)
+
+
+def before(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
+    """Up to `limit` messages with a seq below `seq`, the newest of them, oldest first."""
+    return _page_of(conn, "m.seq < %s", (seq,), limit, newest=True)
+
+
+def after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
+    """Up to `limit` (at most `MAX_AFTER`) messages with a seq above `seq`, oldest first."""
+    return _page_of(conn, "m.seq > %s", (seq,), min(limit, MAX_AFTER), newest=False)
+
+
+def recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:
+    """The `limit` most recently seen users, and the count of all users."""
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users ORDER BY last_seen_at DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    total_row = conn.execute("SELECT count(*) FROM users").fetchone()
+    total = total_row[0] if total_row is not None else 0
+    return UsersPage(tuple(User(*row) for row in rows), total)
+
+
+def check(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server answers a trivial query."""
+    return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _message(row: Sequence[Any]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _page_of(
+    conn: psycopg.Connection[Any], where: str, params: tuple[Any, ...], limit: int, *, newest: bool
+) -> Page:
+    """Up to `limit` messages matching `where`, oldest first, and whether more
+    match: the newest of them when `newest`, else the oldest. One more row than
+    asked says whether there are more; the unique index on seq serves every case."""
+    order = "DESC" if newest else "ASC"
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.user_id "
+        f"WHERE {where} ORDER BY m.seq {order} LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if newest:
+        rows.reverse()
+    return Page(tuple(_message(row) for row in rows), has_more)

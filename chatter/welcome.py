@@ -1,0 +1,148 @@
+"""The welcome: the first frame on every connection, and what goes into it.
+
+A welcome carries the newest `WELCOME_MESSAGES` messages, or, for a client
+resuming with ``after``, every message it missed (up to `MAX_RESUME`; beyond,
+the newest, and the client pages back); who is online; and the most recently
+active offline users. Its three parts come from three places (two reads of
+persistence, one ask of presence) and arrive in any order: a session gathers
+them in a `WelcomeParts` and sends `welcome_frame` once all are in.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from chatter import queries
+from chatter.messages import Page
+from chatter.persistence import Persistence, Read, read_newest, read_recent_users
+from chatter.presence import Online, Presence
+from chatter.protocol import page_frame
+from chatter.queries import UsersPage
+from chatter.reply import Recipient
+from chatter.usernames import username_key
+
+__all__ = [
+    "MAX_RESUME",
+    "RECENT_OFFLINE_USERS",
+    "WELCOME_MESSAGES",
+    "Backlog",
+    "Part",
+    "WelcomeParts",
+    "newest_backlog",
+    "read_backlog",
+    "welcome_frame",
+]
+
+WELCOME_MESSAGES = 500
+"""Messages in a welcome: the newest ones."""
+
+MAX_RESUME = 5000
+"""Most missed messages a resume sends; beyond it, the newest `WELCOME_MESSAGES`."""
+
+RECENT_OFFLINE_USERS = 50
+"""Offline users listed in a welcome, most recently active first."""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The welcome's messages, and the seq up to which the client has every
+    message (live ones at or below it are not sent again)."""
+
+    page: Page
+    seen_up_to: int
+
+
+def newest_backlog(page: Page) -> Backlog:
+    """A welcome of the newest messages: the client has everything up to the last."""
+    return Backlog(page, _last_seq_of(page))
+
+
+def read_backlog(conn: psycopg.Connection[Any], after: int) -> Backlog:
+    """What a client resuming after `after` is sent: the messages it missed,
+    or the newest if it missed more than `MAX_RESUME`. An `after` beyond the
+    newest seq is capped at it, so it hides none of the messages to come."""
+    missed = queries.after(conn, after, MAX_RESUME)
+    if not missed.messages:
+        latest = queries.newest(conn, 1)
+        return Backlog(Page((), False), min(after, _last_seq_of(latest)))
+    if not missed.has_more:
+        return Backlog(Page(missed.messages, False), _last_seq_of(missed))
+    return newest_backlog(queries.newest(conn, WELCOME_MESSAGES))
+
+
+def welcome_frame(
+    backlog: Backlog, online: tuple[str, ...], users: UsersPage, you: str | None
+) -> str:
+    """The welcome frame: messages, the online names, then the most recently
+    active offline users; `you` is the name the connection holds already."""
+    online_keys = {username_key(name) for name in online}
+    offline = [u.username for u in users.users if u.key not in online_keys]
+    listed = [{"username": name, "online": True} for name in online]
+    listed += [{"username": name, "online": False} for name in offline[:RECENT_OFFLINE_USERS]]
+    page = backlog.page
+    return page_frame(
+        "welcome",
+        page,
+        has_more=page.has_more,
+        users=listed,
+        total_users=users.total,
+        you={"username": you} if you is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Part:
+    """The tag of an answer that is a part of the welcome: `NEWEST` or
+    `RESUME` (the messages), `USERS`, or `ONLINE`."""
+
+    name: str
+
+
+NEWEST, RESUME, USERS, ONLINE = (Part(name) for name in ("newest", "resume", "users", "online"))
+
+
+class WelcomeParts:
+    """The three parts of a welcome as they arrive, in any order."""
+
+    def __init__(self) -> None:
+        self.backlog: Backlog | None = None
+        self.online: tuple[str, ...] | None = None
+        self.users: UsersPage | None = None
+
+    @staticmethod
+    def ask(
+        persistence: Persistence, presence: Presence, reply_to: Recipient, after: int | None
+    ) -> None:
+        """Ask for every part; each answer comes to `reply_to` tagged with its `Part`."""
+        if after is None:
+            persistence.tell(read_newest(WELCOME_MESSAGES, reply_to, NEWEST))
+        else:
+            persistence.tell(Read(functools.partial(read_backlog, after=after), reply_to, RESUME))
+        persistence.tell(read_recent_users(RECENT_OFFLINE_USERS * 2, reply_to, USERS))
+        presence.tell(Online(reply_to, ONLINE))
+
+    def take(self, part: Part, value: Any) -> bool:
+        """Keep an answer; True once every part is in."""
+        if part == NEWEST:
+            self.backlog = newest_backlog(value)
+        elif part == RESUME:
+            self.backlog = value
+        elif part == USERS:
+            self.users = value
+        else:
+            self.online = value
+        return self.backlog is not None and self.online is not None and self.users is not None
+
+    def frame(self, you: str | None) -> str:
+        assert self.backlog is not None
+        assert self.online is not None
+        assert self.users is not None
+        return welcome_frame(self.backlog, self.online, self.users, you)
+
+
+def _last_seq_of(page: Page) -> int:
+    return page.messages[-1].seq if page.messages else 0
