@@ -55,6 +55,7 @@ class Link:
         self._leftovers: list[Envelope] = []
         self._on_exit = on_exit
         self._muted = False
+        self._start_reported = False
         self._lock = threading.Lock()
         self._actor: weakref.ref[SupervisedActor] | None = None
         self.urn: str | None = None
@@ -75,21 +76,25 @@ class Link:
 
     def mark_shutdown(self) -> None:
         """The starter is about to stop the actor: its exit will be `shutdown`."""
-        actor = self._actor() if self._actor is not None else None
+        actor = self._claimant()
         if actor is not None:
             actor._record_exit(SHUTDOWN)
 
     def kill(self, exit: Exit) -> None:
         """Kill the linked actor at once (a brutal kill); it exits with `exit`."""
-        actor = self._actor() if self._actor is not None else None
+        actor = self._claimant()
         leftovers = actor._kill(exit) if actor is not None else []
         self.report_exit(exit, leftovers)
 
     def report_started(self, ref: pykka.ActorRef[Any]) -> None:
-        self.started.set(ref)
+        """``on_start`` returned. Too late if the actor was killed meanwhile (a
+        start that timed out): its start has failed already."""
+        if self._first_start_report():
+            self.started.set(ref)
 
     def report_start_failed(self, error: BaseException) -> None:
-        self.started.set_exception((type(error), error, error.__traceback__))
+        if self._first_start_report():
+            self.started.set_exception((type(error), error, error.__traceback__))
 
     def report_exit(self, exit: Exit, leftovers: list[Envelope] | None = None) -> None:
         with self._lock:
@@ -101,11 +106,20 @@ class Link:
             self._leftovers = leftovers or []
             notify = self._on_exit if not self._muted else None
         self.exited.set()
-        if not self.started.done():
-            error = pykka.ActorDeadError(f"exited before it started: {exit}")
-            self.report_start_failed(exit.error or error)
+        self.report_start_failed(
+            exit.error or pykka.ActorDeadError(f"exited before it started: {exit}")
+        )
         if notify is not None:
             notify(self, exit)
+
+    def _first_start_report(self) -> bool:
+        with self._lock:
+            first, self._start_reported = not self._start_reported, True
+        return first
+
+    def _claimant(self) -> SupervisedActor | None:
+        """The actor that claimed this link, if one did and it still exists."""
+        return self._actor() if self._actor is not None else None
 
     def _claim(self, actor: SupervisedActor) -> bool:
         with self._lock:

@@ -40,6 +40,7 @@ that changes one fails there, naming it, rather than deep in a supervisor.
 
 from __future__ import annotations
 
+import abc
 import collections
 import logging
 import sys
@@ -309,10 +310,10 @@ class DrivenActor(HookedActor):
     """An actor that its runtime drives one message at a time, instead of
     pykka's loop blocking on the inbox: the loop runtime's base."""
 
+    @abc.abstractmethod
     def _launch(self) -> None:
         """Begin running the actor: call `_run_setup`, then `_run_message` for
         each message, then `_run_teardown`. The runtime implements it."""
-        raise NotImplementedError
 
     def _run_setup(self) -> None:
         """Run ``on_start``; the actor is stopped afterwards if it raised."""

@@ -184,9 +184,7 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
             self.actor_loop.call_soon_threadsafe(self._loop_teardown)
 
     def _abandon(self) -> None:
-        exit = Exit(ExitReason.CRASHED, RuntimeError(f"the event loop of {self} is closed"))
-        leftovers = self._kill(exit)
-        if self._link is not None:
-            self._link.report_exit(exit, leftovers)
-        else:
-            _pykka.fail_envelopes(leftovers, str(exit))
+        # Nothing will ever run on a closed loop, so no teardown either: the
+        # actor is killed here, and reports its exit from this thread.
+        error = RuntimeError(f"the event loop of {self} is closed")
+        self._on_exited(self._kill(Exit(ExitReason.CRASHED, error)))

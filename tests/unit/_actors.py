@@ -43,24 +43,42 @@ class Hang:
         self.entered = threading.Event()
         self.release = threading.Event()
 
+    def hold(self) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
 
 class Worker(ThreadActor):
-    """Answers 'ping' with its name, stops itself on 'exit', hangs on `Hang`."""
+    """Answers 'ping' with its name, stops itself on 'exit', hangs on `Hang`;
+    `hold_start` and `hold_stop` keep its on_start or on_stop busy until released."""
 
-    def __init__(self, name: str, journal: Journal, fail_start: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        journal: Journal,
+        fail_start: bool = False,
+        *,
+        hold_start: Hang | None = None,
+        hold_stop: Hang | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.journal = journal
         self.fail_start = fail_start
-        self.crashed_at: float | None = None
+        self.hold_start = hold_start
+        self.hold_stop = hold_stop
 
     def on_start(self) -> None:
+        if self.hold_start is not None:
+            self.hold_start.hold()
         if self.fail_start:
             self.journal.add(self.name, "failed start")
             raise RuntimeError(f"{self.name} cannot start")
         self.journal.add(self.name, "start")
 
     def on_stop(self) -> None:
+        if self.hold_stop is not None:
+            self.hold_stop.hold()
         self.journal.add(self.name, "stop")
 
     def on_failure(self, *_: Any) -> None:
@@ -72,8 +90,7 @@ class Worker(ThreadActor):
         if message == "exit":
             self.stop()
         elif isinstance(message, Hang):
-            message.entered.set()
-            message.release.wait(10)
+            message.hold()
         return None
 
 
@@ -84,11 +101,13 @@ def worker(
     shutdown: float | Shutdown = 5.0,
     registered: bool = False,
     fail_start: Callable[[], bool] = lambda: False,
+    **holds: Hang,
 ) -> ChildSpec:
-    """A child spec for a `Worker`; `fail_start` is asked at every start."""
+    """A child spec for a `Worker`; `fail_start` is asked at every start;
+    `holds` are its `hold_start` and `hold_stop`."""
     return ChildSpec(
         id=name,
-        start=lambda: Worker.start(name, journal, fail_start()),
+        start=lambda: Worker.start(name, journal, fail_start(), **holds),
         restart=restart,
         shutdown=shutdown,
         name=name if registered else None,

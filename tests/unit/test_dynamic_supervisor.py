@@ -80,6 +80,29 @@ def test_max_children_is_enforced(events: EventStream) -> None:
     assert count_children(sup).get(timeout=5).active == 2
 
 
+def test_max_children_cannot_be_negative() -> None:
+    with pytest.raises(StartChildError) as refused:
+        start_link(DynamicSupervisor.child_spec("sessions", max_children=-1))
+    assert str(refused.value.__cause__) == "max_children must be None or >= 0, got -1"
+
+
+def test_a_child_stopped_for_good_is_passed_over_when_the_supervisor_stops(
+    events: EventStream, event_log: EventLog
+) -> None:
+    journal = Journal()
+    sup = start_link(DynamicSupervisor.child_spec("pool", events=events))
+    done = start_child(sup, worker("done", journal, Restart.TRANSIENT)).get(timeout=5)
+    start_child(sup, worker("busy", journal)).get(timeout=5)
+    done.tell("exit")  # a transient child that stops normally is kept, not running
+    event_log.wait(EventKind.EXITED, "done")
+    sup.stop(timeout=5)
+    assert journal.of("stop") == ["done", "busy"]
+    assert [e.reason for e in events.recent() if e.kind is EventKind.EXITED] == [
+        "normal",
+        "shutdown",
+    ]
+
+
 def test_terminating_a_child_forgets_it(events: EventStream) -> None:
     journal = Journal()
     sup = start_link(DynamicSupervisor.child_spec("sessions", events=events))
@@ -140,6 +163,7 @@ def test_children_asked_for_while_it_is_busy_start_together_each_answered_alone(
     meeting = threading.Barrier(3)
     together = [start_child(sup, lambda: Meeting.start(meeting)) for _ in range(3)]
     failing = start_child(sup, lambda: Worker.start("broken", Journal(), fail_start=True))
+    no_actor = start_child(sup, lambda: 42)  # type: ignore[arg-type, return-value]
     too_many = [start_child(sup, lambda: Worker.start("w", Journal())) for _ in range(3)]
     opened.set()
     first.get(timeout=5)
@@ -148,6 +172,8 @@ def test_children_asked_for_while_it_is_busy_start_together_each_answered_alone(
     assert len({ref.actor_urn for ref in refs}) == 3
     with pytest.raises(StartChildError, match="broken cannot start"):
         failing.get(timeout=5)
+    with pytest.raises(StartChildError, match="did not start a supervised actor"):
+        no_actor.get(timeout=5)
     # The broken child's place is free again for the next one, as it would be
     # one start at a time.
     assert too_many[0].get(timeout=5).is_alive()

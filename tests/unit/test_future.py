@@ -6,7 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import pykka
@@ -452,3 +452,61 @@ def test_done_callback_on_a_future_computed_only_on_get_is_refused() -> None:
     with pytest.raises(TypeError, match="computes its value only on get"):
         future.add_done_callback(lambda f: None)
     assert future.get() == 42
+
+
+def test_filter_and_reduce_derive_from_the_value_once_it_is_set() -> None:
+    source: Future[Iterable[int]] = Future()
+    evens = source.filter(lambda x: x % 2 == 0)
+    total = source.reduce(lambda acc, x: acc + x, 100)
+    assert not evens.done()
+    source.set([1, 2, 3, 4])
+    assert list(evens.get()) == [2, 4]
+    assert total.get() == 110
+
+
+def test_a_derived_future_fails_with_what_its_function_raised() -> None:
+    source: Future[int] = Future()
+    broken = source.map(lambda x: x // 0)
+    source.set(1)
+    with pytest.raises(ZeroDivisionError):
+        broken.get(timeout=TIMEOUT_S)
+
+
+def test_only_supervision_futures_can_be_joined() -> None:
+    ours: Future[int] = Future()
+    with pytest.raises(TypeError, match="can only join supervision futures"):
+        ours.join(pykka.ThreadingFuture())
+
+
+def test_await_of_a_future_computed_only_on_get_computes_it_off_the_loop() -> None:
+    future: Future[int] = Future()
+    threads: list[int] = []
+
+    def compute(timeout: float | None) -> int:
+        threads.append(threading.get_ident())
+        return 42
+
+    future.set_get_hook(compute)
+
+    async def scenario() -> tuple[int, int]:
+        return await future, threading.get_ident()
+
+    value, loop_thread = asyncio.run(scenario())
+    assert value == 42
+    assert len(threads) == 1
+    assert threads[0] != loop_thread  # in an executor: the loop was not blocked
+
+
+def test_an_await_given_up_before_the_value_came_is_not_woken_when_it_comes() -> None:
+    future: Future[int] = Future()
+
+    async def scenario() -> bool:
+        waiting = asyncio.ensure_future(_await(future))
+        await asyncio.sleep(0)  # let it start waiting
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        future.set(1)  # wakes the cancelled waiter: nothing to do
+        await asyncio.sleep(0)  # let the wake-up run
+        return waiting.cancelled()
+
+    assert asyncio.run(scenario())

@@ -108,6 +108,18 @@ def test_held_sends_are_bounded() -> None:
         registry.tell("room", 3)
 
 
+def test_a_timer_that_fires_after_the_name_came_back_changes_nothing() -> None:
+    registry = Registry(restart_wait_s=60)
+    registry.suspend("room")
+    ref = Recorder.start("room", Journal())
+    registry.register("room", ref)
+    registry._expire("room", generation=1)  # as if its timer fired just as it came back
+    assert registry.ask("room", "ping").get(timeout=5) == "room"
+    registry.unregister("room")
+    registry._expire("room", generation=1)  # or just as it was unregistered
+    assert registry.names() == []
+
+
 def test_unregistering_fails_held_asks() -> None:
     registry = Registry()
     registry.suspend("room")
@@ -117,6 +129,7 @@ def test_unregistering_fails_held_asks() -> None:
         reply.get(timeout=5)
     with pytest.raises(NameNotRegisteredError):
         registry.tell("room", "gone")
+    registry.unregister("room")  # a name not registered: nothing to do
 
 
 def test_a_name_held_by_a_live_actor_cannot_be_taken() -> None:
@@ -173,5 +186,8 @@ def test_group_members_are_listed_in_join_order_until_they_leave() -> None:
     registry.join("sessions", refs[0])  # joining twice changes nothing
     assert registry.members("sessions") == tuple(refs)
     registry.leave("sessions", refs[1])
+    registry.leave("sessions", refs[1])  # leaving twice changes nothing
+    registry.leave("nobody", refs[1])
     assert registry.members("sessions") == (refs[0], refs[2])
+    assert registry.members("sessions") is registry.members("sessions")  # kept until it changes
     assert registry.members("nobody") == ()
