@@ -12,7 +12,7 @@ import asyncio
 import pykka
 import pytest
 
-from supervision import ExitReason, InjectedCrash, inject_crash
+from supervision import ExitReason, Future, InjectedCrash, inject_crash
 from supervision._link import Link, linked
 from supervision._pykka import message_of
 from supervision.exits import KILLED
@@ -259,6 +259,7 @@ def test_a_killed_actor_handles_nothing_more_and_hands_over_its_inbox(
     assert not ref.is_alive()
     assert ref.actor_urn not in registered_urns()
     assert [message_of(e) for e in link.take_leftovers()] == [Note("queued"), Double(1)]
+    assert isinstance(asked, Future)
     assert not asked.done()  # handed over, for the supervisor to pass on or fail
     with pytest.raises(pykka.ActorDeadError):
         ref.tell(Note("later"))
