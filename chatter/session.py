@@ -61,8 +61,8 @@ from chatter.protocol import (
     page_frame,
     parse,
 )
-from chatter.queries import Joined
 from chatter.room import SESSIONS_GROUP, Deliver
+from chatter.session_names import Claiming, Identity, NameClaims, Reclaim, Reclaiming
 from chatter.throttle import (
     FRAME_BURST,
     FRAME_RATE_PER_S,
@@ -70,7 +70,7 @@ from chatter.throttle import (
     POST_RATE_PER_S,
     TokenBucket,
 )
-from chatter.tokens import issue, verify
+from chatter.tokens import verify
 from chatter.usernames import username_key, validate_username
 from supervision import LoopActor
 
@@ -83,30 +83,6 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Reclaim:
-    """Looking up the user a token names (at connect)."""
-
-    version: int
-
-
-@dataclass(frozen=True)
-class _Reclaiming:
-    """Taking over the token's name from whoever holds it."""
-
-    user: persistence.User
-
-
-@dataclass(frozen=True)
-class _Claiming:
-    """Claiming `username` for a `join`, or for `post` (then posted once it is ours)."""
-
-    username: str
-    client_id: str | None
-    post: Post | None = None
-    started: float = 0.0
-
-
-@dataclass(frozen=True)
 class _Posting:
     """A post on its way to the database; `started` for the post-to-ack metric."""
 
@@ -114,15 +90,7 @@ class _Posting:
     started: float
 
 
-@dataclass
-class _Identity:
-    username: str
-    key: str
-    user_id: uuid.UUID
-    token_version: int
-
-
-class SessionActor(LoopActor):
+class SessionActor(NameClaims, LoopActor):
     """One client connection's state and behaviour."""
 
     def __init__(
@@ -143,7 +111,7 @@ class SessionActor(LoopActor):
         self._presence = Presence(context.registry)
         self._after = after
         self._token = token
-        self._identity: _Identity | None = None
+        self._identity: Identity | None = None
         self._claiming: str | None = None
         self._granted: str | None = None  # granted by presence, not yet recorded
         self._welcome: welcome.WelcomeParts | None = welcome.WelcomeParts()
@@ -168,7 +136,7 @@ class SessionActor(LoopActor):
         )
         if claims is not None:
             self._persistence.tell(
-                persistence.find_user(claims.username_key, self.actor_ref, _Reclaim(claims.version))
+                persistence.find_user(claims.username_key, self.actor_ref, Reclaim(claims.version))
             )
         else:
             self._gather_welcome()
@@ -199,11 +167,11 @@ class SessionActor(LoopActor):
             case Deliver():
                 self._deliver(message)
             # the welcome, and reclaiming a name with a token first
-            case ReadDone(tag=_Reclaim(version=version), value=user):
+            case ReadDone(tag=Reclaim(version=version), value=user):
                 self._reclaim(user, version)
-            case presence.Claimed(tag=_Reclaiming(user=user), result=result):
+            case presence.Claimed(tag=Reclaiming(user=user), result=result):
                 self._reclaimed(user, result)
-            case ReadFailed(tag=_Reclaim()) | presence.ClaimFailed(tag=_Reclaiming()):
+            case ReadFailed(tag=Reclaim()) | presence.ClaimFailed(tag=Reclaiming()):
                 self._claiming = None
                 self._gather_welcome()
             case ReadDone(tag=welcome.Part() as part, value=value):
@@ -213,13 +181,13 @@ class SessionActor(LoopActor):
             case ReadFailed(tag=welcome.Part()) | presence.OnlineFailed(tag=welcome.Part()):
                 self._welcome_failed()
             # claiming a name
-            case presence.Claimed(tag=_Claiming() as claiming, result=result):
+            case presence.Claimed(tag=Claiming() as claiming, result=result):
                 self._claimed(claiming, result)
-            case presence.ClaimFailed(tag=_Claiming() as claiming):
+            case presence.ClaimFailed(tag=Claiming() as claiming):
                 self._unavailable(claiming.client_id, release=False)
-            case persistence.UserRecorded(tag=_Claiming() as claiming, joined=joined):
+            case persistence.UserRecorded(tag=Claiming() as claiming, joined=joined):
                 self._recorded(claiming, joined)
-            case persistence.UserRecordFailed(tag=_Claiming() as claiming):
+            case persistence.UserRecordFailed(tag=Claiming() as claiming):
                 self._unavailable(claiming.client_id, release=True)
             # posting
             case persistence.Stored(tag=_Posting() as posting, result=result):
@@ -248,30 +216,6 @@ class SessionActor(LoopActor):
         return None
 
     # -- the welcome ------------------------------------------------------------------------
-
-    def _reclaim(self, user: persistence.User | None, version: int) -> None:
-        if user is None or user.token_version != version:
-            self._gather_welcome()  # revoked by a Leave, or unknown: join as a viewer
-            return
-        self._claiming = user.username
-        self._presence.tell(
-            presence.Claim(
-                self.session_id,
-                self.actor_ref,
-                user.username,
-                takeover=True,
-                reply_to=self.actor_ref,
-                tag=_Reclaiming(user),
-            )
-        )
-
-    def _reclaimed(self, user: persistence.User, result: presence.ClaimResult) -> None:
-        self._claiming = None
-        if result.granted:
-            self._identity = _Identity(user.username, user.key, user.id, user.token_version)
-            self._presence.confirm(self.session_id)
-            logger.info("Session %s reclaimed %r with its token", self.session_id, user.username)
-        self._gather_welcome()
 
     def _gather_welcome(self) -> None:
         welcome.WelcomeParts.ask(self._persistence, self._presence, self.actor_ref, self._after)
@@ -340,93 +284,6 @@ class SessionActor(LoopActor):
         retry = getattr(error, "retry_after_ms", None)
         self._send_error(error.code, str(error), client_id, retry)
 
-    # join and name claims -----------------------------------------------------------
-
-    def _join(self, frame: Join) -> None:
-        try:
-            username = validate_username(frame.username)
-        except InvalidUsername as error:
-            self._reject(error, frame.client_id)
-            return
-        if self._identity is not None and self._identity.key == username_key(username):
-            self._send_joined()  # already yours: the answer is still "joined"
-            return
-        self._claim(_Claiming(username, frame.client_id))
-
-    def _claim(self, claiming: _Claiming) -> None:
-        """Ask presence for the name; frames behind this one wait for the answer."""
-        wait_s = self._claims.wait()  # taken once granted: a refusal costs no token
-        if wait_s > 0:
-            self._send_rate_limited(
-                "you are changing names too fast; wait a moment", claiming.client_id, wait_s
-            )
-            return
-        self._busy = True
-        self._claiming = claiming.username
-        self._presence.tell(
-            presence.Claim(
-                self.session_id,
-                self.actor_ref,
-                claiming.username,
-                takeover=False,
-                reply_to=self.actor_ref,
-                tag=claiming,
-                address=self._connection.remote,
-            )
-        )
-
-    def _claimed(self, claiming: _Claiming, result: presence.ClaimResult) -> None:
-        if not result.granted:
-            self._claiming = None
-            if result.retry_after_s is not None:
-                self._send_rate_limited(
-                    "too many names were taken from your address; wait a moment",
-                    claiming.client_id,
-                    result.retry_after_s,
-                )
-            else:
-                self._send_error(
-                    ErrorCode.USERNAME_TAKEN,
-                    f"{claiming.username!r} is taken by someone online; choose another name",
-                    claiming.client_id,
-                )
-            self._resume_frames()
-            return
-        self._claims.take()  # a token was there when asked; time only adds more
-        self._granted = claiming.username
-        previous, self._identity = self._identity, None
-        if previous is not None:
-            self._persistence.touch_user(previous.user_id)
-        self._persistence.tell(persistence.RecordUser(claiming.username, self.actor_ref, claiming))
-
-    def _recorded(self, claiming: _Claiming, joined: Joined) -> None:
-        self._claiming = self._granted = None
-        user = joined.user
-        self._identity = _Identity(user.username, user.key, user.id, user.token_version)
-        self._presence.confirm(self.session_id, joined.total_users)
-        self._send_joined()
-        logger.info("Session %s is now %r", self.session_id, user.username)
-        if claiming.post is not None:
-            self._post_as_self(claiming.post, claiming.started)
-        self._resume_frames()
-
-    def _unavailable(self, client_id: str | None, *, release: bool) -> None:
-        # Presence never answered: it holds nothing new, and what we held
-        # before stays ours. Or the user could not be recorded: let go.
-        if release and self._claiming is not None:
-            self._presence.release(self.session_id)
-        self._claiming = self._granted = None
-        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
-        self._resume_frames()
-
-    def _send_joined(self) -> None:
-        assert self._identity is not None
-        identity = self._identity
-        token = issue(
-            self._context.secret, identity.key, identity.token_version, self._context.clock()
-        )
-        self._send(encode({"type": "joined", "username": identity.username, "token": token}))
-
     # post ---------------------------------------------------------------------------
 
     def _post(self, frame: Post) -> None:
@@ -442,7 +299,7 @@ class SessionActor(LoopActor):
         if self._identity is not None and self._identity.key == username_key(username):
             self._post_as_self(frame, started)
             return
-        self._claim(_Claiming(username, frame.client_id, frame, started))
+        self._claim(Claiming(username, frame.client_id, frame, started))
 
     def _post_as_self(self, frame: Post, started: float) -> None:
         client_id = frame.client_id
@@ -490,16 +347,6 @@ class SessionActor(LoopActor):
                 ErrorCode.UNAVAILABLE, "the message was not stored; retry", posting.client_id
             )
 
-    # leave --------------------------------------------------------------------------
-
-    def _leave(self) -> None:
-        identity, self._identity = self._identity, None
-        if identity is not None:
-            self._presence.release(self.session_id)
-            self._persistence.touch_user(identity.user_id, revoke_tokens=True)
-            logger.info("Session %s released %r", self.session_id, identity.username)
-        self._send(encode({"type": "left"}))
-
     # -- from other actors ------------------------------------------------------------------
 
     def _deliver(self, deliver: Deliver) -> None:
@@ -512,12 +359,6 @@ class SessionActor(LoopActor):
                     continue  # already in the welcome, or sent before
                 self._last_seq = delivery.seq
             self._connection.send(delivery.frame)
-
-    def _replaced(self, username: str) -> None:
-        if self._identity is not None and self._identity.key == username_key(username):
-            self._identity = None
-            self._send(encode({"type": "left", "reason": "replaced"}))
-            logger.info("Session %s lost %r to a reconnect", self.session_id, username)
 
     def _send(self, text: str) -> None:
         self._connection.send(text.encode())

@@ -1,0 +1,242 @@
+"""How a session takes a name: joining, posting under a new name, reclaiming
+one with a token at connect, and letting it go.
+
+A claim is two asks. Presence reserves the name (`presence.Claim`, answered
+`Claimed`); then persistence records the user (`persistence.RecordUser`,
+answered `UserRecorded`), and only then is the name the connection's and
+online for everyone (`presence.Confirm`). Both answers carry a `Claiming` tag
+saying which name was asked for and, for a post, which post to send once it is
+ours. Frames behind a claim wait until it is settled.
+
+`NameClaims` is this part of `chatter.session.SessionActor`, kept apart so
+that each file reads as one story; it holds no state of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chatter import persistence, presence
+from chatter.connection import Connection, SessionContext
+from chatter.errors import ChatError, ErrorCode, InvalidUsername
+from chatter.persistence import Persistence
+from chatter.presence import Presence
+from chatter.protocol import Join, Post, encode
+from chatter.queries import Joined
+from chatter.throttle import TokenBucket
+from chatter.tokens import issue
+from chatter.usernames import username_key, validate_username
+
+__all__ = ["Claiming", "Identity", "NameClaims", "Reclaim", "Reclaiming"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reclaim:
+    """Looking up the user a token names (at connect)."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class Reclaiming:
+    """Taking over the token's name from whoever holds it."""
+
+    user: persistence.User
+
+
+@dataclass(frozen=True)
+class Claiming:
+    """Claiming `username` for a `join`, or for `post` (then posted once it is ours)."""
+
+    username: str
+    client_id: str | None
+    post: Post | None = None
+    started: float = 0.0
+
+
+@dataclass
+class Identity:
+    """The name a connection holds, as recorded."""
+
+    username: str
+    key: str
+    user_id: uuid.UUID
+    token_version: int
+
+
+class NameClaims:
+    """The session's name-taking clauses. The session provides the state
+    named here and the methods it calls back (sending, resuming frames, posting)."""
+
+    session_id: str
+    actor_ref: Any
+    _connection: Connection
+    _context: SessionContext
+    _persistence: Persistence
+    _presence: Presence
+    _identity: Identity | None
+    _claiming: str | None
+    _granted: str | None
+    _claims: TokenBucket
+    _busy: bool
+
+    def _send(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _send_error(
+        self,
+        code: ErrorCode,
+        message: str,
+        client_id: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def _send_rate_limited(self, message: str, client_id: str | None, wait_s: float) -> None:
+        raise NotImplementedError
+
+    def _reject(self, error: ChatError, client_id: str | None = None) -> None:
+        raise NotImplementedError
+
+    def _resume_frames(self) -> None:
+        raise NotImplementedError
+
+    def _post_as_self(self, frame: Post, started: float) -> None:
+        raise NotImplementedError
+
+    def _gather_welcome(self) -> None:
+        raise NotImplementedError
+
+    # reclaiming with a token, before the welcome ---------------------------------------
+
+    def _reclaim(self, user: persistence.User | None, version: int) -> None:
+        if user is None or user.token_version != version:
+            self._gather_welcome()  # revoked by a Leave, or unknown: join as a viewer
+            return
+        self._claiming = user.username
+        self._presence.tell(
+            presence.Claim(
+                self.session_id,
+                self.actor_ref,
+                user.username,
+                takeover=True,
+                reply_to=self.actor_ref,
+                tag=Reclaiming(user),
+            )
+        )
+
+    def _reclaimed(self, user: persistence.User, result: presence.ClaimResult) -> None:
+        self._claiming = None
+        if result.granted:
+            self._identity = Identity(user.username, user.key, user.id, user.token_version)
+            self._presence.confirm(self.session_id)
+            logger.info("Session %s reclaimed %r with its token", self.session_id, user.username)
+        self._gather_welcome()
+
+    # join and name claims -----------------------------------------------------------
+
+    def _join(self, frame: Join) -> None:
+        try:
+            username = validate_username(frame.username)
+        except InvalidUsername as error:
+            self._reject(error, frame.client_id)
+            return
+        if self._identity is not None and self._identity.key == username_key(username):
+            self._send_joined()  # already yours: the answer is still "joined"
+            return
+        self._claim(Claiming(username, frame.client_id))
+
+    def _claim(self, claiming: Claiming) -> None:
+        """Ask presence for the name; frames behind this one wait for the answer."""
+        wait_s = self._claims.wait()  # taken once granted: a refusal costs no token
+        if wait_s > 0:
+            self._send_rate_limited(
+                "you are changing names too fast; wait a moment", claiming.client_id, wait_s
+            )
+            return
+        self._busy = True
+        self._claiming = claiming.username
+        self._presence.tell(
+            presence.Claim(
+                self.session_id,
+                self.actor_ref,
+                claiming.username,
+                takeover=False,
+                reply_to=self.actor_ref,
+                tag=claiming,
+                address=self._connection.remote,
+            )
+        )
+
+    def _claimed(self, claiming: Claiming, result: presence.ClaimResult) -> None:
+        if not result.granted:
+            self._claiming = None
+            if result.retry_after_s is not None:
+                self._send_rate_limited(
+                    "too many names were taken from your address; wait a moment",
+                    claiming.client_id,
+                    result.retry_after_s,
+                )
+            else:
+                self._send_error(
+                    ErrorCode.USERNAME_TAKEN,
+                    f"{claiming.username!r} is taken by someone online; choose another name",
+                    claiming.client_id,
+                )
+            self._resume_frames()
+            return
+        self._claims.take()  # a token was there when asked; time only adds more
+        self._granted = claiming.username
+        previous, self._identity = self._identity, None
+        if previous is not None:
+            self._persistence.touch_user(previous.user_id)
+        self._persistence.tell(persistence.RecordUser(claiming.username, self.actor_ref, claiming))
+
+    def _recorded(self, claiming: Claiming, joined: Joined) -> None:
+        self._claiming = self._granted = None
+        user = joined.user
+        self._identity = Identity(user.username, user.key, user.id, user.token_version)
+        self._presence.confirm(self.session_id, joined.total_users)
+        self._send_joined()
+        logger.info("Session %s is now %r", self.session_id, user.username)
+        if claiming.post is not None:
+            self._post_as_self(claiming.post, claiming.started)
+        self._resume_frames()
+
+    def _unavailable(self, client_id: str | None, *, release: bool) -> None:
+        # Presence never answered: it holds nothing new, and what we held
+        # before stays ours. Or the user could not be recorded: let go.
+        if release and self._claiming is not None:
+            self._presence.release(self.session_id)
+        self._claiming = self._granted = None
+        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; retry shortly", client_id)
+        self._resume_frames()
+
+    def _send_joined(self) -> None:
+        assert self._identity is not None
+        identity = self._identity
+        token = issue(
+            self._context.secret, identity.key, identity.token_version, self._context.clock()
+        )
+        self._send(encode({"type": "joined", "username": identity.username, "token": token}))
+
+    # leave --------------------------------------------------------------------------
+
+    def _leave(self) -> None:
+        identity, self._identity = self._identity, None
+        if identity is not None:
+            self._presence.release(self.session_id)
+            self._persistence.touch_user(identity.user_id, revoke_tokens=True)
+            logger.info("Session %s released %r", self.session_id, identity.username)
+        self._send(encode({"type": "left"}))
+
+    def _replaced(self, username: str) -> None:
+        if self._identity is not None and self._identity.key == username_key(username):
+            self._identity = None
+            self._send(encode({"type": "left", "reason": "replaced"}))
+            logger.info("Session %s lost %r to a reconnect", self.session_id, username)
