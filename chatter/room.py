@@ -4,20 +4,23 @@ A post's one path is session -> persistence (commit) -> room -> sessions. The
 persistence actor tells the room each committed batch (`Committed`), in commit
 order; the room is the one place that orders messages by seq for the clients:
 it sends each batch's messages in seq order and never one at or below a seq it
-has already sent. Each frame is encoded once, as bytes, and one `Deliver`
-holding the whole batch is told to every session, so a burst of posts costs a
-session one message, not one per post.
+has already sent. Each frame is encoded once, as bytes. Frames gather into a
+round while the room has messages waiting (`_FanOut`, as group commit gathers
+stores), and one `Deliver` holding the whole round is told to every session,
+so a burst of posts costs each session one message and one socket write, not
+one per post.
 
 The room keeps no list of its own: the live sessions are the members of the
 registry group `SESSIONS_GROUP`, which each session joins as it starts and
 leaves as it ends. So a restarted room has nothing to rebuild; it serves the
-same sessions from its first message. (A batch in a dying room's inbox is not
+same sessions from its first message. (A round in a dying room's inbox is not
 sent: its messages are stored, and clients get them when they resume.)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +80,11 @@ class Deliver:
     deliveries: tuple[Delivery, ...]
 
 
+@dataclass(frozen=True)
+class _FanOut:
+    """To itself: send the round gathered so far."""
+
+
 class Room:
     """The room's client API, by name."""
 
@@ -111,7 +119,10 @@ class RoomActor(LoopActor):
         self._registry = registry
         self._metrics = metrics if metrics is not None else ChatMetrics()
         self._last_seq = 0
-        """The highest seq sent: nothing at or below it is sent again."""
+        """The highest seq queued: nothing at or below it is sent again."""
+        self._round: list[Delivery] = []
+        """Frames that arrived since the last fan-out, in order."""
+        self._fan_out_told = False
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -119,15 +130,28 @@ class RoomActor(LoopActor):
                 fresh = sorted((m for m in messages if m.seq > self._last_seq), key=lambda m: m.seq)
                 if fresh:
                     self._last_seq = fresh[-1].seq
-                    deliveries = tuple(Delivery(message_frame(m).encode(), m.seq) for m in fresh)
-                    told = self._fan_out(Deliver(deliveries))
-                    self._metrics.deliveries.inc(told * len(deliveries))  # once per batch
+                    self._queue(Delivery(message_frame(m).encode(), m.seq) for m in fresh)
             case PresenceChanged(joins=joins, leaves=leaves, total_users=total):
-                frame = presence_frame(joins, leaves, total).encode()
-                self._fan_out(Deliver((Delivery(frame, None),)))
+                self._queue([Delivery(presence_frame(joins, leaves, total).encode(), None)])
+            case _FanOut():
+                self._fan_out_told = False
+                deliveries, self._round = tuple(self._round), []
+                told = self._fan_out(Deliver(deliveries))
+                sent = sum(1 for delivery in deliveries if delivery.seq is not None)
+                self._metrics.deliveries.inc(told * sent)  # once per round
             case _:
                 super().on_receive(message)
         return None
+
+    def _queue(self, deliveries: Iterable[Delivery]) -> None:
+        """Join the next fan-out round. As group commit does for stores, a
+        round goes out once what waits in the inbox now is in it: under load,
+        rounds grow, and each session still gets one message and makes one
+        write per round."""
+        self._round.extend(deliveries)
+        if not self._fan_out_told:
+            self._fan_out_told = True
+            self.actor_ref.tell(_FanOut())
 
     def _fan_out(self, deliver: Deliver) -> int:
         """Tell every live session; how many were told."""

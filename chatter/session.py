@@ -353,12 +353,15 @@ class SessionActor(NameClaims, LoopActor):
         if self._welcome is not None:
             self._held.append(deliver)
             return
+        frames = []
         for delivery in deliver.deliveries:
             if delivery.seq is not None:
                 if delivery.seq <= self._last_seq:
                     continue  # already in the welcome, or sent before
                 self._last_seq = delivery.seq
-            self._connection.send(delivery.frame)
+            frames.append(delivery.frame)
+        if frames:
+            self._connection.send_all(frames)
 
     def _send(self, text: str) -> None:
         self._connection.send(text.encode())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -103,7 +104,8 @@ class StrictProtocol(WebSocketProtocol13):
 
 
 class SocketConnection:
-    """What a session writes to: frames are queued and flushed once per loop turn."""
+    """What a session writes to: frames sent one by one are queued and
+    flushed once per loop turn; a fan-out round's frames are written at once."""
 
     def __init__(self, handler: ChatSocket) -> None:
         self._handler = handler
@@ -126,6 +128,14 @@ class SocketConnection:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._handler.loop.call_soon(self._flush)
+
+    def send_all(self, frames: Sequence[bytes]) -> None:
+        if self._closed:
+            return
+        for frame in frames:
+            self._pending.append(_text_frame_header(len(frame)))
+            self._pending.append(frame)
+        self._flush()  # a flush still scheduled finds nothing left to write
 
     def close(self, code: int, reason: str) -> None:
         if self._closed:
