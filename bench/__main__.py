@@ -52,7 +52,6 @@ from bench.report import (
     Progress,
     Run,
     Section,
-    from_json,
     machine,
     minutes,
     render,
@@ -181,17 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(default {RESULTS_DIR.relative_to(REPO)})",
     )
     parser.add_argument("--no-docs", action="store_true", help="never rewrite docs/PERFORMANCE.md")
-    parser.add_argument(
-        "--render",
-        type=Path,
-        metavar="BENCH_JSON",
-        help="measure nothing: write the page of an earlier full run from its bench.json",
-    )
     args = parser.parse_args(argv)
-    if args.render is not None:
-        earlier = from_json(json.loads(args.render.read_text()))
-        print(f"page {_publish(earlier, args.render.parent, None)}")
-        return 0
     settings = QUICK if args.quick else FULL
     overrides = {
         "servers": tuple(args.server or ()),

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.clients import ClientProcesses, Expect, Join, Joined, Open, Opened, Received, Sent, Step
+from bench.clients import ClientProcesses, Join, Joined, Open, Opened, Step
 from bench.report import Progress, Section, Target, table
 from bench.servers import (
     CHATTER,
@@ -95,14 +95,10 @@ def _measure(name: str, size: int, work_dir: Path, database: str, settle_s: floa
                 c.ask_all(Join(1), Joined, DELIVERY_TIMEOUT_S)
                 start = time.time() + 0.1
                 c.send_all(Step(1, ONE_POST[0], start, ONE_POST[1], start + DELIVERY_TIMEOUT_S))
-                acked = frozenset(
-                    seq for s in c.gather(Sent, 2 * DELIVERY_TIMEOUT_S) for seq in s.acked
-                )
-                deadline = time.time() + DELIVERY_TIMEOUT_S
-                seen = c.ask_all(Expect(1, acked, deadline), Received, 2 * DELIVERY_TIMEOUT_S)
+                seen = c.tallies(1, DELIVERY_TIMEOUT_S, 2 * DELIVERY_TIMEOUT_S)
         except Exception as error:
             raise RuntimeError(f"{name} at {size:,}: {error}\n{tail(server.log)}") from error
-    if len(acked) != 1:
+    if sum(len(tally.acked) for tally in seen) != 1:
         raise RuntimeError(f"{name} at {size:,}: the one post was not acked")
     return Measurement(
         server=name,

@@ -25,22 +25,30 @@ Everything it starts is stopped on the way out, whatever happened.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import math
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.clients import ClientProcesses, Expect, Join, Joined, Open, Opened, Received, Sent, Step
+from bench.clients import ClientProcesses, Join, Joined, Open, Opened, Step, Tally
 from bench.report import Progress
-from bench.results import KillRecord, Report, ServerSample, StepResult, aggregate, analyse
+from bench.restart import KillRecord, analyse
+from bench.results import (
+    OTHER_CPU_WARNING_PERCENT,
+    Report,
+    ServerSample,
+    StepResult,
+    aggregate,
+)
 from bench.servers import (
     CHATTER,
     HOST,
     SERVERS,
+    Database,
     HostCpu,
     RunningServer,
     embedded_database,
@@ -67,8 +75,6 @@ ANSWER_SLACK_S = 30.0
 """How much longer than its own deadlines a client process may take to answer."""
 CONNECT_TIMEOUT_S = 180.0
 """Longest wait for every connection of every client process."""
-OTHER_CPU_WARNING_PERCENT = 25.0
-"""Other processes using more of a CPU than this during a step perturb it: say so."""
 COLLAPSE_P99_MS = 1000.0
 """A step this slow is a collapse, perturbed or not: it counts as a miss."""
 PERTURBED_RETRIES = 2
@@ -106,6 +112,13 @@ class Settings:
     servers: tuple[str, ...] = SERVERS
     scenarios: tuple[str, ...] = SCENARIOS
 
+    def load(self) -> str:
+        """The load, in words."""
+        return (
+            f"{self.connections:,} WebSocket connections in one room, {self.senders} of "
+            f"them posting, from {self.generators} load-generator processes"
+        )
+
     def validate(self) -> None:
         if self.connections < 1 or not 1 <= self.senders <= self.connections:
             raise ValueError("need 1 <= senders <= connections")
@@ -126,14 +139,6 @@ class Settings:
                 )
         if list(self.rates) != sorted(self.rates):
             raise ValueError(f"rates must rise: {self.rates}")
-        for name, given, known in (
-            ("server", self.servers, SERVERS),
-            ("scenario", self.scenarios, SCENARIOS),
-        ):
-            if set(given) - set(known):
-                raise ValueError(
-                    f"unknown {name} {sorted(set(given) - set(known))}; choose from {known}"
-                )
 
 
 FULL = Settings(
@@ -168,31 +173,43 @@ def _sleep_until(at: float) -> None:
     time.sleep(max(0.0, at - time.time()))
 
 
-class _Killer(threading.Thread):
-    """Kills the room at `at` and watches the API until it has restarted."""
+def _kill_room(port: int, at: float) -> KillRecord:
+    """Kill the room at `at` (`time.time()`) and watch the API until it has restarted."""
+    before = restarts_of(port, "room")
+    _sleep_until(at)
+    kill_at = time.time()
+    kill_actor(port, "room")
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while time.monotonic() < deadline:
+        now = restarts_of(port, "room")
+        if now is not None and before is not None and now > before:
+            return KillRecord(kill_at, time.time(), now - before)
+        time.sleep(RESTART_POLL_S)
+    return KillRecord(kill_at, None, 0)
 
-    def __init__(self, port: int, at: float) -> None:
-        super().__init__(name="room-killer", daemon=True)
-        self.port, self.at = port, at
-        self.record: KillRecord | None = None
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            before = restarts_of(self.port, "room")
-            _sleep_until(self.at)
-            kill_at = time.time()
-            kill_actor(self.port, "room")
-            deadline = time.monotonic() + RESTART_WAIT_S
-            while time.monotonic() < deadline:
-                now = restarts_of(self.port, "room")
-                if now is not None and before is not None and now > before:
-                    self.record = KillRecord(kill_at, time.time(), now - before)
-                    return
-                time.sleep(RESTART_POLL_S)
-            self.record = KillRecord(kill_at, None, 0)
-        except BaseException as error:  # handed to the orchestrator, which raises it
-            self.error = error
+def _watch(pid: int, postmaster: int | None, until: float) -> ServerSample:
+    """What the server (and its database) cost until `until`, sampled from now."""
+    host_before, before = HostCpu.now(), process_cost(pid)
+    db_before = process_tree_cpu_s(postmaster) if postmaster else {}
+    started = time.monotonic()
+    peak_rss, peak_threads = before.rss_kib, before.threads
+    while time.time() < until:
+        time.sleep(max(0.0, min(SAMPLE_S, until - time.time())))
+        cost = process_cost(pid)
+        peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
+    db_after = process_tree_cpu_s(postmaster) if postmaster else {}
+    return ServerSample(
+        window_s=time.monotonic() - started,
+        cpu_s=process_cost(pid).cpu_s - before.cpu_s,
+        db_cpu_s=sum(cpu - db_before.get(p, 0.0) for p, cpu in db_after.items())
+        if postmaster
+        else None,
+        peak_rss_kib=peak_rss,
+        peak_threads=peak_threads,
+        host_busy_percent=HostCpu.now().busy_percent_since(host_before),
+        cpus=os.cpu_count() or 1,
+    )
 
 
 class _Session:
@@ -203,11 +220,11 @@ class _Session:
         name: str,
         settings: Settings,
         work_dir: Path,
-        database: str | None,
         progress: Progress,
+        database: Database | None,
     ) -> None:
-        self.name, self.settings, self.work_dir = name, settings, work_dir
-        self.database, self.progress = database, progress
+        self.name, self.settings, self.work_dir, self.progress = name, settings, work_dir, progress
+        self.database = database if name == CHATTER else None
         self._stack: contextlib.ExitStack | None = None
         self._server: RunningServer | None = None
         self._clients: ClientProcesses | None = None
@@ -216,10 +233,10 @@ class _Session:
     def _open(self) -> tuple[RunningServer, ClientProcesses]:
         if self._stack is not None and self._server is not None and self._clients is not None:
             return self._server, self._clients
-        settings = self.settings
+        settings, url = self.settings, self.database.conninfo if self.database else None
         self.progress(f"[{self.name}] starting the server")
         with contextlib.ExitStack() as stack:
-            server = stack.enter_context(running_server(self.name, self.work_dir, self.database))
+            server = stack.enter_context(running_server(self.name, self.work_dir, url))
             clients = stack.enter_context(
                 ClientProcesses(
                     settings.generators, HOST, server.port, wire_of(self.name), "fanout"
@@ -230,7 +247,7 @@ class _Session:
             clients.ask_all(Join(settings.senders), Joined, CONNECT_TIMEOUT_S)
             self._stack = stack.pop_all()
         self.progress(
-            f"[{self.name}] {sum(o.connections for o in opened):,} connected in "
+            f"[{self.name}] {sum(len(o.welcome_ms) for o in opened):,} connected in "
             f"{max(o.seconds for o in opened):.1f} s"
         )
         self._server, self._clients = server, clients
@@ -242,8 +259,8 @@ class _Session:
         self._stack = self._server = self._clients = None
 
     def step(
-        self, rate: float, duration_s: float, postmaster: int | None, kill_after_s: float | None
-    ) -> tuple[StepResult, list[Received], KillRecord | None]:
+        self, rate: float, duration_s: float, kill_after_s: float | None = None
+    ) -> tuple[StepResult, list[Tally], KillRecord | None]:
         """One step: post at `rate` for `duration_s`, then drain; killing the room
         `kill_after_s` into it, if given."""
         server, clients = self._open()
@@ -251,48 +268,20 @@ class _Session:
         drain = self.settings.drain_s
         start_at = time.time() + STEP_LEAD_S
         end_at = start_at + duration_s
-        killer = None
-        if kill_after_s is not None:
-            killer = _Killer(server.port, start_at + kill_after_s)
-            killer.start()
-        clients.send_all(
-            Step(self._steps, rate, start_at, duration_s, end_at + drain, killer is not None)
-        )
-        _sleep_until(start_at)
-        host_before, cost_before = HostCpu.now(), process_cost(server.pid)
-        db_before = process_tree_cpu_s(postmaster) if postmaster else {}
-        window_start = time.monotonic()
-        peak_rss, peak_threads = cost_before.rss_kib, cost_before.threads
-        while time.time() < end_at:
-            time.sleep(max(0.0, min(SAMPLE_S, end_at - time.time())))
-            cost = process_cost(server.pid)
-            peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
-        host_after, cost_after = HostCpu.now(), process_cost(server.pid)
-        db_after = process_tree_cpu_s(postmaster) if postmaster else {}
-        sample = ServerSample(
-            window_s=time.monotonic() - window_start,
-            cpu_s=cost_after.cpu_s - cost_before.cpu_s,
-            db_cpu_s=sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
-            if postmaster
-            else None,
-            peak_rss_kib=max(peak_rss, cost_after.rss_kib),
-            peak_threads=max(peak_threads, cost_after.threads),
-            host_busy_percent=host_after.busy_percent_since(host_before),
-            cpus=os.cpu_count() or 1,
-        )
-        sents = clients.gather(Sent, drain + ANSWER_SLACK_S)
-        acked = frozenset(seq for sent in sents for seq in sent.acked)
-        clients.send_all(Expect(self._steps, acked, time.time() + drain))
-        receiveds = clients.gather(Received, drain + ANSWER_SLACK_S)
-        record = None
-        if killer is not None:
-            killer.join(RESTART_WAIT_S + 10.0)
-            if killer.error is not None or killer.record is None:
-                raise RuntimeError(f"killing the room failed: {killer.error!r}")
-            record = killer.record
-        result = aggregate(self.name, rate, duration_s, start_at, sents, receiveds, sample)
+        with concurrent.futures.ThreadPoolExecutor(1) as killer:
+            kill = None
+            if kill_after_s is not None:
+                kill = killer.submit(_kill_room, server.port, start_at + kill_after_s)
+            plan = Step(self._steps, rate, start_at, duration_s, end_at + drain, kill is not None)
+            clients.send_all(plan)
+            _sleep_until(start_at)
+            postmaster = self.database.postmaster if self.database else None
+            sample = _watch(server.pid, postmaster, end_at)
+            tallies = clients.tallies(self._steps, drain, drain + ANSWER_SLACK_S)
+            record = kill.result(RESTART_WAIT_S) if kill is not None else None
+        result = aggregate(self.name, rate, duration_s, start_at, tallies, sample)
         self.progress(f"[{self.name}] {rate:g} msg/s: {_describe(result)}")
-        return result, receiveds, record
+        return result, tallies, record
 
 
 def _describe(step: StepResult) -> str:
@@ -306,16 +295,14 @@ def _describe(step: StepResult) -> str:
     )
 
 
-def _latency_and_restart(
-    session: _Session, settings: Settings, postmaster: int | None, report: Report
-) -> None:
+def _latency_and_restart(session: _Session, settings: Settings, report: Report) -> None:
     """Scenarios 2 and (Chatter) 6 on one server, their results into `report`."""
     name, rate = session.name, settings.latency_rate_per_s
     if LATENCY in settings.scenarios:
         session.progress(
             f"[{name}] scenario 2, latency: {rate:g} msg/s for {settings.latency_duration_s:g} s"
         )
-        step, _, _ = session.step(rate, settings.latency_duration_s, postmaster, None)
+        step, _, _ = session.step(rate, settings.latency_duration_s)
         report.latency[name] = step
         if not step.ok:  # it fell behind: the next scenario starts afresh
             session.close()
@@ -324,11 +311,11 @@ def _latency_and_restart(
             f"[{name}] scenario 6, restart: {rate:g} msg/s for {settings.restart_duration_s:g} s, "
             f"the room killed after {settings.kill_after_s:g} s"
         )
-        step, receiveds, record = session.step(
-            rate, settings.restart_duration_s, postmaster, settings.kill_after_s
+        step, tallies, record = session.step(
+            rate, settings.restart_duration_s, settings.kill_after_s
         )
         assert record is not None
-        restart = report.restart = analyse(step, receiveds, record, settings.kill_after_s)
+        restart = report.restart = analyse(step, tallies, record, settings.kill_after_s)
         session.progress(
             f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
             f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms"
@@ -342,7 +329,6 @@ class _Climb:
     """One server's way up scenario 1's steps."""
 
     session: _Session
-    postmaster: int | None
     results: list[StepResult]
     misses: int = 0
     retries: int = PERTURBED_RETRIES
@@ -356,7 +342,7 @@ class _Climb:
             f"[{name}] scenario 1, step {len(self.results) + 1}: {rate:g} msg/s "
             f"for {settings.duration_s:g} s"
         )
-        step, _, _ = self.session.step(rate, settings.duration_s, self.postmaster, None)
+        step, _, _ = self.session.step(rate, settings.duration_s)
         perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
         if not step.ok and perturbed and step.latency_p99_ms <= COLLAPSE_P99_MS and self.retries:
             self.retries -= 1
@@ -364,7 +350,7 @@ class _Climb:
                 f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
                 "running the step again"
             )
-            again, _, _ = self.session.step(rate, settings.duration_s, self.postmaster, None)
+            again, _, _ = self.session.step(rate, settings.duration_s)
             step = min(step, again, key=lambda s: s.other_cpu_percent)
             perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
         self.results.append(step)
@@ -404,24 +390,18 @@ def run(settings: Settings, progress: Progress, work_dir: Path) -> Report:
     report = Report(settings)
     sessions: dict[str, _Session] = {}
     with contextlib.ExitStack() as stack:
-        postmaster = url = None
+        database = None
         if CHATTER in settings.servers:
             progress("starting an embedded PostgreSQL in a temporary directory")
             database = stack.enter_context(embedded_database(work_dir))
-            postmaster, url = database.postmaster, database.conninfo
         try:
             # Scenarios 2 and 6 server by server; then scenario 1 rate by rate.
             for name in settings.servers:
-                session = sessions[name] = _Session(name, settings, work_dir, url, progress)
+                session = sessions[name] = _Session(name, settings, work_dir, progress, database)
                 with _blame(name, work_dir, progress):
-                    _latency_and_restart(
-                        session, settings, postmaster if name == CHATTER else None, report
-                    )
+                    _latency_and_restart(session, settings, report)
             if FANOUT in settings.scenarios:
-                climbs = [
-                    _Climb(s, postmaster if n == CHATTER else None, report.steps.setdefault(n, []))
-                    for n, s in sessions.items()
-                ]
+                climbs = [_Climb(s, report.steps.setdefault(n, [])) for n, s in sessions.items()]
                 for rate in settings.rates:
                     for climb in climbs:
                         if not climb.stopped:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.results import P99_TARGET_MS, Report, RestartResult
+from bench.results import P99_TARGET_MS, Report
 from bench.servers import LABELS, SERVERS
+
+if TYPE_CHECKING:
+    from bench.restart import RestartResult
 
 __all__ = ["p99", "restart"]
 

@@ -2,10 +2,8 @@
 
 Every scenario ends in a `Section`: its Markdown (tables and notes), every
 figure by a stable name, its `Target`\\ s with a verdict, and its plots. `render`
-turns a whole run into the Results part of docs/PERFORMANCE.md, `to_json` and
-`from_json` into ``bench.json`` and back (so a page can be written again from
-the figures of an earlier run), and `write_docs` puts the part between the
-page's markers.
+turns a whole run into the Results part of docs/PERFORMANCE.md, `to_json` into
+``bench.json``, and `write_docs` puts the part between the page's markers.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ __all__ = [
     "Run",
     "Section",
     "Target",
-    "from_json",
     "machine",
     "minutes",
     "number",
@@ -250,19 +247,3 @@ def to_json(run: Run) -> dict[str, Any]:
     }
     safe: dict[str, Any] = _json_safe(document)
     return safe
-
-
-def from_json(document: dict[str, Any]) -> Run:
-    """A run as `to_json` wrote it, to render its page again without measuring."""
-    run = Run(document["quick"], document["started"], document["machine"])
-    run.elapsed_s = document["elapsed_s"]
-    for name in NAMES:
-        data = document["sections"].get(name)
-        if data is not None:
-            figures = {k: math.nan if v is None else v for k, v in data["figures"].items()}
-            targets = [Target(**target) for target in data["targets"]]
-            section = Section(data["title"], data["markdown"], figures, targets, data["images"])
-            run.outcomes.append(Outcome(name, section, elapsed_s=data["elapsed_s"]))
-        elif name in document["errors"]:
-            run.outcomes.append(Outcome(name, error=document["errors"][name]))
-    return run

@@ -1,7 +1,7 @@
 """What a step of scenarios 1, 2 and 6 measured, and what the room's kill cost.
 
-A step's figures (`aggregate`) come from every client process's answers
-(`Sent`, `Received`) and the orchestrator's samples of the server:
+A step's figures (`aggregate`) come from every client process's `Tally` and
+the orchestrator's samples of the server:
 
 - *deliveries/s*: message frames of the step received over all connections,
   over the time from the step's start to the last of them (at least the step's
@@ -17,54 +17,35 @@ A step's figures (`aggregate`) come from every client process's answers
 
 A step is *ok* when p99 < 250 ms and nothing was lost or left unanswered; a
 server's *sustained* figure is the deliveries/s of its highest ok step.
-
-Scenario 6 (`analyse`): during a step at scenario 2's load the room actor is
-killed. *Normal* is what deliveries of messages posted before the kill took: a
-message is delivered normally when the p99 of its deliveries is at most
-``max(2 x p99 before the kill, 20 ms)``. Taking the messages on their way at the
-kill, and those posted after it, in the order they were posted, deliveries are
-*back to normal* when the first of them is delivered normally; the *recovery*
-is the time from the kill to the last delivery of the slow ones before it (0
-when there are none: the kill went unnoticed). The *spike* is the slowest
-delivery of those messages within 5 s of the kill, and *stragglers* the slow
-messages after the recovery in that window (noise, or a second wave).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.clients import Received, Sent
-from bench.stats import percent, percentile, percentiles, rate
+from bench.clients import Tally
+from bench.stats import percent, percentiles, rate
+
+if TYPE_CHECKING:
+    from bench.restart import RestartResult
 
 __all__ = [
+    "OTHER_CPU_WARNING_PERCENT",
     "P99_TARGET_MS",
-    "RECOVERY_TARGET_MS",
-    "RECOVERY_WINDOW_S",
-    "KillRecord",
     "Report",
-    "RestartResult",
     "ServerSample",
     "StepResult",
     "aggregate",
-    "analyse",
 ]
 
 P99_TARGET_MS = 250.0
 """A step counts as sustained only with p99 under this and nothing lost."""
-NORMAL_FACTOR = 2.0
-"""A message slower than this many times the pre-kill p99 is abnormal..."""
-NORMAL_FLOOR_MS = 20.0
-"""...and slower than this, so that a very fast server does not make noise abnormal."""
-RECOVERY_WINDOW_S = 5.0
-"""How long after the kill abnormal deliveries are looked for."""
-RECOVERY_TARGET_MS = 500.0
-"""Issue #8: deliveries back to normal within this of the kill."""
+OTHER_CPU_WARNING_PERCENT = 25.0
+"""Other processes using more of a CPU than this during a step perturb it: say so."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +93,6 @@ class StepResult:
     other_cpu_percent: float
     """CPU used by everything but the server, its database and the client
     processes (of one CPU): the orchestrator, and whatever else ran meanwhile."""
-    max_send_lag_ms: float
 
     @property
     def ok(self) -> bool:
@@ -129,44 +109,42 @@ def aggregate(
     rate_per_s: float,
     duration_s: float,
     start_at: float,
-    sents: Sequence[Sent],
-    receiveds: Sequence[Received],
+    tallies: Sequence[Tally],
     sample: ServerSample,
 ) -> StepResult:
-    """One step's figures from every client process's answers and the server's sample."""
-    acked = {seq for sent in sents for seq in sent.acked}
+    """One step's figures from every client process's tally and the server's sample."""
+    acked = {seq for tally in tallies for seq in tally.acked}
     rejected: Counter[str] = Counter()
-    for sent in sents:
-        rejected.update(sent.rejected)
     lost = duplicates = delivered = 0
-    for answer in receiveds:
+    for tally in tallies:
+        rejected.update(tally.rejected)
         for seq in acked:
-            got = answer.counts.get(seq, 0)
-            lost += max(0, answer.connections - got)
-            duplicates += max(0, got - answer.connections)
-        delivered += sum(answer.counts.values())
-    p50, p99, top = percentiles((x for r in receiveds for x in r.latencies_ms), 50, 99, 100)
-    ack_p50, ack_p99 = percentiles((x for s in sents for x in s.ack_latencies_ms), 50, 99)
-    last = max((r.last_receipt for r in receiveds if r.last_receipt is not None), default=None)
+            got = tally.counts.get(seq, 0)
+            lost += max(0, tally.connections - got)
+            duplicates += max(0, got - tally.connections)
+        delivered += sum(tally.counts.values())
+    p50, p99, top = percentiles((x for t in tallies for x in t.latencies_ms), 50, 99, 100)
+    ack_p50, ack_p99 = percentiles((x for t in tallies for x in t.ack_latencies_ms), 50, 99)
+    last = max((t.last_receipt for t in tallies if t.last_receipt is not None), default=start_at)
     server_cpu = percent(sample.cpu_s, sample.window_s)
     db_cpu = percent(sample.db_cpu_s, sample.window_s) if sample.db_cpu_s is not None else None
-    generators = [percent(r.cpu_s, r.window_s) for r in sorted(receiveds, key=lambda r: r.process)]
-    connections = sum(r.connections for r in receiveds)
+    generators = [percent(t.cpu_s, t.window_s) for t in tallies]
+    connections = sum(t.connections for t in tallies)
     return StepResult(
         server=server,
         rate_per_s=rate_per_s,
         duration_s=duration_s,
         connections=connections,
-        sent=sum(s.sent for s in sents),
+        sent=sum(t.sent for t in tallies),
         acked=len(acked),
         rejected=dict(rejected),
-        unanswered=sum(s.unanswered for s in sents),
+        unanswered=sum(t.unanswered for t in tallies),
         expected=len(acked) * connections,
         lost=lost,
         duplicates=duplicates,
-        out_of_order=sum(r.out_of_order for r in receiveds),
-        closed_connections=sum(r.connections - r.open_at_end for r in receiveds),
-        deliveries_per_s=rate(delivered, max(duration_s, (last or 0.0) - start_at)),
+        out_of_order=sum(t.out_of_order for t in tallies),
+        closed_connections=sum(t.connections - t.open_at_end for t in tallies),
+        deliveries_per_s=rate(delivered, max(duration_s, last - start_at)),
         latency_p50_ms=p50,
         latency_p99_ms=p99,
         latency_max_ms=top,
@@ -181,83 +159,6 @@ def aggregate(
         - server_cpu
         - (db_cpu or 0.0)
         - sum(generators),
-        max_send_lag_ms=max((s.max_send_lag_ms for s in sents), default=0.0),
-    )
-
-
-# -- scenario 6 ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KillRecord:
-    """What the orchestrator did and saw of the kill (`time.time()` each)."""
-
-    kill_at: float
-    restarted_at: float | None
-    """When ``GET /api/supervision`` first showed the room restarted, if it did."""
-    restarts: int
-    """How many times the API saw the room restarted meanwhile (1 when the kill worked)."""
-
-
-@dataclass(frozen=True)
-class RestartResult:
-    step: StepResult
-    kill_after_s: float
-    restart_ms: float
-    """Kill request to the room seen restarted by the API (NaN if never seen)."""
-    restarts: int
-    before_p99_ms: float
-    normal_ms: float
-    spike_ms: float
-    recovery_ms: float
-    slow_messages: int
-    stragglers: int
-    after_p99_ms: float
-    timeline: list[tuple[float, float, float]]
-    """Per message: send time relative to the kill (s), median and max latency (ms)."""
-
-
-def analyse(
-    step: StepResult, receiveds: Sequence[Received], kill: KillRecord, kill_after_s: float
-) -> RestartResult:
-    """The spike and the recovery from every delivery's receive time and latency."""
-    by_send: dict[float, tuple[float, list[float], list[float]]] = {}
-    for answer in receiveds:
-        for arrival, latency in zip(answer.arrivals, answer.latencies_ms, strict=True):
-            sent = arrival - latency / 1000.0
-            _, latencies, arrivals = by_send.setdefault(round(sent, 4), (sent, [], []))
-            latencies.append(latency)
-            arrivals.append(arrival)
-    # Each message: when it was sent, its deliveries' latencies, its last delivery.
-    messages = sorted((sent, lat, max(arr)) for sent, lat, arr in by_send.values())
-    before = [x for _, lat, last in messages if last < kill.kill_at for x in lat]
-    before_p99 = percentile(before, 99)
-    normal = max(NORMAL_FACTOR * before_p99, NORMAL_FLOOR_MS) if before else NORMAL_FLOOR_MS
-    affected = [
-        m for m in messages if m[2] >= kill.kill_at and m[0] <= kill.kill_at + RECOVERY_WINDOW_S
-    ]
-    slow = 0
-    while slow < len(affected) and percentile(affected[slow][1], 99) > normal:
-        slow += 1
-    recovered_at = max((last for _, _, last in affected[:slow]), default=kill.kill_at)
-    later = affected[slow:]
-    return RestartResult(
-        step=step,
-        kill_after_s=kill_after_s,
-        restart_ms=(kill.restarted_at - kill.kill_at) * 1000.0 if kill.restarted_at else math.nan,
-        restarts=kill.restarts,
-        before_p99_ms=before_p99,
-        normal_ms=normal,
-        spike_ms=max((max(lat) for _, lat, _ in affected), default=math.nan),
-        recovery_ms=(recovered_at - kill.kill_at) * 1000.0,
-        slow_messages=slow,
-        stragglers=sum(1 for _, lat, _ in later if percentile(lat, 99) > normal),
-        after_p99_ms=percentile(
-            (x for sent, lat, _ in later if sent > recovered_at for x in lat), 99
-        ),
-        timeline=[
-            (sent - kill.kill_at, statistics.median(lat), max(lat)) for sent, lat, _ in messages
-        ],
     )
 
 

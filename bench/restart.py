@@ -1,0 +1,214 @@
+"""Scenario 6: what a crash of the room costs the people in it.
+
+During a step at scenario 2's load the orchestrator (`bench.fanout`) kills
+Chatter's room actor (``POST /api/supervision/kill {"id": "room"}``) and reads
+``GET /api/supervision`` every 10 ms until the room's restart count goes up;
+the client processes keep each delivery's receive time as well as its latency.
+`analyse` reads the spike out of them, message by message (a message's
+deliveries are those with its send time):
+
+- *normal* is what deliveries of messages posted before the kill took: a
+  message is delivered normally when the p99 of its deliveries is at most
+  ``max(2 x p99 before the kill, 20 ms)``;
+- taking the messages on their way at the kill, and those posted after it, in
+  the order they were posted, deliveries are *back to normal* when the first of
+  them is delivered normally; the *recovery* is the time from the kill to the
+  last delivery of the slow ones before it (0 when there are none: the kill
+  went unnoticed);
+- the *spike* is the slowest delivery of those messages within 5 s of the kill,
+  and *stragglers* the slow messages after the recovery in that window (noise,
+  or a second wave).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import plots
+from bench.clients import Tally
+from bench.report import Section, Target, number, relative, table
+from bench.results import OTHER_CPU_WARNING_PERCENT, StepResult
+from bench.stats import percentile
+
+if TYPE_CHECKING:
+    from bench.fanout import Settings
+
+__all__ = ["KillRecord", "RestartResult", "analyse", "restart_section"]
+
+NORMAL_FACTOR = 2.0
+"""A message slower than this many times the pre-kill p99 is abnormal..."""
+NORMAL_FLOOR_MS = 20.0
+"""...and slower than this, so that a very fast server does not make noise abnormal."""
+RECOVERY_WINDOW_S = 5.0
+"""How long after the kill abnormal deliveries are looked for."""
+RECOVERY_TARGET_MS = 500.0
+"""Issue #8: deliveries back to normal within this of the kill."""
+
+
+@dataclass(frozen=True)
+class KillRecord:
+    """What the orchestrator did and saw of the kill (`time.time()` each)."""
+
+    kill_at: float
+    restarted_at: float | None
+    """When ``GET /api/supervision`` first showed the room restarted, if it did."""
+    restarts: int
+    """How many times the API saw the room restarted meanwhile (1 when the kill worked)."""
+
+
+@dataclass(frozen=True)
+class RestartResult:
+    step: StepResult
+    kill_after_s: float
+    restart_ms: float
+    """Kill request to the room seen restarted by the API (NaN if never seen)."""
+    restarts: int
+    before_p99_ms: float
+    normal_ms: float
+    spike_ms: float
+    recovery_ms: float
+    slow_messages: int
+    stragglers: int
+    after_p99_ms: float
+    timeline: list[tuple[float, float, float]]
+    """Per message: send time relative to the kill (s), median and max latency (ms)."""
+
+
+def analyse(
+    step: StepResult, tallies: Sequence[Tally], kill: KillRecord, kill_after_s: float
+) -> RestartResult:
+    """The spike and the recovery from every delivery's receive time and latency."""
+    by_send: dict[float, tuple[float, list[float], list[float]]] = {}
+    for tally in tallies:
+        for arrival, latency in zip(tally.arrivals, tally.latencies_ms, strict=True):
+            sent = arrival - latency / 1000.0
+            _, latencies, arrivals = by_send.setdefault(round(sent, 4), (sent, [], []))
+            latencies.append(latency)
+            arrivals.append(arrival)
+    # Each message: when it was sent, its deliveries' latencies, its last delivery.
+    messages = sorted((sent, lat, max(arr)) for sent, lat, arr in by_send.values())
+    before = [x for _, lat, last in messages if last < kill.kill_at for x in lat]
+    before_p99 = percentile(before, 99)
+    normal = max(NORMAL_FACTOR * before_p99, NORMAL_FLOOR_MS) if before else NORMAL_FLOOR_MS
+    affected = [
+        m for m in messages if m[2] >= kill.kill_at and m[0] <= kill.kill_at + RECOVERY_WINDOW_S
+    ]
+    slow = 0
+    while slow < len(affected) and percentile(affected[slow][1], 99) > normal:
+        slow += 1
+    recovered_at = max((last for _, _, last in affected[:slow]), default=kill.kill_at)
+    later = affected[slow:]
+    return RestartResult(
+        step=step,
+        kill_after_s=kill_after_s,
+        restart_ms=(kill.restarted_at - kill.kill_at) * 1000.0 if kill.restarted_at else math.nan,
+        restarts=kill.restarts,
+        before_p99_ms=before_p99,
+        normal_ms=normal,
+        spike_ms=max((max(lat) for _, lat, _ in affected), default=math.nan),
+        recovery_ms=(recovered_at - kill.kill_at) * 1000.0,
+        slow_messages=slow,
+        stragglers=sum(1 for _, lat, _ in later if percentile(lat, 99) > normal),
+        after_p99_ms=percentile(
+            (x for sent, lat, _ in later if sent > recovered_at for x in lat), 99
+        ),
+        timeline=[
+            (sent - kill.kill_at, statistics.median(lat), max(lat)) for sent, lat, _ in messages
+        ],
+    )
+
+
+def restart_section(restart: RestartResult, settings: Settings, image: Path) -> Section:
+    step = restart.step
+    rejected = sum(step.rejected.values())
+    figures = {
+        "restart_ms": restart.restart_ms,
+        "restarts": float(restart.restarts),
+        "spike_ms": restart.spike_ms,
+        "recovery_ms": restart.recovery_ms,
+        "before_p99_ms": restart.before_p99_ms,
+        "after_p99_ms": restart.after_p99_ms,
+        "normal_ms": restart.normal_ms,
+        "slow_messages": float(restart.slow_messages),
+        "stragglers": float(restart.stragglers),
+        "p99_ms": step.latency_p99_ms,
+        "max_ms": step.latency_max_ms,
+        "lost": float(step.lost),
+        "unanswered": float(step.unanswered),
+        "rejected": float(rejected),
+        "acked": float(step.acked),
+        "sent": float(step.sent),
+    }
+    rows = [
+        ["room restarted (kill → API shows restart count + 1)", f"{number(restart.restart_ms)} ms"],
+        ["p99 before the kill", f"{number(restart.before_p99_ms, 1)} ms"],
+        [
+            "a message counts as slow above (p99 of its deliveries)",
+            f"{number(restart.normal_ms, 1)} ms",
+        ],
+        [
+            "spike: slowest delivery of a message in flight at or after the kill",
+            f"{number(restart.spike_ms, 1)} ms",
+        ],
+        ["slow messages before the first normal one", f"{restart.slow_messages}"],
+        ["**deliveries back to normal after the kill**", f"**{number(restart.recovery_ms)} ms**"],
+        [f"slow messages later (within {RECOVERY_WINDOW_S:g} s)", f"{restart.stragglers}"],
+        ["p99 after recovery", f"{number(restart.after_p99_ms, 1)} ms"],
+        [
+            "posts acked / sent; refused; unanswered",
+            f"{step.acked:,} / {step.sent:,}; {rejected}; {step.unanswered}",
+        ],
+        ["deliveries lost", f"**{step.lost:,}** of {step.expected:,}"],
+        [
+            "p99 / max latency over the whole step",
+            f"{number(step.latency_p99_ms, 1)} / {number(step.latency_max_ms, 1)} ms",
+        ],
+    ]
+    recovered = restart.restarts >= 1 and restart.recovery_ms <= RECOVERY_TARGET_MS
+    nothing_lost = step.lost == 0 and step.unanswered == 0 and not rejected
+    missed = (
+        "the room was not seen restarted"
+        if restart.restarts < 1
+        else f"missed by {restart.recovery_ms - RECOVERY_TARGET_MS:.0f} ms"
+    )
+    targets = [
+        Target(
+            f"deliveries back to normal within {RECOVERY_TARGET_MS:g} ms of the kill",
+            recovered,
+            f"{number(restart.recovery_ms)} ms",
+            "" if recovered else missed,
+        ),
+        Target(
+            "nothing lost across the room's kill",
+            nothing_lost,
+            f"{step.lost:,} deliveries lost, {step.unanswered} posts unanswered, "
+            f"{rejected} refused",
+        ),
+    ]
+    markdown = "\n\n".join(
+        [
+            f"Scenario 2's load ({settings.load()}, {settings.latency_rate_per_s:g} "
+            f"messages/s) on Chatter for {settings.restart_duration_s:g} s; "
+            f"{restart.kill_after_s:g} s in, the room actor is killed "
+            '(`POST /api/supervision/kill {"id": "room"}`, chaos on) while the load goes '
+            "on. A message is slow when the p99 of its deliveries is over twice the p99 "
+            "before the kill (at least 20 ms); deliveries are back to normal when the "
+            "first message in flight at or after the kill is delivered normally, and the "
+            "time counted is from the kill to the last delivery of the slow ones.",
+            table(["figure", "value"], rows, "<>"),
+            *(
+                [f"Note: other processes used {step.other_cpu_percent:.0f}% of a CPU meanwhile."]
+                if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+                else []
+            ),
+        ]
+    )
+    plots.restart(restart, image)
+    return Section(
+        "Scenario 6: the room killed under load", markdown, figures, targets, [relative(image)]
+    )
