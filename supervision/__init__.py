@@ -9,6 +9,19 @@ Actors run on threads (`ThreadActor`) or on an asyncio event loop
 (`LoopActor`); a `Registry` gives them names that survive restarts, and
 `describe_tree` and `EventStream` let you watch the tree work. This package
 knows nothing of chat, and imports neither Tornado nor a database driver.
+
+Everything public is imported from here. The modules, in reading order:
+
+- what is decided, as pure code: `child_spec`, `strategy`, `intensity`, `exits`;
+- actors, and how their death becomes a message: `supervised`, `thread_actor`,
+  `loop_actor`, `future`;
+- supervisors: `client` (the functions that manage one), `supervisor` (the
+  actor), `dynamic_supervisor`, `application` (the top of a tree);
+- names and watching: `registry`, `events`, `introspection`; and `errors`.
+
+The modules whose names start with ``_`` are plumbing: `_link` (how a starter
+hears of its child's start and exit), `_shutdown` (how a child is stopped) and
+`_pykka` (the one place that touches pykka's internals).
 """
 
 from supervision.application import EXIT_GAVE_UP, run, start_link

@@ -21,6 +21,7 @@ from supervision import (
     Exit,
     ExitReason,
     InvalidChildSpecError,
+    NameUnavailableError,
     Registry,
     Restart,
     RestartIntensityExceededError,
@@ -581,3 +582,25 @@ def test_sends_to_a_restarting_subtree_are_held_until_it_is_back(
     assert [r.get(timeout=5) for r in replies] == ["v"] * 20
     event_log.wait(EventKind.RESTARTED, "inner")
     assert root.restarts() == {"inner": 1}
+
+
+@pytest.mark.parametrize("how", ["terminated", "stopped"])
+def test_a_supervisor_stopped_as_a_whole_holds_its_childrens_names_until_they_expire(
+    how: str, events: EventStream
+) -> None:
+    registry = Registry(restart_wait_s=0.2)
+    journal = Journal()
+    inner = Supervisor.child_spec(
+        "inner", [worker("w", journal, registered=True)], registry=registry
+    )
+    root = Root([inner], events)
+    if how == "terminated":
+        terminate_child(root.ref, "inner").get(timeout=5)
+    else:
+        root.ref.stop(timeout=5)
+    held = registry.ask("w", "ping")  # it cannot tell a stop for good from a restart
+    assert registry.names() == ["w"]
+    with pytest.raises(NameUnavailableError, match=r"'w' did not come back in 0\.2 s"):
+        held.get(timeout=5)
+    with pytest.raises(NameUnavailableError):
+        registry.tell("w", "later")
