@@ -11,7 +11,9 @@ internals, and does so here and nowhere else:
 pykka internal                       what supervision uses it for
 ===================================  ===============================================
 ``Actor._actor_loop_setup``          to learn whether ``on_start`` returned or raised
-``Actor._handle_receive``            to raise `InjectedCrash` before the handler runs
+``Actor._handle_receive``            to raise `InjectedCrash` before the handler runs,
+                                     and to pass over the no-op that wakes a killed
+                                     thread
 ``Actor._handle_failure``            to hear of an exception pykka is about to log
 ``Actor._stop``                      to hear of a stop (or of a ``BaseException``)
 ``Actor._actor_loop_teardown``       to hand the inbox's leftovers over instead of
@@ -94,6 +96,7 @@ def envelope(message: Any, reply_to: pykka.Future[Any] | None = None) -> Envelop
 
 
 def message_of(envelope: Envelope) -> Any:
+    """The message in `envelope`."""
     return envelope.message
 
 
@@ -127,9 +130,16 @@ def deliver(ref: pykka.ActorRef[Any], envelope: Envelope) -> None:
 
 
 class Inbox(Protocol):
-    """What supervision needs of an actor's inbox, besides pykka's ``put``."""
+    """What supervision needs of an actor's inbox: pykka's ``put``, and more."""
 
-    def put(self, envelope: Envelope, /) -> None: ...
+    def put(self, envelope: Envelope, /) -> None:
+        """Add a message (`ActorRef.tell` and ``ask`` call it); once the inbox
+        is closed, fail it at once instead."""
+        ...
+
+    def qsize(self) -> int:
+        """How many messages wait (what Chatter's metrics read)."""
+        ...
 
     def close(self) -> list[Envelope]:
         """Refuse further messages; return those still waiting, oldest first."""

@@ -121,6 +121,7 @@ class DynamicSupervisor(Supervisor):
         return outcomes[0]
 
     def _full(self) -> bool:
+        """Whether ``max_children`` are running or starting already."""
         return self.max_children is not None and len(self._children) >= self.max_children
 
     def _spawn_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> _Starting:
@@ -147,7 +148,7 @@ class DynamicSupervisor(Supervisor):
 
     def _spec_for(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> ChildSpec:
         """Check ``max_children``; turn a bare start function into a temporary child."""
-        if self.max_children is not None and len(self._children) >= self.max_children:
+        if self._full():
             raise MaxChildrenError(
                 f"dynamic supervisor {self.id!r} already runs its {self.max_children} children"
             )
