@@ -158,17 +158,30 @@ class SocketConnection:
         # Tornado keeps what the kernel did not take in the stream's write
         # buffer: past the bound, this client has stopped reading; past the
         # address's bound, its address holds too much unread output in all.
-        backlog = len(stream._write_buffer)
-        if backlog > self._handler.max_pending_output:
+        # The address's bound is checked after the write as well: one write
+        # (a burst of answers gathered in one turn) can take it over, and a
+        # client that reads nothing may never be written to again.
+        if len(stream._write_buffer) > self._handler.max_pending_output:
             self._drop(stream, "it stopped reading")
             return
-        if backlog > self._handler.backlog_check_bytes and self._handler.output_over_budget():
-            self._drop(stream, "its address holds too much unread output")
+        if self._address_over_budget(stream):
             return
         try:
             stream.write(data)
         except StreamClosedError:
             self._closed = True
+            return
+        self._address_over_budget(stream)
+
+    def _address_over_budget(self, stream: Any) -> bool:
+        """Drop this connection if it has a backlog and its address holds too
+        much unread output in all; whether it was dropped."""
+        if len(stream._write_buffer) > self._handler.backlog_check_bytes and (
+            self._handler.output_over_budget()
+        ):
+            self._drop(stream, "its address holds too much unread output")
+            return True
+        return False
 
     def _drop(self, stream: Any, why: str) -> None:
         logger.warning("Dropping %s: %s", self.remote, why)
