@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     # Imported where used, not here: the unit tests, which never start a
     # server, must not fail to collect while web/ is broken.
     from chatter.config import Settings
-    from tests.harness.process import ServeProcess
+    from tests.harness.process import ServeProcess, StartServe
     from tests.harness.server import ChatServer, ServerFactory
 
 __all__ = ["EventLog", "stop_every_actor"]
@@ -123,9 +123,6 @@ def server_options() -> dict[str, Any]:
 def server(start_server: ServerFactory, server_options: dict[str, Any]) -> ChatServer:
     """A server on an empty database, with the test settings."""
     return start_server(**server_options)
-
-
-StartServe = Callable[..., "ServeProcess"]
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
-"""Fixtures for the browser tests: the embedded PostgreSQL (once per session,
-clean tables per test), a real Chatter server per test, and Debian's Chromium
-driven by Playwright (one browser per test module, a fresh context per person)."""
+"""Fixtures for the browser tests: Debian's Chromium driven by Playwright (one
+browser per test module, a fresh context per person), on the `server` of
+tests/conftest.py (a real Chatter server per test, on clean tables)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import (
@@ -19,8 +20,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.browser.server import PageServer, off_the_loop
 from tests.conftest import stop_every_actor
+from tests.harness.server import ChatServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,6 +45,17 @@ POLICY_WORDS = ("Content Security Policy", "Trusted Type")
 
 OpenPage = Callable[..., Page]
 
+T = TypeVar("T")
+
+
+def off_the_loop(function: Callable[[], T]) -> T:
+    """Run `function` on a thread of its own and return its result.
+
+    Playwright's sync API keeps its event loop marked as running on the test's
+    thread, and the actor runtime rightly refuses to block on a future there."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="off-the-loop") as pool:
+        return pool.submit(function).result()
+
 
 @pytest.fixture(autouse=True)
 def _stop_leftover_actors() -> Iterator[None]:
@@ -51,13 +63,6 @@ def _stop_leftover_actors() -> Iterator[None]:
     the test's thread, where Playwright keeps its event loop running."""
     yield
     off_the_loop(stop_every_actor)
-
-
-@pytest.fixture
-def server(database: str) -> Iterator[PageServer]:
-    chat = PageServer(database)
-    yield chat
-    chat.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def open_page(browser: Browser, server: PageServer) -> Iterator[OpenPage]:
+def open_page(browser: Browser, server: ChatServer) -> Iterator[OpenPage]:
     """`open_page(path, fake_clock=False, **context_options)`: a page in a context
     of its own (a separate person, with their own storage), at `path` on the
     test's server (None: nowhere yet); with `fake_clock`, the test can move the

@@ -7,7 +7,8 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.ui import connection, people_names, person, seed_users, you
+from tests.browser.ui import connection, people_names, person, you
+from tests.harness.data import seed_users
 
 
 def test_home_lists_people_online_first_then_alphabetically_and_updates_live(

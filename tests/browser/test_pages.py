@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import re
-import urllib.request
 
 import pytest
 
-from tests.browser.server import PageServer
+from tests.harness.http import request
+from tests.harness.server import ChatServer
 from web.pages import CONTENT_SECURITY_POLICY
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], str]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        headers = {name.lower(): value for name, value in response.headers.items()}
-        return response.status, headers, response.read().decode()
+    answer = request(url)
+    return answer.status, answer.headers, answer.body.decode()
 
 
 @pytest.mark.parametrize("path", ["/", "/chat", "/chat?name=ann"])
-def test_pages_carry_a_strict_content_security_policy(server: PageServer, path: str) -> None:
+def test_pages_carry_a_strict_content_security_policy(server: ChatServer, path: str) -> None:
     status, headers, html = fetch(server.url + path)
     assert status == 200
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -37,7 +36,7 @@ def test_pages_carry_a_strict_content_security_policy(server: PageServer, path: 
     assert all(source.startswith("/") for source in sources)
 
 
-def test_static_files_carry_the_security_headers(server: PageServer) -> None:
+def test_static_files_carry_the_security_headers(server: ChatServer) -> None:
     status, headers, body = fetch(server.url + "/static/js/room.js")
     assert status == 200
     assert "javascript" in headers["content-type"]

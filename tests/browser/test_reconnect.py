@@ -6,25 +6,24 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.server import PageServer
 from tests.browser.ui import (
     bodies,
     connection,
     message,
     person,
-    seed_messages,
     send,
     shown_messages,
-    stored_count,
     you,
 )
+from tests.harness.data import seed_messages, stored
+from tests.harness.server import ChatServer
 
 RECONNECT_TIMEOUT_MS = 20_000
 """The backoff doubles from half a second; the server is away for a few seconds."""
 
 
 def test_the_page_reconnects_after_a_restart_and_loses_nothing(
-    open_page: OpenPage, server: PageServer, database: str
+    open_page: OpenPage, server: ChatServer, database: str
 ) -> None:
     ann = open_page("/chat?name=ann")
     expect(you(ann)).to_have_text("ann")
@@ -48,8 +47,8 @@ def test_the_page_reconnects_after_a_restart_and_loses_nothing(
     expect(you(ann)).to_have_text("ann")  # the token took the name back
     expect(person(ann, "ann")).to_have_attribute("data-status", "online")
     assert bodies(ann) == ["before the restart", *missed, "typed while away"]
-    assert stored_count(database, "typed while away") == 1
-    assert stored_count(database, "before the restart") == 1
+    assert stored(database, "body").count("typed while away") == 1
+    assert stored(database, "body").count("before the restart") == 1
 
     # And the room goes on: a newcomer sees it all, once.
     bob = open_page("/chat")
@@ -58,7 +57,7 @@ def test_the_page_reconnects_after_a_restart_and_loses_nothing(
 
 
 def test_a_page_that_missed_more_than_a_resume_carries_fills_the_gap_in_order(
-    open_page: OpenPage, server: PageServer, database: str
+    open_page: OpenPage, server: ChatServer, database: str
 ) -> None:
     seed_messages(database, "old", [f"early {n}" for n in range(1, 11)])
     page = open_page("/chat")

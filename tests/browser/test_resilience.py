@@ -14,9 +14,9 @@ from tests.browser.ui import (
     message_box,
     send,
     shown_messages,
-    stored_count,
     you,
 )
+from tests.harness.data import stored
 
 REFUSED_ONCE = {"slow down please": "rate_limited", "is the database there?": "unavailable"}
 """Bodies whose first post the test answers itself, as the server would when busy."""
@@ -62,8 +62,8 @@ def test_refusals_from_the_server_are_shown_and_nothing_typed_is_lost(
     expect(message_box(page)).to_have_value("a bell \u0007 rings")
     expect(shown_messages(page)).to_have_count(2)
     assert len(refused) == 2
-    assert stored_count(database, "slow down please") == 1
-    assert stored_count(database, "is the database there?") == 1
+    assert stored(database, "body").count("slow down please") == 1
+    assert stored(database, "body").count("is the database there?") == 1
 
 
 def test_offline_shows_and_what_is_typed_meanwhile_goes_out_once_back_online(
@@ -82,7 +82,7 @@ def test_offline_shows_and_what_is_typed_meanwhile_goes_out_once_back_online(
     page.context.set_offline(False)
     expect(connection(page)).to_have_attribute("data-state", "connected")
     expect(message(page, "written on the train").locator(".delivery")).to_have_text("Sent")
-    assert stored_count(database, "written on the train") == 1
+    assert stored(database, "body").count("written on the train") == 1
 
 
 def test_the_room_works_with_the_keyboard_alone(open_page: OpenPage) -> None:
@@ -147,4 +147,4 @@ def test_a_reload_keeps_the_draft_and_sends_what_was_never_acked_once(
     expect(you(page)).to_have_text("ann")
     expect(message(page, "never acked").locator(".delivery")).to_have_text("Sent")
     expect(message_box(page)).to_have_value("half-written")
-    assert stored_count(database, "never acked") == 1
+    assert stored(database, "body").count("never acked") == 1

@@ -18,12 +18,11 @@ from tests.browser.ui import (
     name_field,
     person,
     scroller,
-    seed_messages,
     send,
     shown_messages,
-    stored_count,
     you,
 )
+from tests.harness.data import seed_messages, stored
 
 
 def test_two_people_chat_both_ways_and_see_each_other_come_and_go(open_page: OpenPage) -> None:
@@ -74,7 +73,7 @@ def test_a_taken_name_is_refused_next_to_the_field_and_the_message_is_kept(
     expect(message_box(other)).to_have_value("am I ann?")
     expect(name_field(other)).to_have_attribute("aria-invalid", "true")
     expect(shown_messages(other)).to_have_count(0)
-    assert stored_count(database, "am I ann?") == 0
+    assert stored(database, "body").count("am I ann?") == 0
 
     name_field(other).fill("anne")
     message_box(other).press("Enter")
@@ -213,7 +212,7 @@ def test_sending_fast_is_paced_shows_sending_then_sent_and_loses_nothing(
         expect(message(page, text).locator(".delivery")).to_have_text("Sent")
     expect(page.get_by_text("Sending one message every half second")).to_be_hidden()
     assert bodies(page) == texts
-    assert [stored_count(database, text) for text in texts] == [1] * len(texts)
+    assert [stored(database, "body").count(text) for text in texts] == [1] * len(texts)
     assert not _has_error(page)
 
 

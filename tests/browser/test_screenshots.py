@@ -12,7 +12,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.ui import connection, message, person, seed_messages, seed_users, send, you
+from tests.browser.ui import connection, message, person, send, you
+from tests.harness.data import seed_messages, seed_users
 
 CONVERSATION = [
     ("grace", 52, "Morning all! Has anyone tried the new supervision page yet?"),

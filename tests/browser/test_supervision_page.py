@@ -11,8 +11,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from chatter.config import Environment, Settings
 from tests.browser.conftest import OpenPage
-from tests.browser.server import PageServer
 from tests.browser.ui import connection, message, send, you
+from tests.harness.server import ChatServer
 
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -29,6 +29,16 @@ def log_lines(page: Page, kind: str, actor: str) -> Locator:
 
 def sessions_count(page: Page) -> Locator:
     return page.locator("#sessions-count")
+
+
+def animations_finish(page: Page) -> None:
+    """Wait until every animation that ends (not a pulse that loops) has ended
+    or was cancelled (a redraw replaces its element)."""
+    page.evaluate(
+        """Promise.all(document.getAnimations()
+            .filter(a => a.effect.getComputedTiming().iterations !== Infinity)
+            .map(a => a.finished.catch(() => null)))"""
+    )
 
 
 def fits_the_width(page: Page) -> bool:
@@ -115,10 +125,9 @@ def test_sessions_show_as_a_count_that_expands_into_killable_sessions(
     expect(sessions.locator(".sv-box.session")).to_have_count(1)
 
 
-def test_no_kill_buttons_where_chaos_is_off(open_page: OpenPage, server: PageServer) -> None:
+def test_no_kill_buttons_where_chaos_is_off(open_page: OpenPage, server: ChatServer) -> None:
     server.stop()
-    server.settings = Settings(env=Environment.PROD, secret_key_base="x" * 32)
-    server.start()
+    server.start(Settings(env=Environment.PROD, secret_key_base="x" * 32))
     page = open_page("/supervision")
     expect(box(page, "room")).to_contain_text("permanent")
     expect(page.locator("#chaos-note")).to_contain_text("Chaos is off")
@@ -157,7 +166,7 @@ def test_screenshots_of_the_supervision_page(
     expect(box(page, "presence").locator(".sv-restart-count")).to_have_text("1")
     page.get_by_role("button", name="Show sessions").click()
     expect(page.locator("#sessions-list .sv-box.session")).to_have_count(2)
-    page.wait_for_timeout(1_700)  # let the restart flash finish
+    animations_finish(page)  # the restart's flash
     assert fits_the_width(page)
     page.screenshot(path=artifacts / f"supervision-{theme}.png", full_page=True)
 

@@ -1,15 +1,9 @@
 """What the browser tests look for on the pages, by role and label where a
-person would, and the data they set up in the database."""
+person would."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
-import psycopg
 from playwright.sync_api import Locator, Page
-
-from chatter.usernames import username_key
 
 
 def message_box(page: Page) -> Locator:
@@ -68,40 +62,3 @@ def send(page: Page, body: str) -> None:
     box = message_box(page)
     box.fill(body)
     box.press("Enter")
-
-
-def seed_messages(
-    conninfo: str, username: str, texts: Sequence[str], at: datetime | None = None
-) -> None:
-    """Store `texts` as messages of `username` (created if new), straight into the database."""
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key, last_seen_at) "
-            "VALUES (%s, %s, now() - interval '1 hour') "
-            "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id",
-            (username, username_key(username)),
-        ).fetchone()
-        assert row is not None
-        columns = "user_id, body" + (", inserted_at" if at is not None else "")
-        with conn.cursor().copy(f"COPY messages ({columns}) FROM STDIN") as copy:
-            for text in texts:
-                copy.write_row((row[0], text) if at is None else (row[0], text, at))
-
-
-def seed_users(conninfo: str, usernames: Sequence[str]) -> None:
-    """Users who joined once and are offline now."""
-    with psycopg.connect(conninfo) as conn:
-        for username in usernames:
-            conn.execute(
-                "INSERT INTO users (username, username_key, last_seen_at) "
-                "VALUES (%s, %s, now() - interval '1 hour') ON CONFLICT DO NOTHING",
-                (username, username_key(username)),
-            )
-
-
-def stored_count(conninfo: str, body: str) -> int:
-    """How many stored messages have exactly this body."""
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute("SELECT count(*) FROM messages WHERE body = %s", (body,)).fetchone()
-        assert row is not None
-        return int(row[0])

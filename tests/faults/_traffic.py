@@ -19,19 +19,19 @@ import contextlib
 import itertools
 import json
 import random
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import tornado.httpclient
 import tornado.websocket
 
 from chatter.throttle import POST_RATE_PER_S
+from tests.harness.data import stored
+from tests.harness.http import healthz
 
-__all__ = ["ChatUser", "Crowd", "assert_consistent", "healthz", "stored_messages"]
+__all__ = ["ChatUser", "Crowd", "assert_consistent"]
 
 POST_INTERVAL_S = 1.1 / POST_RATE_PER_S
 """A little slower than the post throttle refills, so pacing alone is never refused."""
@@ -360,8 +360,8 @@ class Crowd:
         await self.until(
             lambda: all(u.unacked == 0 for u in self.users), "every post acked", timeout_s
         )
-        stored = [seq for seq, _ in await asyncio.to_thread(stored_messages, conninfo)]
-        newest = stored[-1] if stored else 0
+        seqs: list[int] = await asyncio.to_thread(stored, conninfo, "seq")
+        newest = seqs[-1] if seqs else 0
         await self.until(
             lambda: all(u.connected and u.last_seq >= newest for u in self.users),
             f"everyone has seq {newest}",
@@ -372,7 +372,7 @@ class Crowd:
             f"everyone sees {sorted(self.names)} online",
             timeout_s,
         )
-        return stored
+        return seqs
 
     async def close(self) -> None:
         for user in self.users:
@@ -390,24 +390,6 @@ class Crowd:
         )
 
 
-def stored_messages(conninfo: str) -> list[tuple[int, str | None]]:
-    """(seq, client_id) of every stored message, in seq order."""
-    with psycopg.connect(conninfo) as conn:
-        return [
-            (seq, client_id)
-            for seq, client_id in conn.execute("SELECT seq, client_id FROM messages ORDER BY seq")
-        ]
-
-
-def healthz(base_url: str) -> tuple[int, dict[str, Any]]:
-    """GET /healthz: the status and the JSON body."""
-    try:
-        with urllib.request.urlopen(f"{base_url}/healthz", timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def assert_consistent(
     crowd: Crowd,
     conninfo: str,
@@ -420,10 +402,10 @@ def assert_consistent(
     no one wrote, every client holding every stored message once and in order,
     presence as connected, the server healthy. Only users in
     `reconnects_allowed` (by name; None for viewers) may have been disconnected."""
-    stored = stored_messages(conninfo)
-    seqs = [seq for seq, _ in stored]
-    by_client_id = {client_id: seq for seq, client_id in stored}
-    assert len(by_client_id) == len(stored), "a client_id stored twice"
+    rows = stored(conninfo, "seq", "client_id")
+    seqs = [seq for seq, _ in rows]
+    by_client_id = {client_id: seq for seq, client_id in rows}
+    assert len(by_client_id) == len(rows), "a client_id stored twice"
     written: set[str] = set()
     for user in crowd.users:
         assert not user.surprises, f"{user.name}: {user.surprises}"

@@ -3,13 +3,11 @@ purpose, and the same verdict after each (`tests.faults._traffic`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from chatter.throttle import Limit, NameClaimLimits
-from tests.conftest import EventLog
-from tests.integration.chat_server import ChatServer
 
 CROWD_CLAIMS = NameClaimLimits(per_address=Limit(1000, 100.0))
 """A crowd's clients stand for people at many addresses, but all come from
@@ -18,13 +16,6 @@ keeps the contract's own limit)."""
 
 
 @pytest.fixture
-def server(database: str) -> Iterator[ChatServer]:
-    """Chatter in this process (its own loop thread), on an empty database."""
-    chat = ChatServer(database, name_claims=CROWD_CLAIMS)
-    yield chat
-    chat.stop()
-
-
-@pytest.fixture
-def log(server: ChatServer) -> EventLog:
-    return EventLog(server.tree.events)
+def server_options() -> dict[str, Any]:
+    """Every fault test's `server` lets its crowd take their names."""
+    return {"name_claims": CROWD_CLAIMS}

@@ -14,9 +14,8 @@ import pytest
 
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash
-from tests.conftest import EventLog
 from tests.faults._traffic import ChatUser, Crowd, assert_consistent
-from tests.integration.chat_server import ChatServer
+from tests.harness.server import ChatServer
 
 MEMORY_GROWTH_BOUND = 64 * 1024 * 1024
 """What this process (server and clients) may grow by during an outage."""
@@ -46,7 +45,6 @@ def acks(crowd: Crowd) -> int:
 @pytest.mark.parametrize("outage_s", [5, pytest.param(60, marks=pytest.mark.slow)])
 def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
     server: ChatServer,
-    log: EventLog,
     database: str,
     postgres: EmbeddedPostgres,
     outage_s: int,
@@ -92,11 +90,11 @@ def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
             await crowd.close()
 
     asyncio.run(scenario())
-    assert not [e for e in log.events if e.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)]
+    assert server.log.restarts() == []
 
 
 def test_an_immediate_database_restart_during_a_burst_loses_nothing(
-    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+    server: ChatServer, database: str, postgres: EmbeddedPostgres
 ) -> None:
     async def scenario() -> None:
         crowd = Crowd(server.ws_url, posters=16, viewers=1)
@@ -114,11 +112,11 @@ def test_an_immediate_database_restart_during_a_burst_loses_nothing(
             await crowd.close()
 
     asyncio.run(scenario())
-    assert not [e for e in log.events if e.kind in (EventKind.RESTARTED, EventKind.GAVE_UP)]
+    assert server.log.restarts() == []
 
 
 def test_persistence_killed_during_an_outage_comes_back_and_loses_nothing(
-    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+    server: ChatServer, database: str, postgres: EmbeddedPostgres
 ) -> None:
     async def scenario() -> None:
         crowd = Crowd(server.ws_url, posters=6, viewers=1)
@@ -132,12 +130,12 @@ def test_persistence_killed_during_an_outage_comes_back_and_loses_nothing(
                     lambda: sum(u.unavailable for u in crowd.users) >= 6,
                     "posts refused as unavailable",
                 )
-                persistence = server.tree.registry.whereis("persistence")
-                assert persistence is not None
-                inject_crash(persistence, "fault suite: persistence, database down")
+                inject_crash(
+                    server.whereis("persistence"), "fault suite: persistence, database down"
+                )
                 # Its new incarnation starts without the database, and refuses
                 # posts as unavailable until it is back.
-                await asyncio.to_thread(log.wait, EventKind.RESTARTED, "persistence", 10.0)
+                await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, "persistence", 10.0)
                 refused = sum(u.unavailable for u in crowd.users)
                 await crowd.until(
                     lambda: sum(u.unavailable for u in crowd.users) >= refused + 6,
@@ -150,6 +148,4 @@ def test_persistence_killed_during_an_outage_comes_back_and_loses_nothing(
             await crowd.close()
 
     asyncio.run(scenario())
-    restarts = [e.child for e in log.events if e.kind is EventKind.RESTARTED]
-    assert restarts == ["persistence"]
-    assert not [e for e in log.events if e.kind is EventKind.GAVE_UP]
+    assert [e.child for e in server.log.restarts()] == ["persistence"]  # and none gave up

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import socket
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import tornado.websocket
-
-from tests.faults._process import ServeProcess
+from tests.harness.honest import HonestClient
+from tests.harness.http import healthz
+from tests.harness.process import ServeProcess, StartServe
+from tests.harness.waiting import eventually
 
 SOFT, HARD = 200, 320
 """The open-files limits serve starts with: the soft one is raised to the hard one."""
@@ -32,17 +28,11 @@ SOCKETS_PER_ADDRESS = 50
 and 500 in all, well past the hard limit."""
 
 
-@pytest.fixture
-def serve(database: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(
-        database,
-        tmp_path / "data",
-        env={"CHATTER_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)},
-        open_files=(SOFT, HARD),
+def start_limited(start_serve: StartServe) -> ServeProcess:
+    """Serve with the open-files limits above and a short header timeout."""
+    return start_serve(
+        env={"CHATTER_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)}, open_files=(SOFT, HARD)
     )
-    process.start()
-    yield process
-    process.stop()
 
 
 def open_files_limits(pid: int) -> tuple[int, int]:
@@ -57,46 +47,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def healthz(url: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
-            status: int = answer.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
-def test_serve_raises_its_open_files_limit_to_the_hard_limit(serve: ServeProcess) -> None:
+def test_serve_raises_its_open_files_limit_to_the_hard_limit(start_serve: StartServe) -> None:
+    serve = start_limited(start_serve)
     assert serve.process is not None
     assert open_files_limits(serve.process.pid) == (HARD, HARD)
 
 
-async def post_and_see(connection: tornado.websocket.WebSocketClientConnection, body: str) -> None:
-    """Post `body` and read until its ack and its message have both arrived."""
-    client_id = f"cid-{body}"
-    await connection.write_message(
-        json.dumps({"type": "post", "body": body, "client_id": client_id})
-    )
-    acked = delivered = False
-    while not (acked and delivered):
-        text = await asyncio.wait_for(connection.read_message(), 30)
-        assert text is not None, "the honest client was disconnected"
-        frame = json.loads(text)
-        assert frame["type"] != "error", frame
-        acked = acked or (frame["type"] == "ack" and frame["client_id"] == client_id)
-        delivered = delivered or (frame["type"] == "message" and frame["message"]["body"] == body)
-
-
-def test_running_out_of_descriptors_backs_off_and_recovers(serve: ServeProcess) -> None:
+def test_running_out_of_descriptors_backs_off_and_recovers(start_serve: StartServe) -> None:
+    serve = start_limited(start_serve)
     assert serve.process is not None
     pid = serve.process.pid
 
     async def scenario() -> None:
-        honest = await tornado.websocket.websocket_connect(serve.ws_url)
-        await honest.write_message(json.dumps({"type": "join", "username": "honest"}))
-        await post_and_see(honest, "before the flood")
+        honest = HonestClient(serve)
+        await honest.start()
 
         with contextlib.ExitStack() as stack:
             cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
@@ -110,15 +74,18 @@ def test_running_out_of_descriptors_backs_off_and_recovers(serve: ServeProcess) 
                     with contextlib.suppress(OSError):
                         sock.send(b"GET / HTTP/1.1\r\n")  # and never the rest
             # The server is out of descriptors: wait until it has said so.
-            deadline = time.monotonic() + 20
-            while "accept failed" not in serve.log():
-                assert time.monotonic() < deadline, serve.log()[-2000:]
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: "accept failed" in serve.log(),
+                lambda: f"a failed accept logged:\n{serve.log()[-2000:]}",
+                20,
+            )
+
             # The header timeout frees the descriptors; then it answers again.
-            deadline = time.monotonic() + 30
-            while await asyncio.to_thread(healthz, serve.url) != 200:
-                assert time.monotonic() < deadline, serve.log()[-2000:]
-                await asyncio.sleep(0.1)
+            async def answering() -> bool:
+                status, _ = await asyncio.to_thread(healthz, serve.url, timeout_s=1)
+                return status == 200
+
+            await eventually(answering, lambda: f"healthy again:\n{serve.log()[-2000:]}", 30)
             cpu_used = cpu_seconds(pid) - cpu_before
             wall = time.monotonic() - wall_before
 
@@ -128,7 +95,7 @@ def test_running_out_of_descriptors_backs_off_and_recovers(serve: ServeProcess) 
         failures = log.count("accept failed")
         assert 1 <= failures <= wall + 2, f"{failures} accept-failure lines in {wall:.1f} s"
         assert "Traceback" not in log
-        await post_and_see(honest, "after the flood")
+        await honest.check()  # it chats on, and nothing restarted
         honest.close()
 
     asyncio.run(scenario())

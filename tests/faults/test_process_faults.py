@@ -5,45 +5,19 @@ resumes where it was."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.faults._process import ServeProcess
 from tests.faults._traffic import Crowd, assert_consistent
+from tests.harness.http import request
+from tests.harness.process import ServeProcess, StartServe
 
 CLOSE_GOING_AWAY = 1001
 
 
-@pytest.fixture
-def serve(database: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(database, tmp_path / "data")
-    process.start()
-    yield process
-    process.stop()
-
-
 def kill_over_http(base_url: str, node_id: str) -> int:
-    """POST /api/supervision/kill; the status (404 while the actor restarts)."""
-    request = urllib.request.Request(
-        f"{base_url}/api/supervision/kill",
-        data=json.dumps({"id": node_id}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            status: int = answer.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0  # the process is going
+    """POST /api/supervision/kill; the status (404 while the actor restarts, 0
+    once the process is going)."""
+    return request(f"{base_url}/api/supervision/kill", "POST", {"id": node_id}, timeout_s=5).status
 
 
 def acks(crowd: Crowd) -> int:
@@ -64,8 +38,10 @@ async def start_again_and_resume(serve: ServeProcess, crowd: Crowd, database: st
 
 
 def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
-    serve: ServeProcess, database: str
+    start_serve: StartServe, database: str
 ) -> None:
+    serve = start_serve()
+
     async def scenario() -> None:
         crowd = Crowd(serve.ws_url, posters=6, viewers=1)
         try:
@@ -84,8 +60,10 @@ def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
 
 
 def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_everyone(
-    serve: ServeProcess, database: str
+    start_serve: StartServe, database: str
 ) -> None:
+    serve = start_serve()
+
     async def scenario() -> None:
         crowd = Crowd(serve.ws_url, posters=6, viewers=1)
         try:

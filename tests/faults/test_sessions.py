@@ -10,31 +10,25 @@ import pykka
 
 from chatter.tree import SESSIONS
 from supervision import EventKind, inject_crash, which_children
-from tests.conftest import EventLog
 from tests.faults._traffic import Crowd, assert_consistent
-from tests.integration.chat_server import ChatServer
-from tests.integration.hostile import raw_socket
-from tests.integration.test_limits import SLOW_BOUND
+from tests.harness.raw import raw_socket
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import EventLog
 
 CLOSE_INTERNAL_ERROR = 1011
-
-
-async def live_sessions(server: ChatServer) -> set[pykka.ActorRef[Any]]:
-    sessions = server.tree.registry.whereis(SESSIONS)
-    assert sessions is not None
-    children = await which_children(sessions)
-    return {c.ref for c in children if c.ref is not None and c.ref.is_alive()}
+SLOW_BOUND = 64 * 1024
+"""The pending-output bound the slow-reader test runs the server with."""
 
 
 def test_a_session_crash_under_traffic_affects_only_its_own_connection(
-    server: ChatServer, log: EventLog, database: str
+    server: ChatServer, database: str
 ) -> None:
     async def scenario() -> None:
         crowd = Crowd(server.ws_url, posters=6, viewers=1)
         victim = crowd.users[0]
         try:
             await crowd.start([victim])
-            (victims_session,) = await live_sessions(server)
+            (victims_session,) = await server.live_sessions()
             await crowd.start()
             crowd.type_messages(True)
             await crowd.acked_at_least(20)
@@ -46,14 +40,15 @@ def test_a_session_crash_under_traffic_affects_only_its_own_connection(
                 assert_consistent, crowd, database, server.url, reconnects_allowed=[victim.name]
             )
             assert victim.closes == [CLOSE_INTERNAL_ERROR]
-            assert len(await live_sessions(server)) == len(crowd.users)
+            assert len(await server.live_sessions()) == len(crowd.users)
         finally:
             await crowd.close()
 
     asyncio.run(scenario())
-    crashed = [e for e in log.events if e.kind is EventKind.EXITED and e.supervisor == SESSIONS]
+    exited = [e for e in server.log.events if e.kind is EventKind.EXITED]
+    crashed = [e for e in exited if e.supervisor == SESSIONS]
     assert [e.reason for e in crashed if "crash" in (e.reason or "")], crashed
-    assert not [e for e in log.events if e.kind is EventKind.RESTARTED]
+    assert server.log.count(EventKind.RESTARTED) == 0
 
 
 async def started_session(server: ChatServer, log: EventLog) -> pykka.ActorRef[Any]:
@@ -61,9 +56,7 @@ async def started_session(server: ChatServer, log: EventLog) -> pykka.ActorRef[A
     event = await asyncio.to_thread(
         log.wait_for, lambda e: e.supervisor == SESSIONS and e.kind is EventKind.STARTED
     )
-    sessions = server.tree.registry.whereis(SESSIONS)
-    assert sessions is not None
-    (ref,) = [c.ref for c in await which_children(sessions) if c.id == event.child]
+    (ref,) = [c.ref for c in await which_children(server.whereis(SESSIONS)) if c.id == event.child]
     assert ref is not None
     return ref
 
@@ -72,8 +65,10 @@ LONG_PADDING = " " + "\U0001f4ac" * 1900
 """About 7.6 KB of UTF-8 per message, so a reader that stops falls behind fast."""
 
 
-def test_a_client_that_stops_reading_is_dropped_without_slowing_anyone(database: str) -> None:
-    server = ChatServer(database, max_pending_output=SLOW_BOUND)
+def test_a_client_that_stops_reading_is_dropped_without_slowing_anyone(
+    start_server: ServerFactory, database: str
+) -> None:
+    server = start_server(max_pending_output=SLOW_BOUND)
 
     async def scenario() -> None:
         crowd = Crowd(server.ws_url, posters=10, viewers=1, padding=LONG_PADDING)
@@ -96,7 +91,4 @@ def test_a_client_that_stops_reading_is_dropped_without_slowing_anyone(database:
         finally:
             await crowd.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.stop()
+    asyncio.run(scenario())

@@ -12,10 +12,9 @@ from collections import Counter
 import pytest
 
 from chatter.database import EmbeddedPostgres
-from supervision import EventKind, inject_crash, which_children
-from tests.conftest import EventLog
+from supervision import EventKind, inject_crash
 from tests.faults._traffic import Crowd, assert_consistent
-from tests.integration.chat_server import ChatServer
+from tests.harness.server import ChatServer
 
 SOAK_SECONDS = float(os.environ.get("CHATTER_SOAK_SECONDS", "15"))
 FAULT_SPACING_S = (2.0, 3.5)
@@ -32,12 +31,10 @@ async def inject_random_fault(
     kind = rng.choice(["room", "presence", "persistence", "session", "outage", "db-crash"])
     if kind in ("room", "presence", "persistence"):
         ref = server.tree.registry.whereis(kind)
-        if ref is not None:
+        if ref is not None:  # None while it restarts
             inject_crash(ref, "soak")
     elif kind == "session":
-        sessions = server.tree.registry.whereis("sessions")
-        assert sessions is not None
-        live = [c.ref for c in await which_children(sessions) if c.ref is not None]
+        live = await server.live_sessions()
         if live:
             inject_crash(rng.choice(live), "soak")
     elif kind == "outage":
@@ -54,7 +51,7 @@ async def inject_random_fault(
 
 @pytest.mark.timeout(SOAK_SECONDS + 180)
 def test_random_faults_for_the_soak_duration_lose_nothing(
-    server: ChatServer, log: EventLog, database: str, postgres: EmbeddedPostgres
+    server: ChatServer, database: str, postgres: EmbeddedPostgres
 ) -> None:
     rng = random.Random(os.environ.get("CHATTER_SOAK_SEED", "chatter"))
     done: Counter[str] = Counter()
@@ -84,4 +81,4 @@ def test_random_faults_for_the_soak_duration_lose_nothing(
     asyncio.run(scenario())
     print(f"soak: {SOAK_SECONDS:.0f} s, faults {dict(done)}")
     assert sum(done.values()) >= 1
-    assert not [e for e in log.events if e.kind is EventKind.GAVE_UP]
+    assert server.log.count(EventKind.GAVE_UP) == 0

@@ -5,6 +5,7 @@ other kinds stay unread, in order, for the next wait."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import tornado.websocket
 
 from tests.harness.waiting import TIMEOUT_S
 
-__all__ = ["EMPTY_HISTORY", "SENTINEL", "Client", "Frame"]
+__all__ = ["EMPTY_HISTORY", "SENTINEL", "Client", "Frame", "Reader"]
 
 Frame = dict[str, Any]
 
@@ -186,3 +187,76 @@ class Client:
     def message_seqs(self) -> list[int]:
         """The seq of every message frame received so far, in order."""
         return [frame["message"]["seq"] for frame in self.received("message")]
+
+
+class Reader:
+    """Reads a client's frames as they come, in a task of its own (so that the
+    client never falls behind and is never dropped for it), noting when each
+    arrived. A test waits on what has come, woken by each frame."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.arrivals: list[tuple[float, Frame]] = []
+        """(when it came, on the loop's clock; the frame), in order."""
+        self.ended = False
+        """Whether the server closed the connection."""
+        self._changed = asyncio.Condition()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while (frame := await self.client.receive(timeout_s=3600)) is not None:
+                async with self._changed:
+                    self.arrivals.append((loop.time(), frame))
+                    self._changed.notify_all()
+        finally:
+            self.ended = True
+            async with self._changed:
+                self._changed.notify_all()
+
+    @property
+    def frames(self) -> list[Frame]:
+        return [frame for _, frame in self.arrivals]
+
+    async def until(
+        self, holds: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
+    ) -> None:
+        """Return once `holds()`, asked again as each frame comes; fail after
+        `timeout_s` saying `what`."""
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(holds), timeout_s)
+        except TimeoutError:
+            raise AssertionError(f"not within {timeout_s} s: {what}") from None
+
+    async def first(
+        self, matches: Callable[[Frame], bool], timeout_s: float = TIMEOUT_S
+    ) -> tuple[float, Frame]:
+        """The first frame that `matches`, and when it came, waiting for it."""
+
+        def found() -> tuple[float, Frame] | None:
+            return next((a for a in self.arrivals if matches(a[1])), None)
+
+        await self.until(lambda: found() is not None or self.ended, "the frame", timeout_s)
+        arrival = found()
+        if arrival is None:
+            raise AssertionError(f"closed ({self.client.closed_code}) before the frame came")
+        return arrival
+
+    def message_seqs(self) -> list[int]:
+        return [f["message"]["seq"] for f in self.frames if f["type"] == "message"]
+
+    def errors(self) -> list[Frame]:
+        return [f for f in self.frames if f["type"] == "error"]
+
+    async def close(self) -> None:
+        """Close the connection and wait until the server has seen it through."""
+        self.client.close()
+        await asyncio.wait_for(asyncio.shield(self._task), TIMEOUT_S)
+
+    async def stop(self) -> None:
+        """Stop reading (the connection stays open)."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -86,7 +86,8 @@ async def restarted_nodes(server: Reachable) -> dict[str, int]:
 def attack(
     server: ChatServer, scenario: Callable[[ChatServer], Awaitable[None]], timeout_s: float = 90
 ) -> None:
-    """Run `scenario(server)` between an honest client's `start` and its `check`."""
+    """Run `scenario(server)` between an honest client's `start` and its
+    `check`; no supervision event may tell of a restart either."""
 
     async def with_honest(server: ChatServer) -> None:
         honest = HonestClient(server)
@@ -98,3 +99,4 @@ def attack(
             honest.close()
 
     server.run(with_honest, timeout_s)
+    assert server.log.restarts() == [], server.log.events

@@ -55,9 +55,9 @@ def _lower(headers: Any) -> dict[str, str]:
     return {name.lower(): value for name, value in headers}
 
 
-def healthz(base_url: str) -> tuple[int, dict[str, Any]]:
+def healthz(base_url: str, timeout_s: float = TIMEOUT_S) -> tuple[int, dict[str, Any]]:
     """``GET /healthz``: the status and the JSON body (0 and {} when no answer came)."""
-    answer = request(base_url + "/healthz")
+    answer = request(base_url + "/healthz", timeout_s=timeout_s)
     return answer.status, answer.json() if answer.status else {}
 
 

@@ -10,13 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.harness.http import healthz
 from tests.harness.waiting import eventually
 
-__all__ = ["ServeProcess", "free_port"]
+__all__ = ["ServeProcess", "StartServe", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
@@ -122,3 +123,8 @@ class ServeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+StartServe = Callable[..., ServeProcess]
+"""The `start_serve` fixture: `start_serve(database_url=None, **options)` is a
+healthy `ServeProcess`, ended when the test ends."""

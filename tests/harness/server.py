@@ -84,10 +84,6 @@ class ChatServer:
         return self._background.running
 
     @property
-    def is_running(self) -> bool:
-        return self._background is not None
-
-    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._background is not None, "not running"
         return self._background.loop

@@ -9,16 +9,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
-import psycopg
 import pytest
 
-from tests.integration.chat_server import ChatServer
-from tests.integration.hostile import attack, eventually, raw_socket
+from tests.harness.data import seed_messages
+from tests.harness.honest import attack
+from tests.harness.raw import raw_socket
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import eventually
 
 
-def test_an_unmasked_client_frame_fails_the_connection_with_1002(start_server: Any) -> None:
+def test_an_unmasked_client_frame_fails_the_connection_with_1002(
+    start_server: ServerFactory,
+) -> None:
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
@@ -38,7 +41,7 @@ def test_an_unmasked_client_frame_fails_the_connection_with_1002(start_server: A
     ids=["garbage", "cut-sequence", "surrogate"],
 )
 def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007(
-    start_server: Any, payload: bytes
+    start_server: ServerFactory, payload: bytes
 ) -> None:
     server = start_server()
 
@@ -52,7 +55,7 @@ def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007(
     attack(server, scenario)
 
 
-def test_masked_utf8_frames_still_reach_the_session(start_server: Any) -> None:
+def test_masked_utf8_frames_still_reach_the_session(start_server: ServerFactory) -> None:
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
@@ -76,22 +79,10 @@ ADDRESS_BUDGET = 2 * 1024 * 1024
 ATTACKERS = 3
 
 
-def seed_long_messages(database: str) -> None:
-    with psycopg.connect(database) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key) VALUES ('seed', 'seed') RETURNING id"
-        ).fetchone()
-        assert row is not None
-        conn.execute(
-            "INSERT INTO messages (user_id, body) SELECT %s, %s FROM generate_series(1, %s)",
-            (row[0], BODY, SEEDED),
-        )
-
-
 def test_one_address_cannot_pin_more_unread_output_than_its_budget(
-    start_server: Any, database: str, caplog: pytest.LogCaptureFixture
+    start_server: ServerFactory, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seed_long_messages(database)
+    seed_messages(database, "seed", [BODY] * SEEDED)
     server = start_server(max_output_per_address=ADDRESS_BUDGET)
     caplog.set_level(logging.WARNING, logger="web.socket")
 

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from chatter.config import Environment, Settings
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, run_scenario
-from tests.integration.hostile import attack, eventually, http_get, raw_socket
+from tests.harness.honest import attack
+from tests.harness.http import fetch
+from tests.harness.raw import raw_socket
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import TIMEOUT_S, eventually
 
 CAP = 5
 """Connections per address in these tests: small, so a leak shows at once."""
@@ -71,11 +74,6 @@ def upgrade_head(port: int, **headers: str | None) -> str:
     return "\n".join(["GET /ws HTTP/1.1", *lines])
 
 
-def open_slots(server: ChatServer) -> int:
-    total: int = server.call(lambda: server.limits.total)
-    return total
-
-
 # -- 1. every way an upgrade ends gives its slot back --------------------------------------
 
 
@@ -92,7 +90,7 @@ def open_slots(server: ChatServer) -> int:
     ids=["no-key", "empty-key", "old-version", "foreign-origin", "no-upgrade", "no-connection"],
 )
 def test_refused_upgrades_give_their_slot_back(
-    start_server: Any, headers: dict[str, str | None], status: int
+    start_server: ServerFactory, headers: dict[str, str | None], status: int
 ) -> None:
     server = start_server(BASE)
 
@@ -100,18 +98,18 @@ def test_refused_upgrades_give_their_slot_back(
         for _ in range(CAP * 3):  # three times the cap: a leak would refuse the rest
             response = request(server.port, upgrade_head(server.port, **headers))
             assert status_of(response) == status
-        await eventually(lambda: open_slots(server) == 1, "only the honest client's slot")
+        await eventually(lambda: server.open_connections() == 1, "only the honest client's slot")
         newcomer = await server.connect()
         await newcomer.welcome()
         newcomer.close()
-        health = json.loads((await http_get(server, "/healthz")).body)
+        health = json.loads((await fetch(server.url + "/healthz")).body)
         assert health["connections"] in (1, 2)  # the newcomer's close may still be under way
 
     attack(server, scenario)
-    assert open_slots(server) == 0
+    assert server.open_connections() == 0
 
 
-def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: Any) -> None:
+def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: ServerFactory) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
@@ -124,8 +122,8 @@ def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: Any) -> 
             with raw_socket(server.port) as raw:
                 assert raw.upgrade() == 101
                 raw.expect("welcome")
-        await eventually(lambda: open_slots(server) == 1, "only the honest client's slot")
-        health = json.loads((await http_get(server, "/healthz")).body)
+        await eventually(lambda: server.open_connections() == 1, "only the honest client's slot")
+        health = json.loads((await fetch(server.url + "/healthz")).body)
         assert health["connections"] == 1
 
     attack(server, scenario)
@@ -135,7 +133,7 @@ def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: Any) -> 
 
 
 def test_a_request_whose_headers_never_finish_is_closed_after_the_header_timeout(
-    start_server: Any,
+    start_server: ServerFactory,
 ) -> None:
     server = start_server(replace(BASE, header_timeout_s=0.5))
 
@@ -153,7 +151,9 @@ def test_a_request_whose_headers_never_finish_is_closed_after_the_header_timeout
     attack(server, scenario)
 
 
-def test_an_address_holds_few_sockets_before_its_headers_are_done(start_server: Any) -> None:
+def test_an_address_holds_few_sockets_before_its_headers_are_done(
+    start_server: ServerFactory,
+) -> None:
     pending_cap = 4
     server = start_server(replace(BASE, max_pending_per_ip=pending_cap))
 
@@ -214,25 +214,25 @@ def test_an_address_holds_few_sockets_before_its_headers_are_done(start_server: 
         "missing",
     ],
 )
-def test_a_static_path_that_names_no_file_is_404(start_server: Any, path: str) -> None:
+def test_a_static_path_that_names_no_file_is_404(start_server: ServerFactory, path: str) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
-        response = await http_get(server, path)
+        response = await fetch(server.url + path)
         assert response.code == 404, response.body[:200]
 
     attack(server, scenario)
 
 
-def test_static_files_are_still_served(start_server: Any) -> None:
+def test_static_files_are_still_served(start_server: ServerFactory) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
-        response = await http_get(server, "/static/js/room.js")
+        response = await fetch(server.url + "/static/js/room.js")
         assert response.code == 200
         assert b"import" in response.body
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
 # -- 6. the API answers bad input with a 400 JSON error ------------------------------------
@@ -270,13 +270,13 @@ def _post_kill(body: bytes, content_type: str = "application/json") -> dict[str,
     ],
 )
 def test_kill_answers_bad_input_with_a_json_error(
-    start_server: Any, body: bytes, content_type: str, status: int, words: str
+    start_server: ServerFactory, body: bytes, content_type: str, status: int, words: str
 ) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
-        response = await http_get(
-            server, "/api/supervision/kill", method="POST", **_post_kill(body, content_type)
+        response = await fetch(
+            server.url + "/api/supervision/kill", method="POST", **_post_kill(body, content_type)
         )
         assert response.code == status, response.body[:300]
         assert response.headers["Content-Type"].startswith("application/json")
@@ -298,39 +298,41 @@ def test_kill_answers_bad_input_with_a_json_error(
     ],
 )
 def test_api_refusals_are_json(
-    start_server: Any, method: str, path: str, status: int, error: str
+    start_server: ServerFactory, method: str, path: str, status: int, error: str
 ) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
         body = b"{}" if method == "POST" else None
-        response = await http_get(server, path, method=method, body=body)
+        response = await fetch(server.url + path, method=method, body=body)
         assert response.code == status
         assert json.loads(response.body)["error"] == error
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
 # -- HEAD of the pages ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/", "/chat", "/supervision", "/healthz"])
-def test_head_answers_as_get_without_a_body(start_server: Any, path: str) -> None:
+def test_head_answers_as_get_without_a_body(start_server: ServerFactory, path: str) -> None:
     server = start_server(BASE)
 
     async def scenario(server: ChatServer) -> None:
-        got = await http_get(server, path)
-        head = await http_get(server, path, method="HEAD")
+        got = await fetch(server.url + path)
+        head = await fetch(server.url + path, method="HEAD")
         assert (head.code, got.code) == (200, 200)
         assert head.body == b""
         assert head.headers["Content-Type"] == got.headers["Content-Type"]
         if "Content-Security-Policy" in got.headers:
             assert head.headers["Content-Security-Policy"] == got.headers["Content-Security-Policy"]
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)
 
 
-def test_a_kept_alive_connection_is_not_mistaken_for_another_client(start_server: Any) -> None:
+def test_a_kept_alive_connection_is_not_mistaken_for_another_client(
+    start_server: ServerFactory,
+) -> None:
     """Two requests on one socket: both answered, and the socket counts once."""
     server = start_server(BASE)
 
@@ -344,4 +346,4 @@ def test_a_kept_alive_connection_is_not_mistaken_for_another_client(start_server
                 assert data.startswith(b"HTTP/1.1 200")
             assert server.call(lambda: server.http.pending_of("127.0.0.1")) <= 1
 
-    asyncio.run(run_scenario(server, scenario))
+    server.run(scenario)

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from chatter.config import Environment, Settings
-from tests.integration.chat_server import ChatServer
-from tests.integration.hostile import RawSocket, attack, eventually, raw_socket
+from tests.harness.honest import attack
+from tests.harness.raw import RawSocket, raw_socket
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import eventually
 
 BALANCER = "127.0.0.7"
 CAP = 2
@@ -25,12 +27,7 @@ def settings(**changes: Any) -> Settings:
     return Settings(env=Environment.TEST, max_connections_per_ip=CAP, **changes)
 
 
-def held(server: ChatServer) -> dict[str, int]:
-    counts: dict[str, int] = server.call(lambda: dict(server.limits.by_address()))
-    return counts
-
-
-def test_forwarded_for_from_an_untrusted_peer_is_ignored(start_server: Any) -> None:
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(start_server: ServerFactory) -> None:
     server = start_server(settings())
 
     async def scenario(server: ChatServer) -> None:
@@ -42,13 +39,13 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(start_server: Any) -> N
             assert second.upgrade(headers={"X-Forwarded-For": "10.0.0.2"}) == 101
             with raw_socket(server.port, source="127.0.0.8") as third:
                 assert third.upgrade(headers={"X-Forwarded-For": "10.0.0.3"}) == 503
-            assert held(server).get("127.0.0.8") == CAP
-            assert "10.0.0.1" not in held(server)
+            assert server.connections_by_address().get("127.0.0.8") == CAP
+            assert "10.0.0.1" not in server.connections_by_address()
 
     attack(server, scenario)
 
 
-def test_forwarded_for_from_a_trusted_proxy_names_the_client(start_server: Any) -> None:
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(start_server: ServerFactory) -> None:
     server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",)))
 
     async def scenario(server: ChatServer) -> None:
@@ -60,14 +57,17 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(start_server: Any) 
             assert a2.upgrade(headers={"X-Forwarded-For": "6.6.6.6, 10.0.0.1"}) == 101
             assert a3.upgrade(headers={"X-Forwarded-For": "10.0.0.1"}) == 503
             assert b1.upgrade(headers={"X-Forwarded-For": "10.0.0.2"}) == 101
-            counts = held(server)
+            counts = server.connections_by_address()
             assert (counts.get("10.0.0.1"), counts.get("10.0.0.2")) == (CAP, 1)
             assert BALANCER not in counts
             assert "6.6.6.6" not in counts
         finally:
             for raw in sockets:
                 raw.close()
-        await eventually(lambda: set(held(server)) == {"127.0.0.1"}, "the slots are given back")
+        await eventually(
+            lambda: set(server.connections_by_address()) == {"127.0.0.1"},
+            "the slots are given back",
+        )
 
     attack(server, scenario)
 
@@ -87,7 +87,7 @@ def proxy_v2(client: str, port: int) -> bytes:
     ],
     ids=["v1", "v2"],
 )
-def test_the_proxy_protocol_names_the_client(start_server: Any, header: Any) -> None:
+def test_the_proxy_protocol_names_the_client(start_server: ServerFactory, header: Any) -> None:
     server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True))
 
     async def scenario(server: ChatServer) -> None:
@@ -97,7 +97,7 @@ def test_the_proxy_protocol_names_the_client(start_server: Any, header: Any) -> 
                 raw.sock.sendall(header("10.0.0.9"))
             statuses = [raw.upgrade() for raw in sockets]
             assert statuses == [101] * CAP + [503]
-            assert held(server).get("10.0.0.9") == CAP
+            assert server.connections_by_address().get("10.0.0.9") == CAP
         finally:
             for raw in sockets:
                 raw.close()
@@ -105,7 +105,7 @@ def test_the_proxy_protocol_names_the_client(start_server: Any, header: Any) -> 
     attack(server, scenario)
 
 
-def test_a_trusted_peer_without_its_proxy_header_is_closed(start_server: Any) -> None:
+def test_a_trusted_peer_without_its_proxy_header_is_closed(start_server: ServerFactory) -> None:
     server = start_server(settings(trusted_proxies=(f"{BALANCER}/32",), proxy_protocol=True))
 
     async def scenario(server: ChatServer) -> None:

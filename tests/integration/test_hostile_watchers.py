@@ -3,8 +3,8 @@ server: too many of them, session churn sent to each, one that never reads, and
 ones that vanish with writes pending (issue #12, item 3).
 
 Each test runs against a real server while an honest chat client stays
-connected: it posts before and after the attack and must have each post acked
-and delivered, ``/healthz`` must stay 200, and no actor may restart. The
+connected (`attack`): it posts before and after the attack and must have each
+post acked and delivered, ``/healthz`` must stay 200, and no actor may restart. The
 misbehaving watchers are plain sockets speaking WebSocket by hand, since no
 client library would misbehave on purpose.
 """
@@ -17,25 +17,23 @@ import gc
 import json
 import logging
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import tornado.httpclient
 import tornado.web
-import tornado.websocket
 
 from chatter.config import Environment, Settings
 from chatter.tree import SESSIONS
-from supervision import EventKind, SupervisionEvent
-from tests.integration.chat_server import ChatServer, Client, ServerFactory, run_scenario
-from tests.integration.hostile import RawSocket, eventually
+from supervision import EventKind
+from tests.harness.client import Client, Reader
+from tests.harness.honest import attack
+from tests.harness.raw import RawSocket
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import eventually
 from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
 from web.limits import ConnectionLimits
 from web.watchers import WATCHER_FLUSH_INTERVAL_S, WatcherHub
-
-Scenario = Callable[[ChatServer], Awaitable[None]]
 
 SMALL_SEND_BUFFER = 4096
 """What a test sets the server's kernel send buffer of a non-reading watcher
@@ -48,10 +46,6 @@ WATCHER_BOUND = 16 * 1024
 CHURN_AT_ONCE = 20
 """Chat connections a churn round opens together (and then closes together):
 few enough for the per-address caps at the edge."""
-
-
-def run(server: ChatServer, scenario: Scenario, timeout_s: float = 90) -> None:
-    asyncio.run(run_scenario(server, scenario, timeout_s))
 
 
 # -- looking at the server -----------------------------------------------------------------
@@ -149,151 +143,44 @@ def unread_output(server: ChatServer, port: int) -> int:
     return count
 
 
-class EventRecorder:
-    """Every supervision event published from now on, in order."""
-
-    def __init__(self, server: ChatServer) -> None:
-        self.events: list[SupervisionEvent] = []
-        self._lock = threading.Lock()
-        self._unsubscribe = server.tree.events.subscribe(self._record)
-
-    def _record(self, event: SupervisionEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def snapshot(self) -> list[SupervisionEvent]:
-        with self._lock:
-            return list(self.events)
-
-    def sessions(self, kind: EventKind) -> int:
-        return sum(1 for e in self.snapshot() if e.supervisor == SESSIONS and e.kind is kind)
-
-    def restarts(self) -> list[SupervisionEvent]:
-        kinds = (EventKind.RESTARTED, EventKind.GAVE_UP)
-        return [e for e in self.snapshot() if e.kind in kinds]
-
-    def close(self) -> None:
-        self._unsubscribe()
-
-
-async def get_json(server: ChatServer, path: str) -> tuple[int, dict[str, Any]]:
-    client = tornado.httpclient.AsyncHTTPClient()
-    response = await client.fetch(server.url + path, raise_error=False)
-    return response.code, json.loads(response.body or b"{}")
-
-
-async def tree_restarts(server: ChatServer) -> dict[str, int]:
-    """Every node of ``/api/supervision`` that was ever restarted, with its count."""
-    status, tree = await get_json(server, "/api/supervision")
-    assert status == 200
-    restarted: dict[str, int] = {}
-    pending = [tree]
-    while pending:
-        node = pending.pop()
-        if node["restarts"]:
-            restarted[node["id"]] = node["restarts"]
-        pending.extend(node.get("children", []))
-    return restarted
-
-
-async def assert_unharmed(server: ChatServer, recorder: EventRecorder) -> None:
-    """Healthy, and no actor restarted."""
-    status, health = await get_json(server, "/healthz")
-    assert (status, health["status"]) == (200, "ok")
-    assert await tree_restarts(server) == {}
-    assert recorder.restarts() == []
-
-
-# -- an honest chat client -----------------------------------------------------------------
-
-
-class Honest:
-    """A chat client that reads everything as it comes, and posts now and then."""
-
-    def __init__(self, client: Client, name: str) -> None:
-        self.client = client
-        self.name = name
-        self.frames: list[dict[str, Any]] = []
-        self.ended = False
-        self._posts = 0
-        self._task = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, server: ChatServer, name: str = "honest") -> Honest:
-        client = await server.connect()
-        await client.welcome()
-        await client.join(name)
-        return cls(client, name)
-
-    async def _read(self) -> None:
-        try:
-            while (frame := await self.client.receive(timeout_s=3600)) is not None:
-                self.frames.append(frame)
-        finally:
-            self.ended = True
-
-    async def posts_and_sees(self, when: str) -> None:
-        """Post a line; it is acked and delivered back, and nothing was refused."""
-        self._posts += 1
-        client_id = f"{self.name}-{self._posts}"
-        body = f"{self.name} {when} ({self._posts})"
-        await self.client.post(body, client_id)
-
-        def acked() -> bool:
-            return any(f["type"] == "ack" and f["client_id"] == client_id for f in self.frames)
-
-        def delivered() -> bool:
-            return any(f["type"] == "message" and f["message"]["body"] == body for f in self.frames)
-
-        await eventually(lambda: (acked() and delivered()) or self.ended, f"{body!r} round trip")
-        assert not self.ended, f"closed ({self.client.closed_code})"
-        assert [f for f in self.frames if f["type"] == "error"] == []
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 # -- watchers ------------------------------------------------------------------------------
 
 
 class Watching:
     """A well-behaved watcher: a library client that reads every frame as it comes."""
 
-    def __init__(self, connection: tornado.websocket.WebSocketClientConnection) -> None:
-        self.connection = connection
-        self.snapshot: list[dict[str, Any]] | None = None
-        self.live: list[dict[str, Any]] = []
-        self.ended = False
-        self._task = asyncio.create_task(self._read())
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
 
     @classmethod
     async def connect(cls, server: ChatServer) -> Watching:
         url = f"ws://127.0.0.1:{server.port}/api/supervision/events"
-        return cls(await tornado.websocket.websocket_connect(url))
+        return cls(Reader(await Client.connect(url)))
 
-    async def _read(self) -> None:
-        try:
-            while (text := await self.connection.read_message()) is not None:
-                assert isinstance(text, str)
-                frame = json.loads(text)
-                if self.snapshot is None:
-                    assert frame["type"] == "events"
-                    self.snapshot = frame["events"]
-                else:
-                    assert frame["type"] == "event"
-                    self.live.append(frame["event"])
-        finally:
-            self.ended = True
+    @property
+    def ended(self) -> bool:
+        return self.reader.ended
 
     def seen(self) -> list[dict[str, Any]]:
-        """Every event received, the snapshot's first."""
-        return [*(self.snapshot or []), *self.live]
+        """Every event received: the snapshot's, then each pushed one."""
+        frames = self.reader.frames
+        if not frames:
+            return []
+        snapshot, *live = frames
+        assert snapshot["type"] == "events", snapshot
+        assert all(frame["type"] == "event" for frame in live), live
+        return [*snapshot["events"], *(frame["event"] for frame in live)]
+
+    @property
+    def live(self) -> list[dict[str, Any]]:
+        """The events pushed since the snapshot."""
+        return [frame["event"] for frame in self.reader.frames[1:]]
+
+    async def until(self, holds: Callable[[], bool], what: str) -> None:
+        await self.reader.until(holds, what)
 
     async def close(self) -> None:
-        self.connection.close()
-        await eventually(lambda: self.ended, "the watcher closed")
+        await self.reader.close()
 
 
 @contextlib.contextmanager
@@ -324,16 +211,23 @@ def raw_watcher(
 # -- session churn -------------------------------------------------------------------------
 
 
-async def churn(server: ChatServer, recorder: EventRecorder, connections: int) -> None:
+def sessions(server: ChatServer, kind: EventKind) -> int:
+    """Session events of `kind` since the server started."""
+    return server.log.count(kind, supervisor=SESSIONS)
+
+
+async def churn(server: ChatServer, connections: int) -> None:
     """Open `connections` chat connections together, then close them together,
     and wait until every one of their sessions has stopped."""
-    stopped = recorder.sessions(EventKind.EXITED) + connections
+    stopped = sessions(server, EventKind.EXITED) + connections
     clients = await asyncio.gather(*(Client.connect(server.ws_url) for _ in range(connections)))
     for client in clients:
         await client.welcome()
         client.close()
     await asyncio.gather(*(client.closed() for client in clients))
-    await eventually(lambda: recorder.sessions(EventKind.EXITED) >= stopped, "the sessions stop")
+    await server.log.reaches(
+        lambda: sessions(server, EventKind.EXITED) >= stopped, "the sessions stop"
+    )
 
 
 # -- the caps ------------------------------------------------------------------------------
@@ -346,10 +240,6 @@ def test_watchers_over_the_per_address_cap_are_refused_with_503(
     refusal = {"error": "unavailable", "message": "too many watchers; retry later"}
 
     async def scenario(server: ChatServer) -> None:
-        recorder = EventRecorder(server)
-        honest = await Honest.connect(server)
-        await honest.posts_and_sees("before")
-
         with raw_sockets() as opened:
             for _ in range(2):
                 status, _, raw = raw_watcher(server, opened)
@@ -396,12 +286,8 @@ def test_watchers_over_the_per_address_cap_are_refused_with_503(
 
         hub = hub_of(server)
         assert server.call(lambda: (hub.subscribed, len(hub.watchers))) == (False, 0)
-        await honest.posts_and_sees("after")
-        await assert_unharmed(server, recorder)
-        await honest.stop()
-        recorder.close()
 
-    run(server, scenario)
+    attack(server, scenario)
 
 
 # -- session churn -------------------------------------------------------------------------
@@ -413,27 +299,24 @@ def test_session_churn_reaches_watchers_batched(start_server: ServerFactory) -> 
 
     async def scenario(server: ChatServer) -> None:
         loop = asyncio.get_running_loop()
-        recorder = EventRecorder(server)
-        honest = await Honest.connect(server)
-        await honest.posts_and_sees("before")
         assert server.call(lambda: hub.flushes) == 0  # nobody watched yet
 
         # The watcher comes in while sessions start and stop: its snapshot and
         # its stream must meet with no event missing and none twice.
         began = loop.time()
-        started = recorder.sessions(EventKind.STARTED)
-        first_round = asyncio.create_task(churn(server, recorder, CHURN_AT_ONCE))
-        await eventually(
-            lambda: recorder.sessions(EventKind.STARTED) > started + 2, "churn under way"
+        started = sessions(server, EventKind.STARTED)
+        first_round = asyncio.create_task(churn(server, CHURN_AT_ONCE))
+        await server.log.reaches(
+            lambda: sessions(server, EventKind.STARTED) > started + 2, "churn under way"
         )
         watcher = await Watching.connect(server)
         await first_round
         for _ in range(2):
-            await churn(server, recorder, CHURN_AT_ONCE)
+            await churn(server, CHURN_AT_ONCE)
 
         every_event = [event.to_dict() for event in server.tree.events.recent()]
         assert len(every_event) < 200  # all of them, since the server started
-        await eventually(lambda: len(watcher.seen()) >= len(every_event), "the watcher has all")
+        await watcher.until(lambda: len(watcher.seen()) >= len(every_event), "the watcher has all")
         ended = loop.time()
         flushes = server.call(lambda: hub.flushes)
 
@@ -444,13 +327,9 @@ def test_session_churn_reaches_watchers_batched(start_server: ServerFactory) -> 
         assert flushes <= (ended - began) / WATCHER_FLUSH_INTERVAL_S + 1
         assert flushes <= len(watcher.live) / 2, (flushes, len(watcher.live))
 
-        await honest.posts_and_sees("after")
-        await assert_unharmed(server, recorder)
         await watcher.close()
-        await honest.stop()
-        recorder.close()
 
-    run(server, scenario)
+    attack(server, scenario)
 
 
 # -- a watcher that does not read ----------------------------------------------------------
@@ -461,11 +340,8 @@ def test_a_watcher_that_does_not_read_is_dropped(start_server: ServerFactory) ->
     most_rounds = 100  # about 4,000 events: far more than the bound and the kernel's share
 
     async def scenario(server: ChatServer) -> None:
-        recorder = EventRecorder(server)
-        honest = await Honest.connect(server)
-        await honest.posts_and_sees("before")
         reading = await Watching.connect(server)
-        await eventually(lambda: reading.snapshot is not None, "the reading watcher's snapshot")
+        await reading.until(lambda: bool(reading.seen()), "the reading watcher's snapshot")
 
         with raw_sockets() as opened:
             status, _, slow = raw_watcher(server, opened, receive_buffer=4096)
@@ -474,28 +350,24 @@ def test_a_watcher_that_does_not_read_is_dropped(start_server: ServerFactory) ->
             await eventually(lambda: watching(server) == 2, "both watchers are fed")
             rounds = 0
             while watching(server) == 2 and rounds < most_rounds:
-                await churn(server, recorder, CHURN_AT_ONCE)
+                await churn(server, CHURN_AT_ONCE)
                 rounds += 1
             assert watching(server) == 1, f"not dropped after {rounds} rounds"
             assert await asyncio.to_thread(slow.closed_by_server)
             await eventually(lambda: watchers_open(server) == 1, "its slot is given back")
 
         # The reading watcher was never dropped and has every event once, in order.
-        await churn(server, recorder, 1)
-        since_start = [e.to_dict() for e in recorder.snapshot()]
-        await eventually(
+        await churn(server, 1)
+        since_start = [e.to_dict() for e in server.log.events]
+        await reading.until(
             lambda: reading.seen()[-len(since_start) :] == since_start, "the reader caught up"
         )
         assert not reading.ended
         seen = [(e["time"], e["child"], e["kind"]) for e in reading.seen()]
         assert len(seen) == len(set(seen))
-        await honest.posts_and_sees("after")
-        await assert_unharmed(server, recorder)
         await reading.close()
-        await honest.stop()
-        recorder.close()
 
-    run(server, scenario)
+    attack(server, scenario)
 
 
 # -- watchers that vanish ------------------------------------------------------------------
@@ -509,9 +381,6 @@ def test_closed_watchers_leave_no_unretrieved_task_exceptions(
     vanishing = 6
 
     async def scenario(server: ChatServer) -> None:
-        recorder = EventRecorder(server)
-        honest = await Honest.connect(server)
-        await honest.posts_and_sees("before")
         reading = await Watching.connect(server)
 
         with raw_sockets() as opened:
@@ -526,25 +395,21 @@ def test_closed_watchers_leave_no_unretrieved_task_exceptions(
             for _ in range(100):
                 if all(unread_output(server, raw.local_port) for raw in stuck):
                     break
-                await churn(server, recorder, CHURN_AT_ONCE)
+                await churn(server, CHURN_AT_ONCE)
             assert all(unread_output(server, raw.local_port) for raw in stuck)
 
             # They vanish while events still flow.
-            flowing = asyncio.create_task(churn(server, recorder, CHURN_AT_ONCE))
+            flowing = asyncio.create_task(churn(server, CHURN_AT_ONCE))
             for raw in stuck:
                 raw.vanish()
             await flowing
             await eventually(lambda: watchers_open(server) == 1, "the vanished ones are gone")
 
-        await churn(server, recorder, CHURN_AT_ONCE)  # the hub writes on to the one left
+        await churn(server, CHURN_AT_ONCE)  # the hub writes on to the one left
         await reading.close()
         await eventually(lambda: watchers_open(server) == 0, "every watcher is gone")
-        await honest.posts_and_sees("after")
-        await assert_unharmed(server, recorder)
-        await honest.stop()
-        recorder.close()
 
-    run(server, scenario)
+    attack(server, scenario)
     gc.collect()  # an unretrieved exception is reported when its task is collected
     unretrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert unretrieved == []

@@ -7,84 +7,35 @@ client library would misbehave on purpose."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-import psycopg
-import pykka
 import pytest
 
 from chatter.config import Environment, Settings
 from chatter.throttle import POST_BURST, Limit, NameClaimLimits
 from chatter.tree import SESSIONS
-from supervision import EventKind, which_children
-from tests.integration.chat_server import TIMEOUT_S, ChatServer, Client, ServerFactory, run_scenario
-from tests.integration.hostile import raw_socket
+from supervision import EventKind
+from tests.harness.client import Reader
+from tests.harness.data import stored
+from tests.harness.raw import raw_socket, upgrade_status
+from tests.harness.server import ChatServer, ServerFactory
+from tests.harness.waiting import TIMEOUT_S, eventually
 
 MAX_FRAME = 64 * 1024
 SLOW_BOUND = 64 * 1024
 """The pending-output bound the slow-client test runs the server with."""
 
-Scenario = Callable[[ChatServer], Awaitable[None]]
-
-
-def run(server: ChatServer, scenario: Scenario, timeout_s: float = 60) -> None:
-    asyncio.run(run_scenario(server, scenario, timeout_s))
-
-
-def upgrade_status(server: ChatServer, path: str = "/ws", **options: Any) -> int:
-    """The status of one upgrade request (from `source`, with `headers`)."""
-    headers = options.pop("headers", None)
-    with raw_socket(server.port, **options) as raw:
-        return raw.upgrade(path, headers)
-
-
-# -- looking at the server -----------------------------------------------------------------
-
-
-async def live_sessions(server: ChatServer) -> list[pykka.ActorRef[Any]]:
-    """The session actors alive under the sessions supervisor."""
-    sessions = server.tree.registry.whereis(SESSIONS)
-    assert sessions is not None
-    children = await which_children(sessions)
-    return [c.ref for c in children if c.ref is not None and c.ref.is_alive()]
-
 
 def sessions_started(server: ChatServer) -> int:
     """How many session actors the sessions supervisor has started so far."""
-    return sum(
-        1
-        for event in server.tree.events.recent()
-        if event.supervisor == SESSIONS and event.kind is EventKind.STARTED
-    )
-
-
-async def eventually(
-    condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
-) -> None:
-    """Poll `condition` until it holds, failing after `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.01)
+    return server.log.count(EventKind.STARTED, supervisor=SESSIONS)
 
 
 async def session_count_becomes(server: ChatServer, count: int) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT_S
-    while (live := len(await live_sessions(server))) != count:
-        if loop.time() > deadline:
-            raise AssertionError(f"{live} sessions, not {count}, after {TIMEOUT_S} s")
-        await asyncio.sleep(0.01)
+    async def reached() -> bool:
+        return len(await server.live_sessions()) == count
 
-
-def open_connections(server: ChatServer) -> int:
-    total: int = server.call(lambda: server.limits.total)
-    return total
+    await eventually(reached, f"{count} live sessions")
 
 
 # -- Origin --------------------------------------------------------------------------------
@@ -93,9 +44,9 @@ def open_connections(server: ChatServer) -> int:
 def test_a_foreign_origin_is_refused_with_403(start_server: ServerFactory) -> None:
     server = start_server()
     for origin in ("http://evil.example", "https://evil.example", "http://127.0.0.1:1"):
-        status = upgrade_status(server, headers={"Origin": origin})
+        status = upgrade_status(server.port, headers={"Origin": origin})
         assert status == 403, origin
-    assert open_connections(server) == 0  # the refused upgrades gave their slots back
+    assert server.open_connections() == 0  # the refused upgrades gave their slots back
     assert sessions_started(server) == 0
 
 
@@ -108,7 +59,7 @@ def test_the_same_host_and_no_origin_at_all_are_accepted(start_server: ServerFac
         for client in (same_host, not_a_browser):
             assert (await client.welcome())["type"] == "welcome"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_the_configured_public_host_is_accepted_as_an_origin(start_server: ServerFactory) -> None:
@@ -118,9 +69,9 @@ def test_the_configured_public_host_is_accepted_as_an_origin(start_server: Serve
         for origin in ("https://chat.example.org", "https://CHAT.example.org:8443"):
             client = await server.connect(origin=origin)
             assert (await client.welcome())["type"] == "welcome"
-        assert upgrade_status(server, headers={"Origin": "https://evil.example"}) == 403
+        assert upgrade_status(server.port, headers={"Origin": "https://evil.example"}) == 403
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- frame size ----------------------------------------------------------------------------
@@ -140,13 +91,12 @@ def test_a_frame_over_64_kib_closes_the_socket_with_1009(start_server: ServerFac
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        client = await server.connect()
-        await client.welcome()
+        client = await server.welcomed()
         await client.send(_post_frame_of(MAX_FRAME + 1))
         assert await client.closed() == 1009
         await session_count_becomes(server, 0)
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_a_frame_of_64_kib_is_handled_and_the_connection_stays(
@@ -155,8 +105,7 @@ def test_a_frame_of_64_kib_is_handled_and_the_connection_stays(
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        client = await server.connect()
-        await client.welcome()
+        client = await server.welcomed()
         await client.send(_post_frame_of(MAX_FRAME))
         assert (await client.expect("joined"))["username"] == "big"
         error = await client.expect("error")
@@ -164,7 +113,7 @@ def test_a_frame_of_64_kib_is_handled_and_the_connection_stays(
         await client.post("a normal line", "small-1")  # still connected, still served
         assert (await client.expect("ack"))["client_id"] == "small-1"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- connection caps -----------------------------------------------------------------------
@@ -176,16 +125,14 @@ def test_a_connection_over_the_per_address_cap_is_refused_with_503_and_starts_no
     server = start_server(Settings(env=Environment.TEST, max_connections_per_ip=2))
 
     async def scenario(server: ChatServer) -> None:
-        first, second = await server.connect(), await server.connect()
-        await first.welcome()
-        await second.welcome()
-        assert len(await live_sessions(server)) == 2
+        first, second = await server.welcomed(), await server.welcomed()
+        assert len(await server.live_sessions()) == 2
         started = sessions_started(server)
 
-        assert upgrade_status(server) == 503
-        assert len(await live_sessions(server)) == 2
+        assert upgrade_status(server.port) == 503
+        assert len(await server.live_sessions()) == 2
         assert sessions_started(server) == started  # refused before any actor
-        assert open_connections(server) == 2
+        assert server.open_connections() == 2
 
         # The cap is per address: another one still gets in.
         with raw_socket(server.port, source="127.0.0.2") as other:
@@ -194,14 +141,14 @@ def test_a_connection_over_the_per_address_cap_is_refused_with_503_and_starts_no
         await session_count_becomes(server, 2)
 
         first.close()  # frees one of 127.0.0.1's slots
-        await eventually(lambda: open_connections(server) == 1, "the slot is released")
+        await eventually(lambda: server.open_connections() == 1, "the slot is released")
         third = await server.connect()
         assert (await third.welcome())["type"] == "welcome"
-        assert upgrade_status(server) == 503  # and the cap holds again
+        assert upgrade_status(server.port) == 503  # and the cap holds again
         await second.post("still here", "s-1", username="second")
         assert (await second.expect("ack"))["client_id"] == "s-1"
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 def test_a_connection_over_the_total_cap_is_refused_with_503_and_starts_no_session(
@@ -212,23 +159,22 @@ def test_a_connection_over_the_total_cap_is_refused_with_503_and_starts_no_sessi
     )
 
     async def scenario(server: ChatServer) -> None:
-        first = await server.connect()
-        await first.welcome()
+        await server.welcomed()  # holds one of the two places
         with raw_socket(server.port, source="127.0.0.2") as second:
             assert second.upgrade() == 101
             second.expect("welcome")
             started = sessions_started(server)
 
             for source in ("127.0.0.1", "127.0.0.3"):  # whatever the address
-                assert upgrade_status(server, source=source) == 503
-            assert len(await live_sessions(server)) == 2
+                assert upgrade_status(server.port, source=source) == 503
+            assert len(await server.live_sessions()) == 2
             assert sessions_started(server) == started
-        await eventually(lambda: open_connections(server) == 1, "the slot is released")
+        await eventually(lambda: server.open_connections() == 1, "the slot is released")
         third = await server.connect()
         assert (await third.welcome())["type"] == "welcome"
-        assert upgrade_status(server, source="127.0.0.4") == 503
+        assert upgrade_status(server.port, source="127.0.0.4") == 503
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- a bad resume cursor -------------------------------------------------------------------
@@ -239,64 +185,12 @@ def test_an_after_that_is_not_an_integer_is_refused_with_400(
     start_server: ServerFactory, after: str
 ) -> None:
     server = start_server()
-    assert upgrade_status(server, f"/ws?after={after}") == 400
-    assert open_connections(server) == 0
+    assert upgrade_status(server.port, f"/ws?after={after}") == 400
+    assert server.open_connections() == 0
     assert sessions_started(server) == 0
 
 
 # -- a client that stops reading -----------------------------------------------------------
-
-
-class Reader:
-    """Reads one client's frames as they come (so that it never falls behind
-    and is never dropped itself), noting when each arrived."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
-        self.ended = False
-        self._changed = asyncio.Condition()
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while (frame := await self.client.receive(timeout_s=3600)) is not None:
-                async with self._changed:
-                    self.arrivals.append((loop.time(), frame))
-                    self._changed.notify_all()
-        finally:
-            self.ended = True
-            async with self._changed:
-                self._changed.notify_all()
-
-    async def first(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = TIMEOUT_S
-    ) -> tuple[float, dict[str, Any]]:
-        """The first frame (and its arrival time) matching `predicate`, waiting for it."""
-
-        def found() -> tuple[float, dict[str, Any]] | None:
-            return next((a for a in self.arrivals if predicate(a[1])), None)
-
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: found() is not None or self.ended), timeout_s
-            )
-        arrival = found()
-        if arrival is None:
-            raise AssertionError(f"closed ({self.client.closed_code}) before the frame came")
-        return arrival
-
-    def message_seqs(self) -> list[int]:
-        return [f["message"]["seq"] for _, f in self.arrivals if f["type"] == "message"]
-
-    def errors(self) -> list[dict[str, Any]]:
-        return [f for _, f in self.arrivals if f["type"] == "error"]
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 LONG_BODY = "\U0001f4ac" * 1990
@@ -308,8 +202,7 @@ async def post_and_go(server: ChatServer, name: str, after: int, acked: dict[int
     its burst of long messages as fast as the rate allows, notes when each ack
     came, and goes."""
     loop = asyncio.get_running_loop()
-    client = await server.connect(after=after)
-    await client.welcome()
+    client = await server.welcomed(after=after)
     client_ids = [f"{name}-{k}" for k in range(POST_BURST)]
     for k, client_id in enumerate(client_ids):
         identity = {"username": name} if k == 0 else {}
@@ -336,15 +229,14 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_miss_nothing(
     wave_size, most_waves = 10, 30  # the kernel's buffers take a few MB before the bound counts
 
     async def scenario(server: ChatServer) -> None:
-        normal = await server.connect()
-        await normal.welcome()
+        normal = await server.welcomed()
         normal_reader = Reader(normal)
-        before = {ref.actor_urn for ref in await live_sessions(server)}
+        before = {ref.actor_urn for ref in await server.live_sessions()}
 
         with raw_socket(server.port, receive_buffer=4096) as slow:
             assert slow.upgrade() == 101  # and from now on it reads nothing
             await session_count_becomes(server, len(before) + 1)
-            (slow_session,) = [r for r in await live_sessions(server) if r.actor_urn not in before]
+            (slow_session,) = [r for r in await server.live_sessions() if r.actor_urn not in before]
 
             acked: dict[int, float] = {}  # seq -> when its sender had the ack
             waves_after_the_drop = 0
@@ -362,10 +254,9 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_miss_nothing(
 
         # The normal client has every message, in order, once, and promptly.
         await normal_reader.first(lambda f: f.get("message", {}).get("seq") == max(acked))
-        with psycopg.connect(database) as conn:
-            stored = [row[0] for row in conn.execute("SELECT seq FROM messages ORDER BY seq")]
-        assert stored == sorted(acked)
-        assert normal_reader.message_seqs() == stored
+        seqs = stored(database, "seq")
+        assert seqs == sorted(acked)
+        assert normal_reader.message_seqs() == seqs
         arrived = {f["message"]["seq"]: at for at, f in normal_reader.arrivals if "message" in f}
         lag_s = max(arrived[seq] - at for seq, at in acked.items())
         assert lag_s < 2.0, f"a message reached the normal client {lag_s:.2f} s after its ack"
@@ -374,7 +265,7 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_miss_nothing(
         await session_count_becomes(server, 1)
         await normal_reader.stop()
 
-    run(server, scenario)
+    server.run(scenario)
 
 
 # -- a peer that stops answering pings -----------------------------------------------------
@@ -398,9 +289,8 @@ def test_a_peer_that_does_not_answer_pings_is_dropped_and_its_name_freed(
             await watcher.expect("presence", leaves=["ghost"], timeout_s=15)
             assert await asyncio.to_thread(ghost.closed_by_server)
         await session_count_becomes(server, 1)
-        taker = await server.connect()
-        await taker.welcome()
+        taker = await server.welcomed()
         assert (await taker.join("ghost"))["username"] == "ghost"
         await watcher.expect("presence", joins=["ghost"])  # the watcher was never dropped
 
-    run(server, scenario)
+    server.run(scenario)
