@@ -191,5 +191,8 @@ class _Recorded:
     def put(self, envelope: _pykka.Envelope, /) -> None:
         self.put_in.append(envelope)
 
+    def qsize(self) -> int:
+        return len(self.put_in)
+
     def close(self) -> list[_pykka.Envelope]:
         return []
