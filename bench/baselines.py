@@ -1,38 +1,31 @@
 """The baselines: chat servers as people would write them instead of Chatter.
 
-``python -m bench.baselines NAME --port N`` (127.0.0.1 unless ``--host``)
-serves one of them until SIGTERM or SIGINT, then exits 0. None has a database,
-actors or a throttle; each is one thread. Four, from the plainest to the most a
-single Tornado process can do:
+``python -m bench.baselines NAME --port N`` serves one on 127.0.0.1 until
+SIGTERM or SIGINT. None has a database, actors or a throttle; each is one
+thread. From the plainest to the most one Tornado process can do:
 
 ``demo``
-    the shape of Tornado's WebSocket chat demo (``demos/websocket/chatdemo.py``):
-    every handler in a class-level set, and for each message
-    ``write_message(dict)`` to each, so the frame is JSON-encoded and framed once
-    per receiver and written at once. (The demo's per-message HTML rendering is
-    left out: a cost per message, not per receiver.)
+    the shape of Tornado's chat demo (``demos/websocket/chatdemo.py``): every
+    handler in a class-level set, ``write_message(dict)`` to each, so each
+    message is JSON-encoded and framed once per receiver (the demo's HTML
+    rendering, a cost per message, is left out);
 ``frame``
-    the demo, but each message encoded and framed once and the same bytes
-    written to each connection's stream: one ``IOStream.write`` and one ``send``
-    per receiver per message is the stack's own cost.
+    each message encoded and framed once, the same bytes written to each
+    stream: one ``IOStream.write`` and one ``send`` per receiver per message;
 ``batched``
-    the frames of one loop turn joined, and each connection written once per
-    turn: the messages of the turn (one encoding each) then that connection's
-    own answers, in one ``IOStream.write``. When posts come faster than the loop
-    turns, a receiver costs one write for several messages: the most one Tornado
-    process fans out, and what Chatter's coalesced writes do.
+    the messages of one loop turn joined, and each connection written once per
+    turn (those messages, then its own answers): when posts come faster than
+    the loop turns, one write carries several messages. The most one Tornado
+    process fans out, and what Chatter's coalesced writes do;
 ``socketio``
-    python-socketio's ``AsyncServer(async_mode="tornado")``, every client in the
-    default namespace, each message sent with ``emit("message", ...)`` to all:
-    encoded once, then one task per receiver queues it on that client's socket.
+    python-socketio's ``AsyncServer(async_mode="tornado")``, ``emit`` to every
+    client (encoded once, then one task per receiver).
 
-The Tornado three speak the part of Chatter's wire contract the load generator
-uses, so the same clients drive them all: ``welcome`` on connect; ``join`` →
-``joined``; ``post`` → ``message`` to everyone, the sender included, then
-``ack`` to the sender; anything else → ``error`` ``bad_request``.
-python-socketio carries the same frames as socket.io events over Engine.IO 4
-on a bare WebSocket (``/socket.io/?EIO=4&transport=websocket``); the join's and
-the post's answers are socket.io's own acknowledgements.
+All speak the part of Chatter's wire contract the load generator uses, so the
+same clients drive them: ``welcome``; ``join`` → ``joined``; ``post`` →
+``message`` to everyone, the sender included, then ``ack`` to the sender.
+python-socketio carries these frames as socket.io events (the answers to
+``join`` and ``post`` as its acknowledgements), `bench.wsclient` says how.
 """
 
 from __future__ import annotations

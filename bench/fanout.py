@@ -28,7 +28,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,11 +35,10 @@ from pathlib import Path
 
 from bench.clients import ClientProcesses, Join, Joined, Open, Opened, Step, Tally
 from bench.report import Progress
-from bench.restart import KillRecord, analyse
+from bench.restart import RESTART_WAIT_S, KillRecord, analyse, kill_room
 from bench.results import (
     OTHER_CPU_WARNING_PERCENT,
     Report,
-    ServerSample,
     StepResult,
     aggregate,
 )
@@ -49,15 +47,11 @@ from bench.servers import (
     HOST,
     SERVERS,
     Database,
-    HostCpu,
     RunningServer,
     embedded_database,
-    kill_actor,
-    process_cost,
-    process_tree_cpu_s,
-    restarts_of,
     running_server,
     tail,
+    watch,
     wire_of,
 )
 from chatter.throttle import POST_RATE_PER_S
@@ -69,8 +63,6 @@ SCENARIOS = (FANOUT, LATENCY, RESTART)
 
 STEP_LEAD_S = 0.3
 """Time between sending a step's plan and its start, for every process to get it."""
-SAMPLE_S = 0.5
-"""How often the server's RSS and threads are sampled during a step."""
 ANSWER_SLACK_S = 30.0
 """How much longer than its own deadlines a client process may take to answer."""
 CONNECT_TIMEOUT_S = 180.0
@@ -79,10 +71,6 @@ COLLAPSE_P99_MS = 1000.0
 """A step this slow is a collapse, perturbed or not: it counts as a miss."""
 PERTURBED_RETRIES = 2
 """Steps missed while other processes took the CPU that a server may run again."""
-RESTART_POLL_S = 0.01
-"""How often the supervision API is read after the kill, to time the restart."""
-RESTART_WAIT_S = 5.0
-"""Longest wait for the API to show the room restarted."""
 
 
 @dataclass(frozen=True)
@@ -173,45 +161,6 @@ def _sleep_until(at: float) -> None:
     time.sleep(max(0.0, at - time.time()))
 
 
-def _kill_room(port: int, at: float) -> KillRecord:
-    """Kill the room at `at` (`time.time()`) and watch the API until it has restarted."""
-    before = restarts_of(port, "room")
-    _sleep_until(at)
-    kill_at = time.time()
-    kill_actor(port, "room")
-    deadline = time.monotonic() + RESTART_WAIT_S
-    while time.monotonic() < deadline:
-        now = restarts_of(port, "room")
-        if now is not None and before is not None and now > before:
-            return KillRecord(kill_at, time.time(), now - before)
-        time.sleep(RESTART_POLL_S)
-    return KillRecord(kill_at, None, 0)
-
-
-def _watch(pid: int, postmaster: int | None, until: float) -> ServerSample:
-    """What the server (and its database) cost until `until`, sampled from now."""
-    host_before, before = HostCpu.now(), process_cost(pid)
-    db_before = process_tree_cpu_s(postmaster) if postmaster else {}
-    started = time.monotonic()
-    peak_rss, peak_threads = before.rss_kib, before.threads
-    while time.time() < until:
-        time.sleep(max(0.0, min(SAMPLE_S, until - time.time())))
-        cost = process_cost(pid)
-        peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
-    db_after = process_tree_cpu_s(postmaster) if postmaster else {}
-    return ServerSample(
-        window_s=time.monotonic() - started,
-        cpu_s=process_cost(pid).cpu_s - before.cpu_s,
-        db_cpu_s=sum(cpu - db_before.get(p, 0.0) for p, cpu in db_after.items())
-        if postmaster
-        else None,
-        peak_rss_kib=peak_rss,
-        peak_threads=peak_threads,
-        host_busy_percent=HostCpu.now().busy_percent_since(host_before),
-        cpus=os.cpu_count() or 1,
-    )
-
-
 class _Session:
     """One server and its client processes, connected; started afresh after a collapse."""
 
@@ -271,12 +220,12 @@ class _Session:
         with concurrent.futures.ThreadPoolExecutor(1) as killer:
             kill = None
             if kill_after_s is not None:
-                kill = killer.submit(_kill_room, server.port, start_at + kill_after_s)
+                kill = killer.submit(kill_room, server.port, start_at + kill_after_s)
             plan = Step(self._steps, rate, start_at, duration_s, end_at + drain, kill is not None)
             clients.send_all(plan)
             _sleep_until(start_at)
             postmaster = self.database.postmaster if self.database else None
-            sample = _watch(server.pid, postmaster, end_at)
+            sample = watch(server.pid, postmaster, end_at)
             tallies = clients.tallies(self._steps, drain, drain + ANSWER_SLACK_S)
             record = kill.result(RESTART_WAIT_S) if kill is not None else None
         result = aggregate(self.name, rate, duration_s, start_at, tallies, sample)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,18 @@ from bench import plots
 from bench.clients import Tally
 from bench.report import Section, Target, number, relative, table
 from bench.results import OTHER_CPU_WARNING_PERCENT, StepResult
+from bench.servers import kill_actor, restarts_of
 from bench.stats import percentile
 
 if TYPE_CHECKING:
     from bench.fanout import Settings
 
-__all__ = ["KillRecord", "RestartResult", "analyse", "restart_section"]
+__all__ = ["KillRecord", "RestartResult", "analyse", "kill_room", "restart_section"]
+
+RESTART_POLL_S = 0.01
+"""How often the supervision API is read after the kill, to time the restart."""
+RESTART_WAIT_S = 5.0
+"""Longest wait for the API to show the room restarted."""
 
 NORMAL_FACTOR = 2.0
 """A message slower than this many times the pre-kill p99 is abnormal..."""
@@ -77,6 +84,21 @@ class RestartResult:
     after_p99_ms: float
     timeline: list[tuple[float, float, float]]
     """Per message: send time relative to the kill (s), median and max latency (ms)."""
+
+
+def kill_room(port: int, at: float) -> KillRecord:
+    """Kill the room at `at` (`time.time()`) and watch the API until it has restarted."""
+    before = restarts_of(port, "room")
+    time.sleep(max(0.0, at - time.time()))
+    kill_at = time.time()
+    kill_actor(port, "room")
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while time.monotonic() < deadline:
+        now = restarts_of(port, "room")
+        if now is not None and before is not None and now > before:
+            return KillRecord(kill_at, time.time(), now - before)
+        time.sleep(RESTART_POLL_S)
+    return KillRecord(kill_at, None, 0)
 
 
 def analyse(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.clients import Tally
+from bench.servers import ServerSample
 from bench.stats import percent, percentiles, rate
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ __all__ = [
     "OTHER_CPU_WARNING_PERCENT",
     "P99_TARGET_MS",
     "Report",
-    "ServerSample",
     "StepResult",
     "aggregate",
 ]
@@ -46,19 +46,6 @@ P99_TARGET_MS = 250.0
 """A step counts as sustained only with p99 under this and nothing lost."""
 OTHER_CPU_WARNING_PERCENT = 25.0
 """Other processes using more of a CPU than this during a step perturb it: say so."""
-
-
-@dataclass(frozen=True)
-class ServerSample:
-    """What the orchestrator measured of the server over one step's window."""
-
-    window_s: float
-    cpu_s: float
-    db_cpu_s: float | None
-    peak_rss_kib: int
-    peak_threads: int
-    host_busy_percent: float
-    cpus: int
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ __all__ = [
     "HostCpu",
     "ProcessCost",
     "RunningServer",
+    "ServerSample",
     "embedded_database",
     "kill_actor",
     "process_cost",
@@ -52,6 +53,7 @@ __all__ = [
     "restarts_of",
     "running_server",
     "tail",
+    "watch",
     "wire_of",
 ]
 
@@ -76,6 +78,8 @@ READY_TIMEOUT_S = 60.0
 """Longest wait for a server to answer /healthz after it is started."""
 STOP_TIMEOUT_S = 15.0
 """Longest wait for a server to exit after SIGTERM, before SIGKILL."""
+SAMPLE_S = 0.5
+"""How often `watch` samples a server's RSS and threads."""
 MAX_CONNECTIONS = 20_000
 """Chatter's caps for the benchmark, in all and per address: the defaults (10,000
 and 100) would refuse the 10,001st connection and all but 100 from one address,
@@ -141,6 +145,21 @@ def process_tree_cpu_s(root: int) -> dict[int, float]:
 
 
 @dataclass(frozen=True)
+class ServerSample:
+    """What a server cost over a window."""
+
+    window_s: float
+    cpu_s: float
+    db_cpu_s: float | None
+    """PostgreSQL's CPU time, its backends' included (Chatter's database)."""
+    peak_rss_kib: int
+    peak_threads: int
+    host_busy_percent: float
+    """The whole machine's busy share, 0 to 100."""
+    cpus: int
+
+
+@dataclass(frozen=True)
 class HostCpu:
     """The whole machine's CPU counters (/proc/stat), to take differences of."""
 
@@ -159,6 +178,30 @@ class HostCpu:
         """Busy share of all CPUs between `earlier` and this, 0 to 100."""
         total = self.total - earlier.total
         return 100.0 * (self.busy - earlier.busy) / total if total > 0 else 0.0
+
+
+def watch(pid: int, postmaster: int | None, until: float) -> ServerSample:
+    """What the server (and its database) cost until `until`, sampled from now."""
+    host_before, before = HostCpu.now(), process_cost(pid)
+    db_before = process_tree_cpu_s(postmaster) if postmaster else {}
+    started = time.monotonic()
+    peak_rss, peak_threads = before.rss_kib, before.threads
+    while time.time() < until:
+        time.sleep(max(0.0, min(SAMPLE_S, until - time.time())))
+        cost = process_cost(pid)
+        peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
+    db_after = process_tree_cpu_s(postmaster) if postmaster else {}
+    return ServerSample(
+        window_s=time.monotonic() - started,
+        cpu_s=process_cost(pid).cpu_s - before.cpu_s,
+        db_cpu_s=sum(cpu - db_before.get(p, 0.0) for p, cpu in db_after.items())
+        if postmaster
+        else None,
+        peak_rss_kib=peak_rss,
+        peak_threads=peak_threads,
+        host_busy_percent=HostCpu.now().busy_percent_since(host_before),
+        cpus=os.cpu_count() or 1,
+    )
 
 
 # -- the database -----------------------------------------------------------------------
