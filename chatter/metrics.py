@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
 from chatter.errors import ErrorCode
-from supervision import EventKind, EventStream, Registry, SupervisionEvent
+from supervision import EventKind, EventStream, Registry, SupervisionEvent, mailbox_depth
 
 __all__ = [
     "BATCH_SIZE_BUCKETS",
@@ -142,10 +142,8 @@ class ChatMetrics:
 
 
 def inbox_depth(ref: Any) -> int:
-    """How many messages wait in an actor's inbox: both runtimes' inboxes have
-    ``qsize`` (a `ThreadActor`'s is a `queue.Queue`)."""
-    qsize = getattr(ref.actor_inbox, "qsize", None)
-    return int(qsize()) if callable(qsize) else 0
+    """How many messages wait in an actor's inbox."""
+    return mailbox_depth(ref)
 
 
 class _TreeCollector(Collector):

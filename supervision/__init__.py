@@ -57,7 +57,13 @@ from supervision.events import EventKind, EventStream, SupervisionEvent
 from supervision.exits import Exit, ExitReason
 from supervision.future import Future
 from supervision.intensity import RestartIntensity
-from supervision.introspection import TreeNode, describe_tree, find_actor, render_tree
+from supervision.introspection import (
+    TreeNode,
+    describe_tree,
+    find_actor,
+    mailbox_depth,
+    render_tree,
+)
 from supervision.loop_actor import LoopActor
 from supervision.registry import Registry
 from supervision.strategy import RestartPlan, Strategy, plan_restart, should_restart
@@ -108,6 +114,7 @@ __all__ = [
     "describe_tree",
     "find_actor",
     "inject_crash",
+    "mailbox_depth",
     "plan_restart",
     "render_tree",
     "restart_child",

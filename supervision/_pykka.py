@@ -202,6 +202,12 @@ class ThreadInbox:
             return waiting
 
 
+def queued(ref: pykka.ActorRef[Any]) -> int:
+    """How many messages wait in the inbox behind `ref` (both runtimes' inboxes have ``qsize``)."""
+    qsize = getattr(ref.actor_inbox, "qsize", None)
+    return int(qsize()) if callable(qsize) else 0
+
+
 def inbox_of(actor: pykka.Actor) -> Any:
     """The actor's inbox, as its runtime created it (`HookedActor._inbox_class`)."""
     return actor.actor_inbox

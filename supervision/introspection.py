@@ -14,11 +14,12 @@ from typing import Any
 
 import pykka
 
+from supervision import _pykka
 from supervision.child_spec import ChildKind, Restart
 from supervision.client import Describe, SupervisorInfo
 from supervision.strategy import Strategy
 
-__all__ = ["TreeNode", "describe_tree", "find_actor", "render_tree"]
+__all__ = ["TreeNode", "describe_tree", "find_actor", "mailbox_depth", "render_tree"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ def find_actor(
 def _own_id(supervisor: pykka.ActorRef[Any], timeout_s: float) -> str:
     info: SupervisorInfo = supervisor.ask(Describe(), block=False).get(timeout=timeout_s)
     return info.id
+
+
+def mailbox_depth(ref: pykka.ActorRef[Any]) -> int:
+    """How many messages wait in an actor's inbox now, as OTP's
+    ``process_info(Pid, message_queue_len)`` says; from any thread."""
+    return _pykka.queued(ref)
 
 
 def render_tree(node: TreeNode, *, max_children: int = 20) -> str:
