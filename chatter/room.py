@@ -13,8 +13,10 @@ one per post.
 The room keeps no list of its own: the live sessions are the members of the
 registry group `SESSIONS_GROUP`, which each session joins as it starts and
 leaves as it ends. So a restarted room has nothing to rebuild; it serves the
-same sessions from its first message. (A round in a dying room's inbox is not
-sent: its messages are stored, and clients get them when they resume.)
+same sessions from its first message. A room that crashes or is stopped
+with a round gathered sends that round first (`on_failure`, `on_stop`), so a
+crash loses no message for the clients that stay connected; messages still in
+its inbox wait in the registry for the next incarnation.
 """
 
 from __future__ import annotations
@@ -135,13 +137,24 @@ class RoomActor(LoopActor):
                 self._queue([Delivery(presence_frame(joins, leaves, total).encode(), None)])
             case _FanOut():
                 self._fan_out_told = False
-                deliveries, self._round = tuple(self._round), []
-                told = self._fan_out(Deliver(deliveries))
-                sent = sum(1 for delivery in deliveries if delivery.seq is not None)
-                self._metrics.deliveries.inc(told * sent)  # once per round
+                self._send_round()
             case _:
                 super().on_receive(message)
         return None
+
+    def on_failure(self, *_: Any) -> None:
+        self._send_round()
+
+    def on_stop(self) -> None:
+        self._send_round()
+
+    def _send_round(self) -> None:
+        """Send what was gathered, if anything (a crash must not lose it)."""
+        if self._round:
+            deliveries, self._round = tuple(self._round), []
+            told = self._fan_out(Deliver(deliveries))
+            sent = sum(1 for delivery in deliveries if delivery.seq is not None)
+            self._metrics.deliveries.inc(told * sent)  # once per round
 
     def _queue(self, deliveries: Iterable[Delivery]) -> None:
         """Join the next fan-out round. As group commit does for stores, a
