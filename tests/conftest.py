@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pykka
 import pytest
+from psycopg import sql
 
 from chatter.database import EmbeddedPostgres, migrate
 from supervision import EventStream, Registry, Supervisor
@@ -45,6 +47,22 @@ def database(postgres: EmbeddedPostgres) -> str:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
     return conninfo
+
+
+@pytest.fixture
+def empty_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """The conninfo of a new database with nothing in it, not even the schema,
+    on the session's server; dropped at the end."""
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield postgres.conninfo(name)
+    finally:
+        with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.ui import connection, people_names, person, you
+from tests.browser.ui import connection, in_the_room, people_names, person, you
 from tests.harness.data import seed_users
 
 
@@ -19,14 +19,12 @@ def test_home_lists_people_online_first_then_alphabetically_and_updates_live(
     expect(home.locator("#people-counts")).to_have_text("0 online / 2 total")
     expect(home.locator("#people .person-name")).to_have_text(["Bea", "zoe"])
 
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    ann = in_the_room(open_page, "ann")
     expect(home.locator("#people-counts")).to_have_text("1 online / 3 total")
     expect(home.locator("#people .person-name")).to_have_text(["ann", "Bea", "zoe"])
     expect(person(home, "ann")).to_have_attribute("data-status", "online")
 
-    carl = open_page("/chat?name=carl")
-    expect(you(carl)).to_have_text("carl")
+    in_the_room(open_page, "carl")
     expect(home.locator("#people-counts")).to_have_text("2 online / 4 total")
     expect(home.locator("#people .person-name")).to_have_text(["ann", "carl", "Bea", "zoe"])
 
@@ -48,8 +46,7 @@ def test_the_name_entered_at_home_joins_the_room(open_page: OpenPage) -> None:
 
 
 def test_home_refuses_a_name_that_is_online_before_leaving_the_page(open_page: OpenPage) -> None:
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    in_the_room(open_page, "ann")
     home = open_page("/")
     expect(person(home, "ann")).to_have_attribute("data-status", "online")
     home.get_by_label("Choose a name").fill("ANN")
@@ -72,9 +69,7 @@ def test_the_total_counts_a_new_user_even_when_the_welcome_listed_only_some(
     seed_users(database, [f"member{n:02d}" for n in range(60)])  # the welcome lists 50
     home = open_page("/")
     expect(home.locator("#people-counts")).to_have_text("0 online / 60 total")
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    in_the_room(open_page, "ann")
     expect(home.locator("#people-counts")).to_have_text("1 online / 61 total")
-    member = open_page("/chat?name=member59")  # not new: the total stays
-    expect(you(member)).to_have_text("member59")
+    in_the_room(open_page, "member59")  # not new: the total stays
     expect(home.locator("#people-counts")).to_have_text("2 online / 61 total")

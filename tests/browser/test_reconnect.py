@@ -9,6 +9,7 @@ from tests.browser.conftest import OpenPage
 from tests.browser.ui import (
     bodies,
     connection,
+    in_the_room,
     message,
     person,
     send,
@@ -25,8 +26,7 @@ RECONNECT_TIMEOUT_MS = 20_000
 def test_the_page_reconnects_after_a_restart_and_loses_nothing(
     open_page: OpenPage, server: ChatServer, database: str
 ) -> None:
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    ann = in_the_room(open_page, "ann")
     send(ann, "before the restart")
     expect(message(ann, "before the restart").locator(".delivery")).to_have_text("Sent")
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
-from playwright.sync_api import WebSocketRoute, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.browser.conftest import OpenPage
 from tests.browser.ui import (
     connection,
+    in_the_room,
     message,
     message_box,
     send,
@@ -21,6 +24,25 @@ from tests.harness.data import stored
 REFUSED_ONCE = {"slow down please": "rate_limited", "is the database there?": "unavailable"}
 """Bodies whose first post the test answers itself, as the server would when busy."""
 
+Intercept = Callable[[WebSocketRoute, dict[str, Any]], bool]
+
+
+def between_page_and_server(page: Page, intercept: Intercept) -> None:
+    """Route the page's chat socket through the test: each frame the page sends
+    goes to `intercept(socket, frame)` first, and on to the server unless that
+    says it took the frame (True)."""
+
+    def route(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def from_page(text: str | bytes) -> None:
+            if not intercept(socket, json.loads(text)):
+                server.send(text)
+
+        socket.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/ws"), route)
+
 
 def test_refusals_from_the_server_are_shown_and_nothing_typed_is_lost(
     open_page: OpenPage, database: str
@@ -28,22 +50,16 @@ def test_refusals_from_the_server_are_shown_and_nothing_typed_is_lost(
     page = open_page(None)
     refused: set[str] = set()
 
-    def between(socket: WebSocketRoute) -> None:
-        server = socket.connect_to_server()
+    def refuse_once(socket: WebSocketRoute, frame: dict[str, Any]) -> bool:
+        code = REFUSED_ONCE.get(frame.get("body", ""))
+        if frame["type"] == "post" and code and frame["client_id"] not in refused:
+            refused.add(frame["client_id"])
+            refusal = {"type": "error", "code": code, "client_id": frame["client_id"]}
+            socket.send(json.dumps(refusal | {"message": "busy", "retry_after_ms": 400}))
+            return True
+        return False
 
-        def from_page(text: str | bytes) -> None:
-            frame = json.loads(text)
-            code = REFUSED_ONCE.get(frame.get("body", ""))
-            if frame["type"] == "post" and code and frame["client_id"] not in refused:
-                refused.add(frame["client_id"])
-                refusal = {"type": "error", "code": code, "client_id": frame["client_id"]}
-                socket.send(json.dumps(refusal | {"message": "busy", "retry_after_ms": 400}))
-                return
-            server.send(text)
-
-        socket.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/ws"), between)
+    between_page_and_server(page, refuse_once)
     page.goto("/chat?name=ann")
     expect(you(page)).to_have_text("ann")
 
@@ -69,8 +85,7 @@ def test_refusals_from_the_server_are_shown_and_nothing_typed_is_lost(
 def test_offline_shows_and_what_is_typed_meanwhile_goes_out_once_back_online(
     open_page: OpenPage, database: str
 ) -> None:
-    page = open_page("/chat?name=ann")
-    expect(you(page)).to_have_text("ann")
+    page = in_the_room(open_page, "ann")
     expect(connection(page)).to_have_attribute("data-state", "connected")
     page.context.set_offline(True)
     expect(connection(page)).to_have_attribute("data-state", "offline")
@@ -125,17 +140,10 @@ def test_a_reload_keeps_the_draft_and_sends_what_was_never_acked_once(
     page = open_page(None)
     holding = [True]
 
-    def between(socket: WebSocketRoute) -> None:
-        server = socket.connect_to_server()
+    def lose_posts(socket: WebSocketRoute, frame: dict[str, Any]) -> bool:
+        return holding[0] and frame["type"] == "post"  # lost, as on a dying connection
 
-        def from_page(text: str | bytes) -> None:
-            if holding[0] and json.loads(text)["type"] == "post":
-                return  # lost on the way, as on a dying connection
-            server.send(text)
-
-        socket.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/ws"), between)
+    between_page_and_server(page, lose_posts)
     page.goto("/chat?name=ann")
     expect(you(page)).to_have_text("ann")
     send(page, "never acked")

@@ -12,6 +12,7 @@ from tests.browser.conftest import OpenPage
 from tests.browser.ui import (
     bodies,
     connection,
+    in_the_room,
     message,
     message_box,
     name_error,
@@ -28,8 +29,7 @@ from tests.harness.data import seed_messages, stored
 def test_two_people_chat_both_ways_and_see_each_other_come_and_go(open_page: OpenPage) -> None:
     bob = open_page("/chat")
     expect(connection(bob)).to_have_attribute("data-state", "connected")
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    ann = in_the_room(open_page, "ann")
     expect(person(bob, "ann")).to_have_attribute("data-status", "online")
     expect(person(ann, "ann")).to_contain_text("you")
 
@@ -63,8 +63,7 @@ def test_two_people_chat_both_ways_and_see_each_other_come_and_go(open_page: Ope
 def test_a_taken_name_is_refused_next_to_the_field_and_the_message_is_kept(
     open_page: OpenPage, database: str
 ) -> None:
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    ann = in_the_room(open_page, "ann")
     other = open_page("/chat")
     expect(connection(other)).to_have_attribute("data-state", "connected")
     name_field(other).fill("ANN")
@@ -97,8 +96,7 @@ def test_a_body_with_markup_shows_as_text(open_page: OpenPage) -> None:
     dialogs: list[str] = []
     bob = open_page("/chat")
     bob.on("dialog", lambda dialog: _refuse(dialog, dialogs))
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    ann = in_the_room(open_page, "ann")
     send(ann, attack)
     expect(message(bob, attack)).to_be_visible()
     expect(message(ann, attack)).to_be_visible()
@@ -180,8 +178,7 @@ def test_an_empty_room_invites_you_to_tell_your_friends(
     page.screenshot(path=artifacts / "room-empty.png")
     send(page, "anyone here?")
     expect(page.get_by_text("No messages yet")).to_be_hidden()
-    other = open_page("/chat?name=friend")
-    expect(you(other)).to_have_text("friend")
+    in_the_room(open_page, "friend")
     expect(page.get_by_text("Tell your friends!")).to_be_hidden()
 
 
@@ -201,8 +198,7 @@ def test_times_read_as_time_ago_with_the_exact_time_on_hover_and_stay_current(
 def test_sending_fast_is_paced_shows_sending_then_sent_and_loses_nothing(
     open_page: OpenPage, database: str
 ) -> None:
-    page = open_page("/chat?name=quick")
-    expect(you(page)).to_have_text("quick")
+    page = in_the_room(open_page, "quick")
     texts = [f"burst {n}" for n in range(1, 9)]
     for text in texts:
         send(page, text)

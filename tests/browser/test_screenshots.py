@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.ui import connection, message, person, send, you
+from tests.browser.ui import connection, in_the_room, message, person, send
 from tests.harness.data import seed_messages, seed_users
 
 CONVERSATION = [
@@ -45,8 +45,7 @@ def test_screenshots_of_home_and_room(
     open_page: OpenPage, database: str, artifacts: Path, theme: str
 ) -> None:
     seed_conversation(database)
-    grace = open_page("/chat?name=grace")
-    expect(you(grace)).to_have_text("grace")
+    in_the_room(open_page, "grace")
 
     home = open_page("/", viewport=DESKTOP, color_scheme=theme)
     expect(person(home, "grace")).to_have_attribute("data-status", "online")
@@ -54,8 +53,7 @@ def test_screenshots_of_home_and_room(
     assert fits_the_width(home)
     home.screenshot(path=artifacts / f"home-{theme}.png")
 
-    ada = open_page("/chat?name=ada", viewport=DESKTOP, color_scheme=theme)
-    expect(you(ada)).to_have_text("ada")
+    ada = in_the_room(open_page, "ada", viewport=DESKTOP, color_scheme=theme)
     send(ada, "Yes! On my way. I will bring the restart numbers.")
     expect(message(ada, "Yes! On my way. I will bring the restart numbers.")).to_contain_text(
         "Sent"

@@ -11,7 +11,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from chatter.config import Environment, Settings
 from tests.browser.conftest import OpenPage
-from tests.browser.ui import connection, message, send, you
+from tests.browser.ui import connection, in_the_room, message, send
 from tests.harness.server import ChatServer
 
 DESKTOP = {"width": 1280, "height": 860}
@@ -67,10 +67,8 @@ def test_the_page_draws_the_tree_with_strategies_and_restart_types(open_page: Op
 def test_killing_the_room_is_logged_counted_and_the_chat_keeps_working(
     open_page: OpenPage,
 ) -> None:
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
-    bob = open_page("/chat?name=bob")
-    expect(you(bob)).to_have_text("bob")
+    ann = in_the_room(open_page, "ann")
+    bob = in_the_room(open_page, "bob")
 
     page = open_page("/supervision")
     expect(connection(page)).to_have_attribute("data-state", "connected")
@@ -102,8 +100,7 @@ def test_sessions_show_as_a_count_that_expands_into_killable_sessions(
 ) -> None:
     page = open_page("/supervision")
     expect(sessions_count(page)).to_have_text("0 sessions")
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    in_the_room(open_page, "ann")
     bob = open_page("/chat")
     expect(connection(bob)).to_have_attribute("data-state", "connected")
 
@@ -156,8 +153,7 @@ def test_a_refused_kill_hides_the_buttons(open_page: OpenPage) -> None:
 def test_screenshots_of_the_supervision_page(
     open_page: OpenPage, artifacts: Path, theme: str
 ) -> None:
-    ann = open_page("/chat?name=ann")
-    expect(you(ann)).to_have_text("ann")
+    in_the_room(open_page, "ann")
     open_page("/chat?name=grace")
     page = open_page("/supervision", viewport=DESKTOP, color_scheme=theme)
     expect(connection(page)).to_have_attribute("data-state", "connected")

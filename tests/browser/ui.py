@@ -3,7 +3,11 @@ person would."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Locator, Page
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import OpenPage
 
 
 def message_box(page: Page) -> Locator:
@@ -55,6 +59,14 @@ def people_names(page: Page) -> list[str]:
 def bodies(page: Page) -> list[str]:
     """Every message body shown, top to bottom."""
     return page.locator("#messages > li .body").all_text_contents()
+
+
+def in_the_room(open_page: OpenPage, name: str, **options: Any) -> Page:
+    """The room opened with ``?name=``, once the server has accepted the name
+    (`options` are `open_page`'s)."""
+    page = open_page(f"/chat?name={name}", **options)
+    expect(you(page)).to_have_text(name)
+    return page
 
 
 def send(page: Page, body: str) -> None:

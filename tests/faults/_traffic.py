@@ -20,7 +20,7 @@ import itertools
 import json
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from chatter.throttle import POST_RATE_PER_S
 from tests.harness.data import stored
 from tests.harness.http import healthz
 
-__all__ = ["ChatUser", "Crowd", "assert_consistent"]
+__all__ = ["ChatUser", "Crowd", "assert_consistent", "chatting"]
 
 POST_INTERVAL_S = 1.1 / POST_RATE_PER_S
 """A little slower than the post throttle refills, so pacing alone is never refused."""
@@ -322,6 +322,16 @@ class Crowd:
     def names(self) -> set[str]:
         return {u.name for u in self.users if u.name is not None}
 
+    @property
+    def acks(self) -> int:
+        """Acks the posters have had, together."""
+        return sum(len(u.acked) for u in self.users)
+
+    @property
+    def unavailable(self) -> int:
+        """`unavailable` refusals the users have had, together."""
+        return sum(u.unavailable for u in self.users)
+
     async def start(self, users: Iterable[ChatUser] | None = None) -> None:
         """Connect `users` (everyone not yet started); return once each is
         welcomed and each poster holds its name."""
@@ -349,9 +359,7 @@ class Crowd:
 
     async def acked_at_least(self, count: int, timeout_s: float = TIMEOUT_S) -> None:
         """Wait until the posters together have `count` acks."""
-        await self.until(
-            lambda: sum(len(u.acked) for u in self.users) >= count, f"{count} acks", timeout_s
-        )
+        await self.until(lambda: self.acks >= count, f"{count} acks", timeout_s)
 
     async def settle(self, conninfo: str, timeout_s: float = 60.0) -> list[int]:
         """Stop typing; wait until every message written is acked and every
@@ -374,6 +382,22 @@ class Crowd:
         )
         return seqs
 
+    async def lost_nothing(
+        self,
+        conninfo: str,
+        base_url: str,
+        *,
+        more_acks: int = 20,
+        reconnects_allowed: Iterable[str | None] = (),
+    ) -> None:
+        """After a fault: the chat goes on (`more_acks` more posts acked), every
+        post settles, and the suite's verdict (`assert_consistent`) holds."""
+        await self.acked_at_least(self.acks + more_acks, timeout_s=30)
+        await self.settle(conninfo)
+        await asyncio.to_thread(
+            assert_consistent, self, conninfo, base_url, reconnects_allowed=reconnects_allowed
+        )
+
     async def close(self) -> None:
         for user in self.users:
             await user.close()
@@ -388,6 +412,22 @@ class Crowd:
             f"online={sorted(u.online)} closes={u.closes} surprises={u.surprises[:3]}"
             for u in self.users
         )
+
+
+@contextlib.asynccontextmanager
+async def chatting(
+    ws_url: str, posters: int, viewers: int = 1, *, acked: int = 0, padding: str = ""
+) -> AsyncIterator[Crowd]:
+    """A crowd connected, every poster holding its name and typing, once
+    `acked` of their posts are acked; closed when the block ends, however."""
+    crowd = Crowd(ws_url, posters, viewers, padding)
+    try:
+        await crowd.start()
+        crowd.type_messages(True)
+        await crowd.acked_at_least(acked)
+        yield crowd
+    finally:
+        await crowd.close()
 
 
 def assert_consistent(

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from supervision import EventKind, inject_crash
-from tests.faults._traffic import Crowd, assert_consistent
+from tests.faults._traffic import Crowd, chatting
 from tests.harness.server import ChatServer
 
 KILLS = 4
@@ -43,15 +43,9 @@ def test_an_actor_killed_repeatedly_under_traffic_disconnects_nobody_and_loses_n
     server: ChatServer, database: str, child: str
 ) -> None:
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=6, viewers=2)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
+        async with chatting(server.ws_url, posters=6, viewers=2) as crowd:
             await kill_repeatedly(server, child, crowd)
-            await crowd.settle(database)
-            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
-        finally:
-            await crowd.close()
+            await crowd.lost_nothing(database, server.url, more_acks=0)
 
     asyncio.run(scenario())
     assert [e.child for e in server.log.restarts()] == [child] * KILLS  # and none gave up
@@ -63,8 +57,7 @@ def test_an_online_name_cannot_be_taken_while_presence_restarts(
     attempts = ["alice", "ALICE", "\u0430lice"]  # the name, its case variant, a look-alike
 
     async def scenario() -> None:
-        holder = await server.welcomed()
-        await holder.join("alice")
+        holder = await server.joined("alice")
         thieves = [await server.welcomed() for _ in attempts]
         taken_answers: list[object] = []
         for round in range(1, 4):  # three restarts: the most the intensity allows at once

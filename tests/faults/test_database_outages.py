@@ -14,7 +14,7 @@ import pytest
 
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash
-from tests.faults._traffic import ChatUser, Crowd, assert_consistent
+from tests.faults._traffic import ChatUser, chatting
 from tests.harness.server import ChatServer
 
 MEMORY_GROWTH_BOUND = 64 * 1024 * 1024
@@ -37,10 +37,6 @@ def database_back_at_the_end(postgres: EmbeddedPostgres) -> Iterator[None]:
         postgres.start_again()
 
 
-def acks(crowd: Crowd) -> int:
-    return sum(len(u.acked) for u in crowd.users)
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("outage_s", [5, pytest.param(60, marks=pytest.mark.slow)])
 def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
@@ -50,20 +46,13 @@ def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
     outage_s: int,
 ) -> None:
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=6, viewers=1)
-        latecomer = ChatUser("latecomer", server.ws_url, crowd.changes)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
-            await crowd.acked_at_least(15)
+        async with chatting(server.ws_url, posters=6, acked=15) as crowd:
+            latecomer = ChatUser("latecomer", server.ws_url, crowd.changes)
             with database_back_at_the_end(postgres):
                 await asyncio.to_thread(postgres.stop, "fast")
                 loop = asyncio.get_running_loop()
                 stopped_at = loop.time()
-                await crowd.until(
-                    lambda: sum(u.unavailable for u in crowd.users) >= 6,
-                    "posts refused as unavailable",
-                )
+                await crowd.until(lambda: crowd.unavailable >= 6, "posts refused as unavailable")
                 # Someone opens the chat during the outage: refused, and retrying.
                 crowd.users.append(latecomer)
                 crowd.launch([latecomer])
@@ -72,22 +61,12 @@ def test_a_database_outage_under_traffic_loses_nothing_and_restarts_nothing(
                 while (left := stopped_at + outage_s - loop.time()) > 0:
                     await asyncio.sleep(min(1.0, left))  # the outage's length is the fault
                     peak = max(peak, rss_bytes())
-                refused = sum(u.unavailable for u in crowd.users)
+                refused = crowd.unavailable
             latecomer.type_messages(True)
             await crowd.until(lambda: latecomer.joined, "latecomer joined", 30)
-            await crowd.acked_at_least(acks(crowd) + 20, timeout_s=30)
-            await crowd.settle(database)
-            await asyncio.to_thread(
-                assert_consistent,
-                crowd,
-                database,
-                server.url,
-                reconnects_allowed=["latecomer"],
-            )
+            await crowd.lost_nothing(database, server.url, reconnects_allowed=["latecomer"])
             assert refused >= 6
             assert peak - before < MEMORY_GROWTH_BOUND, f"grew {(peak - before) >> 20} MiB"
-        finally:
-            await crowd.close()
 
     asyncio.run(scenario())
     assert server.log.restarts() == []
@@ -97,19 +76,11 @@ def test_an_immediate_database_restart_during_a_burst_loses_nothing(
     server: ChatServer, database: str, postgres: EmbeddedPostgres
 ) -> None:
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=16, viewers=1)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
-            await crowd.acked_at_least(40)
+        async with chatting(server.ws_url, posters=16, acked=40) as crowd:
             with database_back_at_the_end(postgres):
                 # As a crash would: no checkpoint, connections cut mid-transaction.
                 await asyncio.to_thread(postgres.stop, "immediate")
-            await crowd.acked_at_least(acks(crowd) + 40, timeout_s=30)
-            await crowd.settle(database)
-            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
-        finally:
-            await crowd.close()
+            await crowd.lost_nothing(database, server.url, more_acks=40)
 
     asyncio.run(scenario())
     assert server.log.restarts() == []
@@ -119,33 +90,20 @@ def test_persistence_killed_during_an_outage_comes_back_and_loses_nothing(
     server: ChatServer, database: str, postgres: EmbeddedPostgres
 ) -> None:
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=6, viewers=1)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
-            await crowd.acked_at_least(15)
+        async with chatting(server.ws_url, posters=6, acked=15) as crowd:
             with database_back_at_the_end(postgres):
                 await asyncio.to_thread(postgres.stop, "fast")
-                await crowd.until(
-                    lambda: sum(u.unavailable for u in crowd.users) >= 6,
-                    "posts refused as unavailable",
-                )
-                inject_crash(
-                    server.whereis("persistence"), "fault suite: persistence, database down"
-                )
+                await crowd.until(lambda: crowd.unavailable >= 6, "posts refused as unavailable")
+                persistence = server.whereis("persistence")
+                inject_crash(persistence, "fault suite: persistence, database down")
                 # Its new incarnation starts without the database, and refuses
                 # posts as unavailable until it is back.
                 await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, "persistence", 10.0)
-                refused = sum(u.unavailable for u in crowd.users)
+                refused = crowd.unavailable
                 await crowd.until(
-                    lambda: sum(u.unavailable for u in crowd.users) >= refused + 6,
-                    "the new incarnation refusing posts",
+                    lambda: crowd.unavailable >= refused + 6, "the new incarnation refusing posts"
                 )
-            await crowd.acked_at_least(acks(crowd) + 20, timeout_s=30)
-            await crowd.settle(database)
-            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
-        finally:
-            await crowd.close()
+            await crowd.lost_nothing(database, server.url)
 
     asyncio.run(scenario())
     assert [e.child for e in server.log.restarts()] == ["persistence"]  # and none gave up

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tests.faults._traffic import Crowd, assert_consistent
+from tests.faults._traffic import Crowd, chatting
 from tests.harness.http import request
 from tests.harness.process import ServeProcess, StartServe
 
@@ -20,21 +20,13 @@ def kill_over_http(base_url: str, node_id: str) -> int:
     return request(f"{base_url}/api/supervision/kill", "POST", {"id": node_id}, timeout_s=5).status
 
 
-def acks(crowd: Crowd) -> int:
-    return sum(len(u.acked) for u in crowd.users)
-
-
 async def start_again_and_resume(serve: ServeProcess, crowd: Crowd, database: str) -> None:
     """Start the server again; once everyone is back and more posts are acked,
     the suite's verdict (every client was cut off, so each may reconnect)."""
     await asyncio.to_thread(serve.start)
     await crowd.until(lambda: all(u.joined or u.name is None for u in crowd.users), "back")
-    await crowd.acked_at_least(acks(crowd) + 20)
-    await crowd.settle(database)
     everyone = [u.name for u in crowd.users]
-    await asyncio.to_thread(
-        assert_consistent, crowd, database, serve.url, reconnects_allowed=everyone
-    )
+    await crowd.lost_nothing(database, serve.url, reconnects_allowed=everyone)
 
 
 def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
@@ -43,18 +35,12 @@ def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
     serve = start_serve()
 
     async def scenario() -> None:
-        crowd = Crowd(serve.ws_url, posters=6, viewers=1)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
-            await crowd.acked_at_least(20)
+        async with chatting(serve.ws_url, posters=6, acked=20) as crowd:
             serve.kill()  # mid-traffic: posts in flight, some stored but not acked
             assert await asyncio.to_thread(serve.wait) == -9
             await crowd.until(lambda: not any(u.connected for u in crowd.users), "all cut off")
             await start_again_and_resume(serve, crowd, database)
             assert all(u.connects == 2 for u in crowd.users)
-        finally:
-            await crowd.close()
 
     asyncio.run(scenario())
 
@@ -65,11 +51,7 @@ def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_
     serve = start_serve()
 
     async def scenario() -> None:
-        crowd = Crowd(serve.ws_url, posters=6, viewers=1)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
-            await crowd.acked_at_least(20)
+        async with chatting(serve.ws_url, posters=6, acked=20) as crowd:
             kills = 0
             while serve.process is not None and serve.process.poll() is None and kills < 10:
                 # 404 while the room is between incarnations: try again at once.
@@ -79,8 +61,6 @@ def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_
             assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
             assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
             await start_again_and_resume(serve, crowd, database)
-        finally:
-            await crowd.close()
 
     asyncio.run(scenario())
     first_run = (serve.data_dir / "serve-1.log").read_text()

@@ -10,7 +10,7 @@ import pykka
 
 from chatter.tree import SESSIONS
 from supervision import EventKind, inject_crash, which_children
-from tests.faults._traffic import Crowd, assert_consistent
+from tests.faults._traffic import Crowd, chatting
 from tests.harness.raw import raw_socket
 from tests.harness.server import ChatServer, ServerFactory
 from tests.harness.waiting import EventLog
@@ -34,11 +34,7 @@ def test_a_session_crash_under_traffic_affects_only_its_own_connection(
             await crowd.acked_at_least(20)
             inject_crash(victims_session, "fault suite: one session")
             await crowd.until(lambda: victim.connects == 2 and victim.joined, "victim is back")
-            await crowd.acked_at_least(40)
-            await crowd.settle(database)
-            await asyncio.to_thread(
-                assert_consistent, crowd, database, server.url, reconnects_allowed=[victim.name]
-            )
+            await crowd.lost_nothing(database, server.url, reconnects_allowed=[victim.name])
             assert victim.closes == [CLOSE_INTERNAL_ERROR]
             assert len(await server.live_sessions()) == len(crowd.users)
         finally:
@@ -71,24 +67,17 @@ def test_a_client_that_stops_reading_is_dropped_without_slowing_anyone(
     server = start_server(max_pending_output=SLOW_BOUND)
 
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=10, viewers=1, padding=LONG_PADDING)
-        try:
-            await crowd.start()
+        async with chatting(server.ws_url, posters=10, padding=LONG_PADDING) as crowd:
             log = EventLog(server.tree.events)
             with raw_socket(server.port, receive_buffer=4096) as slow:
                 assert slow.upgrade() == 101  # and from now on it reads nothing
-                crowd.type_messages(True)
                 slow_session = await started_session(server, log)
                 await crowd.until(
                     lambda: not slow_session.is_alive(), "the slow reader dropped", 60
                 )
                 assert await asyncio.to_thread(slow.closed_by_server)
-            await crowd.acked_at_least(sum(len(u.acked) for u in crowd.users) + 20)
-            await crowd.settle(database)
-            await asyncio.to_thread(assert_consistent, crowd, database, server.url)
+            await crowd.lost_nothing(database, server.url)
             waits = sorted(w for u in crowd.users for w in u.ack_waits)
             assert waits[-1] < 2.0, f"an ack took {waits[-1]:.2f} s while a reader lagged"
-        finally:
-            await crowd.close()
 
     asyncio.run(scenario())

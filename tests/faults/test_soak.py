@@ -13,7 +13,7 @@ import pytest
 
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash
-from tests.faults._traffic import Crowd, assert_consistent
+from tests.faults._traffic import chatting
 from tests.harness.server import ChatServer
 
 SOAK_SECONDS = float(os.environ.get("CHATTER_SOAK_SECONDS", "15"))
@@ -57,10 +57,7 @@ def test_random_faults_for_the_soak_duration_lose_nothing(
     done: Counter[str] = Counter()
 
     async def scenario() -> None:
-        crowd = Crowd(server.ws_url, posters=8, viewers=2)
-        try:
-            await crowd.start()
-            crowd.type_messages(True)
+        async with chatting(server.ws_url, posters=8, viewers=2) as crowd:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + SOAK_SECONDS
             try:
@@ -69,14 +66,9 @@ def test_random_faults_for_the_soak_duration_lose_nothing(
                     await asyncio.sleep(rng.uniform(*FAULT_SPACING_S))  # the faults' pace
             finally:
                 await asyncio.to_thread(postgres.start_again)
-            await crowd.settle(database, timeout_s=60)
             everyone = [u.name for u in crowd.users]
-            await asyncio.to_thread(
-                assert_consistent, crowd, database, server.url, reconnects_allowed=everyone
-            )
-            assert sum(len(u.acked) for u in crowd.users) > 0
-        finally:
-            await crowd.close()
+            await crowd.lost_nothing(database, server.url, reconnects_allowed=everyone)
+            assert crowd.acks > 0
 
     asyncio.run(scenario())
     print(f"soak: {SOAK_SECONDS:.0f} s, faults {dict(done)}")

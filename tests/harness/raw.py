@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.harness.waiting import TIMEOUT_S
 
-__all__ = ["RawSocket", "raw_socket", "upgrade_status"]
+__all__ = ["RawSocket", "raw_socket", "upgrade_status", "welcomed_raw_socket"]
 
 
 class RawSocket:
@@ -170,6 +170,15 @@ def raw_socket(port: int, **options: Any) -> Iterator[RawSocket]:
         yield raw
     finally:
         raw.close()
+
+
+@contextlib.contextmanager
+def welcomed_raw_socket(port: int, **options: Any) -> Iterator[RawSocket]:
+    """A raw socket upgraded to a chat connection that has read its welcome."""
+    with raw_socket(port, **options) as raw:
+        assert raw.upgrade() == 101
+        raw.expect("welcome")
+        yield raw
 
 
 def upgrade_status(port: int, path: str = "/ws", **options: Any) -> int:

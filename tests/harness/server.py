@@ -65,7 +65,12 @@ class ChatServer:
             secret_key_base=self.settings.secret_key_base or TEST_SECRET_KEY_BASE,
         )
         self._background = BackgroundServer(ours, self.conninfo, migrated=True, **self.options)
-        self.port = self.running.port
+        running = self._background.running
+        self.port = running.port
+        self.loop = self._background.loop
+        self.tree: ChatTree = running.tree
+        self.limits: ConnectionLimits = running.limits
+        self.http: Listener = running.http
         self.log = EventLog(self.tree.events)
         """The tree's supervision events since it started."""
 
@@ -76,29 +81,12 @@ class ChatServer:
             self.log.close()
             background.stop()
 
-    # -- the running pieces --------------------------------------------------------------------
+    # -- the running pieces (`tree`, `limits`, `http`, `loop`: the latest start's) --------------
 
     @property
     def running(self) -> Running:
         assert self._background is not None, "not running"
         return self._background.running
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        assert self._background is not None, "not running"
-        return self._background.loop
-
-    @property
-    def tree(self) -> ChatTree:
-        return self.running.tree
-
-    @property
-    def limits(self) -> ConnectionLimits:
-        return self.running.limits
-
-    @property
-    def http(self) -> Listener:
-        return self.running.http
 
     @property
     def url(self) -> str:
@@ -154,6 +142,12 @@ class ChatServer:
     async def welcome(self, **options: Any) -> Frame:
         """The welcome a new connection gets (`connect`'s options)."""
         return await (await self.welcomed(**options)).welcome()
+
+    async def joined(self, username: str, **options: Any) -> Client:
+        """A client connected as `welcomed` does, that has joined as `username`."""
+        client = await self.welcomed(**options)
+        await client.join(username)
+        return client
 
     def run(self, scenario: Scenario, timeout_s: float = SCENARIO_TIMEOUT_S) -> None:
         """Run `scenario(self)` on an event loop of the test's own, then close

@@ -46,8 +46,7 @@ def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database:
     seed_messages(database, "old", numbered("m", 600))
 
     async def scenario(server: ChatServer) -> None:
-        ann = await server.welcomed()
-        await ann.join("ann")
+        await server.joined("ann")
         bob = await server.connect()
         welcome = await bob.welcome()
         assert len(welcome["messages"]) == 500
@@ -165,8 +164,7 @@ def test_leave_without_a_name_is_answered_too(server: ChatServer) -> None:
 def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
         watcher = await server.welcomed()
-        ann = await server.welcomed()
-        await ann.join("ann")
+        ann = await server.joined("ann")
         assert (await watcher.expect("presence"))["joins"] == ["ann"]
         ann.close()
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
@@ -177,8 +175,7 @@ def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
 def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
         watcher = await server.welcomed()
-        ann = await server.welcomed()
-        await ann.join("ann")
+        ann = await server.joined("ann")
         assert await watcher.expect("presence") == {
             "type": "presence",
             "joins": ["ann"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -49,12 +50,9 @@ def test_seed_twice_on_the_embedded_server_keeps_one_set_of_demo_users(tmp_path:
 
 
 def test_commands_use_database_url_and_never_start_a_server(
-    postgres: EmbeddedPostgres, tmp_path: Path
+    empty_database: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS cli_scratch WITH (FORCE)")
-        conn.execute("CREATE DATABASE cli_scratch")
-    url = postgres.conninfo("cli_scratch")
+    url = empty_database
     env = {"DATABASE_URL": url, "CHATTER_DATA_DIR": str(tmp_path / "unused")}
     for command in (["migrate"], ["db", "rollback"], ["db", "reset"]):
         result = _chatter(*command, env=env)
@@ -71,13 +69,8 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     assert "CHATTER_ENV must be one of dev, test, prod, got 'staging'" in result.stderr
 
 
-def test_alembics_own_command_line_works_from_the_repository_root(
-    postgres: EmbeddedPostgres,
-) -> None:
-    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS alembic_scratch WITH (FORCE)")
-        conn.execute("CREATE DATABASE alembic_scratch")
-    env = _environment({"DATABASE_URL": postgres.conninfo("alembic_scratch")})
+def test_alembics_own_command_line_works_from_the_repository_root(empty_database: str) -> None:
+    env = _environment({"DATABASE_URL": empty_database})
     root = Path(__file__).resolve().parents[2]
     alembic = str(Path(sys.executable).parent / "alembic")
     for command in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
@@ -92,8 +85,6 @@ def test_alembics_own_command_line_works_from_the_repository_root(
 
 
 def test_serve_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

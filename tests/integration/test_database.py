@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
@@ -16,69 +16,54 @@ from chatter.persistence import NAME, Persistence, StoreResult
 from chatter.persistence_actor import PersistenceActor
 from chatter.seed import DEMO_USERS, seed
 from supervision import ChildSpec, EventKind, EventStream, Registry, Supervisor, start_link
-from tests.conftest import EventLog
+from tests.harness.waiting import EventLog
 
 TIMEOUT_S = 10
 
 
-def _tables(conninfo: str) -> set[str]:
+def _names(conninfo: str, query: LiteralString, *params: str) -> set[str]:
+    """The first column of every row `query` returns."""
     with psycopg.connect(conninfo) as conn:
-        rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchall()
-    return {row[0] for row in rows}
+        return {row[0] for row in conn.execute(query, params)}
+
+
+def _tables(conninfo: str) -> set[str]:
+    return _names(conninfo, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
 
 
 def _columns(conninfo: str, table: str) -> set[str]:
-    with psycopg.connect(conninfo) as conn:
-        rows = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
-@pytest.fixture
-def scratch_database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    """An empty database of its own on the session's server."""
-    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS scratch WITH (FORCE)")
-        conn.execute("CREATE DATABASE scratch")
-    yield postgres.conninfo("scratch")
-    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute("DROP DATABASE scratch WITH (FORCE)")
+    query = "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+    return _names(conninfo, query, table)
 
 
 def _constraints(conninfo: str, table: str) -> set[str]:
-    with psycopg.connect(conninfo) as conn:
-        rows = conn.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass", (table,)
-        ).fetchall()
-    return {row[0] for row in rows}
+    query = "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass"
+    return _names(conninfo, query, table)
 
 
-def test_migrations_go_up_down_and_up_again(scratch_database: str) -> None:
-    migrate(scratch_database)
-    assert {"users", "messages", "alembic_version"} <= _tables(scratch_database)
-    assert "token_version" in _columns(scratch_database, "users")
-    assert "messages_user_id_client_id_key" in _constraints(scratch_database, "messages")
-    rollback(scratch_database)
-    constraints = _constraints(scratch_database, "messages")
+def test_migrations_go_up_down_and_up_again(empty_database: str) -> None:
+    migrate(empty_database)
+    assert {"users", "messages", "alembic_version"} <= _tables(empty_database)
+    assert "token_version" in _columns(empty_database, "users")
+    assert "messages_user_id_client_id_key" in _constraints(empty_database, "messages")
+    rollback(empty_database)
+    constraints = _constraints(empty_database, "messages")
     assert "messages_client_id_key" in constraints
     assert "messages_user_id_client_id_key" not in constraints
-    rollback(scratch_database)
-    assert "token_version" not in _columns(scratch_database, "users")
-    rollback(scratch_database)
-    assert not {"users", "messages"} & _tables(scratch_database)
-    migrate(scratch_database)
-    reset(scratch_database)
-    assert {"users", "messages"} <= _tables(scratch_database)
+    rollback(empty_database)
+    assert "token_version" not in _columns(empty_database, "users")
+    rollback(empty_database)
+    assert not {"users", "messages"} & _tables(empty_database)
+    migrate(empty_database)
+    reset(empty_database)
+    assert {"users", "messages"} <= _tables(empty_database)
 
 
-def test_client_ids_per_user_go_down_to_room_wide_and_up_again(scratch_database: str) -> None:
+def test_client_ids_per_user_go_down_to_room_wide_and_up_again(empty_database: str) -> None:
     """Migration 0003 with rows the room-wide rule refuses: going down keeps
     every message and the earliest holder of each client_id; up again, the
     same client_id from two users is allowed once more."""
-    migrate(scratch_database)
+    migrate(empty_database)
 
     def store(conn: psycopg.Connection[Any], user: str, body: str, client_id: str | None) -> None:
         conn.execute(
@@ -87,7 +72,7 @@ def test_client_ids_per_user_go_down_to_room_wide_and_up_again(scratch_database:
             (body, client_id, user),
         )
 
-    with psycopg.connect(scratch_database, autocommit=True) as conn:
+    with psycopg.connect(empty_database, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO users (username, username_key) VALUES ('ann', 'ann'), ('bob', 'bob')"
         )
@@ -97,11 +82,11 @@ def test_client_ids_per_user_go_down_to_room_wide_and_up_again(scratch_database:
         store(conn, "bob", "bob none", None)
         with pytest.raises(psycopg.errors.UniqueViolation):
             store(conn, "ann", "ann x again", "x")
-    rollback(scratch_database)
+    rollback(empty_database)
     query = (
         "SELECT m.body, m.client_id FROM messages m JOIN users u ON u.id = m.user_id ORDER BY seq"
     )
-    with psycopg.connect(scratch_database, autocommit=True) as conn:
+    with psycopg.connect(empty_database, autocommit=True) as conn:
         assert conn.execute(query).fetchall() == [
             ("bob x", "x"),
             ("ann x", None),
@@ -110,8 +95,8 @@ def test_client_ids_per_user_go_down_to_room_wide_and_up_again(scratch_database:
         ]
         with pytest.raises(psycopg.errors.UniqueViolation):
             store(conn, "ann", "ann x again", "x")  # room-wide again
-    migrate(scratch_database)
-    with psycopg.connect(scratch_database, autocommit=True) as conn:
+    migrate(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
         store(conn, "ann", "ann x again", "x")
         assert len(conn.execute(query).fetchall()) == 5
 
@@ -134,10 +119,10 @@ def _plan(conn: psycopg.Connection[Any], query: str) -> str:
 
 
 @pytest.mark.slow
-def test_reads_use_indexes_with_a_million_messages(scratch_database: str) -> None:
-    migrate(scratch_database)
-    seed(scratch_database, 1_000_000)
-    with psycopg.connect(scratch_database) as conn:
+def test_reads_use_indexes_with_a_million_messages(empty_database: str) -> None:
+    migrate(empty_database)
+    seed(empty_database, 1_000_000)
+    with psycopg.connect(empty_database) as conn:
         conn.execute("ANALYZE")
         join = "FROM messages m JOIN users u ON u.id = m.user_id"
         newest = _plan(conn, f"SELECT m.seq {join} ORDER BY m.seq DESC LIMIT 501")

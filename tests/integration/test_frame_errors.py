@@ -218,8 +218,7 @@ def test_a_client_id_that_breaks_the_rules_gets_invalid_body_and_nothing_is_stor
     server: ChatServer, database: str, client_id: str, case: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.welcomed()
-        await client.join("ann")
+        client = await server.joined("ann")
         await client.post("hello", client_id)
         check_error(await client.expect("error"), "invalid_body", client_id, strict_echo=False)
         await client.post("hello", "x" * 64)  # the longest allowed
@@ -328,8 +327,7 @@ def test_a_flood_of_posts_is_rate_limited_without_closing_before_the_flood_limit
     server: ChatServer,
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.welcomed()
-        await client.join("ann")
+        client = await server.joined("ann")
         for n in range(30):
             await client.post(f"post {n}", f"p-{n}")
         answers = [await client.answer("ack", "error") for _ in range(30)]

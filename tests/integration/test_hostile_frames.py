@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness.data import seed_messages
 from tests.harness.honest import attack
-from tests.harness.raw import raw_socket
+from tests.harness.raw import raw_socket, welcomed_raw_socket
 from tests.harness.server import ChatServer, ServerFactory
 from tests.harness.waiting import eventually
 
@@ -25,9 +25,7 @@ def test_an_unmasked_client_frame_fails_the_connection_with_1002(
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        with raw_socket(server.port, source="127.0.0.5") as raw:
-            assert raw.upgrade() == 101
-            raw.expect("welcome")
+        with welcomed_raw_socket(server.port, source="127.0.0.5") as raw:
             raw.send_frame(0x1, b'{"type": "history", "before": 5}', masked=False)
             assert await asyncio.to_thread(raw.close_code) == 1002
             assert await asyncio.to_thread(raw.closed_by_server)
@@ -46,9 +44,7 @@ def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007(
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        with raw_socket(server.port, source="127.0.0.5") as raw:
-            assert raw.upgrade() == 101
-            raw.expect("welcome")
+        with welcomed_raw_socket(server.port, source="127.0.0.5") as raw:
             raw.send_frame(0x1, payload)
             assert await asyncio.to_thread(raw.close_code) == 1007
 
@@ -59,9 +55,7 @@ def test_masked_utf8_frames_still_reach_the_session(start_server: ServerFactory)
     server = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        with raw_socket(server.port, source="127.0.0.5") as raw:
-            assert raw.upgrade() == 101
-            raw.expect("welcome")
+        with welcomed_raw_socket(server.port, source="127.0.0.5") as raw:
             raw.send_text(json.dumps({"type": "join", "username": "zoë"}))
             assert raw.expect("joined")["username"] == "zoë"
 

@@ -16,7 +16,7 @@ import pytest
 from chatter.config import Environment, Settings
 from tests.harness.honest import attack
 from tests.harness.http import fetch
-from tests.harness.raw import raw_socket
+from tests.harness.raw import raw_socket, welcomed_raw_socket
 from tests.harness.server import ChatServer, ServerFactory
 from tests.harness.waiting import TIMEOUT_S, eventually
 
@@ -119,9 +119,8 @@ def test_aborted_and_closed_upgrades_give_their_slot_back(start_server: ServerFa
                 raw.sock.sendall(upgrade_head(server.port).replace("\n", "\r\n").encode())
                 raw.sock.sendall(b"\r\n\r\n")
             # Upgraded, then closed without a close frame.
-            with raw_socket(server.port) as raw:
-                assert raw.upgrade() == 101
-                raw.expect("welcome")
+            with welcomed_raw_socket(server.port):
+                pass
         await eventually(lambda: server.open_connections() == 1, "only the honest client's slot")
         health = json.loads((await fetch(server.url + "/healthz")).body)
         assert health["connections"] == 1

@@ -69,8 +69,7 @@ def test_name_claims_by_post_are_rate_limited_per_connection(
     claims = 300
 
     async def scenario(server: ChatServer) -> None:
-        honest = await server.welcomed()
-        await honest.join("honest")
+        honest = await server.joined("honest")
         await honest.post("before", "h-1")
         before = await honest.expect("ack", client_id="h-1")
         assert (await honest.expect("message"))["message"]["id"] == before["id"]
@@ -271,8 +270,7 @@ def test_reclaiming_a_name_with_a_token_is_not_a_claim(start_server: ServerFacto
     async def scenario(server: ChatServer) -> None:
         ann = await server.welcomed()
         token = (await ann.join("ann"))["token"]
-        bob = await server.welcomed()
-        await bob.join("bob")
+        await server.joined("bob")
         cy = await server.welcomed()
         await cy.send({"type": "join", "username": "cy"})
         check_rate_limited(await next_answer(cy))  # the address has no token left

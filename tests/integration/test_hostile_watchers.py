@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import tornado.web
+from tornado.iostream import IOStream
 
 from chatter.config import Environment, Settings
 from chatter.tree import SESSIONS
@@ -97,31 +98,25 @@ def _peer_port(watcher: object) -> int | None:
     return port
 
 
-def server_side(server: ChatServer, port: int) -> SupervisionEventsSocket:
-    """The watcher socket whose client is on local `port`."""
-    hub = hub_of(server)
-
-    def find() -> SupervisionEventsSocket:
-        for watcher in hub.watchers:
-            if _peer_port(watcher) == port:
-                assert isinstance(watcher, SupervisionEventsSocket)
-                return watcher
-        raise AssertionError(f"no watcher on port {port}")
-
-    found: SupervisionEventsSocket = server.call(find)
-    return found
+def _stream_on(hub: WatcherHub, port: int) -> IOStream | None:
+    """The stream of the watcher whose client is on local `port`; None if it is
+    gone. On the server's loop."""
+    for watcher in hub.watchers:
+        if _peer_port(watcher) == port:
+            assert isinstance(watcher, SupervisionEventsSocket)
+            assert watcher.ws_connection is not None
+            return watcher.ws_connection.stream
+    return None
 
 
 def shrink_send_buffer(server: ChatServer, port: int) -> None:
     """Make the kernel hold little for the watcher on `port` (see SMALL_SEND_BUFFER)."""
-    watcher = server_side(server, port)
+    hub = hub_of(server)
 
     def shrink() -> None:
-        assert watcher.ws_connection is not None
-        assert watcher.ws_connection.stream is not None
-        watcher.ws_connection.stream.socket.setsockopt(
-            socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SEND_BUFFER
-        )
+        stream = _stream_on(hub, port)
+        assert stream is not None, f"no watcher on port {port}"
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SEND_BUFFER)
 
     server.call(shrink)
 
@@ -131,19 +126,10 @@ def unread_output(server: ChatServer, port: int) -> int:
     hub = hub_of(server)
 
     def pending() -> int:
-        for watcher in hub.watchers:
-            if _peer_port(watcher) == port:
-                assert isinstance(watcher, SupervisionEventsSocket)
-                assert watcher.ws_connection is not None
-                assert watcher.ws_connection.stream is not None
-                return len(watcher.ws_connection.stream._write_buffer)
-        return 0
+        stream = _stream_on(hub, port)
+        return 0 if stream is None else len(stream._write_buffer)
 
-    count: int = server.call(pending)
-    return count
-
-
-# -- watchers ------------------------------------------------------------------------------
+    return server.call(pending)
 
 
 class Watching:

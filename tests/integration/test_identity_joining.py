@@ -84,8 +84,7 @@ def test_joining_again_with_the_name_already_held_is_answered_with_joined(
     """The contract: a join is answered with `joined` or an error, as a first post is."""
 
     async def scenario(server: ChatServer) -> None:
-        ann = await server.welcomed()
-        await ann.join("ann")
+        ann = await server.joined("ann")
         await ann.send({"type": "join", "username": "ann"})
         await ann.settle()
         answers = [f for f in ann.frames if f["type"] in ("joined", "error")]
@@ -100,8 +99,7 @@ def test_the_held_name_in_another_spelling_changes_nothing(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        eve = await server.welcomed()
-        await eve.join("EVE")
+        eve = await server.joined("EVE")
         await eve.post("hi", "e-1", username="eve")
         await eve.expect("ack", client_id="e-1")
         assert (await eve.expect("message"))["message"]["username"] == "EVE"
@@ -121,8 +119,7 @@ def test_the_held_name_in_another_spelling_changes_nothing(
 def test_joining_with_another_name_releases_the_old_one(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
         watcher = await server.welcomed()
-        ann = await server.welcomed()
-        await ann.join("ann")
+        ann = await server.joined("ann")
         assert (await watcher.expect("presence"))["joins"] == ["ann"]
 
         assert (await ann.join("bea"))["username"] == "bea"
@@ -275,8 +272,7 @@ def test_invalid_usernames_are_refused_and_change_nothing(
         await ann.expect("ack", client_id="a-1")
         assert stored(database, "username", "body") == [("ann", "still ann")]
         assert user_names(database) == ["ann"]
-        zed = await server.welcomed()
-        await zed.join("zed")
+        await server.joined("zed")
         assert await watcher.expect("presence") == {
             "type": "presence",
             "joins": ["zed"],

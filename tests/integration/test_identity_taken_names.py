@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 
+from tests.harness.client import Client
 from tests.harness.contract import error_code
 from tests.harness.data import stored, user_names
 from tests.harness.server import ChatServer
@@ -44,6 +45,18 @@ def test_an_online_users_name_cannot_be_taken(server: ChatServer, database: str)
     server.run(scenario)
 
 
+async def held_and_refused(server: ChatServer, holder: str, claimant: str) -> tuple[Client, Client]:
+    """One connection joins as `holder`; another claims `claimant`, by a post
+    and by a join, and is refused as taken each time. The two connections."""
+    first, second = await server.welcomed(), await server.welcomed()
+    await first.join(holder)
+    await second.post("hi", "c-1", username=claimant)
+    assert (await second.expect("error", client_id="c-1"))["code"] == "username_taken"
+    await second.send({"type": "join", "username": claimant})
+    assert await error_code(second) == "username_taken"
+    return first, second
+
+
 @pytest.mark.parametrize(
     ("holder", "claimant"),
     [
@@ -59,14 +72,7 @@ def test_the_same_name_in_another_case_or_width_is_taken(
     server: ChatServer, holder: str, claimant: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        first = await server.welcomed()
-        second = await server.welcomed()
-        await first.join(holder)
-        await second.post("hi", "c-1", username=claimant)
-        error = await second.expect("error", client_id="c-1")
-        assert error["code"] == "username_taken"
-        await second.send({"type": "join", "username": claimant})
-        assert await error_code(second) == "username_taken"
+        await held_and_refused(server, holder, claimant)
 
     server.run(scenario)
 
@@ -91,14 +97,7 @@ def test_a_confusable_look_alike_of_an_online_name_is_taken_until_it_goes(
     server: ChatServer, holder: str, claimant: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        first = await server.welcomed()
-        second = await server.welcomed()
-        await first.join(holder)
-        await second.post("hi", "c-1", username=claimant)
-        error = await second.expect("error", client_id="c-1")
-        assert error["code"] == "username_taken"
-        await second.send({"type": "join", "username": claimant})
-        assert await error_code(second) == "username_taken"
+        first, second = await held_and_refused(server, holder, claimant)
         # Taken only while the holder is online: once it leaves, the look-alike is free.
         await first.send({"type": "leave"})
         await first.expect("left")

@@ -15,8 +15,30 @@ import pytest
 from chatter.tokens import issue
 from chatter.tree import SESSIONS
 from supervision import EventKind
+from tests.harness.client import Client
 from tests.harness.data import stored
 from tests.harness.server import SECRET, ChatServer
+
+
+async def went_offline(server: ChatServer, username: str, watcher: Client) -> str:
+    """`username` joins on a connection of its own and closes it; once
+    `watcher` has seen it come and go, its token."""
+    client = await server.welcomed()
+    token: str = (await client.join(username))["token"]
+    await watcher.expect("presence", joins=[username])
+    client.close()
+    await watcher.expect("presence", leaves=[username])
+    return token
+
+
+async def viewer_with(server: ChatServer, token: str) -> Client:
+    """A connection made with `token` that the server took for a viewer's: no
+    name in its welcome and no `joined` after it."""
+    client = await server.welcomed(token=token)
+    assert (await client.welcome())["you"] is None
+    await client.settle()
+    assert "joined" not in client.kinds()
+    return client
 
 
 def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
@@ -69,8 +91,7 @@ def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
         await server.log.reaches(
             lambda: sessions_ended() == ended_before + 2, "both replaced sessions end"
         )
-        zed = await server.welcomed()
-        await zed.join("zed")
+        await server.joined("zed")
         presence = await watcher.expect("presence")
         assert presence == {"type": "presence", "joins": ["zed"], "leaves": [], "total_users": 2}
         await newest.post("still ann", "x-1")
@@ -83,11 +104,7 @@ def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
 def test_a_token_brings_an_offline_user_back_online(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
         watcher = await server.welcomed()
-        ann = await server.welcomed()
-        token = (await ann.join("ann"))["token"]
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
-        ann.close()
-        assert (await watcher.expect("presence"))["leaves"] == ["ann"]
+        token = await went_offline(server, "ann", watcher)
 
         back = await server.welcomed(token=token)
         welcome = await back.welcome()
@@ -140,18 +157,9 @@ def test_a_token_survives_a_switch_of_names(server: ChatServer) -> None:
 
 def test_a_token_cannot_take_over_a_look_alike_held_by_another_user(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        paypal = await server.welcomed()
-        token = (await paypal.join("paypal"))["token"]
-        paypal.close()
-        await watcher.expect("presence", leaves=["paypal"])
-        fake = await server.welcomed()
-        await fake.join("раураl")  # free while paypal is offline
-        back = await server.welcomed(token=token)
-        welcome = await back.welcome()
-        assert welcome["you"] is None
-        await back.settle()
-        assert "joined" not in back.kinds()
+        token = await went_offline(server, "paypal", await server.welcomed())
+        fake = await server.joined("раураl")  # free while paypal is offline
+        await viewer_with(server, token)
         await fake.post("still here", "f-1")
         await fake.expect("ack", client_id="f-1")
         assert "left" not in fake.kinds()
@@ -190,11 +198,7 @@ def test_a_tampered_or_garbage_token_yields_a_viewer(server: ChatServer, case: s
         ann = await server.welcomed()
         good = (await ann.join("ann"))["token"]
         token = _bad_tokens(good)[case]
-        intruder = await server.welcomed(token=token)
-        welcome = await intruder.welcome()
-        assert welcome["you"] is None
-        await intruder.settle()
-        assert "joined" not in intruder.kinds()
+        intruder = await viewer_with(server, token)
         await intruder.post("am I ann?", "i-1")
         assert (await intruder.expect("error", client_id="i-1"))["code"] == "identity_required"
         # Ann was not replaced: she still holds her name.

@@ -10,7 +10,6 @@ import resource
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +17,9 @@ import psycopg
 import pykka
 import pytest
 from alembic.script import ScriptDirectory
-from psycopg import sql
 
 from chatter.config import Environment, Settings
-from chatter.database import EmbeddedPostgres, alembic_config
+from chatter.database import alembic_config
 from chatter.session import SessionActor
 from chatter.throttle import Limit, NameClaimLimits
 from tests.harness.client import Client
@@ -147,26 +145,11 @@ def new_threads(baseline: set[threading.Thread]) -> list[str]:
 # -- the real command ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    """The URL of a new, empty database (no schema) on the session's server."""
-    name = f"serve_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield postgres.conninfo(name)
-    finally:
-        with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_closes_sockets_with_1001_and_exits_0_on_a_stop_signal(
-    fresh_database: str, start_serve: StartServe, stop_signal: signal.Signals
+    empty_database: str, start_serve: StartServe, stop_signal: signal.Signals
 ) -> None:
-    served = start_serve(fresh_database)
+    served = start_serve(empty_database)
     status, health = healthz(served.url)
     assert status == 200
     assert health["status"] == "ok"
@@ -200,15 +183,15 @@ def test_serve_closes_sockets_with_1001_and_exits_0_on_a_stop_signal(
 
 
 def test_serve_migrates_a_fresh_database_itself(
-    fresh_database: str, start_serve: StartServe
+    empty_database: str, start_serve: StartServe
 ) -> None:
-    head = ScriptDirectory.from_config(alembic_config(fresh_database)).get_current_head()
-    with psycopg.connect(fresh_database) as conn:
+    head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
+    with psycopg.connect(empty_database) as conn:
         assert conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,)
-    served = start_serve(fresh_database)
+    served = start_serve(empty_database)
     status, health = healthz(served.url)
     assert (status, health["status"], health["database"]) == (200, "ok", "ok")
-    with psycopg.connect(fresh_database) as conn:
+    with psycopg.connect(empty_database) as conn:
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         tables = {
             row[0]

@@ -17,7 +17,7 @@ from chatter.tree import SESSIONS
 from supervision import EventKind
 from tests.harness.client import Reader
 from tests.harness.data import stored
-from tests.harness.raw import raw_socket, upgrade_status
+from tests.harness.raw import raw_socket, upgrade_status, welcomed_raw_socket
 from tests.harness.server import ChatServer, ServerFactory
 from tests.harness.waiting import TIMEOUT_S, eventually
 
@@ -135,9 +135,8 @@ def test_a_connection_over_the_per_address_cap_is_refused_with_503_and_starts_no
         assert server.open_connections() == 2
 
         # The cap is per address: another one still gets in.
-        with raw_socket(server.port, source="127.0.0.2") as other:
-            assert other.upgrade() == 101
-            assert other.expect("welcome")["type"] == "welcome"
+        with welcomed_raw_socket(server.port, source="127.0.0.2"):
+            pass
         await session_count_becomes(server, 2)
 
         first.close()  # frees one of 127.0.0.1's slots
@@ -160,9 +159,7 @@ def test_a_connection_over_the_total_cap_is_refused_with_503_and_starts_no_sessi
 
     async def scenario(server: ChatServer) -> None:
         await server.welcomed()  # holds one of the two places
-        with raw_socket(server.port, source="127.0.0.2") as second:
-            assert second.upgrade() == 101
-            second.expect("welcome")
+        with welcomed_raw_socket(server.port, source="127.0.0.2"):
             started = sessions_started(server)
 
             for source in ("127.0.0.1", "127.0.0.3"):  # whatever the address
@@ -279,9 +276,7 @@ def test_a_peer_that_does_not_answer_pings_is_dropped_and_its_name_freed(
     async def scenario(server: ChatServer) -> None:
         watcher = await server.connect()  # a library client: it answers pings
         await watcher.welcome()
-        with raw_socket(server.port) as ghost:
-            assert ghost.upgrade() == 101
-            ghost.expect("welcome")
+        with welcomed_raw_socket(server.port) as ghost:
             ghost.send_text(json.dumps({"type": "join", "username": "ghost"}))
             assert ghost.expect("joined")["username"] == "ghost"
             await watcher.expect("presence", joins=["ghost"])

@@ -186,8 +186,7 @@ def test_two_servers_in_one_process_count_apart(
     other = start_server()
 
     async def scenario(server: ChatServer) -> None:
-        ann = await server.welcomed()
-        await ann.join("ann")
+        ann = await server.joined("ann")
         await ann.post("only here", "o-1")
         assert (await ann.answer_to("o-1"))["type"] == "ack"
 

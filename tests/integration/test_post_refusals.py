@@ -62,8 +62,7 @@ def test_a_body_that_breaks_the_rules_gets_invalid_body_and_nothing_is_stored(
     server: ChatServer, database: str, case: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        client = await server.welcomed()
-        await client.join("ann")
+        client = await server.joined("ann")
         await client.post(INVALID_BODIES[case], "b-1")
         check_error(await client.expect("error"), "invalid_body", "b-1")
         await client.post(INVALID_BODIES[case])
@@ -116,8 +115,7 @@ def test_a_burst_of_posts_beyond_5_is_rate_limited_and_nothing_refused_is_stored
     burst = 10
 
     async def scenario(server: ChatServer) -> None:
-        client = await server.welcomed()
-        await client.join("ann")
+        client = await server.joined("ann")
         for n in range(burst):
             await client.post(f"post {n}", f"r-{n}")
         answers = [await client.answer("ack", "error") for _ in range(burst)]
@@ -152,8 +150,7 @@ def test_refused_posts_do_not_use_up_the_post_rate(server: ChatServer, database:
     """Only posts that reach the rate check take a token: bad ones cost nothing."""
 
     async def scenario(server: ChatServer) -> None:
-        client = await server.welcomed()
-        await client.join("ann")
+        client = await server.joined("ann")
         for n in range(20):
             await client.post("", f"bad-{n}")
         for n in range(20):
