@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing.connection
+import os
 import resource
 import signal
 import time
@@ -95,6 +96,9 @@ class _Generator:
         self.pending: dict[str, tuple[int, float]] = {}
         """client_id -> (step, send time), for posts not answered yet."""
         self.tallies: dict[int, Tally] = {}
+        self.nonce = os.urandom(4).hex()
+        """In every client_id: Chatter stores a client_id once, and acks a repeated one
+        without broadcasting it again, so ids must not repeat against one database."""
 
     def open_now(self) -> int:
         return sum(1 for conn in self.conns if not conn.closed)
@@ -176,7 +180,7 @@ class _Generator:
             if conn.closed:
                 tally.unanswered += 1
                 continue
-            client_id = f"s{plan.number}-{j}"
+            client_id = f"{self.nonce}-{plan.number}-{j}"
             sent_at = time.time()
             self.pending[client_id] = (plan.number, sent_at)
             tally.sent += 1

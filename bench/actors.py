@@ -1,8 +1,7 @@
 """How many deliveries a second each actor runtime carries to 1,000 actors.
 
-The design claims that a thread per actor cannot carry a chat room of 1,000
-sessions: each delivery is a thread wake-up, and each actor a thread's stack
-(DESIGN.md, "Performance and scale, by design"). `supervision.LoopActor`
+A thread per actor cannot carry a chat room of 1,000 sessions: each delivery
+is a thread wake-up, and each actor a thread's stack. `supervision.LoopActor`
 is the answer to that; this benchmark checks the claim by measuring, in one run
 and on one machine, three runtimes side by side:
 

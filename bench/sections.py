@@ -42,8 +42,9 @@ WHAT_IT_DOES = {
     "the most one Tornado process fans out; no database",
     SOCKETIO: 'python-socketio `AsyncServer(async_mode="tornado")`, `emit` to all '
     "(encoded once, one task per receiver); socket.io's own ack; no database",
-    CHATTER: "stores the message (group commit in PostgreSQL), acks after the commit, "
-    "room actor fans out one encoded frame to the session actors",
+    CHATTER: "stores the message (group commit in PostgreSQL), acks after the commit; the "
+    "room sends each round of committed frames (encoded once) to every session actor, "
+    "one socket write per session per round",
 }
 
 
