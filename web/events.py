@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.parse
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -37,6 +36,7 @@ from tornado.websocket import WebSocketHandler
 from chatter.config import Settings
 from chatter.tree import ChatTree
 from web.limits import ConnectionLimits, Slot
+from web.socket import origin_allowed
 from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub, text_frame
 
 __all__ = ["EVENTS_ROUTE_NAME", "SupervisionEventsSocket"]
@@ -84,11 +84,7 @@ class SupervisionEventsSocket(WebSocketHandler):
             slot.release()
 
     def check_origin(self, origin: str) -> bool:
-        host = urllib.parse.urlparse(origin).netloc.lower()
-        allowed = {self.request.host.lower()}
-        if self.settings_.public_host:
-            allowed.add(self.settings_.public_host.lower())
-        return host in allowed
+        return origin_allowed(origin, self.request.host, self.settings_.public_host)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.limits.opened(self)

@@ -29,6 +29,7 @@ __all__ = [
     "PING_INTERVAL_S",
     "ChatSocket",
     "SocketConnection",
+    "origin_allowed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,17 @@ def _text_frame_header(length: int) -> bytes:
     if length < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, length)
     return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def origin_allowed(origin: str, host: str, public_host: str | None) -> bool:
+    """The Origin rule of every WebSocket route (docs/PROTOCOL.md §2): the
+    origin's ``host[:port]``, or its host name alone, is the request's `host`
+    or the configured public host, compared case-insensitively."""
+    parsed = urllib.parse.urlparse(origin)
+    allowed = {host.lower()}
+    if public_host:
+        allowed.add(public_host.lower())
+    return parsed.netloc.lower() in allowed or (parsed.hostname or "").lower() in allowed
 
 
 class StrictProtocol(WebSocketProtocol13):
@@ -242,13 +254,7 @@ class ChatSocket(WebSocketHandler):
         return self._slot is not None and self.limits.output_over_budget(self._slot.address)
 
     def check_origin(self, origin: str) -> bool:
-        """Same host as the request, or the configured public host."""
-        parsed = urllib.parse.urlparse(origin)
-        origin_host = parsed.netloc.lower()
-        allowed = {self.request.host.lower()}
-        if self.settings_.public_host:
-            allowed.add(self.settings_.public_host.lower())
-        return origin_host in allowed or (parsed.hostname or "").lower() in allowed
+        return origin_allowed(origin, self.request.host, self.settings_.public_host)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.limits.opened(self)
