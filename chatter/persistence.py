@@ -39,9 +39,9 @@ from chatter import queries
 from chatter.errors import StorageUnavailable
 from chatter.messages import Page, validate_body, validate_client_id
 from chatter.queries import Joined, StoreResult, User, UsersPage
-from chatter.reply import FutureRecipient, Recipient, tell_quietly
+from chatter.reply import Failed, FutureRecipient, Recipient, Request, ServerClient
 from chatter.usernames import validate_username
-from supervision import Future, NameNotRegisteredError, NameUnavailableError, Registry
+from supervision import Future, Registry
 
 __all__ = [
     "NAME",
@@ -77,21 +77,32 @@ NAME = "persistence"
 
 
 @dataclass(frozen=True)
-class Store:
+class StoreFailed(Failed):
+    """The post was not stored: `error` says why (`StorageUnavailable`: retry)."""
+
+
+@dataclass(frozen=True)
+class UserRecordFailed(Failed):
+    """The name was not recorded: `error` says why."""
+
+
+@dataclass(frozen=True)
+class ReadFailed(Failed):
+    """The read did not answer: `error` says why."""
+
+
+@dataclass(frozen=True)
+class Store(Request):
     """Store a post (its body and client_id already valid). Answered with
     `Stored` once committed, and fanned out by the room."""
 
+    failed = StoreFailed
     user_id: uuid.UUID
     username: str
     body: str
     client_id: str | None
-    reply_to: Recipient = field(compare=False)
-    tag: Any = None
     queued_at: float = field(default_factory=time.monotonic, compare=False)
     """When it was asked for (monotonic), for the store latency metric."""
-
-    def failure(self, error: Exception) -> StoreFailed:
-        return StoreFailed(self.tag, error)
 
 
 @dataclass(frozen=True)
@@ -103,35 +114,17 @@ class Stored:
 
 
 @dataclass(frozen=True)
-class StoreFailed:
-    """The post was not stored: `error` says why (`StorageUnavailable`: retry)."""
-
-    tag: Any
-    error: Exception
-
-
-@dataclass(frozen=True)
-class RecordUser:
+class RecordUser(Request):
     """Record that a (valid) username is in use now, creating the user if new."""
 
+    failed = UserRecordFailed
     username: str
-    reply_to: Recipient = field(compare=False)
-    tag: Any = None
-
-    def failure(self, error: Exception) -> UserRecordFailed:
-        return UserRecordFailed(self.tag, error)
 
 
 @dataclass(frozen=True)
 class UserRecorded:
     joined: Joined
     tag: Any = None
-
-
-@dataclass(frozen=True)
-class UserRecordFailed:
-    tag: Any
-    error: Exception
 
 
 @dataclass(frozen=True)
@@ -144,7 +137,7 @@ class TouchUser:
 
 
 @dataclass(frozen=True)
-class Read:
+class Read(Request):
     """Run `query` (a function of `chatter.queries`, its arguments bound) on a
     reader thread. With a `share` key, asks that overlap share one run: asks
     that arrive while a read of that key runs wait for it to end, and the next
@@ -155,13 +148,9 @@ class Read:
     answer equal to the last one of its key is that same object, so what was
     derived from it (a page's encoding, `Page.wire_json`) is reused."""
 
+    failed = ReadFailed
     query: Callable[[psycopg.Connection[Any]], Any] = field(compare=False)
-    reply_to: Recipient = field(compare=False)
-    tag: Any = None
     share: Hashable | None = None
-
-    def failure(self, error: Exception) -> ReadFailed:
-        return ReadFailed(self.tag, error)
 
 
 @dataclass(frozen=True)
@@ -170,62 +159,51 @@ class ReadDone:
     value: Any
 
 
-@dataclass(frozen=True)
-class ReadFailed:
-    tag: Any
-    error: Exception
-
-
 def read_newest(limit: int, reply_to: Recipient, tag: Any = None) -> Read:
     """The newest `limit` messages (a `Page`), shared: every welcome asks it."""
-    return Read(functools.partial(queries.newest, limit=limit), reply_to, tag, ("newest", limit))
+    query = functools.partial(queries.newest, limit=limit)
+    return Read(query=query, reply_to=reply_to, tag=tag, share=("newest", limit))
 
 
 def read_before(seq: int, limit: int, reply_to: Recipient, tag: Any = None) -> Read:
     """Up to `limit` messages with a seq below `seq` (a `Page`)."""
-    return Read(functools.partial(queries.before, seq=seq, limit=limit), reply_to, tag)
+    query = functools.partial(queries.before, seq=seq, limit=limit)
+    return Read(query=query, reply_to=reply_to, tag=tag)
 
 
 def read_after(seq: int, limit: int, reply_to: Recipient, tag: Any = None) -> Read:
     """Up to `limit` messages with a seq above `seq` (a `Page`)."""
-    return Read(functools.partial(queries.after, seq=seq, limit=limit), reply_to, tag)
+    query = functools.partial(queries.after, seq=seq, limit=limit)
+    return Read(query=query, reply_to=reply_to, tag=tag)
 
 
 def read_recent_users(limit: int, reply_to: Recipient, tag: Any = None) -> Read:
     """The most recently seen users (a `UsersPage`), shared: every welcome asks it."""
     query = functools.partial(queries.recent_users, limit=limit)
-    return Read(query, reply_to, tag, ("recent_users", limit))
+    return Read(query=query, reply_to=reply_to, tag=tag, share=("recent_users", limit))
 
 
 def find_user(key: str, reply_to: Recipient, tag: Any = None) -> Read:
     """The user whose name has this key (a `User`, or None)."""
-    return Read(functools.partial(queries.user_by_key, key=key), reply_to, tag)
+    query = functools.partial(queries.user_by_key, key=key)
+    return Read(query=query, reply_to=reply_to, tag=tag)
 
 
 # -- client API -------------------------------------------------------------------------------
 
 
-class Persistence:
-    """The persistence actor's API, reaching the current incarnation by name."""
+class Persistence(ServerClient):
+    """The persistence actor's API, reaching the current incarnation by name.
+    A request it cannot deliver fails at once with `StorageUnavailable`."""
+
+    unavailable = StorageUnavailable
 
     def __init__(self, registry: Registry, name: str = NAME) -> None:
-        self._registry = registry
-        self._name = name
-
-    def tell(self, request: Store | RecordUser | Read) -> None:
-        """Send a request. If persistence cannot be reached now, the request's
-        failure answer goes to its `reply_to` at once."""
-        try:
-            self._registry.tell(self._name, request)
-        except (NameNotRegisteredError, NameUnavailableError) as error:
-            failure = StorageUnavailable(f"storage is not available: {error}")
-            tell_quietly(request.reply_to, request.failure(failure))
+        super().__init__(registry, name)
 
     def touch_user(self, user_id: uuid.UUID, *, revoke_tokens: bool = False) -> None:
         """Record that the user was seen now; see `TouchUser`."""
-        try:
-            self._registry.tell(self._name, TouchUser(user_id, revoke_tokens))
-        except (NameNotRegisteredError, NameUnavailableError):
+        if not self.cast(TouchUser(user_id, revoke_tokens)):
             logger.warning("Persistence unavailable; user %s not marked seen", user_id)
 
     # For callers that are not actors: each returns a future of the answer.
@@ -239,13 +217,13 @@ class Persistence:
         `duplicate`."""
         text, cid = validate_body(body), validate_client_id(client_id)
         waiting = FutureRecipient()
-        self.tell(Store(user_id, username, text, cid, waiting))
+        self.tell(Store(user_id, username, text, cid, reply_to=waiting))
         return waiting.future.map(lambda stored: stored.result)
 
     def join_user(self, username: str) -> Future[Joined]:
         """Record that `username` is in use now, counting every user in the same transaction."""
         waiting = FutureRecipient()
-        self.tell(RecordUser(validate_username(username), waiting))
+        self.tell(RecordUser(validate_username(username), reply_to=waiting))
         return waiting.future.map(lambda recorded: recorded.joined)
 
     def upsert_user(self, username: str) -> Future[User]:
@@ -275,4 +253,4 @@ class Persistence:
 
     def check(self) -> Future[bool]:
         """Whether the database answers a trivial query now."""
-        return self.read(lambda to: Read(queries.check, to))
+        return self.read(lambda to: Read(query=queries.check, reply_to=to))

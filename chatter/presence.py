@@ -41,10 +41,10 @@ import pykka
 from chatter.errors import PresenceUnavailable
 from chatter.metrics import ChatMetrics
 from chatter.names import NameTable
-from chatter.reply import Recipient, tell_quietly
+from chatter.reply import Failed, Request, ServerClient, tell_quietly
 from chatter.room import SESSIONS_GROUP, Room
 from chatter.throttle import BucketsByKey, Limit, NameClaimLimits
-from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
+from supervision import LoopActor, Registry
 
 __all__ = [
     "NAME",
@@ -88,35 +88,33 @@ class ClaimResult:
 
 
 @dataclass(frozen=True)
-class Claim:
+class ClaimFailed(Failed):
+    """Presence could not be asked (it is restarting); nothing is held."""
+
+
+@dataclass(frozen=True)
+class OnlineFailed(Failed):
+    """Presence could not be asked (it is restarting)."""
+
+
+@dataclass(frozen=True)
+class Claim(Request):
     """Hold `username` (valid) for the session; answered `Claimed`."""
 
+    failed = ClaimFailed
     session_id: str
     session: pykka.ActorRef[Any] = field(compare=False)
     username: str
     takeover: bool
-    reply_to: Recipient = field(compare=False)
-    tag: Any = None
     address: str | None = None
     """The client's address, whose name-claim bucket a granted claim draws on
     (None: not limited, for claims that come from no client)."""
-
-    def failure(self, error: Exception) -> ClaimFailed:
-        return ClaimFailed(self.tag, error)
 
 
 @dataclass(frozen=True)
 class Claimed:
     result: ClaimResult
     tag: Any = None
-
-
-@dataclass(frozen=True)
-class ClaimFailed:
-    """Presence could not be asked (it is restarting); nothing is held."""
-
-    tag: Any
-    error: Exception
 
 
 @dataclass(frozen=True)
@@ -132,14 +130,10 @@ class Release:
 
 
 @dataclass(frozen=True)
-class Online:
+class Online(Request):
     """Which names are online? Answered `OnlineNow`."""
 
-    reply_to: Recipient = field(compare=False)
-    tag: Any = None
-
-    def failure(self, error: Exception) -> OnlineFailed:
-        return OnlineFailed(self.tag, error)
+    failed = OnlineFailed
 
 
 @dataclass(frozen=True)
@@ -147,12 +141,6 @@ class OnlineNow:
     names: tuple[str, ...]
     """Sorted case-insensitively."""
     tag: Any = None
-
-
-@dataclass(frozen=True)
-class OnlineFailed:
-    tag: Any
-    error: Exception
 
 
 @dataclass(frozen=True)
@@ -187,21 +175,14 @@ class _RebuildTimeout:
 # -- client API -----------------------------------------------------------------------------
 
 
-class Presence:
-    """Presence's client API, by name."""
+class Presence(ServerClient):
+    """Presence's client API, by name. A request it cannot deliver fails at
+    once with `PresenceUnavailable`."""
+
+    unavailable = PresenceUnavailable
 
     def __init__(self, registry: Registry, name: str = NAME) -> None:
-        self._registry = registry
-        self._name = name
-
-    def tell(self, request: Claim | Online) -> None:
-        """Send a request; if presence cannot be reached now, its failure
-        answer goes to its `reply_to` at once."""
-        try:
-            self._registry.tell(self._name, request)
-        except (NameNotRegisteredError, NameUnavailableError) as error:
-            failure = PresenceUnavailable(f"presence is not available: {error}")
-            tell_quietly(request.reply_to, request.failure(failure))
+        super().__init__(registry, name)
 
     def confirm(self, session_id: str, total_users: int | None = None) -> None:
         """The session recorded its claimed name: it is online now. `total_users`,
@@ -212,11 +193,9 @@ class Presence:
         self._cast(Release(session_id))
 
     def _cast(self, message: Confirm | Release) -> None:
-        try:
-            self._registry.tell(self._name, message)
-        except (NameNotRegisteredError, NameUnavailableError) as error:
+        if not self.cast(message):
             # A restarting presence rebuilds from the sessions themselves.
-            logger.error("Presence unavailable, dropped %r: %s", message, error)
+            logger.error("Presence unavailable, dropped %r", message)
 
 
 # -- the actor ------------------------------------------------------------------------------

@@ -9,21 +9,27 @@ gen_server gets its reply in ``handle_info``. The tag is plain data (which
 post, which history frame), so the asker's clause for the answer knows what it
 was for without keeping a table of pending requests.
 
+Every request is a `Request`: it carries `reply_to` and `tag`, and knows the
+`Failed` answer that says it could not be served. A `ServerClient` reaches a
+server actor by its registered name and answers that failure itself when the
+server cannot be reached (it is restarting), so an asker always hears back.
+
 A caller that is not an actor (a test, a health check, the command line) uses
 a `FutureRecipient`: it takes the answer message like an actor would and
-settles a future with it, failing the future when the answer is a failure.
+settles a future with it, failing the future when the answer is a `Failed`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import pykka
 
-from supervision import Future
+from supervision import Future, NameNotRegisteredError, NameUnavailableError, Registry
 
-__all__ = ["Failure", "FutureRecipient", "Recipient", "tell_quietly"]
+__all__ = ["Failed", "FutureRecipient", "Recipient", "Request", "ServerClient", "tell_quietly"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +41,27 @@ class Recipient(Protocol):
         """Deliver the answer; must not block."""
 
 
-class Failure(Protocol):
-    """An answer that says the request failed, and why."""
+@dataclass(frozen=True)
+class Failed:
+    """The answer that says a request failed: `error` says why. Each request
+    has its own subclass (`StoreFailed`, `ClaimFailed`, ...) to match on."""
 
+    tag: Any
     error: Exception
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """A request that is answered: the answer goes to `reply_to` carrying
+    `tag`. A subclass names its failure answer in `failed`."""
+
+    failed: ClassVar[type[Failed]]
+    reply_to: Recipient = field(compare=False)
+    tag: Any = None
+
+    def failure(self, error: Exception) -> Failed:
+        """The answer saying this request failed with `error`."""
+        return self.failed(self.tag, error)
 
 
 class FutureRecipient:
@@ -50,11 +73,41 @@ class FutureRecipient:
         self.future: Future[Any] = Future()
 
     def tell(self, message: Any) -> None:
-        error = getattr(message, "error", None)
-        if isinstance(error, BaseException):
+        if isinstance(message, Failed):
+            error = message.error
             self.future.set_exception((type(error), error, error.__traceback__))
         else:
             self.future.set(message)
+
+
+class ServerClient:
+    """Reaches a server actor by its registered name, whichever incarnation
+    runs. A request it cannot deliver (the server is restarting) is answered
+    at once with the request's failure, an `unavailable` error."""
+
+    unavailable: ClassVar[type[Exception]]
+    """The error a request fails with when the server cannot be reached."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self._registry = registry
+        self._name = name
+
+    def tell(self, request: Request) -> None:
+        """Send a request; its answer, or its failure, goes to its `reply_to`."""
+        try:
+            self._registry.tell(self._name, request)
+        except (NameNotRegisteredError, NameUnavailableError) as error:
+            failure = self.unavailable(f"{self._name} is not available: {error}")
+            tell_quietly(request.reply_to, request.failure(failure))
+
+    def cast(self, message: Any) -> bool:
+        """Send a message that is not answered; False when the server cannot
+        be reached now (the caller says what that costs)."""
+        try:
+            self._registry.tell(self._name, message)
+        except (NameNotRegisteredError, NameUnavailableError):
+            return False
+        return True
 
 
 def tell_quietly(recipient: Recipient, message: Any) -> None:

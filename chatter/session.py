@@ -328,8 +328,8 @@ class SessionActor(NameClaims, LoopActor):
                 identity.username,
                 body,
                 client_id,
-                self.actor_ref,
-                _Posting(client_id, started),
+                reply_to=self.actor_ref,
+                tag=_Posting(client_id, started),
             )
         )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,32 +86,14 @@ class NameClaims:
     _claims: TokenBucket
     _busy: bool
 
-    def _send(self, text: str) -> None:
-        raise NotImplementedError
-
-    def _send_error(
-        self,
-        code: ErrorCode,
-        message: str,
-        client_id: str | None = None,
-        retry_after_ms: int | None = None,
-    ) -> None:
-        raise NotImplementedError
-
-    def _send_rate_limited(self, message: str, client_id: str | None, wait_s: float) -> None:
-        raise NotImplementedError
-
-    def _reject(self, error: ChatError, client_id: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _resume_frames(self) -> None:
-        raise NotImplementedError
-
-    def _post_as_self(self, frame: Post, started: float) -> None:
-        raise NotImplementedError
-
-    def _gather_welcome(self) -> None:
-        raise NotImplementedError
+    # What the session provides (see `chatter.session.Session`).
+    _send: Callable[[str], None]
+    _send_error: Callable[[ErrorCode, str, str | None], None]
+    _send_rate_limited: Callable[[str, str | None, float], None]
+    _reject: Callable[[ChatError, str | None], None]
+    _resume_frames: Callable[[], None]
+    _post_as_self: Callable[[Post, float], None]
+    _gather_welcome: Callable[[], None]
 
     # reclaiming with a token, before the welcome ---------------------------------------
 
@@ -119,16 +102,7 @@ class NameClaims:
             self._gather_welcome()  # revoked by a Leave, or unknown: join as a viewer
             return
         self._claiming = user.username
-        self._presence.tell(
-            presence.Claim(
-                self.session_id,
-                self.actor_ref,
-                user.username,
-                takeover=True,
-                reply_to=self.actor_ref,
-                tag=Reclaiming(user),
-            )
-        )
+        self._ask_presence(user.username, takeover=True, tag=Reclaiming(user))
 
     def _reclaimed(self, user: persistence.User, result: presence.ClaimResult) -> None:
         self._claiming = None
@@ -161,17 +135,23 @@ class NameClaims:
             return
         self._busy = True
         self._claiming = claiming.username
-        self._presence.tell(
-            presence.Claim(
-                self.session_id,
-                self.actor_ref,
-                claiming.username,
-                takeover=False,
-                reply_to=self.actor_ref,
-                tag=claiming,
-                address=self._connection.remote,
-            )
+        self._ask_presence(
+            claiming.username, takeover=False, tag=claiming, address=self._connection.remote
         )
+
+    def _ask_presence(
+        self, username: str, *, takeover: bool, tag: Any, address: str | None = None
+    ) -> None:
+        claim = presence.Claim(
+            self.session_id,
+            self.actor_ref,
+            username,
+            takeover,
+            address=address,
+            reply_to=self.actor_ref,
+            tag=tag,
+        )
+        self._presence.tell(claim)
 
     def _claimed(self, claiming: Claiming, result: presence.ClaimResult) -> None:
         if not result.granted:
@@ -195,7 +175,8 @@ class NameClaims:
         previous, self._identity = self._identity, None
         if previous is not None:
             self._persistence.touch_user(previous.user_id)
-        self._persistence.tell(persistence.RecordUser(claiming.username, self.actor_ref, claiming))
+        record = persistence.RecordUser(claiming.username, reply_to=self.actor_ref, tag=claiming)
+        self._persistence.tell(record)
 
     def _recorded(self, claiming: Claiming, joined: Joined) -> None:
         self._claiming = self._granted = None

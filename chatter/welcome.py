@@ -121,9 +121,10 @@ class WelcomeParts:
         if after is None:
             persistence.tell(read_newest(WELCOME_MESSAGES, reply_to, NEWEST))
         else:
-            persistence.tell(Read(functools.partial(read_backlog, after=after), reply_to, RESUME))
+            query = functools.partial(read_backlog, after=after)
+            persistence.tell(Read(query, reply_to=reply_to, tag=RESUME))
         persistence.tell(read_recent_users(RECENT_OFFLINE_USERS * 2, reply_to, USERS))
-        presence.tell(Online(reply_to, ONLINE))
+        presence.tell(Online(reply_to=reply_to, tag=ONLINE))
 
     def take(self, part: Part, value: Any) -> bool:
         """Keep an answer; True once every part is in."""

@@ -141,7 +141,7 @@ def test_mailbox_depth_is_what_waits_in_each_inbox_when_scraped(server: ChatServ
         for _ in range(3):
             registry.tell(room.NAME, PresenceChanged(("nobody",), ()))
         for _ in range(2):
-            registry.tell(presence.NAME, Online(FutureRecipient()))
+            registry.tell(presence.NAME, Online(reply_to=FutureRecipient()))
         return Samples.parse(generate_latest(server.tree.metrics.registry).decode())
 
     full = server.call(fill_and_collect)
@@ -169,7 +169,7 @@ def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: Chat
     assert idle.value("chatter_db_pool_waiting") == 0
     assert idle.value("chatter_db_pool_max_connections") == pool_size()
     reply = FutureRecipient()
-    server.tree.registry.tell(persistence.NAME, Read(held_read, reply))
+    server.tree.registry.tell(persistence.NAME, Read(held_read, reply_to=reply))
     assert entered.wait(TIMEOUT_S)
     try:
         busy = scrape_now(server)

@@ -178,7 +178,7 @@ def test_a_body_the_database_refuses_fails_alone_and_the_actor_lives(
     actor = pykka.ActorRegistry.get_by_class(PersistenceActor)[0]
     bad = FutureRecipient()
     # Straight to the actor, past the client's validation: a NUL reaches SQL.
-    actor.tell(Store(alice.id, "alice", "bad\x00", None, bad))
+    actor.tell(Store(alice.id, "alice", "bad\x00", None, reply_to=bad))
     good = persistence.store(alice.id, "alice", "good")
     with pytest.raises(StorageError):
         bad.future.get(timeout=TIMEOUT_S)
