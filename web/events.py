@@ -31,12 +31,11 @@ import logging
 from typing import Any
 
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketHandler
 
 from chatter.config import Settings
 from chatter.tree import ChatTree
-from web.limits import ConnectionLimits, Slot
-from web.socket import origin_allowed
+from web.guarded_socket import GuardedSocket
+from web.limits import ConnectionLimits
 from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub, text_frame
 
 __all__ = ["EVENTS_ROUTE_NAME", "SupervisionEventsSocket"]
@@ -47,10 +46,12 @@ EVENTS_ROUTE_NAME = "supervision-events"
 """The name of the route (``reverse_url``, and where tests find its hub)."""
 
 
-class SupervisionEventsSocket(WebSocketHandler):
+class SupervisionEventsSocket(GuardedSocket):
     """Pushes supervision events to one watcher; it sends nothing back. Like a
     chat socket it is closed with 1001 when the server stops (`limits` holds
     it for that); its place under the caps is a slot of `watcher_limits`."""
+
+    refusal = "too many watchers; retry later"
 
     def initialize(
         self,
@@ -64,32 +65,13 @@ class SupervisionEventsSocket(WebSocketHandler):
         self.tree = tree
         self.settings_ = settings
         self.limits = limits
-        self.watcher_limits = watcher_limits
+        self.slots = watcher_limits
         self.hub = hub
         self.max_pending_output = max_pending_output
-        self._slot: Slot | None = None
         self._dropped = False
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        slot = self.watcher_limits.acquire(self.request.remote_ip or "unknown")
-        if slot is None:
-            self.set_status(503)
-            self.finish({"error": "unavailable", "message": "too many watchers; retry later"})
-            return
-        self._slot = slot
-        try:
-            # Returns once the upgrade was refused, or the socket has closed.
-            await super().get(*args, **kwargs)
-        finally:
-            slot.release()
-
-    def check_origin(self, origin: str) -> bool:
-        return origin_allowed(origin, self.request.host, self.settings_.public_host)
-
     def open(self, *args: Any, **kwargs: Any) -> None:
-        self.limits.opened(self)
-        if self._slot is not None:
-            self._slot.pending_output = self._pending_output
+        self.opened(self._pending_output)
         recent = self.hub.join(self)
         snapshot = {"type": "events", "events": [event.to_dict() for event in recent]}
         self.send(text_frame(json.dumps(snapshot).encode()))
@@ -98,9 +80,7 @@ class SupervisionEventsSocket(WebSocketHandler):
         """Watchers only listen."""
 
     def on_close(self) -> None:
-        self.limits.closed(self)
-        if self._slot is not None:
-            self._slot.release()
+        super().on_close()
         self.hub.leave(self)
 
     def _pending_output(self) -> int:

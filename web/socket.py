@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 import struct
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketHandler, WebSocketProtocol13
+from tornado.websocket import WebSocketProtocol13
 
 from chatter.config import Settings
 from chatter.protocol import CloseCode
 from chatter.session_client import SessionClient
 from chatter.tree import ChatTree
-from web.limits import ConnectionLimits, Slot
+from web.guarded_socket import GuardedSocket
+from web.limits import ConnectionLimits
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -29,7 +29,6 @@ __all__ = [
     "PING_INTERVAL_S",
     "ChatSocket",
     "SocketConnection",
-    "origin_allowed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,17 +60,6 @@ def _text_frame_header(length: int) -> bytes:
     if length < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, length)
     return struct.pack("!BBQ", 0x81, 127, length)
-
-
-def origin_allowed(origin: str, host: str, public_host: str | None) -> bool:
-    """The Origin rule of every WebSocket route (docs/PROTOCOL.md §2): the
-    origin's ``host[:port]``, or its host name alone, is the request's `host`
-    or the configured public host, compared case-insensitively."""
-    parsed = urllib.parse.urlparse(origin)
-    allowed = {host.lower()}
-    if public_host:
-        allowed.add(public_host.lower())
-    return parsed.netloc.lower() in allowed or (parsed.hostname or "").lower() in allowed
 
 
 class StrictProtocol(WebSocketProtocol13):
@@ -201,12 +189,10 @@ class SocketConnection:
         stream.close()  # it does not read, so no close frame would get through
 
 
-class ChatSocket(WebSocketHandler):
+class ChatSocket(GuardedSocket):
     """``GET /ws[?after=SEQ][&token=T]``: one chat connection."""
 
     tree: ChatTree
-    limits: ConnectionLimits
-    settings_: Settings
 
     def initialize(
         self,
@@ -218,10 +204,9 @@ class ChatSocket(WebSocketHandler):
         self.max_pending_output = max_pending_output
         self.backlog_check_bytes = min(BACKLOG_CHECK_BYTES, max_pending_output // 4)
         self.tree = tree
-        self.limits = limits
+        self.limits = self.slots = limits
         self.settings_ = settings
         self.loop = tree.loop
-        self._slot: Slot | None = None
         self._session: SessionClient | None = None
         self._connection: SocketConnection | None = None
 
@@ -231,17 +216,7 @@ class ChatSocket(WebSocketHandler):
             self.set_status(400)
             self.finish({"error": "bad_request", "message": "after must be a seq (an integer)"})
             return
-        slot = self.limits.acquire(self.request.remote_ip or "unknown")
-        if slot is None:
-            self.set_status(503)
-            self.finish({"error": "unavailable", "message": "too many connections; retry later"})
-            return
-        self._slot = slot
-        try:
-            # Returns once the upgrade was refused, or the socket has closed.
-            await super().get(*args, **kwargs)
-        finally:
-            slot.release()
+        await super().get(*args, **kwargs)
 
     def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
         tornados = super().get_websocket_protocol()
@@ -253,14 +228,9 @@ class ChatSocket(WebSocketHandler):
         """Whether this client's address leaves too much output unread in all."""
         return self._slot is not None and self.limits.output_over_budget(self._slot.address)
 
-    def check_origin(self, origin: str) -> bool:
-        return origin_allowed(origin, self.request.host, self.settings_.public_host)
-
     def open(self, *args: Any, **kwargs: Any) -> None:
-        self.limits.opened(self)
         connection = self._connection = SocketConnection(self)
-        if self._slot is not None:
-            self._slot.pending_output = connection.pending_output
+        self.opened(connection.pending_output)
         after = self.get_query_argument("after", None)
         self._session = self.tree.open_session(
             self.limits.next_session_id(),
@@ -274,9 +244,7 @@ class ChatSocket(WebSocketHandler):
             self._session.frame(message)
 
     def on_close(self) -> None:
-        self.limits.closed(self)
-        if self._slot is not None:
-            self._slot.release()
+        super().on_close()
         if self._session is not None:
             self._session.close()
 

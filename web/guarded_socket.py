@@ -1,0 +1,70 @@
+"""What every WebSocket route checks before and after the upgrade: the Origin
+rule, and a place under the connection caps held from before the upgrade
+until the socket ends.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from tornado.websocket import WebSocketHandler
+
+from chatter.config import Settings
+from web.limits import ConnectionLimits, Slot
+
+__all__ = ["GuardedSocket", "origin_allowed"]
+
+
+def origin_allowed(origin: str, host: str, public_host: str | None) -> bool:
+    """The Origin rule of every WebSocket route (docs/PROTOCOL.md §2): the
+    origin's ``host[:port]``, or its host name alone, is the request's `host`
+    or the configured public host, compared case-insensitively."""
+    parsed = urllib.parse.urlparse(origin)
+    allowed = {host.lower()}
+    if public_host:
+        allowed.add(public_host.lower())
+    return parsed.netloc.lower() in allowed or (parsed.hostname or "").lower() in allowed
+
+
+class GuardedSocket(WebSocketHandler):
+    """A WebSocket handler under the caps. Before the upgrade it takes a slot
+    of `slots` (none free: 503, `refusal` says of what), which it gives back
+    whichever way the request ends; once open it is counted in `limits`, which
+    closes it with 1001 when the server stops. Subclasses set the three
+    attributes in ``initialize`` and call `opened` from ``open``."""
+
+    limits: ConnectionLimits
+    slots: ConnectionLimits
+    settings_: Settings
+    refusal = "too many connections; retry later"
+    _slot: Slot | None = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        slot = self.slots.acquire(self.request.remote_ip or "unknown")
+        if slot is None:
+            self.set_status(503)
+            self.finish({"error": "unavailable", "message": self.refusal})
+            return
+        self._slot = slot
+        try:
+            # Returns once the upgrade was refused, or the socket has closed.
+            await super().get(*args, **kwargs)
+        finally:
+            slot.release()
+
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(origin, self.request.host, self.settings_.public_host)
+
+    def opened(self, pending_output: Callable[[], int]) -> None:
+        """Count the open socket; `pending_output` tells its slot how much
+        output it has left unread, for the per-address bound."""
+        self.limits.opened(self)
+        if self._slot is not None:
+            self._slot.pending_output = pending_output
+
+    def on_close(self) -> None:
+        self.limits.closed(self)
+        if self._slot is not None:
+            self._slot.release()
