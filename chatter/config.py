@@ -10,13 +10,15 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from chatter.errors import ConfigError
 from chatter.throttle import Limit, NameClaimLimits
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_PORT", "Environment", "Settings", "default_data_dir"]
 
@@ -193,23 +195,24 @@ class Settings:
 
 
 def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    return _parsed(env, name, default, int, "an integer")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, default, float, "a number")
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], what: str
+) -> T:
+    """The setting `name` read by `parse`; `default` when unset or empty."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -87,19 +87,21 @@ def parse_v1(line: bytes) -> Address | None:
     return str(address), port
 
 
+_V2_FAMILIES: dict[int, tuple[str, int, type[ipaddress.IPv4Address | ipaddress.IPv6Address]]] = {
+    0x11: ("TCP4", 4, ipaddress.IPv4Address),
+    0x21: ("TCP6", 16, ipaddress.IPv6Address),
+}
+"""The version 2 families that name a client: label, address size, address type."""
+
+
 def parse_v2_addresses(family: int, body: bytes) -> Address | None:
     """The client named by a version 2 address block; None for families other
     than TCP over IPv4 (0x11) and IPv6 (0x21), which name no usable address."""
-    if family == 0x11:
-        if len(body) < 12:
-            raise ProxyHeaderError("a PROXY v2 TCP4 block shorter than 12 bytes")
-        source = ipaddress.IPv4Address(body[:4])
-        (port,) = struct.unpack("!H", body[8:10])
-        return str(source), port
-    if family == 0x21:
-        if len(body) < 36:
-            raise ProxyHeaderError("a PROXY v2 TCP6 block shorter than 36 bytes")
-        source6 = ipaddress.IPv6Address(body[:16])
-        (port,) = struct.unpack("!H", body[32:34])
-        return str(source6), port
-    return None
+    if family not in _V2_FAMILIES:
+        return None
+    label, size, address = _V2_FAMILIES[family]
+    # source address, destination address, source port, destination port
+    if len(body) < 2 * size + 4:
+        raise ProxyHeaderError(f"a PROXY v2 {label} block shorter than {2 * size + 4} bytes")
+    (port,) = struct.unpack("!H", body[2 * size : 2 * size + 2])
+    return str(address(body[:size])), port
