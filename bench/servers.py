@@ -1,6 +1,6 @@
 """The servers under test, each a process of its own, the database, and what they cost.
 
-`running_server` starts Chatter (``python -m chatter serve``, against the
+`running_server` starts Chatter (``python -m web serve``, against the
 database the caller gives it) or one of the baselines of `bench.baselines`
 on a free port of 127.0.0.1, logging to a file (a pipe nobody reads would
 block it), waits for ``/healthz``, and on the way out stops it with SIGTERM,
@@ -300,7 +300,7 @@ def running_server(
     if name == CHATTER:
         if database_url is None:
             raise ValueError("Chatter needs a database_url")
-        command = [sys.executable, "-m", "chatter", "serve"]
+        command = [sys.executable, "-m", "web", "serve"]
         caps = str(MAX_CONNECTIONS)
         env.update(
             DATABASE_URL=database_url,
