@@ -21,6 +21,7 @@ Two ways of measuring, each where it is cheap:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -68,47 +69,42 @@ class ChatMetrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        self.messages_stored = Counter(
+        counter = functools.partial(Counter, registry=registry)
+        histogram = functools.partial(Histogram, registry=registry)
+        self.messages_stored = counter(
             "chatter_messages_stored",
             "Messages committed to the database (a repeated client_id is not counted again).",
-            registry=registry,
         )
-        self.deliveries = Counter(
+        self.deliveries = counter(
             "chatter_deliveries",
             "Message frames fanned out to sessions, one per live session per message.",
-            registry=registry,
         )
-        self.frames_refused = Counter(
+        self.frames_refused = counter(
             "chatter_frames_refused",
             "Error frames sent to clients, by error code.",
             ["code"],
-            registry=registry,
         )
         for code in ErrorCode:
             self.frames_refused.labels(code.value)  # present from zero, for rate()
-        self.post_ack_seconds = Histogram(
+        self.post_ack_seconds = histogram(
             "chatter_post_ack_seconds",
             "From a session taking a post to the ack being written, seconds.",
             buckets=LATENCY_BUCKETS_S,
-            registry=registry,
         )
-        self.store_seconds = Histogram(
+        self.store_seconds = histogram(
             "chatter_store_seconds",
             "From a store request reaching persistence to its commit, seconds.",
             buckets=LATENCY_BUCKETS_S,
-            registry=registry,
         )
-        self.commit_batch_size = Histogram(
+        self.commit_batch_size = histogram(
             "chatter_commit_batch_size",
             "Messages committed per group-commit transaction.",
             buckets=BATCH_SIZE_BUCKETS,
-            registry=registry,
         )
-        self.actor_restarts = Counter(
+        self.actor_restarts = counter(
             "chatter_actor_restarts",
             "Restarts of a supervised actor by its supervisor, by child id.",
             ["child"],
-            registry=registry,
         )
         for child in SUPERVISED_CHILDREN:
             self.actor_restarts.labels(child)

@@ -44,7 +44,7 @@ from typing import Any
 
 from chatter import persistence, presence, welcome
 from chatter.connection import Connection, Inbound, SessionContext
-from chatter.errors import ChatError, ErrorCode, InvalidUsername
+from chatter.errors import ChatError, ErrorCode
 from chatter.messages import validate_body, validate_client_id
 from chatter.persistence import Persistence, ReadDone, ReadFailed
 from chatter.presence import Presence
@@ -71,7 +71,6 @@ from chatter.throttle import (
     TokenBucket,
 )
 from chatter.tokens import verify
-from chatter.usernames import username_key, validate_username
 from supervision import LoopActor
 
 __all__ = ["SessionActor"]
@@ -291,12 +290,10 @@ class SessionActor(NameClaims, LoopActor):
         if frame.username is None:
             self._post_as_self(frame, started)
             return
-        try:
-            username = validate_username(frame.username)
-        except InvalidUsername as error:
-            self._reject(error, frame.client_id)
+        username = self._validated(frame.username, frame.client_id)
+        if username is None:
             return
-        if self._identity is not None and self._identity.key == username_key(username):
+        if self._holds(username):
             self._post_as_self(frame, started)
             return
         self._claim(Claiming(username, frame.client_id, frame, started))

@@ -115,15 +115,26 @@ class NameClaims:
     # join and name claims -----------------------------------------------------------
 
     def _join(self, frame: Join) -> None:
-        try:
-            username = validate_username(frame.username)
-        except InvalidUsername as error:
-            self._reject(error, frame.client_id)
+        username = self._validated(frame.username, frame.client_id)
+        if username is None:
             return
-        if self._identity is not None and self._identity.key == username_key(username):
+        if self._holds(username):
             self._send_joined()  # already yours: the answer is still "joined"
             return
         self._claim(Claiming(username, frame.client_id))
+
+    def _validated(self, username: str, client_id: str | None) -> str | None:
+        """`username` as it is held; None when it is not a valid name (the
+        client is told why)."""
+        try:
+            return validate_username(username)
+        except InvalidUsername as error:
+            self._reject(error, client_id)
+            return None
+
+    def _holds(self, username: str) -> bool:
+        """Whether this connection holds `username` (valid) already."""
+        return self._identity is not None and self._identity.key == username_key(username)
 
     def _claim(self, claiming: Claiming) -> None:
         """Ask presence for the name; frames behind this one wait for the answer."""
