@@ -13,17 +13,21 @@ drive it from code, and ``alembic`` itself works from the repository root.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
+
+from chatter.config import Settings
 
 __all__ = [
     "DATABASE_NAME",
@@ -34,6 +38,7 @@ __all__ = [
     "pool_size",
     "reset",
     "rollback",
+    "running_database",
     "sqlalchemy_url",
 ]
 
@@ -121,6 +126,20 @@ class EmbeddedPostgres:
             ).fetchone()
             if exists is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+@contextlib.contextmanager
+def running_database(settings: Settings) -> Iterator[str]:
+    """The conninfo to use: ``DATABASE_URL``, or the embedded server in the data
+    directory, started for the duration and then let go of."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.resolved_data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 def pool_size() -> int:

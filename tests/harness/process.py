@@ -21,11 +21,11 @@ __all__ = ["ServeProcess", "StartServe", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
-SERVE = [sys.executable, "-m", "chatter", "serve"]
+SERVE = [sys.executable, "-m", "web", "serve"]
 _WITH_OPEN_FILES = (
     "import resource, sys; "
     "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
-    "from chatter.cli import main; sys.exit(main(sys.argv[3:]))"
+    "from web.cli import main; sys.exit(main(sys.argv[3:]))"
 )
 """``python -c`` that starts serve with the open-files limits given first."""
 
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """One ``python -m chatter serve`` after another on the same port, data
+    """One ``python -m web serve`` after another on the same port, data
     directory (so the same token secret) and database; logs kept per run."""
 
     def __init__(

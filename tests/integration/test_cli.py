@@ -22,7 +22,7 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
 
 def _chatter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chatter", *args],
+        [sys.executable, "-m", "web", *args],
         capture_output=True,
         text=True,
         timeout=120,

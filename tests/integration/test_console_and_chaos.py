@@ -33,7 +33,7 @@ def test_console_shows_the_tree_kills_watches_and_posts(
     env = {k: v for k, v in os.environ.items() if k != "CHATTER_DATA_DIR"}
     env.update({"DATABASE_URL": postgres.conninfo(), "CHATTER_DATA_DIR": str(tmp_path)})
     result = subprocess.run(
-        [sys.executable, "-m", "chatter", "console", "--port", str(free_port())],
+        [sys.executable, "-m", "web", "console", "--port", str(free_port())],
         input=commands + "\n",
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def test_chaos_command_reports_an_unreachable_server() -> None:
         [
             sys.executable,
             "-m",
-            "chatter",
+            "web",
             "chaos",
             "--url",
             f"http://127.0.0.1:{free_port()}",

@@ -11,25 +11,32 @@
 
 With no ``DATABASE_URL`` (or ``--database-url``), each command starts the
 embedded PostgreSQL 18 in the data directory and stops it when done.
+
+This is the process's entry point (``[project.scripts] chatter``, and
+``python -m web``), so it sits at the top of the imports: it parses and
+dispatches, and what each command does lives below it, in `web.server`,
+`web.console` and chatter/ (`chatter.database`, `chatter.chaos`, `chatter.seed`).
+Nothing in chatter/ imports web/.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from chatter import __version__
 from chatter.chaos import ChaosError, kill, kill_randomly
 from chatter.config import Settings
-from chatter.database import EmbeddedPostgres, migrate, reset, rollback
+from chatter.database import migrate, reset, rollback, running_database
 from chatter.errors import ConfigError
 from chatter.logs import configure_logging
 from chatter.seed import seed
+from web.console import run_console
+from web.server import serve
 
-__all__ = ["database", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,20 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The conninfo to use: ``DATABASE_URL``, or the embedded server, started
-    for the duration and then let go of."""
-    if settings.database_url:
-        yield settings.database_url
-        return
-    server = EmbeddedPostgres(settings.resolved_data_dir)
-    try:
-        yield server.start()
-    finally:
-        server.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     parser = build_parser()
@@ -182,16 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatter: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.env)
-    with database(settings) as conninfo:
+    with running_database(settings) as conninfo:
         if args.command == "serve":
-            # The command line is the composition root: the one place in
-            # chatter/ that reaches up to web/.
-            from web.server import serve
-
             return serve(settings, conninfo)
         if args.command == "console":
-            from web.console import run_console
-
             return run_console(settings, conninfo)
         if args.command == "migrate":
             migrate(conninfo)
