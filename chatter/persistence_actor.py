@@ -120,6 +120,11 @@ class PersistenceActor(ThreadActor):
         )
 
     def on_stop(self) -> None:
+        # A stop is queued behind the stores already in the inbox but ahead of
+        # the flush they told: commit them now, so that a stop loses no post.
+        batch, self._pending = self._pending, []
+        if batch:
+            self._commit(batch)
         self._close()
 
     def on_failure(self, *_: Any) -> None:

@@ -47,7 +47,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 NAME = "room"
-SESSIONS_GROUP = "sessions"
+SESSIONS_GROUP = "live-sessions"
+"""The registry group of the live session actors (apart from `tree.SESSIONS`,
+the id of the supervisor that starts them)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -12,10 +13,11 @@ import pykka
 import pytest
 
 from chatter.errors import InvalidBody, StorageError
-from chatter.persistence import NAME, Persistence, Store, StoreResult, User
+from chatter.persistence import NAME, Persistence, Store, StoreResult, TouchUser, User
 from chatter.persistence_actor import PersistenceActor
 from chatter.reply import FutureRecipient
 from supervision import ChildSpec, Registry, Supervisor, start_link
+from tests.harness.waiting import eventually
 
 TIMEOUT_S = 10
 
@@ -185,6 +187,31 @@ def test_a_body_the_database_refuses_fails_alone_and_the_actor_lives(
     assert good.get(timeout=TIMEOUT_S).message.body == "good"
     assert actor.is_alive()
     assert root.is_alive()
+
+
+def test_a_stop_commits_the_stores_queued_before_it(alice: User, database: str) -> None:
+    actor = PersistenceActor.start(database)
+    answers = [FutureRecipient() for _ in range(3)]
+    with psycopg.connect(database) as holder:
+        # Hold alice's row so that the actor's next write waits on it; what is
+        # told meanwhile queues up in its inbox, in order, ahead of the stop.
+        holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (alice.id,))
+        actor.tell(TouchUser(alice.id))
+        asyncio.run(eventually(lambda: _lock_waits(database) > 0, "the actor waits on the row"))
+        for n, answer in enumerate(answers):
+            actor.tell(Store(alice.id, "alice", f"queued {n}", None, reply_to=answer))
+        stopped = actor.stop(block=False)
+    stopped.get(timeout=TIMEOUT_S)
+    stored = [answer.future.get(timeout=TIMEOUT_S) for answer in answers]
+    assert [s.result.message.body for s in stored] == ["queued 0", "queued 1", "queued 2"]
+    assert _count(database) == 3
+
+
+def _lock_waits(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 # -- cursors ---------------------------------------------------------------------------
