@@ -16,30 +16,30 @@ import resource
 import signal
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.clients import (
     BODY_PREFIX,
+    FILLER,
     Acked,
+    Done,
     Expect,
     Failed,
     Join,
-    Joined,
     Open,
     Opened,
     Paged,
     Pages,
     Step,
     Stop,
-    Stopped,
     Tally,
 )
+from bench.servers import raise_files_limit
 from bench.wsclient import PATHS, WebSocketClient, decode, encode
 
 __all__ = ["serve"]
 
-_FILLER = "the quick brown fox jumps over the lazy dog"
-"""Makes a body about as long as a typical chat line (about 80 characters in all)."""
 CONNECT_CONCURRENCY = 50
 """Handshakes in flight at once: fast, without a storm of SYNs."""
 POLL_S = 0.01
@@ -104,21 +104,15 @@ class _Generator:
         return sum(1 for conn in self.conns if not conn.closed)
 
     async def run(self, command: Any) -> Any:
-        match command:
-            case Open():
-                return await self.open(command)
-            case Join():
-                return await self.join(command)
-            case Step():
-                return await self.step(command)
-            case Expect():
-                return await self.expect(command)
-            case Pages():
-                return await self.pages(command)
-            case Stop():
-                await self.close_all()
-                return Stopped()
-        raise TypeError(f"unknown command {command!r}")
+        handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            Open: self.open,
+            Join: self.join,
+            Step: self.step,
+            Expect: self.expect,
+            Pages: self.pages,
+            Stop: self.stop,
+        }
+        return await handlers[type(command)](command)
 
     async def _connect(self, index: int, path: str, timeout_s: float) -> tuple[_Conn, float, float]:
         """A new connection, welcomed; the ms to its 101 and to its welcome."""
@@ -154,7 +148,7 @@ class _Generator:
         columns = [list(column) for column in zip(*good, strict=True)] or [[], [], []]
         return Opened(time.monotonic() - started, *columns)
 
-    async def join(self, command: Join) -> Joined:
+    async def join(self, command: Join) -> Done:
         async def one(conn: _Conn) -> None:
             joining = conn.ask({"type": "join", "username": f"bench{conn.index}"})
             await asyncio.wait_for(joining, command.timeout_s)
@@ -162,7 +156,7 @@ class _Generator:
 
         await asyncio.gather(*(one(c) for c in self.conns if 0 <= c.index < command.senders))
         self.sender_count = command.senders
-        return Joined()
+        return Done()
 
     async def step(self, plan: Step) -> Acked:
         tally = Tally(self.process, self.open_now(), timeline=plan.timeline)
@@ -184,7 +178,7 @@ class _Generator:
             sent_at = time.time()
             self.pending[client_id] = (plan.number, sent_at)
             tally.sent += 1
-            body = f"{BODY_PREFIX} {plan.number} {sent_at:.6f} {_FILLER}"
+            body = f"{BODY_PREFIX} {plan.number} {sent_at:.6f} {FILLER}"
             conn.send({"type": "post", "body": body, "client_id": client_id})
         await asyncio.sleep(max(0.0, plan.start_at + plan.duration_s - time.time()))
         tally.cpu_s, tally.window_s = _cpu_s() - cpu_start, time.time() - wall_start
@@ -217,6 +211,10 @@ class _Generator:
             counts.append(len(frame["messages"]))
         conn.close()
         return Paged(latencies, counts)
+
+    async def stop(self, _: Stop) -> Done:
+        await self.close_all()
+        return Done()
 
     async def close_all(self) -> None:
         for conn in self.conns:
@@ -310,6 +308,5 @@ def serve(pipe: multiprocessing.connection.Connection, *args: Any) -> None:
     """The process's entry point: ``args`` are the process's index, the processes,
     the server's host and port, and its wire."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator stops it, in order
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
+    raise_files_limit()  # thousands of sockets
     asyncio.run(_serve(pipe, _Generator(*args)))

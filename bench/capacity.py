@@ -22,27 +22,23 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.clients import ClientProcesses, Join, Joined, Open, Opened, Step
-from bench.report import Progress, Section, Target, number, table
+from bench.clients import ClientProcesses, Done, Join, Open, Opened, Step
+from bench.report import Progress, Section, Target, bullets, number, table
 from bench.servers import (
     CHATTER,
     DEMO,
-    HOST,
     LABELS,
     SOCKETIO,
+    Database,
     embedded_database,
     process_cost,
     running_server,
-    tail,
-    wire_of,
 )
 
-__all__ = ["FULL_SIZES", "QUICK_SIZES", "TARGET_KIB", "run"]
+__all__ = ["run"]
 
 FULL_SIZES = (1_000, 5_000, 10_000)
 QUICK_SIZES = (300,)
@@ -53,14 +49,13 @@ TARGET_KIB = 40.0
 PER_PROCESS = 2_500
 """Connections per client process at most (each holds one socket per connection)."""
 SETTLE_S = 1.0
-"""Pause before RSS is read, so that the buffers of the connect burst are settled."""
+"""Pause before RSS is read, so that the buffers of the connect burst are settled
+(`QUICK_SETTLE_S` in a quick run)."""
 QUICK_SETTLE_S = 0.3
 CONNECT_TIMEOUT_S = 180.0
 """Longest wait for every connection of one size."""
 DELIVERY_TIMEOUT_S = 30.0
 """Longest wait for the one message to reach every connection."""
-ONE_POST = (10.0, 0.1)
-"""A step of 10 msg/s for 0.1 s: one post."""
 
 
 @dataclass(frozen=True)
@@ -80,24 +75,20 @@ class Measurement:
         return (self.rss_kib - self.idle_rss_kib) / self.connections
 
 
-def _measure(name: str, size: int, work_dir: Path, database: str, settle_s: float) -> Measurement:
-    processes = math.ceil(size / PER_PROCESS)
-    with running_server(name, work_dir, database) as server:
-        try:
+def _measure(name: str, size: int, database: Database, settle_s: float) -> Measurement:
+    with running_server(name, database.work_dir, database) as server:
+        time.sleep(settle_s)
+        idle = process_cost(server.pid)
+        with ClientProcesses(math.ceil(size / PER_PROCESS), server, "capacity") as clients:
+            began = time.monotonic()
+            clients.ask(Open(size, timeout_s=CONNECT_TIMEOUT_S), Opened, CONNECT_TIMEOUT_S)
+            connect_s = time.monotonic() - began
             time.sleep(settle_s)
-            idle = process_cost(server.pid)
-            with ClientProcesses(processes, HOST, server.port, wire_of(name), "capacity") as c:
-                began = time.monotonic()
-                c.ask_all(Open(size, timeout_s=CONNECT_TIMEOUT_S), Opened, CONNECT_TIMEOUT_S)
-                connect_s = time.monotonic() - began
-                time.sleep(settle_s)
-                held = process_cost(server.pid)
-                c.ask_all(Join(1), Joined, DELIVERY_TIMEOUT_S)
-                start = time.time() + 0.1
-                c.send_all(Step(1, ONE_POST[0], start, ONE_POST[1], start + DELIVERY_TIMEOUT_S))
-                seen = c.tallies(1, DELIVERY_TIMEOUT_S, 2 * DELIVERY_TIMEOUT_S)
-        except Exception as error:
-            raise RuntimeError(f"{name} at {size:,}: {error}\n{tail(server.log)}") from error
+            held = process_cost(server.pid)
+            clients.ask(Join(1), Done, DELIVERY_TIMEOUT_S)
+            start = time.time() + 0.1
+            clients.send(Step(1, 10.0, start, 0.1, start + DELIVERY_TIMEOUT_S))  # one post
+            seen = clients.tallies(1, DELIVERY_TIMEOUT_S, 2 * DELIVERY_TIMEOUT_S)
     if sum(len(tally.acked) for tally in seen) != 1:
         raise RuntimeError(f"{name} at {size:,}: the one post was not acked")
     return Measurement(
@@ -117,20 +108,17 @@ def run(quick: bool, progress: Progress) -> Section:
     """Measure every size on each server; everything started is stopped on return."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
     results: list[Measurement] = []
-    with tempfile.TemporaryDirectory(prefix="capacity-", ignore_cleanup_errors=True) as tmp:
-        progress("[capacity] starting an embedded PostgreSQL for Chatter")
-        with embedded_database(Path(tmp)) as database:
-            for name in SERVERS:
-                for size in sizes:
-                    progress(f"[capacity] {name}: {size:,} idle connections")
-                    settle_s = QUICK_SETTLE_S if quick else SETTLE_S
-                    m = _measure(name, size, Path(tmp), database.conninfo, settle_s)
-                    progress(
-                        f"[capacity] {name} {size:,}: connected in {m.connect_s:.1f} s, "
-                        f"{m.per_connection_kib:.1f} KiB each, {m.threads} threads, "
-                        f"message reached {m.reached:,}, last after {m.fanout_ms:.0f} ms"
-                    )
-                    results.append(m)
+    with embedded_database("capacity", progress) as database:
+        for name in SERVERS:
+            for size in sizes:
+                progress(f"[capacity] {name}: {size:,} idle connections")
+                m = _measure(name, size, database, QUICK_SETTLE_S if quick else SETTLE_S)
+                progress(
+                    f"[capacity] {name} {size:,}: connected in {m.connect_s:.1f} s, "
+                    f"{m.per_connection_kib:.1f} KiB each, {m.threads} threads, "
+                    f"message reached {m.reached:,}, last after {m.fanout_ms:.0f} ms"
+                )
+                results.append(m)
 
     figures: dict[str, float] = {}
     for m in results:
@@ -176,18 +164,10 @@ def run(quick: bool, progress: Progress) -> Section:
         ]
         for m in results
     ]
-    header = [
-        "server",
-        "connections",
-        "time to connect",
-        "connections/s",
-        "RSS idle",
-        "RSS held",
-        "per connection",
-        "threads (idle → held)",
-        "message reached",
-        "post to last delivery",
-    ]
+    header = (
+        "server|connections|time to connect|connections/s|RSS idle|RSS held|per connection|"
+        "threads (idle → held)|message reached|post to last delivery"
+    )
     notes = [
         f"Chatter holds {largest:,} idle connections at {chatter.per_connection_kib:.1f} KiB "
         f"each, {figures['chatter_over_demo_kib_ratio']:.2f}x the demo's "
@@ -203,7 +183,7 @@ def run(quick: bool, progress: Progress) -> Section:
     ]
     return Section(
         "Connection capacity (scenario 3)",
-        table(header, rows, "<>>>>>>>>>") + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        table(header, rows, "<>>>>>>>>>") + "\n\n" + bullets(notes),
         figures,
         [target],
     )

@@ -8,28 +8,22 @@ one dataclass (or `Failed`, with the traceback). Process ``p`` of ``P`` holds
 the connections whose index ``g`` (over all processes) has ``g % P == p``.
 Times cross processes as `time.time()` (one machine, one clock).
 
-`Open` → `Opened`
-    open this process's share of ``count`` connections (50 handshakes in
-    flight, or each at its own start time) and wait for each welcome; each
-    connection's time to its 101 and to its whole welcome, and the messages
-    the welcome held.
-`Join` → `Joined`
-    the first ``senders`` connections opened join as ``bench<g>``.
-`Step` → `Acked`
-    from ``start_at`` for ``duration_s``, post at ``rate_per_s`` over all
-    senders: post ``j`` is due at ``start_at + j / rate_per_s`` from sender
-    ``j % senders``, so posts are spread evenly over time and senders. A post
-    carries a ``client_id`` and a body ``"bench <step> <time.time()> <filler>"``.
-    Once every post is answered (ack or error), or at ``answer_deadline``,
-    answer the seqs acked.
-`Expect` → `Tally`
-    given the seqs acked to every process, wait until each open connection
-    here has them all (or ``deadline``), then answer the step as this process
-    saw it.
-`Pages` → `Paged`
-    one connection asks ``history`` pages one at a time, timing each answer.
-`Stop` → `Stopped`
-    close every connection and end.
+- `Open` → `Opened`: open this process's share of ``count`` connections (50
+  handshakes in flight, or each at its own start time), each waiting for its
+  welcome.
+- `Join` → `Done`: the first ``senders`` connections opened join as ``bench<g>``.
+- `Step` → `Acked`: from ``start_at`` for ``duration_s``, post at ``rate_per_s``
+  over all senders: post ``j`` is due at ``start_at + j / rate_per_s`` from
+  sender ``j % senders``, so posts are spread evenly over time and senders. A
+  post carries a ``client_id`` and a body ``"bench <step> <time.time()> <filler>"``.
+  Once every post is answered (ack or error), or at ``answer_deadline``, answer
+  the seqs acked.
+- `Expect` → `Tally`: given the seqs acked to every process, wait until each open
+  connection here has them all (or ``deadline``), then answer the step as this
+  process saw it.
+- `Pages` → `Paged`: one connection asks ``history`` pages one at a time,
+  timing each answer.
+- `Stop` → `Done`: close every connection and end.
 """
 
 from __future__ import annotations
@@ -44,33 +38,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bench.servers import HOST, RunningServer
+
 __all__ = [
     "BODY_PREFIX",
+    "FILLER",
     "Acked",
     "ClientProcesses",
+    "Done",
     "Expect",
     "Failed",
     "Join",
-    "Joined",
     "Open",
     "Opened",
     "Paged",
     "Pages",
     "Step",
     "Stop",
-    "Stopped",
     "Tally",
 ]
 
 T = TypeVar("T")
 
 BODY_PREFIX = "bench"
-"""A post's body starts with this, then the step and the send time."""
+"""A post's body starts with this, then the step and the send time..."""
+FILLER = "the quick brown fox jumps over the lazy dog"
+"""...then this, to be about as long as a typical chat line (about 80 characters in all)."""
 STOP_TIMEOUT_S = 10.0
 """How long a process may take to close its connections and end, before it is killed."""
 
 
-# -- commands -------------------------------------------------------------------------
+# -- commands ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -136,7 +134,7 @@ class Opened:
 
 
 @dataclass(frozen=True)
-class Joined:
+class Done:
     pass
 
 
@@ -185,11 +183,6 @@ class Paged:
 
 
 @dataclass(frozen=True)
-class Stopped:
-    pass
-
-
-@dataclass(frozen=True)
 class Failed:
     error: str
 
@@ -204,26 +197,21 @@ def _process_main(pipe: multiprocessing.connection.Connection, *args: Any) -> No
 
 
 class ClientProcesses:
-    """`count` client processes against ``host:port`` speaking `wire`; every process
-    is stopped on exit, then terminated, then killed."""
+    """`count` client processes against `server`; every process is stopped on exit,
+    then terminated, then killed."""
 
-    def __init__(self, count: int, host: str, port: int, wire: str, name: str) -> None:
-        self._args = (count, host, port, wire)
-        self._name = name
+    def __init__(self, count: int, server: RunningServer, name: str) -> None:
+        context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._processes: list[Any] = []
         self._pipes: list[multiprocessing.connection.Connection] = []
         self._asked: list[int] = []
-
-    def __enter__(self) -> ClientProcesses:
-        context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
-        count, host, port, wire = self._args
         try:
             for index in range(count):
                 ours, theirs = context.Pipe()
                 process = context.Process(
                     target=_process_main,
-                    args=(theirs, index, count, host, port, wire),
-                    name=f"{self._name}-{index}",
+                    args=(theirs, index, count, HOST, server.port, server.wire),
+                    name=f"{name}-{index}",
                     daemon=True,
                 )
                 process.start()
@@ -233,19 +221,21 @@ class ClientProcesses:
         except BaseException:
             self.close()
             raise
+
+    def __enter__(self) -> ClientProcesses:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def send(self, commands: Sequence[Any | None]) -> None:
-        """Command ``commands[i]`` to process ``i`` (None: nothing); `gather` the answers."""
+    def send(self, commands: Any) -> None:
+        """Command ``commands[i]`` to process ``i`` (None: nothing), or the one command
+        to every process; `gather` the answers."""
+        if not isinstance(commands, Sequence):
+            commands = [commands] * len(self._pipes)
         self._asked = [i for i, command in enumerate(commands) if command is not None]
         for i in self._asked:
             self._pipes[i].send(commands[i])
-
-    def send_all(self, command: Any) -> None:
-        self.send([command] * len(self._pipes))
 
     def gather(self, kind: type[T], timeout_s: float) -> list[T]:
         """The answers of type `kind` to the last `send`, in process order."""
@@ -270,23 +260,19 @@ class ClientProcesses:
                 answers[index] = answer
         return [answers[i] for i in sorted(answers)]
 
-    def ask(self, commands: Sequence[Any | None], kind: type[T], timeout_s: float) -> list[T]:
+    def ask(self, commands: Any, kind: type[T], timeout_s: float) -> list[T]:
         self.send(commands)
-        return self.gather(kind, timeout_s)
-
-    def ask_all(self, command: Any, kind: type[T], timeout_s: float) -> list[T]:
-        self.send_all(command)
         return self.gather(kind, timeout_s)
 
     def tallies(self, number: int, drain_s: float, timeout_s: float) -> list[Tally]:
         """After `Step` `number` was sent: the seqs acked, then each process's tally
         once every delivery of them has arrived, or `drain_s` has passed."""
         acked = frozenset(seq for answer in self.gather(Acked, timeout_s) for seq in answer.seqs)
-        return self.ask_all(Expect(number, acked, time.time() + drain_s), Tally, timeout_s)
+        return self.ask(Expect(number, acked, time.time() + drain_s), Tally, timeout_s)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.ask_all(Stop(), Stopped, STOP_TIMEOUT_S)
+            self.ask(Stop(), Done, STOP_TIMEOUT_S)
         for process in self._processes:
             for end in (lambda: None, process.terminate, process.kill):
                 if process.is_alive():

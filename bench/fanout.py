@@ -28,35 +28,27 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import math
+import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.clients import ClientProcesses, Join, Joined, Open, Opened, Step, Tally
+from bench.clients import ClientProcesses, Done, Join, Open, Opened, Step, Tally
 from bench.report import Progress
-from bench.restart import RESTART_WAIT_S, KillRecord, analyse, kill_room
-from bench.results import (
-    OTHER_CPU_WARNING_PERCENT,
-    Report,
-    StepResult,
-    aggregate,
-)
+from bench.restart import RESTART_WAIT_S, KillRecord, RestartResult, analyse, kill_room
 from bench.servers import (
     CHATTER,
-    HOST,
     SERVERS,
     Database,
+    Meter,
     RunningServer,
     embedded_database,
     running_server,
-    tail,
-    watch,
-    wire_of,
 )
+from bench.stats import StepResult, aggregate
 from chatter.throttle import POST_RATE_PER_S
 
-__all__ = ["FANOUT", "FULL", "LATENCY", "QUICK", "RESTART", "SCENARIOS", "Settings", "run"]
+__all__ = ["FANOUT", "FULL", "LATENCY", "QUICK", "RESTART", "SCENARIOS", "Report", "Settings"]
 
 FANOUT, LATENCY, RESTART = "fanout", "latency", "restart"
 SCENARIOS = (FANOUT, LATENCY, RESTART)
@@ -157,8 +149,38 @@ QUICK = Settings(
 """The same code path, small: for `make bench-quick` and the tests."""
 
 
-def _sleep_until(at: float) -> None:
-    time.sleep(max(0.0, at - time.time()))
+@dataclass
+class Report:
+    """Scenarios 1, 2 and 6 of one run."""
+
+    settings: Settings
+    steps: dict[str, list[StepResult]] = field(default_factory=dict)
+    """Scenario 1, per server, in the order run."""
+    latency: dict[str, StepResult] = field(default_factory=dict)
+    """Scenario 2, per server."""
+    restart: RestartResult | None = None
+    """Scenario 6, Chatter only."""
+    notes: list[str] = field(default_factory=list)
+    """What happened beyond the figures: servers stopped early, a busy machine."""
+
+    def sustained(self, server: str) -> StepResult | None:
+        """The highest-rate ok step of scenario 1, if any: the server's figure."""
+        ok = [step for step in self.steps.get(server, []) if step.ok]
+        return max(ok, key=lambda step: step.rate_per_s, default=None)
+
+    def ok_through(self, server: str) -> StepResult | None:
+        """The last of the unbroken run of ok steps from the lowest, if any: a stricter
+        figure than `sustained` when a step near the limit passes by luck."""
+        last = None
+        for step in self.steps.get(server, []):
+            if not step.ok:
+                break
+            last = step
+        return last
+
+    def at_rate(self, server: str, rate_per_s: float) -> StepResult | None:
+        steps = self.steps.get(server, [])
+        return next((s for s in steps if math.isclose(s.rate_per_s, rate_per_s)), None)
 
 
 class _Session:
@@ -168,64 +190,58 @@ class _Session:
         self,
         name: str,
         settings: Settings,
-        work_dir: Path,
         progress: Progress,
+        work_dir: Path,
         database: Database | None,
     ) -> None:
-        self.name, self.settings, self.work_dir, self.progress = name, settings, work_dir, progress
+        self.name, self.settings, self.progress, self.work_dir = name, settings, progress, work_dir
         self.database = database if name == CHATTER else None
-        self._stack: contextlib.ExitStack | None = None
-        self._server: RunningServer | None = None
-        self._clients: ClientProcesses | None = None
+        self._stack = contextlib.ExitStack()
+        self._open: tuple[RunningServer, ClientProcesses] | None = None
         self._steps = 0
 
-    def _open(self) -> tuple[RunningServer, ClientProcesses]:
-        if self._stack is not None and self._server is not None and self._clients is not None:
-            return self._server, self._clients
-        settings, url = self.settings, self.database.conninfo if self.database else None
+    def connected(self) -> tuple[RunningServer, ClientProcesses]:
+        if self._open is not None:
+            return self._open
+        settings = self.settings
         self.progress(f"[{self.name}] starting the server")
         with contextlib.ExitStack() as stack:
-            server = stack.enter_context(running_server(self.name, self.work_dir, url))
-            clients = stack.enter_context(
-                ClientProcesses(
-                    settings.generators, HOST, server.port, wire_of(self.name), "fanout"
-                )
-            )
+            server = stack.enter_context(running_server(self.name, self.work_dir, self.database))
+            clients = stack.enter_context(ClientProcesses(settings.generators, server, "fanout"))
             self.progress(f"[{self.name}] opening {settings.connections:,} connections")
-            opened = clients.ask_all(Open(settings.connections), Opened, CONNECT_TIMEOUT_S)
-            clients.ask_all(Join(settings.senders), Joined, CONNECT_TIMEOUT_S)
+            opened = clients.ask(Open(settings.connections), Opened, CONNECT_TIMEOUT_S)
+            clients.ask(Join(settings.senders), Done, CONNECT_TIMEOUT_S)
             self._stack = stack.pop_all()
         self.progress(
             f"[{self.name}] {sum(len(o.welcome_ms) for o in opened):,} connected in "
             f"{max(o.seconds for o in opened):.1f} s"
         )
-        self._server, self._clients = server, clients
-        return server, clients
+        self._open = server, clients
+        return self._open
 
     def close(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-        self._stack = self._server = self._clients = None
+        self._stack.close()
+        self._open = None
 
     def step(
         self, rate: float, duration_s: float, kill_after_s: float | None = None
     ) -> tuple[StepResult, list[Tally], KillRecord | None]:
         """One step: post at `rate` for `duration_s`, then drain; killing the room
         `kill_after_s` into it, if given."""
-        server, clients = self._open()
+        server, clients = self.connected()
         self._steps += 1
         drain = self.settings.drain_s
         start_at = time.time() + STEP_LEAD_S
         end_at = start_at + duration_s
-        with concurrent.futures.ThreadPoolExecutor(1) as killer:
+        with server.blamed(), concurrent.futures.ThreadPoolExecutor(1) as killer:
             kill = None
             if kill_after_s is not None:
                 kill = killer.submit(kill_room, server.port, start_at + kill_after_s)
             plan = Step(self._steps, rate, start_at, duration_s, end_at + drain, kill is not None)
-            clients.send_all(plan)
-            _sleep_until(start_at)
+            clients.send(plan)
+            time.sleep(max(0.0, start_at - time.time()))
             postmaster = self.database.postmaster if self.database else None
-            sample = watch(server.pid, postmaster, end_at)
+            sample = Meter(server.pid, postmaster).until(end_at)
             tallies = clients.tallies(self._steps, drain, drain + ANSWER_SLACK_S)
             record = kill.result(RESTART_WAIT_S) if kill is not None else None
         result = aggregate(self.name, rate, duration_s, start_at, tallies, sample)
@@ -292,8 +308,12 @@ class _Climb:
             f"for {settings.duration_s:g} s"
         )
         step, _, _ = self.session.step(rate, settings.duration_s)
-        perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
-        if not step.ok and perturbed and step.latency_p99_ms <= COLLAPSE_P99_MS and self.retries:
+        if (
+            not step.ok
+            and step.perturbed
+            and step.latency_p99_ms <= COLLAPSE_P99_MS
+            and self.retries
+        ):
             self.retries -= 1
             self.session.progress(
                 f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
@@ -301,11 +321,10 @@ class _Climb:
             )
             again, _, _ = self.session.step(rate, settings.duration_s)
             step = min(step, again, key=lambda s: s.other_cpu_percent)
-            perturbed = step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
         self.results.append(step)
         if step.ok:
             self.misses = 0
-        elif not perturbed or step.latency_p99_ms > COLLAPSE_P99_MS:
+        elif not step.perturbed or step.latency_p99_ms > COLLAPSE_P99_MS:
             self.misses += 1  # a near miss that other work perturbed says little: go on
         why = None
         if step.lost or step.closed_connections or step.unanswered:
@@ -321,41 +340,29 @@ class _Climb:
             self.session.close()  # its backlog must not slow the others' steps
 
 
-@contextlib.contextmanager
-def _blame(name: str, work_dir: Path, progress: Progress) -> Iterator[None]:
-    """On a failure, show the end of the failing server's log."""
-    try:
-        yield
-    except Exception:
-        for log in sorted(work_dir.glob(f"{name}-*.log")):
-            progress(f"[{name}] failed; the end of its log {log.name}:\n{tail(log)}")
-        raise
-
-
-def run(settings: Settings, progress: Progress, work_dir: Path) -> Report:
-    """Measure each server in turn, in `work_dir`; the embedded database lives for
-    the whole run."""
+def measure(settings: Settings, progress: Progress) -> Report:
+    """Measure each server in turn; the embedded database (Chatter's) lives for the
+    whole run, the servers' logs in a temporary directory."""
     settings.validate()
     report = Report(settings)
     sessions: dict[str, _Session] = {}
     with contextlib.ExitStack() as stack:
-        database = None
         if CHATTER in settings.servers:
-            progress("starting an embedded PostgreSQL in a temporary directory")
-            database = stack.enter_context(embedded_database(work_dir))
+            database = stack.enter_context(embedded_database("fanout", progress))
+            work_dir = database.work_dir
+        else:
+            database, work_dir = None, Path(stack.enter_context(tempfile.TemporaryDirectory()))
         try:
             # Scenarios 2 and 6 server by server; then scenario 1 rate by rate.
             for name in settings.servers:
-                session = sessions[name] = _Session(name, settings, work_dir, progress, database)
-                with _blame(name, work_dir, progress):
-                    _latency_and_restart(session, settings, report)
+                session = sessions[name] = _Session(name, settings, progress, work_dir, database)
+                _latency_and_restart(session, settings, report)
             if FANOUT in settings.scenarios:
                 climbs = [_Climb(s, report.steps.setdefault(n, [])) for n, s in sessions.items()]
                 for rate in settings.rates:
                     for climb in climbs:
                         if not climb.stopped:
-                            with _blame(climb.session.name, work_dir, progress):
-                                climb.step(settings, rate, report)
+                            climb.step(settings, rate, report)
         finally:
             for session in sessions.values():
                 session.close()

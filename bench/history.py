@@ -22,24 +22,12 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.clients import ClientProcesses, Open, Opened, Paged, Pages
-from bench.report import Progress, Section, Target, table
-from bench.servers import (
-    CHATTER,
-    HOST,
-    HostCpu,
-    RunningServer,
-    embedded_database,
-    process_cost,
-    running_server,
-    tail,
-    wire_of,
-)
+from bench.report import Progress, Section, Target, bullets, table
+from bench.servers import CHATTER, Meter, RunningServer, embedded_database, running_server
 from bench.stats import percent, percentile, percentiles
 
 __all__ = ["FULL", "QUICK", "Settings", "run"]
@@ -106,15 +94,14 @@ def _measure(
     """Every time measured, by what (ms), and the messages each answer carried."""
     rng = random.Random(8)
     deep = _deep(settings)
-    with ClientProcesses(CLIENT_PROCESSES, HOST, server.port, wire_of(CHATTER), "history") as c:
-        c.ask_all(Open(1, close=True), Opened, ANSWER_TIMEOUT_S)  # a warm-up
+    with ClientProcesses(CLIENT_PROCESSES, server, "history") as c:
+        c.ask(Open(1, close=True), Opened, ANSWER_TIMEOUT_S)  # a warm-up
         progress(f"[history] {settings.joins} joining within {settings.join_window_s:g} s")
-        c.send_all(Open(settings.joins, starts=_crowd(settings.joins, settings.join_window_s)))
+        c.send(Open(settings.joins, starts=_crowd(settings.joins, settings.join_window_s)))
         time.sleep(LEAD_S)
-        before, host_before, began = process_cost(server.pid), HostCpu.now(), time.time()
+        meter = Meter(server.pid)
         joins = c.gather(Opened, ANSWER_TIMEOUT_S)
-        wall_s = time.time() - began
-        cpu_s, busy = process_cost(server.pid).cpu_s - before.cpu_s, HostCpu.now()
+        cost = meter.stop()
 
         progress("[history] history pages deep in the past")
         pages: list[Paged] = []
@@ -130,7 +117,7 @@ def _measure(
         resume = Open(
             settings.resumes, starts=starts, query=f"?after={newest - MISSED}", close=True
         )
-        resumes = c.ask_all(resume, Opened, ANSWER_TIMEOUT_S)
+        resumes = c.ask(resume, Opened, ANSWER_TIMEOUT_S)
     return {
         "welcome": [x for j in joins for x in j.welcome_ms],
         "welcome_messages": [n for j in joins for n in j.welcome_messages],
@@ -139,7 +126,7 @@ def _measure(
         "history_messages": [n for p in pages for n in p.messages],
         "resume": [x for r in resumes for x in r.welcome_ms],
         "resume_messages": [n for r in resumes for n in r.welcome_messages],
-        "join": [wall_s, percent(cpu_s, wall_s), busy.busy_percent_since(host_before)],
+        "join": [cost.window_s, percent(cost.cpu_s, cost.window_s), cost.host_busy_percent],
     }
 
 
@@ -152,18 +139,12 @@ def run(quick: bool, progress: Progress) -> Section:
     """Seed, serve, and time joins, history pages and resumes; everything started
     is stopped on return."""
     settings = QUICK if quick else FULL
-    with tempfile.TemporaryDirectory(prefix="history-", ignore_cleanup_errors=True) as tmp:
-        progress("[history] starting an embedded PostgreSQL")
-        with embedded_database(Path(tmp)) as database:
-            progress(f"[history] seeding {settings.messages:,} messages")
-            seed_s, newest = _seed(database.conninfo, settings.messages, progress)
-            progress(f"[history] seeded in {seed_s:.1f} s; starting Chatter")
-            with running_server(CHATTER, Path(tmp), database.conninfo) as server:
-                try:
-                    m = _measure(server, settings, newest, progress)
-                except Exception as error:
-                    raise RuntimeError(f"{error}\n{tail(server.log)}") from error
-            postgres = database.version
+    with embedded_database("history", progress) as database:
+        progress(f"[history] seeding {settings.messages:,} messages")
+        seed_s, newest = _seed(database.conninfo, settings.messages, progress)
+        progress(f"[history] seeded in {seed_s:.1f} s; starting Chatter")
+        with running_server(CHATTER, database.work_dir, database) as server:
+            m = _measure(server, settings, newest, progress)
     welcome_p50, welcome_p99, welcome_max = percentiles(m["welcome"], 50, 99, 100)
     join_wall_s, join_cpu, join_busy = m["join"]
     figures = {
@@ -219,7 +200,7 @@ def run(quick: bool, progress: Progress) -> Section:
         )
     notes = [
         f"{settings.messages:,} messages stored (seeded in {seed_s:.1f} s with COPY) in "
-        f"{postgres}; times run from the start of the TCP connect (or the request) to the "
+        f"{database.version}; times run from the start of the TCP connect (or the request) to the "
         "whole frame at the client; clients run in separate processes on the same machine.",
         f"While the crowd joined ({join_wall_s:.1f} s), Chatter used {join_cpu:.0f}% of one "
         f"CPU and the machine was {join_busy:.0f}% busy over its {os.cpu_count()} CPUs "
@@ -227,9 +208,7 @@ def run(quick: bool, progress: Progress) -> Section:
     ]
     return Section(
         "Joins with history (scenario 4)",
-        table(["what", "count", "messages each", "p50", "p99", "max"], rows, "<>>>>>")
-        + "\n\n"
-        + "\n".join(f"- {n}" for n in notes),
+        table("what|count|messages each|p50|p99|max", rows, "<>>>>>") + "\n\n" + bullets(notes),
         figures,
         [target],
     )

@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.results import P99_TARGET_MS, Report
 from bench.servers import LABELS, SERVERS
+from bench.stats import P99_TARGET_MS
 
 if TYPE_CHECKING:
+    from bench.fanout import Report
     from bench.restart import RestartResult
 
 __all__ = ["p99", "restart"]

@@ -27,6 +27,7 @@ __all__ = [
     "Run",
     "Section",
     "Target",
+    "bullets",
     "machine",
     "minutes",
     "number",
@@ -113,10 +114,16 @@ def number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> str:
-    """A Markdown table; `align` has one of ``<>`` per column."""
+def table(header: str | Sequence[str], rows: Sequence[Sequence[str]], align: str) -> str:
+    """A Markdown table; `header` is a list or ``"a|b|c"``, `align` one of ``<>`` per column."""
+    header = header.split("|") if isinstance(header, str) else header
     rule = ["---:" if a == ">" else "---" for a in align]
     return "\n".join("| " + " | ".join(row) + " |" for row in [header, rule, *rows])
+
+
+def bullets(lines: Sequence[str]) -> str:
+    """A Markdown list."""
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def minutes(seconds: float) -> str:

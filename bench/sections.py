@@ -7,25 +7,16 @@ three `Section`\\ s; the plots are drawn by `bench.plots`.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import plots
-from bench.fanout import FANOUT, LATENCY, RESTART, Settings
-from bench.fanout import run as measure
+from bench import plots, restart
+from bench.fanout import FANOUT, LATENCY, RESTART, Report, Settings, measure
 from bench.report import Progress, Section, Target, number, relative, table
-from bench.restart import restart_section
-from bench.results import (
-    OTHER_CPU_WARNING_PERCENT,
-    P99_TARGET_MS,
-    Report,
-    StepResult,
-)
 from bench.servers import BATCHED, CHATTER, DEMO, FRAME, LABELS, SERVERS, SOCKETIO
-from bench.stats import ratio
+from bench.stats import OTHER_CPU_WARNING_PERCENT, P99_TARGET_MS, StepResult, ratio
 
-__all__ = ["THROUGHPUT_TARGETS", "fanout_section", "latency_section", "restart_section", "run"]
+__all__ = ["THROUGHPUT_TARGETS", "fanout_section", "latency_section", "run"]
 
 THROUGHPUT_TARGETS = {DEMO: 1.5, SOCKETIO: 3.0, BATCHED: 0.95}
 """Chatter's sustained deliveries/s at least this times each baseline's (issue #8 for
@@ -61,7 +52,7 @@ def _notes(report: Report, steps: Sequence[StepResult], run_notes: bool) -> list
     perturbed = [
         f"{LABELS[step.server]} at {step.rate_per_s:g} msg/s ({step.other_cpu_percent:.0f}%)"
         for step in steps
-        if step.other_cpu_percent > OTHER_CPU_WARNING_PERCENT
+        if step.perturbed
     ]
     if perturbed:
         notes.append(
@@ -335,8 +326,7 @@ def latency_section(report: Report, settings: Settings) -> Section:
 def run(settings: Settings, progress: Progress, results_dir: Path, suffix: str) -> list[Section]:
     """Measure scenarios 1, 2 and 6 (those of ``settings.scenarios``) and return their
     sections in the issue's order; the plots go to `results_dir`."""
-    with tempfile.TemporaryDirectory(prefix="fanout-", ignore_cleanup_errors=True) as tmp:
-        report = measure(settings, progress, Path(tmp))
+    report = measure(settings, progress)
     sections = []
     if FANOUT in settings.scenarios:
         sections.append(fanout_section(report, settings, results_dir / f"fanout-p99{suffix}.png"))
@@ -346,5 +336,5 @@ def run(settings: Settings, progress: Progress, results_dir: Path, suffix: str) 
         if report.restart is None:
             raise RuntimeError("scenario 6 produced no result (is Chatter among the servers?)")
         image = results_dir / f"restart{suffix}.png"
-        sections.append(restart_section(report.restart, settings, image))
+        sections.append(restart.section(report.restart, settings, image))
     return sections

@@ -4,25 +4,25 @@
 database the caller gives it) or one of the baselines of `bench.baselines`
 on a free port of 127.0.0.1, logging to a file (a pipe nobody reads would
 block it), waits for ``/healthz``, and on the way out stops it with SIGTERM,
-then SIGKILL if it lingers. `embedded_database` starts a PostgreSQL 18 in a
-temporary directory, with Chatter's schema, for one run.
+then SIGKILL if it lingers; a failure meanwhile carries the end of its log.
+`embedded_database` starts a PostgreSQL 18 in a temporary directory, with
+Chatter's schema, for one run.
 
 Costs are read from ``/proc`` (Linux): a process's CPU time, resident memory
 and threads; the CPU time of PostgreSQL and its backends; and the busy share
-of the whole machine. `kill_actor` and `restarts_of` use Chatter's supervision
-API (scenario 6).
+of the whole machine (`Meter`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report import Progress
 from bench.wsclient import CHATTER_WIRE, SOCKETIO_WIRE
 
 __all__ = [
@@ -42,26 +43,16 @@ __all__ = [
     "SERVERS",
     "SOCKETIO",
     "Database",
-    "HostCpu",
-    "ProcessCost",
+    "Meter",
     "RunningServer",
     "ServerSample",
     "embedded_database",
-    "kill_actor",
     "process_cost",
-    "process_tree_cpu_s",
-    "restarts_of",
+    "raise_files_limit",
     "running_server",
-    "tail",
-    "watch",
-    "wire_of",
 ]
 
-DEMO = "demo"
-FRAME = "frame"
-BATCHED = "batched"
-SOCKETIO = "socketio"
-CHATTER = "chatter"
+DEMO, FRAME, BATCHED, SOCKETIO, CHATTER = "demo", "frame", "batched", "socketio", "chatter"
 SERVERS = (DEMO, FRAME, BATCHED, SOCKETIO, CHATTER)
 """Every server, in the order a run measures them."""
 LABELS = {
@@ -79,7 +70,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 """Longest wait for a server to exit after SIGTERM, before SIGKILL."""
 SAMPLE_S = 0.5
-"""How often `watch` samples a server's RSS and threads."""
+"""How often `Meter.until` samples a server's RSS and threads."""
 MAX_CONNECTIONS = 20_000
 """Chatter's caps for the benchmark, in all and per address: the defaults (10,000
 and 100) would refuse the 10,001st connection and all but 100 from one address,
@@ -89,16 +80,17 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _REPO = Path(__file__).resolve().parents[1]
 
 
-def wire_of(server: str) -> str:
-    """The wire a server speaks (`bench.wsclient`)."""
-    return SOCKETIO_WIRE if server == SOCKETIO else CHATTER_WIRE
-
-
-def tail(path: Path, lines: int = 30) -> str:
+def _tail(path: Path, lines: int = 30) -> str:
     """The end of a log, for an error message."""
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return ""
+
+
+def raise_files_limit() -> None:
+    """The open-files limit up to its hard limit: 10,000 sockets need more than 1,024."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -108,6 +100,10 @@ def _stat_fields(pid: int) -> list[str]:
     """Fields 3.. of /proc/PID/stat (after the command name, which may hold spaces)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu_s(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
 
 
 @dataclass(frozen=True)
@@ -120,28 +116,32 @@ class ProcessCost:
 
 def process_cost(pid: int) -> ProcessCost:
     """CPU time, resident memory and thread count of a process, now."""
-    fields = _stat_fields(pid)
-    rss_kib = threads = 0
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                rss_kib = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    return ProcessCost((int(fields[11]) + int(fields[12])) / _CLOCK_TICKS, rss_kib, threads)
+    with open(f"/proc/{pid}/status") as lines:
+        status = {key: value for key, _, value in (line.partition(":") for line in lines)}
+    rss_kib, threads = (int(status.get(key, "0").split()[0]) for key in ("VmRSS", "Threads"))
+    return ProcessCost(_cpu_s(_stat_fields(pid)), rss_kib, threads)
 
 
-def process_tree_cpu_s(root: int) -> dict[int, float]:
+def _tree_cpu_s(root: int | None) -> dict[int, float]:
     """CPU seconds of `root` and of each of its children, by pid (PostgreSQL's
     postmaster and its backends)."""
     found: dict[int, float] = {}
+    if root is None:
+        return found
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                pid, fields = int(entry.name), _stat_fields(int(entry.name))
-                if pid == root or int(fields[1]) == root:
-                    found[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid, fields = int(entry.name), _stat_fields(int(entry.name))
+            if root in (pid, int(fields[1])):
+                found[pid] = _cpu_s(fields)
     return found
+
+
+def _host_cpu() -> tuple[int, int]:
+    """The whole machine's busy and total CPU time (/proc/stat), to take differences of."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    total = sum(values[:8])  # guest time is already inside user time
+    return total - values[3] - (values[4] if len(values) > 4 else 0), total  # - idle - iowait
 
 
 @dataclass(frozen=True)
@@ -159,49 +159,39 @@ class ServerSample:
     cpus: int
 
 
-@dataclass(frozen=True)
-class HostCpu:
-    """The whole machine's CPU counters (/proc/stat), to take differences of."""
+class Meter:
+    """What a server (and its database, given its postmaster) costs from now on."""
 
-    busy: int
-    total: int
+    def __init__(self, pid: int, postmaster: int | None = None) -> None:
+        self.pid, self.postmaster = pid, postmaster
+        self.host, self.cost = _host_cpu(), process_cost(pid)
+        self.db_cpu = _tree_cpu_s(postmaster)
+        self.started = time.monotonic()
+        self.peak_rss, self.peak_threads = self.cost.rss_kib, self.cost.threads
 
-    @classmethod
-    def now(cls) -> HostCpu:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        total = sum(values[:8])  # guest time is already inside user time
-        return cls(total - idle, total)
+    def until(self, at: float) -> ServerSample:
+        """Sample RSS and threads until `at` (`time.time()`), then `stop`."""
+        while time.time() < at:
+            time.sleep(max(0.0, min(SAMPLE_S, at - time.time())))
+            cost = process_cost(self.pid)
+            self.peak_rss = max(self.peak_rss, cost.rss_kib)
+            self.peak_threads = max(self.peak_threads, cost.threads)
+        return self.stop()
 
-    def busy_percent_since(self, earlier: HostCpu) -> float:
-        """Busy share of all CPUs between `earlier` and this, 0 to 100."""
-        total = self.total - earlier.total
-        return 100.0 * (self.busy - earlier.busy) / total if total > 0 else 0.0
-
-
-def watch(pid: int, postmaster: int | None, until: float) -> ServerSample:
-    """What the server (and its database) cost until `until`, sampled from now."""
-    host_before, before = HostCpu.now(), process_cost(pid)
-    db_before = process_tree_cpu_s(postmaster) if postmaster else {}
-    started = time.monotonic()
-    peak_rss, peak_threads = before.rss_kib, before.threads
-    while time.time() < until:
-        time.sleep(max(0.0, min(SAMPLE_S, until - time.time())))
-        cost = process_cost(pid)
-        peak_rss, peak_threads = max(peak_rss, cost.rss_kib), max(peak_threads, cost.threads)
-    db_after = process_tree_cpu_s(postmaster) if postmaster else {}
-    return ServerSample(
-        window_s=time.monotonic() - started,
-        cpu_s=process_cost(pid).cpu_s - before.cpu_s,
-        db_cpu_s=sum(cpu - db_before.get(p, 0.0) for p, cpu in db_after.items())
-        if postmaster
-        else None,
-        peak_rss_kib=peak_rss,
-        peak_threads=peak_threads,
-        host_busy_percent=HostCpu.now().busy_percent_since(host_before),
-        cpus=os.cpu_count() or 1,
-    )
+    def stop(self) -> ServerSample:
+        db_after = _tree_cpu_s(self.postmaster)
+        busy, total = (now - then for now, then in zip(_host_cpu(), self.host, strict=True))
+        return ServerSample(
+            window_s=time.monotonic() - self.started,
+            cpu_s=process_cost(self.pid).cpu_s - self.cost.cpu_s,
+            db_cpu_s=sum(cpu - self.db_cpu.get(p, 0.0) for p, cpu in db_after.items())
+            if self.postmaster
+            else None,
+            peak_rss_kib=self.peak_rss,
+            peak_threads=self.peak_threads,
+            host_busy_percent=100.0 * busy / total if total > 0 else 0.0,
+            cpus=os.cpu_count() or 1,
+        )
 
 
 # -- the database -----------------------------------------------------------------------
@@ -213,27 +203,33 @@ class Database:
     version: str
     """``PostgreSQL 18.6``."""
     postmaster: int | None
+    work_dir: Path
+    """A temporary directory beside the database's, for the servers' logs and data."""
 
 
 @contextlib.contextmanager
-def embedded_database(work_dir: Path) -> Iterator[Database]:
-    """PostgreSQL 18 in `work_dir`, migrated to the newest schema; stopped on exit."""
+def embedded_database(scenario: str, progress: Progress) -> Iterator[Database]:
+    """PostgreSQL 18 in a temporary directory, migrated to the newest schema; stopped
+    and removed on exit."""
     import psycopg
 
     from chatter.database import EmbeddedPostgres, migrate
 
-    server = EmbeddedPostgres(work_dir / "db")
-    try:
-        conninfo = server.start()
-        migrate(conninfo)
-        with psycopg.connect(conninfo) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-        postmaster = None
-        with contextlib.suppress(OSError, ValueError):
-            postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
-        yield Database(conninfo, f"PostgreSQL {row[0] if row else '?'}", postmaster)
-    finally:
-        server.close()
+    progress(f"[{scenario}] starting an embedded PostgreSQL in a temporary directory")
+    with tempfile.TemporaryDirectory(prefix=f"{scenario}-", ignore_cleanup_errors=True) as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "db")
+        try:
+            conninfo = server.start()
+            migrate(conninfo)
+            with psycopg.connect(conninfo) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+            postmaster = None
+            with contextlib.suppress(OSError, ValueError):
+                postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
+            version = f"PostgreSQL {row[0] if row else '?'}"
+            yield Database(conninfo, version, postmaster, Path(tmp))
+        finally:
+            server.close()
 
 
 # -- server processes -------------------------------------------------------------------
@@ -245,6 +241,20 @@ class RunningServer:
     pid: int
     port: int
     log: Path
+
+    @property
+    def wire(self) -> str:
+        """The wire it speaks (`bench.wsclient`)."""
+        return SOCKETIO_WIRE if self.name == SOCKETIO else CHATTER_WIRE
+
+    @contextlib.contextmanager
+    def blamed(self) -> Iterator[None]:
+        """An exception within names the server and ends with the end of its log."""
+        try:
+            yield
+        except Exception as error:
+            end = f"the end of {self.log.name}:\n{_tail(self.log)}"
+            raise RuntimeError(f"{self.name}: {error}; {end}") from error
 
 
 def _free_port() -> int:
@@ -260,7 +270,7 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     url = f"http://{HOST}:{port}/healthz"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail(log)}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(url, timeout=2) as answer,
@@ -284,26 +294,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    name: str, work_dir: Path, database_url: str | None = None
+    name: str, work_dir: Path, database: Database | None = None
 ) -> Iterator[RunningServer]:
-    """Start server `name` on a free port, with the open-files limit raised (10,000
-    sockets need more than 1,024); stop it on exit, whatever happens. Chatter
-    needs `database_url` and keeps its secrets in `work_dir`."""
+    """Start server `name` on a free port, with the open-files limit raised; stop it
+    on exit, whatever happens. Chatter needs `database` and keeps its secrets in
+    `work_dir`. An exception within is `RunningServer.blamed`."""
     if name not in SERVERS:
         raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
     port = _free_port()
     log = work_dir / f"{name}-{port}.log"
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
+    raise_files_limit()  # the server inherits it
     env = dict(os.environ)
     command = [sys.executable, "-m", "bench.baselines", name]
     if name == CHATTER:
-        if database_url is None:
-            raise ValueError("Chatter needs a database_url")
+        if database is None:
+            raise ValueError("Chatter needs a database")
         command = [sys.executable, "-m", "web", "serve"]
         caps = str(MAX_CONNECTIONS)
         env.update(
-            DATABASE_URL=database_url,
+            DATABASE_URL=database.conninfo,
             CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
             CHATTER_MAX_CONNECTIONS=caps,
             CHATTER_MAX_CONNECTIONS_PER_IP=caps,
@@ -320,41 +329,10 @@ def running_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        server = RunningServer(name, process.pid, port, log)
         try:
-            _wait_ready(process, port, log)
-            yield RunningServer(name, process.pid, port, log)
+            with server.blamed():
+                _wait_ready(process, port, log)
+                yield server
         finally:
             _stop(process)
-
-
-# -- Chatter's supervision API ----------------------------------------------------------
-
-
-def kill_actor(port: int, actor: str) -> None:
-    """``POST /api/supervision/kill`` (docs/PROTOCOL.md): crash `actor` from inside."""
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}/api/supervision/kill",
-        data=json.dumps({"id": actor}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        if answer.status != 202:
-            raise RuntimeError(f"kill {actor!r} answered {answer.status}")
-
-
-def restarts_of(port: int, actor: str) -> int | None:
-    """How often `actor` has been restarted (``GET /api/supervision``); None while the
-    tree is down or the actor is not running."""
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/api/supervision", timeout=5) as answer:
-            nodes = [json.load(answer)]
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
-    while nodes:
-        node = nodes.pop()
-        if node.get("id") == actor:
-            restarts = node.get("restarts")
-            return restarts if node.get("alive") and isinstance(restarts, int) else None
-        nodes.extend(node.get("children", []))
-    return None
