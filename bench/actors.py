@@ -20,14 +20,14 @@ them), and the process's thread count with the actors running.
 
 RSS growth is approximate: a runtime measured later in the same process reuses
 memory an earlier one freed and so looks smaller (LoopActor measured after the
-thread runtimes showed 0 KiB per actor). The loop goes first, as its figure is
+thread runtimes showed 0 KiB per actor), or even negative while the threads of
+the one before are still being torn down. The loop goes first, as its figure is
 the smallest and the most easily hidden; ``--runtime NAME`` measures one alone.
-
 The producer sends as fast as it can, so the latencies include queueing behind
 the backlog: they are latencies under saturation, not at a light load.
 
 Run it with ``make bench-actors`` or ``python -m bench.actors --help``. Linux only
-(it reads /proc/self/status).
+(it reads /proc).
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -49,18 +47,17 @@ from typing import Any
 
 import pykka
 
+from bench.report import machine
+from bench.servers import process_cost
 from bench.stats import percentiles
 from supervision import LoopActor, ThreadActor
 
-__all__ = ["Machine", "Report", "RuntimeResult", "main", "run"]
+__all__ = ["Report", "RuntimeResult", "main", "run"]
 
-DEFAULT_ACTORS = 1_000
-DEFAULT_MESSAGES = 500_000
-QUICK_ACTORS = 100
-QUICK_MESSAGES = 10_000
+DEFAULT_ACTORS, DEFAULT_MESSAGES = 1_000, 500_000
+QUICK_ACTORS, QUICK_MESSAGES = 100, 10_000
 RUNTIMES = ("loop", "thread", "pykka")
 """In the order measured: see the module docstring on RSS for why the loop goes first."""
-
 START_TIMEOUT_S = 60.0
 """Longest wait for all N actors to have run ``on_start``."""
 DELIVERY_TIMEOUT_S = 120.0
@@ -68,18 +65,15 @@ DELIVERY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 """Longest wait for all actors (and their threads, and the loop) to end."""
 
-NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
-
 
 class _Tally:
     """What the actors of one runtime share: latency slots and two countdowns."""
 
     def __init__(self, actors: int, messages: int) -> None:
+        self.actors, self.messages = actors, messages
         self.latencies_ns = [-1] * messages
         """Slot i: the latency of message i, or -1 while it is undelivered."""
-        self.all_started = threading.Event()
-        self.all_delivered = threading.Event()
+        self.all_started, self.all_delivered = threading.Event(), threading.Event()
         self.last_delivery_ns = 0
         self._lock = threading.Lock()
         self._starting = actors
@@ -99,43 +93,26 @@ class _Tally:
                 self.all_delivered.set()
 
 
-class _Recorder:
-    """One actor's work per message, the same in every runtime: a clock read,
-    a store into its own preallocated slot, a count."""
+class _Records:
+    """An actor's work per message, the same in every runtime: a clock read, a store
+    into its own preallocated slot, a count."""
 
-    __slots__ = ("_expected", "_slot", "_stride", "_tally", "received")
-
-    def __init__(self, tally: _Tally, index: int, actors: int, messages: int) -> None:
+    def __init__(self, tally: _Tally, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._tally = tally
         self._slot = index  # round-robin: actor i gets messages i, i + N, i + 2N...
-        self._stride = actors
-        self._expected = len(range(index, messages, actors))
-        self.received = 0
-
-    def started(self) -> None:
-        self._tally.started()
-
-    def receive(self, sent_ns: int) -> None:
-        now_ns = time.perf_counter_ns()
-        self._tally.latencies_ns[self._slot] = now_ns - sent_ns
-        self._slot += self._stride
-        self.received += 1
-        if self.received == self._expected:
-            self._tally.finished(now_ns)
-
-
-class _Records:
-    """The actor's side, the same in every runtime: hand each message to the recorder."""
-
-    def __init__(self, recorder: _Recorder, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.recorder = recorder
+        self._remaining = len(range(index, tally.messages, tally.actors))
 
     def on_start(self) -> None:
-        self.recorder.started()
+        self._tally.started()
 
     def on_receive(self, message: Any) -> None:
-        self.recorder.receive(message)
+        now_ns = time.perf_counter_ns()
+        self._tally.latencies_ns[self._slot] = now_ns - message  # its send time
+        self._slot += self._tally.actors
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._tally.finished(now_ns)
 
 
 class _PykkaActor(_Records, pykka.ThreadingActor):
@@ -169,28 +146,12 @@ class RuntimeResult:
 
 
 @dataclass(frozen=True)
-class Machine:
-    cpus: int
-    python: str
-    pykka: str
-    platform: str
-
-
-@dataclass(frozen=True)
 class Report:
-    machine: Machine
+    machine: dict[str, Any]
+    """As `bench.report.machine` describes it for ``python -m bench``."""
     results: list[RuntimeResult]
     loop_over_thread: float | None
     """LoopActor deliveries/s divided by ThreadActor deliveries/s, this run."""
-
-
-def _proc_status(field: str) -> int:
-    """An integer field of /proc/self/status (VmRSS is in KiB)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise LookupError(f"no {field} in /proc/self/status")
 
 
 def _log(line: str) -> None:
@@ -198,7 +159,7 @@ def _log(line: str) -> None:
 
 
 @contextmanager
-def _runtime(name: str) -> Iterator[Callable[[_Recorder], pykka.ActorRef[Any]]]:
+def _runtime(name: str) -> Iterator[Callable[[_Tally, int], pykka.ActorRef[Any]]]:
     """A way to start one actor of runtime `name`; on exit, the loop (if any) ends."""
     if name == "pykka":
         yield _PykkaActor.start
@@ -209,7 +170,7 @@ def _runtime(name: str) -> Iterator[Callable[[_Recorder], pykka.ActorRef[Any]]]:
         thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
         thread.start()
         try:
-            yield lambda recorder: _LoopActor.start(recorder, loop=loop)
+            yield lambda tally, index: _LoopActor.start(tally, index, loop=loop)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=STOP_TIMEOUT_S)
@@ -222,31 +183,27 @@ def _runtime(name: str) -> Iterator[Callable[[_Recorder], pykka.ActorRef[Any]]]:
 def _stop(refs: list[pykka.ActorRef[Any]], threads_before: set[threading.Thread]) -> None:
     """Stop every actor and wait for the threads they ran on to end."""
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    stopping = [ref.stop(block=False) for ref in refs]
-    for future in stopping:
+    for future in [ref.stop(block=False) for ref in refs]:
         future.get(timeout=max(0.0, deadline - time.monotonic()))
-    for thread in threading.enumerate():
-        if thread not in threads_before:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    for thread in set(threading.enumerate()) - threads_before:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _measure(name: str, actors: int, messages: int) -> RuntimeResult:
     tally = _Tally(actors, messages)
-    recorders = [_Recorder(tally, i, actors, messages) for i in range(actors)]
     gc.collect()
-    rss_before_kib = _proc_status("VmRSS")
+    rss_before_kib = process_cost(os.getpid()).rss_kib
     refs: list[pykka.ActorRef[Any]] = []
     with _runtime(name) as start_actor:
         threads_before = set(threading.enumerate())
         try:
             _log(f"[{name}] starting {actors:,} actors")
             started_ns = time.perf_counter_ns()
-            refs.extend(start_actor(recorder) for recorder in recorders)
+            refs.extend(start_actor(tally, index) for index in range(actors))
             if not tally.all_started.wait(START_TIMEOUT_S):
                 raise TimeoutError(f"[{name}] actors not started in {START_TIMEOUT_S} s")
             start_up_ns = time.perf_counter_ns() - started_ns
-            rss_after_kib = _proc_status("VmRSS")
-            threads = _proc_status("Threads")
+            running = process_cost(os.getpid())
 
             _log(f"[{name}] sending {messages:,} messages")
             tells = [ref.tell for ref in refs]
@@ -266,21 +223,21 @@ def _measure(name: str, actors: int, messages: int) -> RuntimeResult:
             _log(f"[{name}] stopping")
             _stop(refs, threads_before)
 
-    p50_ns, p99_ns, max_ns = percentiles(tally.latencies_ns, 50, 99, 100)
-    wall_ns = tally.last_delivery_ns - first_send_ns
+    p50, p99, top = (ns / 1e6 for ns in percentiles(tally.latencies_ns, 50, 99, 100))
+    wall_s = (tally.last_delivery_ns - first_send_ns) / 1e9
     return RuntimeResult(
         runtime=name,
         actors=actors,
         messages_sent=messages,
-        messages_delivered=sum(recorder.received for recorder in recorders),
-        start_up_s=start_up_ns / NS_PER_S,
-        rss_growth_per_actor_kib=(rss_after_kib - rss_before_kib) / actors,
-        threads=threads,
-        wall_s=wall_ns / NS_PER_S,
-        deliveries_per_s=messages * NS_PER_S / wall_ns,
-        latency_p50_ms=p50_ns / NS_PER_MS,
-        latency_p99_ms=p99_ns / NS_PER_MS,
-        latency_max_ms=max_ns / NS_PER_MS,
+        messages_delivered=sum(1 for latency in tally.latencies_ns if latency >= 0),
+        start_up_s=start_up_ns / 1e9,
+        rss_growth_per_actor_kib=(running.rss_kib - rss_before_kib) / actors,
+        threads=running.threads,
+        wall_s=wall_s,
+        deliveries_per_s=messages / wall_s,
+        latency_p50_ms=p50,
+        latency_p99_ms=p99,
+        latency_max_ms=top,
     )
 
 
@@ -294,20 +251,11 @@ def run(
         raise ValueError("need at least one actor and one message")
     results = []
     for name in runtimes:
-        result = _measure(name, actors, messages)
+        results.append(result := _measure(name, actors, messages))
         _log(f"[{name}] {result.deliveries_per_s:,.0f} deliveries/s")
-        results.append(result)
-    by_name = {result.runtime: result for result in results}
-    ratio = None
-    if "loop" in by_name and "thread" in by_name:
-        ratio = by_name["loop"].deliveries_per_s / by_name["thread"].deliveries_per_s
-    machine = Machine(
-        cpus=os.cpu_count() or 0,
-        python=platform.python_version(),
-        pykka=importlib.metadata.version("pykka"),
-        platform=platform.platform(),
-    )
-    return Report(machine=machine, results=results, loop_over_thread=ratio)
+    by_name = {result.runtime: result.deliveries_per_s for result in results}
+    ratio = by_name["loop"] / by_name["thread"] if {"loop", "thread"} <= set(by_name) else None
+    return Report(machine(), results, ratio)
 
 
 _COLUMNS: list[tuple[str, str, Callable[[RuntimeResult], str]]] = [
@@ -330,13 +278,11 @@ def format_report(report: Report) -> str:
     rows = [[title for title, _, _ in _COLUMNS]]
     rows += [[cell(result) for _, _, cell in _COLUMNS] for result in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = [f"{m.cpus} CPUs, Python {m.python}, pykka {m.pykka}, {m.platform}", ""]
+    pykka_version = m["versions"].get("pykka", "?")
+    lines = [f"{m['cpus']} CPUs, Python {m['python']}, pykka {pykka_version}, {m['platform']}", ""]
     for row in rows:
-        cells = (
-            f"{text:{align}{width}}"
-            for text, (_, align, _), width in zip(row, _COLUMNS, widths, strict=True)
-        )
-        lines.append("  ".join(cells))
+        cells = zip(row, _COLUMNS, widths, strict=True)
+        lines.append("  ".join(f"{text:{align}{width}}" for text, (_, align, _), width in cells))
     if report.loop_over_thread is not None:
         lines += ["", f"LoopActor / ThreadActor deliveries/s: {report.loop_over_thread:.2f}x"]
     return "\n".join(lines)
@@ -371,12 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args(argv)
-    if args.actors is None:
-        args.actors = QUICK_ACTORS if args.quick else DEFAULT_ACTORS
-    if args.messages is None:
-        args.messages = QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES
-
-    report = run(args.actors, args.messages, args.runtime or RUNTIMES)
+    actors = args.actors or (QUICK_ACTORS if args.quick else DEFAULT_ACTORS)
+    messages = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
+    report = run(actors, messages, args.runtime or RUNTIMES)
     print(format_report(report))
     if args.json:
         with open(args.json, "w") as out:

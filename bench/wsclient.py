@@ -156,17 +156,21 @@ class WebSocketClient(asyncio.Protocol):
             self.close_code = CLOSE_ABNORMAL
         self.on_close(self.close_code)
 
-    def send_text(self, text: str) -> None:
+    def _send(self, opcode: int, payload: bytes) -> None:
+        """A frame, unless the connection has ended or this end has sent its close."""
         if self._transport is not None and not self._close_sent:
-            self._transport.write(_client_frame(_TEXT, text.encode()))
+            self._transport.write(_client_frame(opcode, payload))
+            self._close_sent = opcode == _CLOSE
+
+    def send_text(self, text: str) -> None:
+        self._send(_TEXT, text.encode())
 
     def close(self, code: int = CLOSE_NORMAL) -> None:
         """Send a close frame; the server answers and closes the TCP connection."""
         if self._transport is not None and not self._handshaken:
             self._transport.close()
-        elif self._transport is not None and not self._close_sent:
-            self._close_sent = True
-            self._transport.write(_client_frame(_CLOSE, struct.pack("!H", code)))
+        else:
+            self._send(_CLOSE, struct.pack("!H", code))
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -236,14 +240,11 @@ class WebSocketClient(asyncio.Protocol):
         if opcode == _TEXT and final:  # the servers measured never fragment a frame
             self.on_text(payload)
         elif opcode == _PING:
-            if self._transport is not None and not self._close_sent:
-                self._transport.write(_client_frame(_PONG, payload))
+            self._send(_PONG, payload)
         elif opcode == _CLOSE:
             self.close_code = int.from_bytes(payload[:2], "big") if payload else CLOSE_NO_STATUS
+            self._send(_CLOSE, payload[:2])
             if self._transport is not None:
-                if not self._close_sent:
-                    self._close_sent = True
-                    self._transport.write(_client_frame(_CLOSE, payload[:2]))
                 self._transport.close()
         elif opcode not in (_BINARY, _PONG):  # these carry nothing the benchmark reads
             self._protocol_error()

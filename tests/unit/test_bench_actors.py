@@ -1,4 +1,5 @@
-"""The actor benchmark runs end to end and reports every figure: not how fast."""
+"""The actor benchmark runs end to end and reports every figure: not how fast, and
+nothing that depends on how fast (a busy machine must not fail it)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bench import actors as bench
 def test_quick_run_reports_every_figure_for_every_runtime(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())
     out = tmp_path / "actors.json"
 
     assert bench.main(["--quick", "--json", str(out)]) == 0
@@ -39,22 +40,23 @@ def test_quick_run_reports_every_figure_for_every_runtime(
         ):
             assert math.isfinite(result[figure]), (name, figure)
             assert result[figure] > 0, (name, figure)
-        # Memory freed by an earlier runtime may be reused, so growth can be 0.
+        # Memory an earlier runtime freed may be reused, and the threads of the one before
+        # may still be torn down while this one starts: growth can be 0, or below.
         assert math.isfinite(result["rss_growth_per_actor_kib"]), name
-        assert result["rss_growth_per_actor_kib"] >= 0, name
         assert result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
     assert report["loop_over_thread"] > 0
     assert report["machine"]["cpus"] > 0
-    assert report["machine"]["pykka"]
+    assert report["machine"]["versions"]["pykka"]
 
     table = capsys.readouterr().out
     for name in bench.RUNTIMES:
         assert f"\n{name} " in table
     assert "LoopActor / ThreadActor deliveries/s:" in table
 
-    # Every actor, actor thread and the loop thread are gone.
+    # Every actor, actor thread and the loop thread are gone (threads that were already
+    # there may have ended meanwhile: only new ones count).
     assert pykka.ActorRegistry.get_all() == []
-    assert threading.active_count() == threads_before
+    assert set(threading.enumerate()) - threads_before == set()
 
 
 def test_more_actors_than_messages_still_completes() -> None:
