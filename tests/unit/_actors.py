@@ -10,6 +10,7 @@ from typing import Any
 import pykka
 
 from supervision import ChildSpec, Restart, Shutdown, ThreadActor
+from tests.unit._runtimes import Gate
 
 
 class Journal:
@@ -36,21 +37,9 @@ class Journal:
         assert ok, f"{name} did not {what} {count} time(s); journal: {self.entries}"
 
 
-class Hang:
-    """A message that keeps a worker busy until `release` is set."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def hold(self) -> None:
-        self.entered.set()
-        self.release.wait(10)
-
-
 class Worker(ThreadActor):
-    """Answers 'ping' with its name, stops itself on 'exit', hangs on `Hang`;
-    `hold_start` and `hold_stop` keep its on_start or on_stop busy until released."""
+    """Answers 'ping' with its name, stops itself on 'exit', is held by a `Gate`
+    sent to it; `hold_start` and `hold_stop` hold its on_start or on_stop."""
 
     def __init__(
         self,
@@ -58,8 +47,8 @@ class Worker(ThreadActor):
         journal: Journal,
         fail_start: bool = False,
         *,
-        hold_start: Hang | None = None,
-        hold_stop: Hang | None = None,
+        hold_start: Gate | None = None,
+        hold_stop: Gate | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -89,7 +78,7 @@ class Worker(ThreadActor):
             return self.name
         if message == "exit":
             self.stop()
-        elif isinstance(message, Hang):
+        elif isinstance(message, Gate):
             message.hold()
         return None
 
@@ -101,7 +90,7 @@ def worker(
     shutdown: float | Shutdown = 5.0,
     registered: bool = False,
     fail_start: Callable[[], bool] = lambda: False,
-    **holds: Hang,
+    **holds: Gate,
 ) -> ChildSpec:
     """A child spec for a `Worker`; `fail_start` is asked at every start;
     `holds` are its `hold_start` and `hold_stop`."""
@@ -112,16 +101,6 @@ def worker(
         shutdown=shutdown,
         name=name if registered else None,
     )
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def wait_until_dead(ref: pykka.ActorRef[Any], timeout_s: float = 5.0) -> None:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import pytest
 
 from supervision import RestartIntensity
+from tests.unit._clock import FakeClock
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def answers(max_restarts: int, *at_s: float) -> tuple[list[bool], RestartIntensity]:
+    """What an intensity of `max_restarts` in 5 s answers to a restart at each
+    of `at_s` (seconds from the first), and the intensity afterwards."""
+    clock = FakeClock()
+    intensity = RestartIntensity(max_restarts, 5.0, clock)
+    start = clock.now
+    said = []
+    for offset in at_s:
+        clock.now = start + offset
+        said.append(intensity.add_restart())
+    return said, intensity
 
 
 def test_defaults_are_three_restarts_in_five_seconds() -> None:
@@ -21,34 +27,24 @@ def test_defaults_are_three_restarts_in_five_seconds() -> None:
 
 
 def test_max_restarts_inside_the_period_are_allowed_and_one_more_is_not() -> None:
-    clock = FakeClock()
-    intensity = RestartIntensity(3, 5.0, clock)
-    for _ in range(3):
-        assert intensity.add_restart()
-        clock.now += 1.0
-    assert not intensity.add_restart()
+    said, _ = answers(3, 0.0, 1.0, 2.0, 3.0)
+    assert said == [True, True, True, False]
 
 
 def test_restarts_older_than_the_period_no_longer_count() -> None:
-    clock = FakeClock()
-    intensity = RestartIntensity(3, 5.0, clock)
-    for _ in range(3):
-        assert intensity.add_restart()
-    clock.now += 5.001
-    assert intensity.add_restart()
+    said, intensity = answers(3, 0.0, 0.0, 0.0, 5.001)
+    assert said == [True, True, True, True]
     assert intensity.recent() == 1
 
 
 def test_a_restart_exactly_one_period_old_still_counts_as_in_otp() -> None:
-    clock = FakeClock()
-    intensity = RestartIntensity(1, 5.0, clock)
-    assert intensity.add_restart()
-    clock.now += 5.0
-    assert not intensity.add_restart()
+    said, _ = answers(1, 0.0, 5.0)
+    assert said == [True, False]
 
 
 def test_zero_max_restarts_gives_up_on_the_first() -> None:
-    assert not RestartIntensity(0, 5.0, FakeClock()).add_restart()
+    said, _ = answers(0, 0.0)
+    assert said == [False]
 
 
 @pytest.mark.parametrize(("max_restarts", "max_seconds"), [(-1, 5.0), (3, 0), (3, -1.0)])

@@ -8,6 +8,7 @@ exit it reports and what it left in its inbox.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pykka
 import pytest
@@ -35,6 +36,21 @@ from tests.unit._runtimes import (
     thread_runtime,
     wait_exited,
 )
+
+
+def held(ref: pykka.ActorRef[Any]) -> Gate:
+    """`ref` kept busy on a gate, so that what is sent to it next queues; the
+    gate, to release it."""
+    gate = Gate()
+    ref.tell(Block(gate))
+    assert gate.entered.wait(TIMEOUT_S)
+    return gate
+
+
+def held_in_a_link(runtime: Runtime, journal: Journal) -> tuple[pykka.ActorRef[Any], Link, Gate]:
+    """A `Recorder` started in a link and `held`; its link and gate."""
+    ref, link = runtime.start_linked(Recorder, journal)
+    return ref, link, held(ref)
 
 
 def test_failing_tell_stops_actor_and_runs_on_failure(runtime: Runtime, journal: Journal) -> None:
@@ -171,9 +187,7 @@ def test_stop_answers_asks_ahead_of_it_and_fails_asks_behind_it(
     runtime: Runtime, journal: Journal
 ) -> None:
     ref = runtime.start(Recorder, journal)
-    gate = Gate()
-    ref.tell(Block(gate))
-    assert gate.entered.wait(TIMEOUT_S)
+    gate = held(ref)
 
     ahead = ref.ask(Double(1), block=False)
     stopping = ref.stop(block=False)
@@ -220,10 +234,7 @@ def test_base_exception_in_a_handler_stops_every_actor_of_both_runtimes(
 def test_inject_crash_crashes_the_actor_after_messages_already_queued(
     runtime: Runtime, journal: Journal
 ) -> None:
-    ref, link = runtime.start_linked(Recorder, journal)
-    gate = Gate()
-    ref.tell(Block(gate))
-    assert gate.entered.wait(TIMEOUT_S)
+    ref, link, gate = held_in_a_link(runtime, journal)
 
     ref.tell(Note("before"))
     inject_crash(ref, "on purpose")
@@ -246,10 +257,7 @@ def test_inject_crash_crashes_the_actor_after_messages_already_queued(
 def test_a_killed_actor_handles_nothing_more_and_hands_over_its_inbox(
     runtime: Runtime, journal: Journal
 ) -> None:
-    ref, link = runtime.start_linked(Recorder, journal)
-    gate = Gate()
-    ref.tell(Block(gate))
-    assert gate.entered.wait(TIMEOUT_S)
+    ref, link, gate = held_in_a_link(runtime, journal)
     ref.tell(Note("queued"))
     asked = ref.ask(Double(1), block=False)
 

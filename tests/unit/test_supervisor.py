@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -40,7 +41,9 @@ from supervision import (
     which_children,
 )
 from tests.conftest import EventLog
-from tests.unit._actors import FakeClock, Hang, Journal, Worker, wait_until_dead, worker
+from tests.unit._actors import Journal, Worker, wait_until_dead, worker
+from tests.unit._clock import FakeClock
+from tests.unit._runtimes import Gate
 
 P, T, X = Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY
 
@@ -110,15 +113,34 @@ EXPECTED_AFTER_CRASH_OF_B = {
 }
 
 
-@pytest.mark.parametrize("restart", [P, T, X], ids=lambda r: r.value)
-@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.value)
-def test_crash_is_handled_by_strategy_and_restart_type(
-    strategy: Strategy, restart: Restart, events: EventStream, event_log: EventLog
-) -> None:
+@dataclass(frozen=True)
+class ThreeChildren:
+    """a, b and c started under a root of `strategy`: b of `restart` type, a and
+    c permanent."""
+
+    strategy: Strategy
+    restart: Restart
+    journal: Journal
+    root: Root
+
+
+@pytest.fixture(
+    params=[(strategy, restart) for strategy in Strategy for restart in (P, T, X)],
+    ids=lambda param: f"{param[0].value}-{param[1].value}",
+)
+def b_among_three(request: pytest.FixtureRequest, events: EventStream) -> ThreeChildren:
+    """`ThreeChildren` for every strategy and every restart type of b."""
+    strategy, restart = request.param
     journal = Journal()
     children = [worker("a", journal), worker("b", journal, restart), worker("c", journal)]
-    root = Root(children, events, strategy=strategy)
-    restarted, b_kept = EXPECTED_AFTER_CRASH_OF_B[(strategy, restart)]
+    return ThreeChildren(strategy, restart, journal, Root(children, events, strategy=strategy))
+
+
+def test_crash_is_handled_by_strategy_and_restart_type(
+    b_among_three: ThreeChildren, event_log: EventLog
+) -> None:
+    strategy, journal, root = b_among_three.strategy, b_among_three.journal, b_among_three.root
+    restarted, b_kept = EXPECTED_AFTER_CRASH_OF_B[(strategy, b_among_three.restart)]
 
     inject_crash(root.child("b"))
 
@@ -149,14 +171,10 @@ def test_a_temporary_sibling_stopped_by_a_restart_is_forgotten(
     assert journal.of("stop") == ["c", "t"]
 
 
-@pytest.mark.parametrize("restart", [P, T, X], ids=lambda r: r.value)
-@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.value)
 def test_normal_exit_restarts_only_permanent_children(
-    strategy: Strategy, restart: Restart, events: EventStream, event_log: EventLog
+    b_among_three: ThreeChildren, event_log: EventLog
 ) -> None:
-    journal = Journal()
-    children = [worker("a", journal), worker("b", journal, restart), worker("c", journal)]
-    root = Root(children, events, strategy=strategy)
+    restart, root = b_among_three.restart, b_among_three.root
 
     root.child("b").tell("exit")
 
@@ -321,7 +339,7 @@ def test_start_function_that_raises_is_a_failed_start(events: EventStream) -> No
 def test_a_child_whose_on_start_does_not_return_in_time_is_killed_and_fails_the_start(
     events: EventStream, event_log: EventLog
 ) -> None:
-    journal, held = Journal(), Hang()
+    journal, held = Journal(), Gate()
     root = Root([worker("a", journal)], events, start_timeout_s=0.2)
     starting = start_child(root.ref, worker("slow", journal, hold_start=held))
     with pytest.raises(StartChildError, match=r"'slow' failed to start: on_start did not return"):
@@ -367,10 +385,10 @@ def test_a_child_that_ignores_stop_is_killed_after_its_timeout(
 ) -> None:
     journal = Journal()
     root = Root([worker("a", journal), worker("stuck", journal, shutdown=0.2)], events)
-    hang = Hang()
+    gate = Gate()
     stuck = root.child("stuck")
-    stuck.tell(hang)
-    assert hang.entered.wait(5)
+    stuck.tell(gate)
+    assert gate.entered.wait(5)
 
     started = time.monotonic()
     root.ref.stop(timeout=5)
@@ -381,7 +399,7 @@ def test_a_child_that_ignores_stop_is_killed_after_its_timeout(
     killed = event_log.wait_for(lambda e: e.child == "stuck" and e.kind is EventKind.EXITED)
     assert killed.reason == "killed"
     assert not stuck.is_alive()
-    hang.release.set()
+    gate.release.set()
     wait_until_dead(stuck)
 
 
@@ -425,12 +443,12 @@ def test_messages_queued_behind_a_crash_go_to_the_next_incarnation(
 ) -> None:
     journal = Journal()
     root = Root([worker("room", journal, registered=True)], events, registry=registry)
-    hang = Hang()
-    registry.tell("room", hang)
-    assert hang.entered.wait(5)
+    gate = Gate()
+    registry.tell("room", gate)
+    assert gate.entered.wait(5)
     inject_crash(root.child("room"))
     replies = [registry.ask("room", "ping") for _ in range(3)]
-    hang.release.set()
+    gate.release.set()
     assert [r.get(timeout=5) for r in replies] == ["room"] * 3
     assert journal.of("start") == ["room", "room"]
 
@@ -528,10 +546,10 @@ def test_a_supervisor_killed_outright_takes_its_children_with_it(
     inner_ref = root.child("inner")
     terminate_child(inner_ref, "z").get(timeout=5)  # not running when the kill comes
     running = [i.ref for i in which_children(inner_ref).get(timeout=5) if i.ref is not None]
-    hang = Hang()
-    registry.tell("x", hang)
-    assert hang.entered.wait(5)
-    held = registry.ask("x", "ping")  # waits in x's inbox behind the hang
+    gate = Gate()
+    registry.tell("x", gate)
+    assert gate.entered.wait(5)
+    held = registry.ask("x", "ping")  # waits in x's inbox behind the gate
     root.ref.stop(timeout=5)
     for ref in [inner_ref, *running]:
         wait_until_dead(ref)
@@ -540,13 +558,13 @@ def test_a_supervisor_killed_outright_takes_its_children_with_it(
     # what they left unhandled, for an incarnation that never comes here.
     assert registry.whereis("x") is None
     assert not held.done()
-    hang.release.set()
+    gate.release.set()
 
 
 def test_a_child_that_dies_while_its_supervisor_stops_leaves_no_ask_unanswered(
     events: EventStream,
 ) -> None:
-    journal, busy, stopping = Journal(), Hang(), Hang()
+    journal, busy, stopping = Journal(), Gate(), Gate()
     root = Root([worker("a", journal), worker("b", journal, hold_stop=stopping)], events)
     a = root.child("a")
     a.tell(busy)

@@ -4,6 +4,7 @@ and the limits built from it, a bucket per address among them."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given
@@ -23,14 +24,7 @@ from chatter.throttle import (
     NameClaimLimits,
     TokenBucket,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit._clock import FakeClock
 
 
 def test_a_full_bucket_allows_a_burst_of_its_capacity_then_refuses() -> None:
@@ -241,39 +235,46 @@ def test_the_real_clock_is_the_default() -> None:
     assert TokenBucket(1, 1.0).take() == 0.0
 
 
-@given(
+@dataclass
+class SteppedBucket:
+    """A bucket on a fake clock, and the steps to move the clock by, in turn."""
+
+    capacity: int
+    rate: float
+    steps: list[float]
+    clock: FakeClock = field(default_factory=FakeClock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.bucket = TokenBucket(self.capacity, self.rate, self.clock)
+
+
+stepped_buckets = st.builds(
+    SteppedBucket,
     capacity=st.integers(min_value=1, max_value=50),
     rate=st.floats(min_value=0.01, max_value=100.0),
     steps=st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=200),
 )
-def test_never_more_than_capacity_plus_rate_times_elapsed_get_through(
-    capacity: int, rate: float, steps: list[float]
-) -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(capacity, rate, clock)
+
+
+@given(stepped_buckets)
+def test_never_more_than_capacity_plus_rate_times_elapsed_get_through(run: SteppedBucket) -> None:
+    clock, bucket = run.clock, run.bucket
     start = clock.now
     allowed = 0
-    for step in steps:
+    for step in run.steps:
         clock.now += step
         if bucket.take() == 0.0:
             allowed += 1
-        assert allowed <= capacity + rate * (clock.now - start) + 1e-6
+        assert allowed <= run.capacity + run.rate * (clock.now - start) + 1e-6
 
 
-@given(
-    capacity=st.integers(min_value=1, max_value=50),
-    rate=st.floats(min_value=0.01, max_value=100.0),
-    steps=st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=200),
-)
-def test_a_refused_caller_that_waits_as_told_is_then_allowed(
-    capacity: int, rate: float, steps: list[float]
-) -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(capacity, rate, clock)
-    for step in steps:
+@given(stepped_buckets)
+def test_a_refused_caller_that_waits_as_told_is_then_allowed(run: SteppedBucket) -> None:
+    clock, bucket = run.clock, run.bucket
+    for step in run.steps:
         clock.now += step
         wait = bucket.take()
-        assert 0.0 <= wait <= 1 / rate + 1e-9
+        assert 0.0 <= wait <= 1 / run.rate + 1e-9
         if wait:
             clock.now += wait
             assert bucket.take() == 0.0
