@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,20 +19,6 @@ from supervision import ChildSpec, Registry, Supervisor, start_link
 from tests.harness.waiting import eventually
 
 TIMEOUT_S = 10
-
-
-@pytest.fixture
-def tree(database: str) -> Iterator[tuple[Persistence, pykka.ActorRef[Any]]]:
-    registry = Registry()
-    spec = ChildSpec(NAME, lambda: PersistenceActor.start(database), name=NAME)
-    root = start_link(Supervisor.child_spec("root", [spec], registry=registry))
-    yield Persistence(registry), root
-    root.stop(timeout=TIMEOUT_S)
-
-
-@pytest.fixture
-def persistence(tree: tuple[Persistence, pykka.ActorRef[Any]]) -> Persistence:
-    return tree[0]
 
 
 @pytest.fixture

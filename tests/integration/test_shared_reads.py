@@ -3,34 +3,14 @@ older than their ask (the welcome's page, `chatter.persistence.Read` with a shar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pykka
-import pytest
-
 from chatter.messages import Page
-from chatter.persistence import NAME, Persistence
-from chatter.persistence_actor import PersistenceActor
-from supervision import ChildSpec, Registry, Supervisor, start_link
+from chatter.persistence import Persistence
 
 TIMEOUT_S = 10
 ASKS = 50
 
 
-@pytest.fixture
-def tree(database: str) -> Iterator[tuple[Persistence, pykka.ActorRef[Any]]]:
-    registry = Registry()
-    spec = ChildSpec(NAME, lambda: PersistenceActor.start(database), name=NAME)
-    root = start_link(Supervisor.child_spec("root", [spec], registry=registry))
-    yield Persistence(registry), root
-    root.stop(timeout=TIMEOUT_S)
-
-
-def test_a_crowd_of_asks_shares_a_few_reads(
-    tree: tuple[Persistence, pykka.ActorRef[Any]],
-) -> None:
-    persistence, _ = tree
+def test_a_crowd_of_asks_shares_a_few_reads(persistence: Persistence) -> None:
     user = persistence.upsert_user("crowd").get(timeout=TIMEOUT_S)
     for n in range(3):
         persistence.store(user.id, "crowd", f"m{n}").get(timeout=TIMEOUT_S)
@@ -42,10 +22,7 @@ def test_a_crowd_of_asks_shares_a_few_reads(
     assert len({id(page) for page in pages}) < ASKS // 2
 
 
-def test_an_answer_is_never_older_than_its_ask(
-    tree: tuple[Persistence, pykka.ActorRef[Any]],
-) -> None:
-    persistence, _ = tree
+def test_an_answer_is_never_older_than_its_ask(persistence: Persistence) -> None:
     user = persistence.upsert_user("fresh").get(timeout=TIMEOUT_S)
     for n in range(20):
         running = [persistence.newest(10) for _ in range(5)]  # reads in flight
@@ -56,10 +33,7 @@ def test_an_answer_is_never_older_than_its_ask(
             ask.get(timeout=TIMEOUT_S)
 
 
-def test_different_limits_are_different_reads(
-    tree: tuple[Persistence, pykka.ActorRef[Any]],
-) -> None:
-    persistence, _ = tree
+def test_different_limits_are_different_reads(persistence: Persistence) -> None:
     user = persistence.upsert_user("limits").get(timeout=TIMEOUT_S)
     for n in range(5):
         persistence.store(user.id, "limits", f"m{n}").get(timeout=TIMEOUT_S)
@@ -68,10 +42,7 @@ def test_different_limits_are_different_reads(
     assert [m.body for m in three.get(timeout=TIMEOUT_S).messages] == ["m2", "m3", "m4"]
 
 
-def test_an_unchanged_page_is_the_same_object_and_encoded_once(
-    tree: tuple[Persistence, pykka.ActorRef[Any]],
-) -> None:
-    persistence, _ = tree
+def test_an_unchanged_page_is_the_same_object_and_encoded_once(persistence: Persistence) -> None:
     user = persistence.upsert_user("same").get(timeout=TIMEOUT_S)
     persistence.store(user.id, "same", "first").get(timeout=TIMEOUT_S)
     first = persistence.newest(500).get(timeout=TIMEOUT_S)
@@ -86,9 +57,8 @@ def test_an_unchanged_page_is_the_same_object_and_encoded_once(
 
 
 def test_asks_for_recent_users_share_reads_and_see_who_joined_before(
-    tree: tuple[Persistence, pykka.ActorRef[Any]],
+    persistence: Persistence,
 ) -> None:
-    persistence, _ = tree
     for n in range(5):
         running = [persistence.recent_users(50) for _ in range(5)]  # reads in flight
         persistence.upsert_user(f"user{n}").get(timeout=TIMEOUT_S)
