@@ -149,6 +149,27 @@ class ChatServer:
         await client.join(username)
         return client
 
+    async def watched_join(
+        self, username: str, *, first_post: tuple[str, str] | None = None
+    ) -> tuple[Client, Client]:
+        """A watcher and a client, both welcomed; the client joins as
+        `username`, with a `join` frame or, given `first_post` (body,
+        client_id), with a first post that carries the name (joined, then
+        acked), and the watcher sees the name come online as the first presence
+        change it gets. The watcher and the client."""
+        watcher = await self.welcomed()
+        client = await self.welcomed()
+        if first_post is None:
+            await client.join(username)
+        else:
+            body, client_id = first_post
+            await client.post(body, client_id, username=username)
+            assert (await client.expect("joined"))["username"] == username
+            await client.expect("ack", client_id=client_id)
+        presence = await watcher.expect("presence")
+        assert presence["joins"] == [username], presence
+        return watcher, client
+
     def run(self, scenario: Scenario, timeout_s: float = SCENARIO_TIMEOUT_S) -> None:
         """Run `scenario(self)` on an event loop of the test's own, then close
         every client it connected."""

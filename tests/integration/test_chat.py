@@ -163,9 +163,7 @@ def test_leave_without_a_name_is_answered_too(server: ChatServer) -> None:
 
 def test_presence_follows_joins_and_disconnects(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        ann = await server.joined("ann")
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        watcher, ann = await server.watched_join("ann")
         ann.close()
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
 

@@ -118,9 +118,7 @@ def test_the_held_name_in_another_spelling_changes_nothing(
 
 def test_joining_with_another_name_releases_the_old_one(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        ann = await server.joined("ann")
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        watcher, ann = await server.watched_join("ann")
 
         assert (await ann.join("bea"))["username"] == "bea"
         # Two frames: the old name leaves, then the new one joins.
@@ -154,11 +152,7 @@ def test_a_post_with_another_username_switches_the_identity_then_posts(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        ann = await server.welcomed()
-        await ann.post("as ann", "a-1", username="ann")
-        await ann.expect("ack", client_id="a-1")
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        watcher, ann = await server.watched_join("ann", first_post=("as ann", "a-1"))
         await ann.post("as bea", "a-2", username="bea")
         await ann.expect("joined", username="bea")
         await ann.expect("ack", client_id="a-2")
@@ -247,11 +241,8 @@ def test_invalid_usernames_are_refused_and_change_nothing(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        ann = await server.welcomed()
+        watcher, ann = await server.watched_join("ann")
         viewer = await server.welcomed()
-        await ann.join("ann")
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
         for case, name in INVALID_USERNAMES.items():
             for client in (viewer, ann):
                 await client.send({"type": "join", "username": name})

@@ -110,11 +110,7 @@ def test_an_offline_users_name_can_be_reclaimed_by_posting_with_it(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        ann = await server.welcomed()
-        await ann.post("first", "a-1", username="ann")
-        await ann.expect("ack", client_id="a-1")
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        watcher, ann = await server.watched_join("ann", first_post=("first", "a-1"))
         ann.close()
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
 

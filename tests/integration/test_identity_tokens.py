@@ -45,10 +45,8 @@ def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher = await server.welcomed()
-        old = await server.welcomed()
-        token = (await old.join("ann"))["token"]
-        assert (await watcher.expect("presence"))["joins"] == ["ann"]
+        watcher, old = await server.watched_join("ann")
+        token = old.received("joined")[0]["token"]
 
         new = await server.welcomed(token=token)
         welcome = await new.welcome()
