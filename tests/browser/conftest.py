@@ -77,7 +77,11 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make chromium` installs it where it may"
+            " (scripts/ensure-chromium, which `make test` runs first);"
+            " else apt-get install chromium"
+        )
     browser = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
     )
