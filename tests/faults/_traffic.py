@@ -20,7 +20,7 @@ import itertools
 import json
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,15 +31,18 @@ from chatter.throttle import POST_RATE_PER_S
 from tests.harness.data import stored
 from tests.harness.http import healthz
 
-__all__ = ["ChatUser", "Crowd", "assert_consistent", "chatting"]
+__all__ = ["ChatUser", "Crowd", "assert_consistent", "chatting", "while_chatting"]
 
 POST_INTERVAL_S = 1.1 / POST_RATE_PER_S
 """A little slower than the post throttle refills, so pacing alone is never refused."""
 MAX_IN_FLIGHT = 3
 OUTBOX_LIMIT = 40
 """A user stops typing while this many of their messages are not yet acked, as a
-UI that greys out Send would; it keeps a long outage from growing without end."""
+UI that greys out Send would; it keeps a long outage from growing without end
+(a crowd may set another, `ChatUser.outbox_limit`)."""
 RETRY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+JOIN_RETRIED = ("unavailable", "rate_limited", "username_taken")
+"""The refusals of a join that a client answers by joining again later."""
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0)
 TIMEOUT_S = 15.0
 
@@ -100,6 +103,8 @@ class ChatUser:
     connects: int = 0
     padding: str = ""
     """Appended to every body: long bodies fill a slow reader's buffers sooner."""
+    outbox_limit: int = OUTBOX_LIMIT
+    """Messages not yet acked at which the user stops writing new ones."""
     ack_waits: list[float] = field(default_factory=list)
     """Seconds from each post's (last) sending to its ack."""
 
@@ -125,6 +130,16 @@ class ChatUser:
     @property
     def unacked(self) -> int:
         return len(self._outbox) + len(self._in_flight)
+
+    @property
+    def outbox_full(self) -> bool:
+        """Whether the user stopped writing: `outbox_limit` messages wait for an ack."""
+        return self.unacked >= self.outbox_limit
+
+    @property
+    def backing_off_longest(self) -> bool:
+        """Whether refusals in a row have taken its retry back-off to the longest."""
+        return self._failures >= len(RETRY_BACKOFF_S)
 
     def type_messages(self, on: bool) -> None:
         """Start or stop writing new messages; those already written are still sent."""
@@ -198,6 +213,7 @@ class ChatUser:
             assert frame["username"] == self.name, frame
             self._token = frame["token"]
             self.joined = True
+            self._failures = 0
             self._wake_sender.set()
         elif kind == "message":
             self._saw(frame["message"]["seq"])
@@ -220,32 +236,38 @@ class ChatUser:
 
     def _refused(self, frame: dict[str, Any]) -> None:
         code, client_id = frame["code"], frame.get("client_id")
-        if code == "unavailable" and client_id is None:
+        if code == "unavailable" and client_id is None and not self.connected:
             self.unavailable += 1  # the welcome could not be read; a close follows
             return
+        if client_id is None and not self.joined and code in JOIN_RETRIED:
+            # The join was refused and holds nothing: join again, as the
+            # contract says a client does. Taken: our own previous connection
+            # still holds the name for a moment.
+            self._join_again_after(self._retry_delay(frame) if code != "username_taken" else 0.2)
+            return
         if code not in ("unavailable", "rate_limited") or client_id not in self._in_flight:
-            if code == "username_taken":
-                # Our own previous connection still holds the name for a moment.
-                self._retry_join_later()
-                return
             self.surprises.append(f"refused: {frame}")
             return
         loop = asyncio.get_running_loop()
-        if code == "unavailable":
-            self.unavailable += 1
-            delay = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
-            self._failures += 1
-        else:
-            self.rate_limited += 1
-            delay = frame["retry_after_ms"] / 1000
+        delay = self._retry_delay(frame)
         self._in_flight.discard(client_id)
         self._outbox.appendleft(client_id)
         self._retry_at = max(self._retry_at, loop.time() + delay)
         self._wake_sender.set()
 
-    def _retry_join_later(self) -> None:
+    def _retry_delay(self, frame: dict[str, Any]) -> float:
+        """How long to wait before sending again what `frame` (``unavailable``
+        or ``rate_limited``) refused; counted among the refusals."""
+        if frame["code"] == "unavailable":
+            self.unavailable += 1
+            self._failures += 1
+            return RETRY_BACKOFF_S[min(self._failures - 1, len(RETRY_BACKOFF_S) - 1)]
+        self.rate_limited += 1
+        return float(frame["retry_after_ms"]) / 1000
+
+    def _join_again_after(self, delay_s: float) -> None:
         async def join() -> None:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(delay_s)
             if self.connected and not self.joined:
                 await self._send({"type": "join", "username": self.name})
 
@@ -272,7 +294,7 @@ class ChatUser:
         while not self._closing:
             now = loop.time()
             if self._typing and self.name is not None and now >= next_typed:
-                if self.unacked < OUTBOX_LIMIT:
+                if not self.outbox_full:
                     client_id = f"{self.name}-{next(self._counter)}"
                     self._outbox.append(client_id)
                     self.sent_ever.add(client_id)
@@ -308,10 +330,11 @@ def _jittered(backoff: tuple[float, ...], attempt: int) -> float:
 class Crowd:
     """Posters and viewers on one server, started together and checked together."""
 
-    def __init__(self, ws_url: str, posters: int, viewers: int = 1, padding: str = "") -> None:
+    def __init__(self, ws_url: str, posters: int, viewers: int = 1, **user_options: Any) -> None:
+        """`user_options` are `ChatUser`'s (`padding`, `outbox_limit`)."""
         self.changes = Changes()
         names = [f"poster{i}" for i in range(posters)] + [None] * viewers
-        self.users = [ChatUser(name, ws_url, self.changes, padding=padding) for name in names]
+        self.users = [ChatUser(name, ws_url, self.changes, **user_options) for name in names]
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -416,11 +439,12 @@ class Crowd:
 
 @contextlib.asynccontextmanager
 async def chatting(
-    ws_url: str, posters: int, viewers: int = 1, *, acked: int = 0, padding: str = ""
+    ws_url: str, posters: int, viewers: int = 1, *, acked: int = 0, **user_options: Any
 ) -> AsyncIterator[Crowd]:
     """A crowd connected, every poster holding its name and typing, once
-    `acked` of their posts are acked; closed when the block ends, however."""
-    crowd = Crowd(ws_url, posters, viewers, padding)
+    `acked` of their posts are acked; closed when the block ends, however.
+    `user_options` are `ChatUser`'s."""
+    crowd = Crowd(ws_url, posters, viewers, **user_options)
     try:
         await crowd.start()
         crowd.type_messages(True)
@@ -428,6 +452,25 @@ async def chatting(
         yield crowd
     finally:
         await crowd.close()
+
+
+def while_chatting(
+    ws_url: str,
+    fault: Callable[[Crowd], Awaitable[None]],
+    posters: int,
+    viewers: int = 1,
+    *,
+    acked: int = 0,
+    **user_options: Any,
+) -> None:
+    """Run `fault(crowd)` to its end, on an event loop of its own, while a crowd
+    chats on `ws_url` (`chatting`'s options)."""
+
+    async def run() -> None:
+        async with chatting(ws_url, posters, viewers, acked=acked, **user_options) as crowd:
+            await fault(crowd)
+
+    asyncio.run(run())
 
 
 def assert_consistent(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from tests.faults._traffic import Crowd, chatting
+from tests.faults._traffic import Crowd, while_chatting
 from tests.harness.http import request
 from tests.harness.process import ServeProcess, StartServe
 
@@ -34,15 +34,14 @@ def test_a_server_killed_with_sigkill_and_started_again_loses_nothing(
 ) -> None:
     serve = start_serve()
 
-    async def scenario() -> None:
-        async with chatting(serve.ws_url, posters=6, acked=20) as crowd:
-            serve.kill()  # mid-traffic: posts in flight, some stored but not acked
-            assert await asyncio.to_thread(serve.wait) == -9
-            await crowd.until(lambda: not any(u.connected for u in crowd.users), "all cut off")
-            await start_again_and_resume(serve, crowd, database)
-            assert all(u.connects == 2 for u in crowd.users)
+    async def sigkill(crowd: Crowd) -> None:
+        serve.kill()  # mid-traffic: posts in flight, some stored but not acked
+        assert await asyncio.to_thread(serve.wait) == -9
+        await crowd.until(lambda: not any(u.connected for u in crowd.users), "all cut off")
+        await start_again_and_resume(serve, crowd, database)
+        assert all(u.connects == 2 for u in crowd.users)
 
-    asyncio.run(scenario())
+    while_chatting(serve.ws_url, sigkill, posters=6, acked=20)
 
 
 def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_everyone(
@@ -50,19 +49,18 @@ def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_
 ) -> None:
     serve = start_serve()
 
-    async def scenario() -> None:
-        async with chatting(serve.ws_url, posters=6, acked=20) as crowd:
-            kills = 0
-            while serve.process is not None and serve.process.poll() is None and kills < 10:
-                # 404 while the room is between incarnations: try again at once.
-                status = await asyncio.to_thread(kill_over_http, serve.url, "room")
-                kills += status == 202
-            assert await asyncio.to_thread(serve.wait) == 1, serve.log()
-            assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
-            assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
-            await start_again_and_resume(serve, crowd, database)
+    async def crash_loop(crowd: Crowd) -> None:
+        kills = 0
+        while serve.process is not None and serve.process.poll() is None and kills < 10:
+            # 404 while the room is between incarnations: try again at once.
+            status = await asyncio.to_thread(kill_over_http, serve.url, "room")
+            kills += status == 202
+        assert await asyncio.to_thread(serve.wait) == 1, serve.log()
+        assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
+        assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
+        await start_again_and_resume(serve, crowd, database)
 
-    asyncio.run(scenario())
+    while_chatting(serve.ws_url, crash_loop, posters=6, acked=20)
     first_run = (serve.data_dir / "serve-1.log").read_text()
     assert "root gave up" in first_run, first_run
     stopped = re.findall(r"root/(\w+) exited \(shutdown\)", first_run)
