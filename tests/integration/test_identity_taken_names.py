@@ -110,7 +110,9 @@ def test_an_offline_users_name_can_be_reclaimed_by_posting_with_it(
     server: ChatServer, database: str
 ) -> None:
     async def scenario(server: ChatServer) -> None:
-        watcher, ann = await server.watched_join("ann", first_post=("first", "a-1"))
+        watcher, ann = await server.watched_join("ann")
+        await ann.post("first", "a-1")
+        await ann.expect("ack", client_id="a-1")
         ann.close()
         assert (await watcher.expect("presence"))["leaves"] == ["ann"]
 

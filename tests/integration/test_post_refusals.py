@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from chatter.throttle import POST_BURST
 from tests.harness.client import EMPTY_HISTORY
 from tests.harness.contract import check_error
 from tests.harness.data import stored
@@ -112,7 +113,7 @@ def test_a_body_within_the_rules_is_stored_trimmed(
 def test_a_burst_of_posts_beyond_5_is_rate_limited_and_nothing_refused_is_stored(
     server: ChatServer, database: str
 ) -> None:
-    burst = 10
+    burst = 2 * POST_BURST
 
     async def scenario(server: ChatServer) -> None:
         client = await server.joined("ann")
