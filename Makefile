@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/chatter serve
 
-# The browser tests drive Debian's Chromium (/usr/bin/chromium); Playwright never
-# downloads one. Installs it when it may (root or password-less sudo), else stops
-# here saying what to install.
+# The browser tests drive the Chromium at $(CHROMIUM), Debian's by default;
+# Playwright never downloads one. Installs Debian's when it may (root or
+# password-less sudo), else stops here saying what to install.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 chromium:
-	@scripts/ensure-chromium
+	@scripts/ensure-chromium "$(CHROMIUM)"
 
 test: chromium $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

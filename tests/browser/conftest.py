@@ -4,6 +4,7 @@ tests/conftest.py (a real Chatter server per test, on clean tables)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,9 @@ from playwright.sync_api import (
 from tests.conftest import stop_every_actor
 from tests.harness.server import ChatServer
 
-CHROMIUM = Path("/usr/bin/chromium")
+DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM") or DEFAULT_CHROMIUM)
+"""Debian's Chromium unless `CHROMIUM` names another (`make test CHROMIUM=...`)."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -80,7 +83,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         pytest.fail(
             f"{CHROMIUM} is missing: `make chromium` installs it where it may"
             " (scripts/ensure-chromium, which `make test` runs first);"
-            " else apt-get install chromium"
+            " else apt-get install chromium, or set CHROMIUM to another Chromium"
         )
     browser = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

@@ -21,8 +21,12 @@ SCRIPT = Path(__file__).parents[2] / "scripts" / "ensure-chromium"
 NOT_INSTALLABLE = (
     "{chromium} is missing: the browser tests drive Debian's Chromium. Install it with\n"
     "    sudo apt-get install chromium\n"
-    "and run make test again.\n"
+    "and run make test again (or make test CHROMIUM=<path> for another Chromium).\n"
 )
+
+DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'
+UBUNTU = 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n'
+MINT = 'NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\n'
 
 APT_AS_ROOT = [
     "apt-get update",
@@ -73,10 +77,12 @@ class Machine:
         put_in_place = f': > "{self.chromium}" && "{_real("chmod")}" +x "{self.chromium}"'
         self.fake("apt-get", f'[ "$1" = install ] && {put_in_place}\nexit 0')
 
-    def run(self) -> Run:
+    def run(self, os_release: str = DEBIAN) -> Run:
+        """The script on this machine, whose /etc/os-release says `os_release`."""
+        (self.root / "os-release").write_text(os_release, encoding="utf-8")
         result = subprocess.run(
             [str(SCRIPT), str(self.chromium)],
-            env={"PATH": str(self.bin)},
+            env={"PATH": str(self.bin), "OS_RELEASE": str(self.root / "os-release")},
             capture_output=True,
             text=True,
             timeout=30,
@@ -167,6 +173,35 @@ def test_an_install_that_leaves_no_chromium_fails(machine: Machine) -> None:
 
 
 def test_the_default_path_is_the_one_the_browser_tests_launch() -> None:
-    from tests.browser.conftest import CHROMIUM
+    from tests.browser.conftest import DEFAULT_CHROMIUM
 
-    assert f"chromium=${{1:-{CHROMIUM}}}" in SCRIPT.read_text(encoding="utf-8")
+    assert f"chromium=${{1:-{DEFAULT_CHROMIUM}}}" in SCRIPT.read_text(encoding="utf-8")
+    assert f"CHROMIUM ?= {DEFAULT_CHROMIUM}" in (SCRIPT.parents[1] / "Makefile").read_text(
+        encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize("os_release", [UBUNTU, MINT], ids=["ubuntu", "ubuntu-like"])
+@pytest.mark.parametrize(("uid", "sudo"), [(0, None), (1000, "allowed")])
+def test_on_ubuntu_a_missing_chromium_is_named_not_installed_with_apt(
+    machine: Machine, os_release: str, uid: int, sudo: str | None
+) -> None:
+    """Ubuntu's apt `chromium` only installs a snap, which a container cannot run."""
+    machine.user(uid, sudo)
+
+    run = machine.run(os_release)
+
+    assert run.returncode == 1
+    assert run.calls == []
+    assert "sudo snap install chromium" in run.stderr
+    assert "make test CHROMIUM=<its path>" in run.stderr
+
+
+def test_a_chromium_elsewhere_is_used_where_chromium_names_it(machine: Machine) -> None:
+    """`make test CHROMIUM=...` checks that path, not Debian's."""
+    machine.user(1000, sudo=None)
+    machine.chromium.touch(mode=0o755)
+
+    run = machine.run(UBUNTU)
+
+    assert (run.returncode, run.calls) == (0, [])
