@@ -107,10 +107,15 @@ class UsersPage:
 _MESSAGE_COLUMNS = "m.id, m.seq, u.username, m.body, m.inserted_at, m.client_id"
 _USER_COLUMNS = "id, username, username_key, last_seen_at, token_version"
 
+# One statement, run as a transaction of its own: one round trip per batch.
+# It takes the seq lock before any row draws its seq, since every row it
+# inserts is a row of the join with `seq_lock`, and holds it to its commit.
 _INSERT_BATCH = """
+WITH seq_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s))
 INSERT INTO messages (id, user_id, body, client_id, inserted_at)
 SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
-FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
+FROM seq_lock,
+     unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
      WITH ORDINALITY AS t(id, user_id, body, client_id, n)
 ORDER BY t.n
 ON CONFLICT (user_id, client_id) DO NOTHING
@@ -118,9 +123,9 @@ RETURNING id, seq, inserted_at
 """
 
 # The messages a batch's repeats resolve to: by (user_id, client_id), the
-# messages_user_id_client_id_key index. Within the batch's transaction, so a
-# repeat of a post earlier in the same batch finds that one (DO NOTHING skips
-# a row that conflicts with one the same statement inserted).
+# messages_user_id_client_id_key index. Read once the batch has committed, so
+# a repeat of a post earlier in the same batch finds that one (DO NOTHING
+# skips a row that conflicts with one the same statement inserted).
 _STORED_BY_CLIENT_ID = f"""
 SELECT m.user_id, {_MESSAGE_COLUMNS}
 FROM messages m JOIN users u ON u.id = m.user_id
@@ -133,28 +138,28 @@ def insert_batch(conn: psycopg.Connection[Any], batch: Sequence[NewPost]) -> lis
     post whose (user, client_id) is stored already is not inserted again: its
     result is the stored message, marked duplicate."""
     ids = [uuid.uuid4() for _ in batch]
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQ_LOCK_KEY,))
-        rows = conn.execute(
-            _INSERT_BATCH,
-            (
-                ids,
-                [post.user_id for post in batch],
-                [post.body for post in batch],
-                [post.client_id for post in batch],
-            ),
-        ).fetchall()
-        inserted = {row[0]: (row[1], row[2]) for row in rows}
-        repeated = [post for i, post in zip(ids, batch, strict=True) if i not in inserted]
-        stored: dict[tuple[uuid.UUID, str], StoredMessage] = {}
-        if repeated:
-            for row in conn.execute(
-                _STORED_BY_CLIENT_ID,
-                ([post.user_id for post in repeated], [post.client_id for post in repeated]),
-            ):
-                message = _message(row[1:])
-                assert message.client_id is not None
-                stored[(row[0], message.client_id)] = message
+    conn.autocommit = True  # the statement is the transaction
+    rows = conn.execute(
+        _INSERT_BATCH,
+        (
+            SEQ_LOCK_KEY,
+            ids,
+            [post.user_id for post in batch],
+            [post.body for post in batch],
+            [post.client_id for post in batch],
+        ),
+    ).fetchall()
+    inserted = {row[0]: (row[1], row[2]) for row in rows}
+    repeated = [post for i, post in zip(ids, batch, strict=True) if i not in inserted]
+    stored: dict[tuple[uuid.UUID, str], StoredMessage] = {}
+    if repeated:
+        for row in conn.execute(
+            _STORED_BY_CLIENT_ID,
+            ([post.user_id for post in repeated], [post.client_id for post in repeated]),
+        ):
+            message = _message(row[1:])
+            assert message.client_id is not None
+            stored[(row[0], message.client_id)] = message
     results = []
     for message_id, post in zip(ids, batch, strict=True):
         if message_id in inserted:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -79,9 +79,24 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Deliver:
-    """To a session: frames to send its client, in order."""
+    """To a session: a round of frames to send its client, in order.
+
+    One `Deliver` goes to every session, so what they all need is worked out
+    once, here: `frames` (one tuple, which the connections may frame and join
+    once for all) and the lowest and highest message seq of the round. A
+    session whose last seq is below `first_seq` sends `frames` as they are."""
 
     deliveries: tuple[Delivery, ...]
+    frames: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    first_seq: int | None = field(init=False, repr=False, compare=False)
+    """The round's lowest message seq, or None if it holds no message."""
+    last_seq: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        seqs = [delivery.seq for delivery in self.deliveries if delivery.seq is not None]
+        object.__setattr__(self, "frames", tuple(d.frame for d in self.deliveries))
+        object.__setattr__(self, "first_seq", min(seqs) if seqs else None)
+        object.__setattr__(self, "last_seq", max(seqs) if seqs else None)
 
 
 @dataclass(frozen=True)

@@ -350,6 +350,12 @@ class SessionActor(NameClaims, LoopActor):
         if self._welcome is not None:
             self._held.append(deliver)
             return
+        first = deliver.first_seq
+        if first is None or first > self._last_seq:  # all new: the round as it is
+            if deliver.last_seq is not None:
+                self._last_seq = deliver.last_seq
+            self._connection.send_all(deliver.frames)
+            return
         frames = []
         for delivery in deliver.deliveries:
             if delivery.seq is not None:

@@ -2,13 +2,17 @@
 
 A thread per actor costs a thread's stack and a thread wake-up per message; a
 thousand of them cannot carry a chat room. A `LoopActor` has no thread: its
-inbox is a deque, and a message put into an idle inbox schedules one callback on
-the loop, which then handles everything that has arrived by the time it runs,
-up to `MAX_BATCH` (a burst costs one wake-up, and one busy actor cannot starve
-the others). pykka's rules hold unchanged: ``on_start`` runs before the first
-message, a failing ``tell`` stops the actor and runs ``on_failure``, a failing
-``ask`` goes back to the caller, ``on_stop`` runs on stop, proxies and
-pykka's `ActorRegistry` work, and the supervisor supervises it like any other.
+inbox is a deque, and a message put into an idle inbox puts the actor on its
+loop's run queue, as an Erlang scheduler keeps one. One loop callback serves
+the run queue: each actor on it handles everything that has arrived by then,
+up to `MAX_BATCH`, and one with more goes to the back of the queue (a burst
+costs one wake-up, a thousand actors woken at once cost one callback, and one
+busy actor cannot starve the others).
+
+pykka's rules hold unchanged: ``on_start`` runs before the first message, a
+failing ``tell`` stops the actor and runs ``on_failure``, a failing ``ask``
+goes back to the caller, ``on_stop`` runs on stop, proxies and pykka's
+`ActorRegistry` work, and the supervisor supervises it like any other.
 
 Everything the actor does runs on the loop's thread, so it may touch objects
 that belong to the loop (a Tornado WebSocket, say) directly, and it must never
@@ -23,6 +27,7 @@ import asyncio
 import collections
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +53,8 @@ class _LoopInbox:
         self._schedule: Callable[[], None] | None = None
         self._scheduled = False
         self._closed = False
+        self.in_hand = 0
+        """Messages taken by the drain running now and not yet handled."""
 
     def put(self, envelope: Envelope, /) -> None:
         with self._lock:
@@ -64,15 +71,27 @@ class _LoopInbox:
             return
         schedule()
 
-    def take(self) -> Envelope | None:
-        """The oldest message, or None if none waits."""
+    def take(self, most: int) -> list[Envelope]:
+        """The oldest messages waiting, up to `most`."""
         with self._lock:
-            return self._queue.popleft() if self._queue else None
+            queue = self._queue
+            if len(queue) <= most:
+                taken = list(queue)
+                queue.clear()
+                return taken
+            return [queue.popleft() for _ in range(most)]
+
+    def put_back(self, envelopes: list[Envelope]) -> None:
+        """Return messages taken but not handled to the front, in their order."""
+        with self._lock:
+            self._queue.extendleft(reversed(envelopes))
+            self.in_hand = 0
 
     def qsize(self) -> int:
-        """How many messages wait, as `queue.Queue.qsize` says for a thread's inbox."""
+        """How many messages wait, as `queue.Queue.qsize` says for a thread's
+        inbox: those in the queue and those taken but not yet handled."""
         with self._lock:
-            return len(self._queue)
+            return len(self._queue) + self.in_hand
 
     def open(self, schedule: Callable[[], None]) -> None:
         """Start asking for drains through `schedule`, now if messages wait."""
@@ -99,6 +118,71 @@ class _LoopInbox:
             waiting = list(self._queue)
             self._queue.clear()
             return waiting
+
+
+class _RunQueue:
+    """The loop actors of one event loop that have messages waiting, served in
+    turn by one loop callback at a time."""
+
+    _of_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RunQueue] = (
+        weakref.WeakKeyDictionary()
+    )
+    _of_loop_lock = threading.Lock()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _RunQueue:
+        """The run queue of `loop`, made on first use."""
+        with cls._of_loop_lock:
+            queue = cls._of_loop.get(loop)
+            if queue is None:
+                queue = cls._of_loop[loop] = cls(loop)
+            return queue
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: collections.deque[Callable[[], None]] = collections.deque()
+        self._scheduled = False
+
+    def wake(self, drain: Callable[[], None]) -> None:
+        """Queue `drain` to run on the loop; from any thread. RuntimeError if
+        the loop is closed: nothing will ever run there again."""
+        if self._loop.is_closed():
+            raise RuntimeError("the event loop is closed")
+        with self._lock:
+            self._ready.append(drain)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            if asyncio._get_running_loop() is self._loop:
+                self._loop.call_soon(self._serve)
+            else:
+                self._loop.call_soon_threadsafe(self._serve)
+        except RuntimeError:
+            with self._lock:
+                self._scheduled = False
+            raise
+
+    def _serve(self) -> None:
+        """Run the drains queued by now; those queued meanwhile, next loop turn."""
+        with self._lock:
+            ready, self._ready = self._ready, collections.deque()
+        try:
+            while ready:
+                drain = ready.popleft()
+                try:
+                    drain()
+                except Exception as error:  # as the loop reports a failed callback
+                    self._loop.call_exception_handler(
+                        {"message": f"Exception in {drain!r}", "exception": error}
+                    )
+        finally:
+            with self._lock:
+                self._ready.extendleft(reversed(ready))  # left by a BaseException
+                again = self._scheduled = bool(self._ready)
+            if again:
+                self._loop.call_soon(self._serve)
 
 
 class LoopActor(SupervisedActor, _pykka.DrivenActor):
@@ -130,6 +214,7 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
                 "or create it on the thread that runs the loop"
             )
         self.actor_loop = loop
+        self._run_queue = _RunQueue.of(loop)
         self._torn_down = False
         super().__init__(*args, **kwargs)
         self._inbox: _LoopInbox = _pykka.inbox_of(self)
@@ -147,17 +232,20 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
             self._inbox.open(self._schedule_drain)
 
     def _drain(self) -> None:
-        for _ in range(MAX_BATCH):
+        taken = self._inbox.take(MAX_BATCH)
+        inbox, left = self._inbox, len(taken)
+        for envelope in taken:
             if self.actor_stopped.is_set():
+                # The rest stay in the inbox, which the teardown closes.
+                inbox.put_back(taken[len(taken) - left :])
                 break
-            envelope = self._inbox.take()
-            if envelope is None:
-                break
+            left -= 1
+            inbox.in_hand = left
             self._run_message(envelope)
         if self.actor_stopped.is_set():
             self._loop_teardown()
         elif self._inbox.drained():
-            self.actor_loop.call_soon(self._drain)
+            self._run_queue.wake(self._drain)
 
     def _loop_teardown(self) -> None:
         if self._torn_down:
@@ -168,7 +256,10 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
     # -- from any thread -----------------------------------------------------------
 
     def _schedule_drain(self) -> None:
-        self._call_on_loop(self._drain)
+        try:
+            self._run_queue.wake(self._drain)
+        except RuntimeError:  # the loop is closed: nothing will ever run here again
+            self._abandon()
 
     def _call_on_loop(self, callback: Callable[[], None]) -> None:
         try:

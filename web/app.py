@@ -18,7 +18,13 @@ from web.json_handler import JsonHandler, NotFoundJson
 from web.limits import ConnectionLimits
 from web.metrics import MetricsHandler, app_registry
 from web.pages import STATIC_PATH, TEMPLATE_PATH, SecureStaticFiles, page_routes
-from web.socket import MAX_FRAME_BYTES, MAX_PENDING_OUTPUT_BYTES, PING_INTERVAL_S, ChatSocket
+from web.socket import (
+    MAX_FRAME_BYTES,
+    MAX_PENDING_OUTPUT_BYTES,
+    PING_INTERVAL_S,
+    ChatSocket,
+    FramedRounds,
+)
 from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub
 
 __all__ = ["HEALTH_TIMEOUT_S", "HealthHandler", "make_app"]
@@ -101,6 +107,7 @@ def make_app(
         "limits": limits,
         "settings": settings,
         "max_pending_output": max_pending_output,
+        "rounds": FramedRounds(),
     }
     return tornado.web.Application(
         [

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_PENDING_OUTPUT_BYTES",
     "PING_INTERVAL_S",
     "ChatSocket",
+    "FramedRounds",
     "SocketConnection",
 ]
 
@@ -103,12 +104,38 @@ class StrictProtocol(WebSocketProtocol13):
         self.close(code, reason)
 
 
+class FramedRounds:
+    """The fan-out round framed last, shared by the connections of one server:
+    every session hands its connection the same tuple of a round's frames, so
+    the WebSocket framing and the join happen once per round, not once per
+    connection. Used on the server's loop only."""
+
+    def __init__(self) -> None:
+        self._frames: Sequence[bytes] = ()
+        self._data = b""
+
+    def framed(self, frames: Sequence[bytes]) -> bytes:
+        """`frames` as one write: each frame after its header."""
+        if frames is not self._frames:  # held here, so never a reused id
+            self._frames, self._data = frames, _framed(frames)
+        return self._data
+
+
+def _framed(frames: Sequence[bytes]) -> bytes:
+    parts = []
+    for frame in frames:
+        parts.append(_text_frame_header(len(frame)))
+        parts.append(frame)
+    return b"".join(parts)
+
+
 class SocketConnection:
     """What a session writes to: frames sent one by one are queued and
     flushed once per loop turn; a fan-out round's frames are written at once."""
 
     def __init__(self, handler: ChatSocket) -> None:
         self._handler = handler
+        self._rounds = handler.rounds
         self.remote = handler.request.remote_ip or "unknown"
         self._pending: list[bytes] = []
         self._flush_scheduled = False
@@ -132,10 +159,12 @@ class SocketConnection:
     def send_all(self, frames: Sequence[bytes]) -> None:
         if self._closed:
             return
-        for frame in frames:
-            self._pending.append(_text_frame_header(len(frame)))
-            self._pending.append(frame)
-        self._flush()  # a flush still scheduled finds nothing left to write
+        data = self._rounds.framed(frames)
+        if self._pending:  # answers queued this turn go first
+            self._pending.append(data)
+            self._flush()  # a flush still scheduled finds nothing left to write
+        else:
+            self._write(data)
 
     def close(self, code: int, reason: str) -> None:
         if self._closed:
@@ -149,6 +178,9 @@ class SocketConnection:
         if not self._pending or self._closed:
             return
         data, self._pending = b"".join(self._pending), []
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
         connection = self._handler.ws_connection
         if connection is None or connection.is_closing():
             return
@@ -156,29 +188,30 @@ class SocketConnection:
         if stream is None:
             return
         # Tornado keeps what the kernel did not take in the stream's write
-        # buffer: past the bound, this client has stopped reading; past the
-        # address's bound, its address holds too much unread output in all.
-        # The address's bound is checked after the write as well: one write
-        # (a burst of answers gathered in one turn) can take it over, and a
-        # client that reads nothing may never be written to again.
-        if len(stream._write_buffer) > self._handler.max_pending_output:
-            self._drop(stream, "it stopped reading")
-            return
-        if self._address_over_budget(stream):
+        # buffer. A client that reads keeps it near empty, so the bounds are
+        # looked at only past `backlog_check_bytes`: past its own bound, this
+        # client has stopped reading; past its address's bound, the address
+        # holds too much unread output in all. The buffer is looked at after
+        # the write as well: one write (a burst of answers gathered in one
+        # turn) can take it over, and a client that reads nothing may never
+        # be written to again.
+        if len(stream._write_buffer) > self._handler.backlog_check_bytes and self._over(stream):
             return
         try:
             stream.write(data)
         except StreamClosedError:
             self._closed = True
             return
-        self._address_over_budget(stream)
+        if len(stream._write_buffer) > self._handler.backlog_check_bytes:
+            self._over(stream)
 
-    def _address_over_budget(self, stream: Any) -> bool:
-        """Drop this connection if it has a backlog and its address holds too
-        much unread output in all; whether it was dropped."""
-        if len(stream._write_buffer) > self._handler.backlog_check_bytes and (
-            self._handler.output_over_budget()
-        ):
+    def _over(self, stream: Any) -> bool:
+        """Drop this connection if its backlog is over its bound, or its
+        address's; whether it was dropped."""
+        if len(stream._write_buffer) > self._handler.max_pending_output:
+            self._drop(stream, "it stopped reading")
+            return True
+        if self._handler.output_over_budget():
             self._drop(stream, "its address holds too much unread output")
             return True
         return False
@@ -200,8 +233,10 @@ class ChatSocket(GuardedSocket):
         limits: ConnectionLimits,
         settings: Settings,
         max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
+        rounds: FramedRounds | None = None,
     ) -> None:
         self.max_pending_output = max_pending_output
+        self.rounds = rounds if rounds is not None else FramedRounds()
         self.backlog_check_bytes = min(BACKLOG_CHECK_BYTES, max_pending_output // 4)
         self.tree = tree
         self.limits = self.slots = limits

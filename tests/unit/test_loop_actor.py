@@ -124,6 +124,29 @@ def test_burst_larger_than_max_batch_is_split_and_lets_other_actors_run(
     assert order.index(("other", 0)) == MAX_BATCH
 
 
+def test_actors_woken_together_are_served_in_one_loop_callback(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The loop's run queue: a callback another piece of code queues between
+    two actors' wake-ups runs after both, since one callback serves them all."""
+    order: list[tuple[str, int]] = []
+    actors = [DrainCounter.start(f"actor {i}", order, loop=loop) for i in range(1000)]
+    for actor in actors:
+        assert ask(actor, GetReceived()) == []
+
+    with loop_held(loop):
+        for actor in actors[:500]:
+            actor.tell(Note(0))
+        loop.call_soon_threadsafe(order.append, ("callback", 0))
+        for actor in actors[500:]:
+            actor.tell(Note(0))
+
+    for actor in actors:
+        assert ask(actor, GetReceived()) == [[0]]
+    assert order[-1] == ("callback", 0)
+    assert len(order) == 1001
+
+
 def test_loop_actor_without_a_loop_off_the_loop_thread_raises_no_event_loop_error(
     journal: Journal,
 ) -> None:
