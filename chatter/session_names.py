@@ -138,7 +138,9 @@ class NameClaims:
 
     def _claim(self, claiming: Claiming) -> None:
         """Ask presence for the name; frames behind this one wait for the answer."""
-        wait_s = self._claims.wait()  # taken once granted: a refusal costs no token
+        # Taken once the name is ours: a refusal, or a user the database
+        # could not record, costs no token.
+        wait_s = self._claims.wait()
         if wait_s > 0:
             self._send_rate_limited(
                 "you are changing names too fast; wait a moment", claiming.client_id, wait_s
@@ -181,7 +183,6 @@ class NameClaims:
                 )
             self._resume_frames()
             return
-        self._claims.take()  # a token was there when asked; time only adds more
         self._granted = claiming.username
         previous, self._identity = self._identity, None
         if previous is not None:
@@ -191,6 +192,7 @@ class NameClaims:
 
     def _recorded(self, claiming: Claiming, joined: Joined) -> None:
         self._claiming = self._granted = None
+        self._claims.take()  # a token was there when asked; time only adds more
         user = joined.user
         self._identity = Identity(user.username, user.key, user.id, user.token_version)
         self._presence.confirm(self.session_id, joined.total_users)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+import psycopg
 import pytest
 import tornado.websocket
 
@@ -340,3 +341,50 @@ def test_same_client_id_from_another_identity_is_a_different_post(
         ]
 
     server.run(scenario, timeout_s=120)
+
+
+# -- a claim that fails ----------------------------------------------------------------------
+
+
+def test_a_name_whose_user_cannot_be_recorded_costs_no_name_claim(
+    start_server: ServerFactory, database: str
+) -> None:
+    """Presence grants the name, then the database refuses its user row: the
+    client is told to retry and keeps every claim it had."""
+    limits = NameClaimLimits(
+        per_connection=Limit(NAME_CLAIM_BURST, NO_REFILL), per_address=GENEROUS
+    )
+    server = start_server(name_claims=limits)
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(REFUSE_UNRECORDABLE)
+    try:
+
+        async def scenario(server: ChatServer) -> None:
+            client = await server.welcomed()
+            for n in range(NAME_CLAIM_BURST + 2):
+                await client.send({"type": "join", "username": f"unrecordable{n}"})
+                answer = await next_answer(client)
+                assert (answer["type"], answer["code"]) == ("error", "unavailable"), answer
+            for n in range(NAME_CLAIM_BURST):
+                await client.send({"type": "join", "username": f"recorded{n}"})
+                assert (await next_answer(client))["type"] == "joined"
+
+        server.run(scenario)
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse_unrecordable ON users")
+    assert not any(name.startswith("unrecordable") for name in user_names(database))
+    unharmed(server)
+
+
+REFUSE_UNRECORDABLE = """
+CREATE OR REPLACE FUNCTION refuse_unrecordable() RETURNS trigger AS $$
+BEGIN
+    IF NEW.username LIKE 'unrecordable%' THEN
+        RAISE EXCEPTION 'refused for the test';
+    END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse_unrecordable BEFORE INSERT ON users
+    FOR EACH ROW EXECUTE FUNCTION refuse_unrecordable();
+"""
