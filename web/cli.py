@@ -8,6 +8,8 @@
     chatter db reset                drop everything and migrate again
     chatter db rollback [--steps N] step back N migrations (default 1)
     chatter db seed [--messages N]  demo users and N messages (default 1,000)
+    chatter db serve                the embedded PostgreSQL in the foreground, for
+                                    several local nodes: prints DATABASE_URL=...
 
 With no ``DATABASE_URL`` (or ``--database-url``), each command starts the
 embedded PostgreSQL 18 in the data directory and stops it when done.
@@ -22,7 +24,9 @@ Nothing in chatter/ imports web/.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -137,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     seed_parser.add_argument(
         "--messages", type=int, default=1000, help="how many messages to add (default 1,000)"
     )
+    db_serve = db.add_parser(
+        "serve",
+        help="run the embedded PostgreSQL in the foreground for other local processes",
+        description="Start the embedded PostgreSQL 18, migrate, print one line "
+        "DATABASE_URL=... on stdout, and run until SIGTERM or SIGINT, then stop it: "
+        "the way several local nodes share one embedded database.",
+    )
+    db_serve.add_argument("--data-dir", help="embedded database directory (env CHATTER_DATA_DIR)")
     return parser
 
 
@@ -169,12 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = Settings.from_env(
-            database_url=args.database_url, data_dir=args.data_dir, **flags
+            database_url=getattr(args, "database_url", None), data_dir=args.data_dir, **flags
         )
     except ConfigError as error:
         print(f"chatter: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.env)
+    if args.command == "db" and args.db_command == "serve":
+        return _db_serve(settings)
     with running_database(settings) as conninfo:
         if args.command == "serve":
             return serve(settings, conninfo)
@@ -204,6 +218,26 @@ def _chaos(args: argparse.Namespace) -> int:
     except ChaosError as error:
         print(f"chatter chaos: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _db_serve(settings: Settings) -> int:
+    """The embedded database, until a signal: its URL on stdout, one line."""
+    if settings.database_url:
+        print(
+            "chatter: db serve runs the embedded PostgreSQL; unset DATABASE_URL to use it",
+            file=sys.stderr,
+        )
+        return 2
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with running_database(settings) as conninfo:
+        migrate(conninfo)
+        print(f"DATABASE_URL={conninfo}", flush=True)
+        while not stopped.wait(1.0):  # looks again each second: a handler runs between bytecodes
+            pass
+    print("chatter: embedded PostgreSQL stopped", file=sys.stderr)
     return 0
 
 

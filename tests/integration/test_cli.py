@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from chatter.database import EmbeddedPostgres
 from chatter.seed import DEMO_USERS
@@ -105,3 +107,49 @@ def test_serve_takes_the_metrics_port_as_a_flag_and_checks_it(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "CHATTER_METRICS_PORT must differ from PORT (4100)" in result.stderr
+
+
+def _db_serve(data_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "web", "db", "serve", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(env or {}),
+    )
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_db_serve_shares_a_migrated_embedded_database_until_a_signal(
+    tmp_path: Path, stop_with: signal.Signals
+) -> None:
+    process = _db_serve(tmp_path)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the database is up and migrated
+        assert line.startswith("DATABASE_URL="), (line, process.stderr and process.stderr.read())
+        url = line.removeprefix("DATABASE_URL=").strip()
+
+        # Another process (this one) uses it as any node would.
+        with psycopg.connect(url) as conn:
+            version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert version == ("0003",)
+
+        process.send_signal(stop_with)
+        assert process.wait(timeout=60) == 0
+        assert process.stdout.read() == ""  # one line on stdout, no more
+    finally:
+        process.kill()
+        process.wait()
+
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2).close()
+
+
+def test_db_serve_refuses_a_database_url(tmp_path: Path, empty_database: str) -> None:
+    process = _db_serve(tmp_path / "unused", {"DATABASE_URL": empty_database})
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 2
+    assert "db serve runs the embedded PostgreSQL; unset DATABASE_URL" in stderr
+    assert not (tmp_path / "unused").exists()
