@@ -10,8 +10,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
+import re
+import secrets
+import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +23,7 @@ from chatter.throttle import Limit, NameClaimLimits
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_PORT", "Environment", "Settings", "default_data_dir"]
+__all__ = ["DEFAULT_PORT", "Environment", "Settings", "default_data_dir", "generated_node_id"]
 
 DEFAULT_PORT = 4000
 DEFAULT_HOST = "127.0.0.1"
@@ -45,6 +48,16 @@ def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/chatter`` (``~/.local/share/chatter``): outside any checkout."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "chatter"
+
+
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def generated_node_id() -> str:
+    """A node id for a node not given one: the host's name and six random hex
+    digits, so that a node started again is a new node."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:50].strip("-.") or "node"
+    return f"{host}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,10 @@ class Settings:
     """``CHATTER_METRICS_PORT``: serve ``GET /metrics`` on a listener of its own
     at ``HOST`` and this port, and not on ``PORT`` (for a scraper on a private
     network). None: no such listener."""
+    node_id: str = field(default_factory=generated_node_id)
+    """``CHATTER_NODE_ID``: this node's name among the nodes sharing the
+    database (1 to 64 letters, digits, ``.``, ``_`` or ``-``); by default the
+    host's name and a random suffix, new at each start."""
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -156,6 +173,7 @@ class Settings:
             proxy_protocol=bool(_switch(env, "CHATTER_PROXY_PROTOCOL")),
             metrics=_switch(env, "CHATTER_METRICS"),
             metrics_port=_optional_integer(env, "CHATTER_METRICS_PORT"),
+            node_id=env.get("CHATTER_NODE_ID") or generated_node_id(),
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
@@ -169,6 +187,11 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if not _NODE_ID.fullmatch(self.node_id):
+            raise ConfigError(
+                "CHATTER_NODE_ID must be 1 to 64 letters, digits, '.', '_' or '-'"
+                f" (starting with a letter or digit), got {self.node_id!r}"
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"PORT must be 0..65535, got {self.port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

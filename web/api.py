@@ -45,10 +45,11 @@ def tree_json(node: TreeNode) -> dict[str, Any]:
 
 
 class TreeHandler(JsonHandler):
-    """``GET /api/supervision``."""
+    """``GET /api/supervision``: the tree, its root naming the node it runs on."""
 
-    def initialize(self, tree: ChatTree) -> None:
+    def initialize(self, tree: ChatTree, node_id: str) -> None:
         self.tree = tree
+        self.node_id = node_id
 
     async def get(self) -> None:
         loop = asyncio.get_running_loop()
@@ -57,7 +58,7 @@ class TreeHandler(JsonHandler):
             node = await loop.run_in_executor(None, describe_tree, self.tree.root)
         except (pykka.ActorDeadError, pykka.Timeout):
             raise ApiError(503, "the supervision tree is down") from None
-        self.finish(tree_json(node))
+        self.finish({**tree_json(node), "node": self.node_id})
 
 
 class KillHandler(JsonHandler):

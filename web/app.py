@@ -38,9 +38,10 @@ class HealthHandler(JsonHandler):
     when every part is well, 503 naming the failing ones (``failing`` is the
     first, ``failures`` all of them). See docs/OBSERVABILITY.md."""
 
-    def initialize(self, tree: ChatTree, limits: ConnectionLimits) -> None:
+    def initialize(self, tree: ChatTree, limits: ConnectionLimits, node_id: str) -> None:
         self.tree = tree
         self.limits = limits
+        self.node_id = node_id
 
     async def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -58,6 +59,7 @@ class HealthHandler(JsonHandler):
             "tree": "ok" if tree_ok else "down",
             "actors": {name: state.value for name, state in actors.items()},
             "connections": self.limits.total,
+            "node": self.node_id,
         }
         if failures:
             self.set_status(503)
@@ -112,10 +114,14 @@ def make_app(
     return tornado.web.Application(
         [
             (r"/ws", ChatSocket, socket_options),
-            (r"/healthz", HealthHandler, {"tree": tree, "limits": limits}),
+            (
+                r"/healthz",
+                HealthHandler,
+                {"tree": tree, "limits": limits, "node_id": settings.node_id},
+            ),
             *metrics_routes,
             *page_routes(),
-            (r"/api/supervision", TreeHandler, {"tree": tree}),
+            (r"/api/supervision", TreeHandler, {"tree": tree, "node_id": settings.node_id}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
             tornado.web.url(
                 r"/api/supervision/events",

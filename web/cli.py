@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env PORT, default 4000)")
     serve.add_argument(
+        "--node-id",
+        help="this node's name among those sharing the database (env CHATTER_NODE_ID;"
+        " default: the host's name and a random suffix)",
+    )
+    serve.add_argument(
         "--max-connections",
         type=int,
         help="WebSocket connections in all (env CHATTER_MAX_CONNECTIONS)",
@@ -177,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "proxy_protocol",
             "metrics",
             "metrics_port",
+            "node_id",
         )
     }
     try:

@@ -146,7 +146,9 @@ async def start(
         logger.info("Metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
     running = Running(settings, tree, http, limits, metrics_http)
     holder.append(running)
-    logger.info("Chatter listening on http://%s:%s", settings.host, settings.port)
+    logger.info(
+        "Chatter node %s listening on http://%s:%s", settings.node_id, settings.host, settings.port
+    )
     return running
 
 

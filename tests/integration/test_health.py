@@ -46,6 +46,7 @@ def test_a_healthy_server_reports_every_part_ok(server: ChatServer) -> None:
         "tree": "ok",
         "actors": EVERY_PART_ALIVE,
         "connections": 0,
+        "node": server.settings.node_id,
     }
 
 

@@ -23,7 +23,7 @@ from chatter.database import alembic_config
 from chatter.session import SessionActor
 from chatter.throttle import Limit, NameClaimLimits
 from tests.harness.client import Client
-from tests.harness.http import healthz
+from tests.harness.http import healthz, request
 from tests.harness.process import StartServe
 from tests.harness.server import ChatServer, ServerFactory
 from tests.harness.waiting import eventually
@@ -201,3 +201,15 @@ def test_serve_migrates_a_fresh_database_itself(
     assert {"users", "messages"} <= tables
     served.kill(signal.SIGTERM)
     assert served.wait(STOP_TIMEOUT_S) == 0, served.log()
+
+
+def test_serve_names_its_node_in_health_the_tree_and_the_log(
+    empty_database: str, start_serve: StartServe
+) -> None:
+    served = start_serve(empty_database, env={"CHATTER_NODE_ID": "node-a"})
+
+    status, health = healthz(served.url)
+    tree = request(served.url + "/api/supervision").json()
+
+    assert (status, health["node"], tree["node"]) == (200, "node-a", "node-a")
+    assert "Chatter node node-a listening on http://127.0.0.1:" in served.log()

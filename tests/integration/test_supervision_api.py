@@ -33,6 +33,7 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
     status, tree = _request(server, "/api/supervision")
     assert status == 200
     assert (tree["id"], tree["kind"], tree["strategy"]) == ("root", "supervisor", "one_for_one")
+    assert tree["node"] == server.settings.node_id
     children = {child["id"]: child for child in tree["children"]}
     assert list(children) == ["persistence", "presence", "room", "sessions"]
     for worker in ("persistence", "presence", "room"):

@@ -53,6 +53,9 @@ def test_environment_is_read_and_flags_win() -> None:
         ({"CHATTER_HEADER_TIMEOUT_S": "soon"}, "CHATTER_HEADER_TIMEOUT_S must be a number"),
         ({"CHATTER_MAX_WATCHERS": "0"}, "connection limits must be at least 1"),
         ({"CHATTER_NAME_CLAIMS_PER_IP": "0"}, "CHATTER_NAME_CLAIMS_PER_IP must be at least 1"),
+        ({"CHATTER_NODE_ID": "node one"}, "CHATTER_NODE_ID must be 1 to 64 letters"),
+        ({"CHATTER_NODE_ID": "-node"}, "CHATTER_NODE_ID must be 1 to 64 letters"),
+        ({"CHATTER_NODE_ID": "n" * 65}, "CHATTER_NODE_ID must be 1 to 64 letters"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(env: dict[str, str], message: str) -> None:
@@ -88,3 +91,18 @@ def test_name_claims_per_address_default_to_the_contracts_and_refill_in_two_minu
     claims = Settings.from_env({"CHATTER_NAME_CLAIMS_PER_IP": "600"}).name_claims
     assert claims.per_address == Limit(600, 5.0)
     assert claims.per_connection == NameClaimLimits().per_connection
+
+
+def test_a_node_is_named_by_the_environment_or_the_flag() -> None:
+    assert Settings.from_env({"CHATTER_NODE_ID": "node-a"}).node_id == "node-a"
+    assert Settings.from_env({"CHATTER_NODE_ID": "node-a"}, node_id="node_b.2").node_id == (
+        "node_b.2"
+    )
+
+
+def test_a_node_given_no_name_gets_a_new_valid_one_at_each_start() -> None:
+    first, second = Settings.from_env({}).node_id, Settings.from_env({}).node_id
+
+    assert first != second
+    for node_id in (first, second):
+        Settings(node_id=node_id).validate()  # the generated name passes the rule
