@@ -1,0 +1,81 @@
+"""`seq` becomes visible in commit order, across processes: what lets several
+nodes read the `messages` table as one log (`seq > last_seen`) and never skip
+a message. Two processes insert batches at once, as two nodes' persistence
+actors would; a reader polls for `seq > last` meanwhile, and must never see a
+seq at or below one it has already seen appear later."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+
+import psycopg
+
+from chatter import queries
+from chatter.usernames import username_key
+
+WRITERS = 2
+BATCHES = 150
+"""Batches each writer commits."""
+BATCH_SIZE = 20
+
+
+@dataclass(frozen=True)
+class _Post:
+    user_id: uuid.UUID
+    username: str
+    body: str
+    client_id: str | None
+
+
+def _write(conninfo: str, writer: int, user_id: uuid.UUID, start: Event) -> None:
+    """In a process of its own: insert `BATCHES` batches, one transaction each."""
+    start.wait(30)
+    with psycopg.connect(conninfo) as conn:
+        for batch in range(BATCHES):
+            posts = [
+                _Post(user_id, "writer", f"w{writer} b{batch} p{n}", f"w{writer}-{batch}-{n}")
+                for n in range(BATCH_SIZE)
+            ]
+            queries.insert_batch(conn, posts)
+
+
+def test_two_writing_processes_make_seq_visible_in_commit_order(database: str) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES (%s, %s) RETURNING id",
+            ("writer", username_key("writer")),
+        ).fetchone()
+    assert row is not None
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [
+        context.Process(target=_write, args=(database, n, row[0], start)) for n in range(WRITERS)
+    ]
+    for writer in writers:
+        writer.start()
+
+    seen: set[int] = set()
+    late: list[tuple[int, int]] = []
+    """(seq, the highest seen before it): a seq that became visible after a higher one."""
+    with psycopg.connect(database, autocommit=True) as reader:
+
+        def read() -> None:
+            rows = reader.execute("SELECT seq FROM messages").fetchall()
+            fresh = {seq for (seq,) in rows} - seen
+            highest = max(seen, default=0)
+            late.extend((seq, highest) for seq in sorted(fresh) if seq < highest)
+            seen.update(fresh)
+
+        start.set()
+        while any(writer.is_alive() for writer in writers):
+            read()
+        for writer in writers:
+            writer.join(60)
+            assert writer.exitcode == 0
+        read()
+
+    assert len(seen) == WRITERS * BATCHES * BATCH_SIZE
+    assert late == []  # without the seq lock in insert_batch, a few hundred of them
