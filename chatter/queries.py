@@ -23,6 +23,7 @@ from chatter.usernames import username_key
 
 __all__ = [
     "MAX_AFTER",
+    "MESSAGES_CHANNEL",
     "SEQ_LOCK_KEY",
     "Joined",
     "NewPost",
@@ -42,6 +43,11 @@ __all__ = [
 
 SEQ_LOCK_KEY = 0x63686174  # "chat"
 """The advisory lock every writer of messages holds from its insert to its commit."""
+
+MESSAGES_CHANNEL = "chatter_messages"
+"""The channel each committed batch notifies, with its highest seq as the
+payload: a wake-up for the nodes sharing the database, which then read the
+messages table (the log) after the last seq they have."""
 
 MAX_AFTER = 5000
 """The most messages one `after` read returns."""
@@ -110,16 +116,25 @@ _USER_COLUMNS = "id, username, username_key, last_seen_at, token_version"
 # One statement, run as a transaction of its own: one round trip per batch.
 # It takes the seq lock before any row draws its seq, since every row it
 # inserts is a row of the join with `seq_lock`, and holds it to its commit.
+# When it inserts anything, it notifies `MESSAGES_CHANNEL` with the batch's
+# highest seq, delivered to listeners at the commit (the join with `woken` is
+# what makes that part run).
 _INSERT_BATCH = """
-WITH seq_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s))
-INSERT INTO messages (id, user_id, body, client_id, inserted_at)
-SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
-FROM seq_lock,
-     unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
-     WITH ORDINALITY AS t(id, user_id, body, client_id, n)
-ORDER BY t.n
-ON CONFLICT (user_id, client_id) DO NOTHING
-RETURNING id, seq, inserted_at
+WITH seq_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s)),
+inserted AS (
+    INSERT INTO messages (id, user_id, body, client_id, inserted_at)
+    SELECT t.id, t.user_id, t.body, t.client_id, clock_timestamp()
+    FROM seq_lock,
+         unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
+         WITH ORDINALITY AS t(id, user_id, body, client_id, n)
+    ORDER BY t.n
+    ON CONFLICT (user_id, client_id) DO NOTHING
+    RETURNING id, seq, inserted_at
+),
+woken AS (
+    SELECT pg_notify(%s, max(seq)::text) FROM inserted HAVING count(*) > 0
+)
+SELECT i.id, i.seq, i.inserted_at FROM inserted i LEFT JOIN woken ON true
 """
 
 # The messages a batch's repeats resolve to: by (user_id, client_id), the
@@ -147,6 +162,7 @@ def insert_batch(conn: psycopg.Connection[Any], batch: Sequence[NewPost]) -> lis
             [post.user_id for post in batch],
             [post.body for post in batch],
             [post.client_id for post in batch],
+            MESSAGES_CHANNEL,
         ),
     ).fetchall()
     inserted = {row[0]: (row[1], row[2]) for row in rows}

@@ -20,6 +20,7 @@ WRITERS = 2
 BATCHES = 150
 """Batches each writer commits."""
 BATCH_SIZE = 20
+TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,11 @@ def _write(conninfo: str, writer: int, user_id: uuid.UUID, start: Event) -> None
 
 
 def test_two_writing_processes_make_seq_visible_in_commit_order(database: str) -> None:
-    with psycopg.connect(database, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key) VALUES (%s, %s) RETURNING id",
-            ("writer", username_key("writer")),
-        ).fetchone()
-    assert row is not None
+    writer_id = _user(database, "writer")
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     writers = [
-        context.Process(target=_write, args=(database, n, row[0], start)) for n in range(WRITERS)
+        context.Process(target=_write, args=(database, n, writer_id, start)) for n in range(WRITERS)
     ]
     for writer in writers:
         writer.start()
@@ -79,3 +75,42 @@ def test_two_writing_processes_make_seq_visible_in_commit_order(database: str) -
 
     assert len(seen) == WRITERS * BATCHES * BATCH_SIZE
     assert late == []  # without the seq lock in insert_batch, a few hundred of them
+
+
+def _user(conninfo: str, name: str) -> uuid.UUID:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES (%s, %s) RETURNING id",
+            (name, username_key(name)),
+        ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def test_each_committed_batch_notifies_its_highest_seq(database: str) -> None:
+    """The wake-up for other nodes: one notification per batch that stored
+    anything, at its commit, carrying the batch's highest seq; none for a batch
+    of repeats only."""
+    ann = _user(database, "ann")
+    with (
+        psycopg.connect(database, autocommit=True) as listener,
+        psycopg.connect(database) as writer,
+    ):
+        listener.execute(f"LISTEN {queries.MESSAGES_CHANNEL}")
+        first = queries.insert_batch(writer, [_Post(ann, "ann", "one", "c-1")])
+        second = queries.insert_batch(
+            writer, [_Post(ann, "ann", "two", "c-2"), _Post(ann, "ann", "three", None)]
+        )
+        repeat = queries.insert_batch(writer, [_Post(ann, "ann", "one", "c-1")])
+        queries.insert_batch(writer, [_Post(ann, "ann", "four", "c-4")])  # the end marker
+
+        payloads = []
+        for notify in listener.notifies(timeout=TIMEOUT_S):
+            assert notify.channel == queries.MESSAGES_CHANNEL
+            payloads.append(int(notify.payload))
+            if len(payloads) == 3:
+                break
+
+    assert repeat[0].duplicate
+    assert payloads[:2] == [first[0].message.seq, max(r.message.seq for r in second)]
+    assert payloads[2] > payloads[1]  # the end marker's: nothing came for the repeat
