@@ -1,0 +1,124 @@
+"""The commit listener on a real PostgreSQL: a wake-up for each committed
+batch, a tick when nothing comes, and, when its connection is cut, a restart
+that listens again and wakes its recipient to catch up."""
+
+from __future__ import annotations
+
+import queue
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+from chatter import queries
+from chatter.commit_listener import CommitListener, Wake
+from chatter.usernames import username_key
+from supervision import ChildSpec, EventKind, EventStream, Supervisor, start_link
+from tests.harness.waiting import TIMEOUT_S, EventLog
+
+
+class Wakes:
+    """A recipient that keeps what it is told, for the test thread to take."""
+
+    def __init__(self) -> None:
+        self._told: queue.Queue[Any] = queue.Queue()
+
+    def tell(self, message: Any) -> None:
+        self._told.put(message)
+
+    def next(self) -> Wake:
+        wake = self._told.get(timeout=TIMEOUT_S)
+        assert isinstance(wake, Wake)
+        return wake
+
+    def until_seq(self, seq: int) -> Wake:
+        """The first wake-up naming `seq` or later (ticks before it are skipped)."""
+        while True:
+            wake = self.next()
+            if wake.seq is not None and wake.seq >= seq:
+                return wake
+
+
+@pytest.fixture
+def wakes() -> Wakes:
+    return Wakes()
+
+
+@pytest.fixture
+def listening(database: str, wakes: Wakes, events: EventStream) -> Iterator[None]:
+    """A listener under a supervisor, telling `wakes`; its first wake-up taken."""
+    spec = ChildSpec("listener", lambda: CommitListener.start(database, wakes, tick_s=60))
+    root = start_link(Supervisor.child_spec("root", [spec], events=events))
+    assert wakes.next() == Wake(None)  # on start: catch up on what came before
+    yield
+    root.stop(timeout=TIMEOUT_S)
+
+
+def _store(conninfo: str, body: str) -> int:
+    """Commit one message, as a node's persistence actor does; its seq."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "INSERT INTO users (username, username_key) VALUES ('ann', %s) "
+            "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id",
+            (username_key("ann"),),
+        ).fetchone()
+        conn.commit()
+        assert row is not None
+        post = _Post(uuid.UUID(str(row[0])), "ann", body, None)
+        (result,) = queries.insert_batch(conn, [post])
+    return result.message.seq
+
+
+@dataclass(frozen=True)
+class _Post:
+    user_id: uuid.UUID
+    username: str
+    body: str
+    client_id: str | None
+
+
+@pytest.mark.usefixtures("listening")
+def test_each_commit_wakes_the_recipient_with_its_seq(database: str, wakes: Wakes) -> None:
+    first = _store(database, "one")
+    assert wakes.next() == Wake(first)
+    second = _store(database, "two")
+    assert wakes.next() == Wake(second)
+
+
+def test_with_nothing_committed_the_recipient_is_woken_on_the_tick(
+    database: str, wakes: Wakes, events: EventStream
+) -> None:
+    spec = ChildSpec("listener", lambda: CommitListener.start(database, wakes, tick_s=0.05))
+    root = start_link(Supervisor.child_spec("root", [spec], events=events))
+    try:
+        assert [wakes.next() for _ in range(3)] == [Wake(None)] * 3
+    finally:
+        root.stop(timeout=TIMEOUT_S)
+
+
+@pytest.mark.usefixtures("listening")
+def test_a_cut_connection_restarts_the_listener_which_wakes_to_catch_up(
+    database: str, wakes: Wakes, event_log: EventLog
+) -> None:
+    with psycopg.connect(database, autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert cut == [(True,)]
+
+    event_log.wait(EventKind.RESTARTED, "listener", TIMEOUT_S)
+    assert wakes.next() == Wake(None)  # what committed while nobody listened
+    seq = _store(database, "after the cut")
+    assert wakes.until_seq(seq) == Wake(seq)
+
+
+@pytest.mark.usefixtures("listening")
+def test_a_notification_that_is_not_a_seq_wakes_nobody(database: str, wakes: Wakes) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("SELECT pg_notify(%s, 'not a seq')", (queries.MESSAGES_CHANNEL,))
+    seq = _store(database, "after the stray one")
+    assert wakes.next() == Wake(seq)  # nothing came for the stray notification
