@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +13,7 @@ from psycopg import sql
 
 from chatter.usernames import username_key
 
-__all__ = ["seed_messages", "seed_users", "stored", "user_names"]
+__all__ = ["Post", "seed_messages", "seed_user", "seed_users", "stored", "user_names"]
 
 _UPSERT_USER = (
     "INSERT INTO users (username, username_key, last_seen_at) "
@@ -19,6 +21,24 @@ _UPSERT_USER = (
     "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id"
 )
 """A user who was last seen an hour ago (offline now)."""
+
+
+@dataclass(frozen=True)
+class Post:
+    """A post as `chatter.queries.insert_batch` takes it (a `NewPost`)."""
+
+    user_id: uuid.UUID
+    username: str
+    body: str
+    client_id: str | None
+
+
+def seed_user(conninfo: str, username: str) -> uuid.UUID:
+    """The id of `username`, an offline user, made if new."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(_UPSERT_USER, (username, username_key(username))).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
 
 
 def seed_users(conninfo: str, usernames: Sequence[str]) -> None:

@@ -5,9 +5,7 @@ that listens again and wakes its recipient to catch up."""
 from __future__ import annotations
 
 import queue
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -15,8 +13,8 @@ import pytest
 
 from chatter import queries
 from chatter.commit_listener import CommitListener, Wake
-from chatter.usernames import username_key
 from supervision import ChildSpec, EventKind, EventStream, Supervisor, start_link
+from tests.harness.data import Post, seed_user
 from tests.harness.waiting import TIMEOUT_S, EventLog
 
 
@@ -59,25 +57,10 @@ def listening(database: str, wakes: Wakes, events: EventStream) -> Iterator[None
 
 def _store(conninfo: str, body: str) -> int:
     """Commit one message, as a node's persistence actor does; its seq."""
+    post = Post(seed_user(conninfo, "ann"), "ann", body, None)
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key) VALUES ('ann', %s) "
-            "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id",
-            (username_key("ann"),),
-        ).fetchone()
-        conn.commit()
-        assert row is not None
-        post = _Post(uuid.UUID(str(row[0])), "ann", body, None)
         (result,) = queries.insert_batch(conn, [post])
     return result.message.seq
-
-
-@dataclass(frozen=True)
-class _Post:
-    user_id: uuid.UUID
-    username: str
-    body: str
-    client_id: str | None
 
 
 @pytest.mark.usefixtures("listening")

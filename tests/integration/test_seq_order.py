@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
-from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 
 import psycopg
 
 from chatter import queries
-from chatter.usernames import username_key
+from tests.harness.data import Post, seed_user
 
 WRITERS = 2
 BATCHES = 150
@@ -23,28 +22,20 @@ BATCH_SIZE = 20
 TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
-class _Post:
-    user_id: uuid.UUID
-    username: str
-    body: str
-    client_id: str | None
-
-
 def _write(conninfo: str, writer: int, user_id: uuid.UUID, start: Event) -> None:
     """In a process of its own: insert `BATCHES` batches, one transaction each."""
     start.wait(30)
     with psycopg.connect(conninfo) as conn:
         for batch in range(BATCHES):
             posts = [
-                _Post(user_id, "writer", f"w{writer} b{batch} p{n}", f"w{writer}-{batch}-{n}")
+                Post(user_id, "writer", f"w{writer} b{batch} p{n}", f"w{writer}-{batch}-{n}")
                 for n in range(BATCH_SIZE)
             ]
             queries.insert_batch(conn, posts)
 
 
 def test_two_writing_processes_make_seq_visible_in_commit_order(database: str) -> None:
-    writer_id = _user(database, "writer")
+    writer_id = seed_user(database, "writer")
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     writers = [
@@ -77,32 +68,22 @@ def test_two_writing_processes_make_seq_visible_in_commit_order(database: str) -
     assert late == []  # without the seq lock in insert_batch, a few hundred of them
 
 
-def _user(conninfo: str, name: str) -> uuid.UUID:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, username_key) VALUES (%s, %s) RETURNING id",
-            (name, username_key(name)),
-        ).fetchone()
-    assert row is not None
-    return uuid.UUID(str(row[0]))
-
-
 def test_each_committed_batch_notifies_its_highest_seq(database: str) -> None:
     """The wake-up for other nodes: one notification per batch that stored
     anything, at its commit, carrying the batch's highest seq; none for a batch
     of repeats only."""
-    ann = _user(database, "ann")
+    ann = seed_user(database, "ann")
     with (
         psycopg.connect(database, autocommit=True) as listener,
         psycopg.connect(database) as writer,
     ):
         listener.execute(f"LISTEN {queries.MESSAGES_CHANNEL}")
-        first = queries.insert_batch(writer, [_Post(ann, "ann", "one", "c-1")])
+        first = queries.insert_batch(writer, [Post(ann, "ann", "one", "c-1")])
         second = queries.insert_batch(
-            writer, [_Post(ann, "ann", "two", "c-2"), _Post(ann, "ann", "three", None)]
+            writer, [Post(ann, "ann", "two", "c-2"), Post(ann, "ann", "three", None)]
         )
-        repeat = queries.insert_batch(writer, [_Post(ann, "ann", "one", "c-1")])
-        queries.insert_batch(writer, [_Post(ann, "ann", "four", "c-4")])  # the end marker
+        repeat = queries.insert_batch(writer, [Post(ann, "ann", "one", "c-1")])
+        queries.insert_batch(writer, [Post(ann, "ann", "four", "c-4")])  # the end marker
 
         payloads = []
         for notify in listener.notifies(timeout=TIMEOUT_S):
