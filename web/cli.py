@@ -10,6 +10,8 @@
     chatter db seed [--messages N]  demo users and N messages (default 1,000)
     chatter db serve                the embedded PostgreSQL in the foreground, for
                                     several local nodes: prints DATABASE_URL=...
+    chatter cluster [--nodes 3]     the database, N nodes and haproxy in front of
+                                    them on one machine (docs/CLUSTER.md)
 
 With no ``DATABASE_URL`` (or ``--database-url``), each command starts the
 embedded PostgreSQL 18 in the data directory and stops it when done.
@@ -17,13 +19,14 @@ embedded PostgreSQL 18 in the data directory and stops it when done.
 This is the process's entry point (``[project.scripts] chatter``, and
 ``python -m web``), so it sits at the top of the imports: it parses and
 dispatches, and what each command does lives below it, in `web.server`,
-`web.console` and chatter/ (`chatter.database`, `chatter.chaos`, `chatter.seed`).
+`web.console`, `web.cluster` and chatter/ (`chatter.database`, `chatter.chaos`, `chatter.seed`).
 Nothing in chatter/ imports web/.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -37,7 +40,10 @@ from chatter.database import migrate, reset, rollback, running_database
 from chatter.errors import ConfigError
 from chatter.logs import configure_logging
 from chatter.seed import seed
+from web.cluster import DEFAULT_NODES, MAX_NODES, ClusterPlan, run_cluster
 from web.console import run_console
+from web.errors import ClusterError
+from web.haproxy import find_haproxy
 from web.server import serve
 
 __all__ = ["build_parser", "main"]
@@ -154,7 +160,40 @@ def build_parser() -> argparse.ArgumentParser:
         "the way several local nodes share one embedded database.",
     )
     db_serve.add_argument("--data-dir", help="embedded database directory (env CHATTER_DATA_DIR)")
+    _add_cluster_parser(commands)
     return parser
+
+
+def _add_cluster_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``chatter cluster``: its flags."""
+    cluster = commands.add_parser(
+        "cluster",
+        help="several nodes behind haproxy on this machine (docs/CLUSTER.md)",
+        description="Start the embedded PostgreSQL (chatter db serve), N nodes (chatter"
+        " serve) sharing it and one SECRET_KEY_BASE, and haproxy in front of them at"
+        " 127.0.0.1:PORT; print one line naming the URL and the nodes; run until SIGINT"
+        " or SIGTERM, then stop them in reverse order.",
+    )
+    cluster.add_argument(
+        "--nodes",
+        type=int,
+        default=DEFAULT_NODES,
+        help=f"how many nodes, 1 to {MAX_NODES} (default {DEFAULT_NODES})",
+    )
+    cluster.add_argument(
+        "--port", type=int, help="haproxy's port at 127.0.0.1 (env PORT, default 4000)"
+    )
+    cluster.add_argument(
+        "--data-dir",
+        help="the embedded database's directory, and haproxy.cfg's (env CHATTER_DATA_DIR)",
+    )
+    cluster.add_argument(
+        "--database-url",
+        help="share this PostgreSQL server instead of starting one (env DATABASE_URL)",
+    )
+    cluster.add_argument(
+        "--haproxy", help="the haproxy executable (env HAPROXY; default: on PATH, or /usr/sbin)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.env)
     if args.command == "db" and args.db_command == "serve":
         return _db_serve(settings)
+    if args.command == "cluster":
+        return _cluster(settings, args.nodes, args.haproxy)
     with running_database(settings) as conninfo:
         if args.command == "serve":
             return serve(settings, conninfo)
@@ -245,6 +286,23 @@ def _db_serve(settings: Settings) -> int:
             pass
     print("chatter: embedded PostgreSQL stopped", file=sys.stderr)
     return 0
+
+
+def _cluster(settings: Settings, nodes: int, haproxy: str | None) -> int:
+    """Several nodes behind haproxy, until a signal (`web.cluster`)."""
+    try:
+        plan = ClusterPlan(
+            haproxy=find_haproxy(haproxy or os.environ.get("HAPROXY")),
+            data_dir=settings.resolved_data_dir,
+            nodes=nodes,
+            port=settings.port,
+            database_url=settings.database_url,
+            secret_key_base=settings.secret_key_base,
+        )
+    except (ConfigError, ClusterError) as error:
+        print(f"chatter cluster: {error}", file=sys.stderr)
+        return 2
+    return run_cluster(plan)
 
 
 def _seed(conninfo: str, messages: int) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "BadApiRequestError", "ProxyHeaderError", "WebError"]
+__all__ = ["ApiError", "BadApiRequestError", "ClusterError", "ProxyHeaderError", "WebError"]
 
 
 class WebError(Exception):
     """Base of the web package's errors."""
+
+
+class ClusterError(WebError):
+    """``chatter cluster`` could not start, or lost a part it cannot run without."""
 
 
 class ProxyHeaderError(WebError):
