@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test chromium soak check cover lint format typecheck bench-actors bench bench-quick lock clean
+.PHONY: run cluster test chromium haproxy soak check cover lint format typecheck bench-actors bench bench-quick lock clean
 
 # The first run takes a minute or two: say what is happening and let pip show its
 # progress. A venv whose creation failed half-way (no python3-venv) has a python but
@@ -29,7 +29,20 @@ export CHROMIUM
 chromium:
 	@scripts/ensure-chromium "$(CHROMIUM)"
 
-test: chromium $(STAMP)
+# `make cluster` and its tests run Debian's haproxy at $(HAPROXY) in front of the
+# nodes. Installs it when it may (root or password-less sudo), else stops here
+# saying what to install.
+HAPROXY ?= /usr/sbin/haproxy
+export HAPROXY
+haproxy:
+	@scripts/ensure-haproxy "$(HAPROXY)"
+
+# The database, CLUSTER_NODES nodes and haproxy at 127.0.0.1:4000 (docs/CLUSTER.md).
+CLUSTER_NODES ?= 3
+cluster: haproxy $(STAMP)
+	$(BIN)/chatter cluster --nodes $(CLUSTER_NODES) $(CLUSTER_ARGS)
+
+test: chromium haproxy $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Random faults (actor kills, database outages and crashes) under live traffic
@@ -47,7 +60,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-cover: chromium $(STAMP)
+cover: chromium haproxy $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term-missing $(PYTEST_ARGS)
 
 format: $(STAMP)
