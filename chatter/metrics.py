@@ -54,7 +54,7 @@ BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 MAILBOX_ACTORS = ("room", "presence", "persistence")
 """The registered names whose mailbox depth is reported."""
 
-SUPERVISED_CHILDREN = ("persistence", "presence", "room", "sessions")
+SUPERVISED_CHILDREN = ("persistence", "lease", "presence", "room", "listener", "sessions")
 """The root's children, listed in ``chatter_actor_restarts_total`` from zero."""
 
 
@@ -96,6 +96,19 @@ class ChatMetrics:
             "From a store request reaching persistence to its commit, seconds.",
             buckets=LATENCY_BUCKETS_S,
         )
+        self.wakes = counter(
+            "chatter_wakes",
+            "Wake-ups of the room by the commit listener: a notification of a commit "
+            "(by any node) or the tick.",
+            ["cause"],
+        )
+        for cause in ("notify", "tick"):
+            self.wakes.labels(cause)
+        self.log_reads = counter(
+            "chatter_log_reads",
+            "Reads of the messages log by the room after the last seq it sent "
+            "(another node committed, a wake-up, or a gap after a spent seq).",
+        )
         self.commit_batch_size = histogram(
             "chatter_commit_batch_size",
             "Messages committed per group-commit transaction.",
@@ -110,7 +123,12 @@ class ChatMetrics:
             self.actor_restarts.labels(child)
         self.online_users = Gauge(
             "chatter_online_users",
-            "Users holding a name on an open connection.",
+            "Users holding a name on an open connection, on any node.",
+            registry=registry,
+        )
+        self.online_users_here = Gauge(
+            "chatter_online_users_here",
+            "Users holding a name on an open connection to this node.",
             registry=registry,
         )
         self._pool: ConnectionPool | None = None

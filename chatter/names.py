@@ -110,6 +110,14 @@ class NameTable:
         self._hold(session_id, session, username).confirmed = confirmed
         return True
 
+    def holds(self, session_id: str) -> bool:
+        """Whether the session holds a name (confirmed or not)."""
+        return session_id in self._by_session
+
+    def holders(self) -> list[Holder]:
+        """Every holder, confirmed or not."""
+        return list(self._by_session.values())
+
     def holder_of(self, username: str, session_id: str | None = None) -> Holder | None:
         """Who else holds `username` or a look-alike of it (with and without
         case folding, so capital look-alikes count too); None if nobody but

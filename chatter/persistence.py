@@ -63,6 +63,7 @@ __all__ = [
     "find_user",
     "read_after",
     "read_before",
+    "read_last_seq",
     "read_newest",
     "read_recent_users",
 ]
@@ -172,9 +173,15 @@ def read_before(seq: int, limit: int, reply_to: Recipient, tag: Any = None) -> R
 
 
 def read_after(seq: int, limit: int, reply_to: Recipient, tag: Any = None) -> Read:
-    """Up to `limit` messages with a seq above `seq` (a `Page`)."""
+    """Up to `limit` messages with a seq above `seq` (a `Page`), shared: the
+    room and every session catching up after a restart ask the same."""
     query = functools.partial(queries.after, seq=seq, limit=limit)
-    return Read(query=query, reply_to=reply_to, tag=tag)
+    return Read(query=query, reply_to=reply_to, tag=tag, share=("after", seq, limit))
+
+
+def read_last_seq(reply_to: Recipient, tag: Any = None) -> Read:
+    """The highest seq committed (an int)."""
+    return Read(query=queries.last_seq, reply_to=reply_to, tag=tag, share="last_seq")
 
 
 def read_recent_users(limit: int, reply_to: Recipient, tag: Any = None) -> Read:

@@ -55,6 +55,9 @@ class CloseCode(enum.IntEnum):
     """A frame over the size limit (Tornado sends it)."""
     INTERNAL_ERROR = 1011
     """The session crashed, or has ended."""
+    SERVICE_RESTART = 1012
+    """While this node had no live lease (it was cut off or paused), another
+    node took the connection's name: reconnect and resume."""
     TRY_AGAIN_LATER = 1013
     """A session could not start, or its welcome could not be read."""
 

@@ -29,7 +29,15 @@ import pykka
 
 from supervision import Future, NameNotRegisteredError, NameUnavailableError, Registry
 
-__all__ = ["Failed", "FutureRecipient", "Recipient", "Request", "ServerClient", "tell_quietly"]
+__all__ = [
+    "Failed",
+    "FutureRecipient",
+    "Named",
+    "Recipient",
+    "Request",
+    "ServerClient",
+    "tell_quietly",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +116,22 @@ class ServerClient:
         except (NameNotRegisteredError, NameUnavailableError):
             return False
         return True
+
+
+class Named:
+    """A `Recipient` by registered name: whichever incarnation runs gets it.
+    For notices whose loss costs nothing but a moment (a wake-up that a tick
+    repeats): one the name cannot take now is dropped."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self._registry = registry
+        self._name = name
+
+    def tell(self, message: Any) -> None:
+        try:
+            self._registry.tell(self._name, message)
+        except (NameNotRegisteredError, NameUnavailableError):
+            logger.debug("%s unavailable; dropped %r", self._name, message)
 
 
 def tell_quietly(recipient: Recipient, message: Any) -> None:

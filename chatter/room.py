@@ -17,6 +17,20 @@ same sessions from its first message. A room that crashes or is stopped
 with a round gathered sends that round first (`on_failure`, `on_stop`), so a
 crash loses no message for the clients that stay connected; messages still in
 its inbox wait in the registry for the next incarnation.
+
+Several nodes may share the database, each with its own room; the messages
+table is the log, and every room delivers it in seq order. seq becomes visible
+in commit order (`chatter.queries.insert_batch`), so reading "after the last
+seq I sent" never skips one. A node's own commits go out at once when they
+follow on from what the room has sent (the one-node fast path); otherwise, and
+whenever the commit listener wakes it (`Wake`: another node committed, or a
+tick), the room reads the log after its last seq and sends what it finds. Not
+every seq is a message (a refused or duplicate post spends one), so a gap only
+says "read", never "wait".
+
+A room starts at the highest seq committed and tells every live session to
+catch up (`CatchUp`): a restarted room does not know what the last one sent,
+and each session knows what it has, so each reads from there itself.
 """
 
 from __future__ import annotations
@@ -28,14 +42,18 @@ from typing import Any
 
 import pykka
 
-from chatter.messages import StoredMessage
+from chatter.commit_listener import Wake
+from chatter.messages import Page, StoredMessage
 from chatter.metrics import ChatMetrics
+from chatter.persistence import Persistence, ReadDone, ReadFailed, read_after, read_last_seq
 from chatter.protocol import message_frame, presence_frame
 from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
 __all__ = [
+    "CATCH_UP_LIMIT",
     "NAME",
     "SESSIONS_GROUP",
+    "CatchUp",
     "Committed",
     "Deliver",
     "Delivery",
@@ -50,6 +68,12 @@ NAME = "room"
 SESSIONS_GROUP = "live-sessions"
 """The registry group of the live session actors (apart from `tree.SESSIONS`,
 the id of the supervisor that starts them)."""
+
+CATCH_UP_LIMIT = 1000
+"""The most messages one read of the log brings; more are read at once after."""
+
+BASELINE_RETRY_S = 0.5
+"""How soon a room that could not read where the log ends asks again."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +124,30 @@ class Deliver:
 
 
 @dataclass(frozen=True)
+class CatchUp:
+    """To a session, from a room that just started: you may have missed
+    messages while no room ran; read the log after the last seq you have."""
+
+
+@dataclass(frozen=True)
 class _FanOut:
     """To itself: send the round gathered so far."""
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The tag of the read of the highest seq committed, when the room starts.
+    `room` is the asking incarnation's urn: an answer to a room that died
+    reaches its successor (with what was left in its inbox), which ignores it."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class _LogRead:
+    """The tag of a read of the log after the last seq sent, by `room`."""
+
+    room: str
 
 
 class Room:
@@ -120,6 +166,11 @@ class Room:
         if joins or leaves:
             self._tell(PresenceChanged(joins, leaves, total_users))
 
+    def tell(self, message: Any) -> None:
+        """Any message to the room, by name: so the room is a `Recipient`
+        (the commit listener's `Wake` goes to whichever room runs)."""
+        self._tell(message)
+
     def _tell(self, message: Any) -> None:
         try:
             self._registry.tell(self._name, message)
@@ -129,35 +180,129 @@ class Room:
 
 
 class RoomActor(LoopActor):
-    """Fans frames out to the members of the sessions group."""
+    """Fans frames out to the members of the sessions group, messages in seq order."""
 
     def __init__(
         self, registry: Registry, *, metrics: ChatMetrics | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._registry = registry
+        self._persistence = Persistence(registry)
         self._metrics = metrics if metrics is not None else ChatMetrics()
-        self._last_seq = 0
-        """The highest seq queued: nothing at or below it is sent again."""
+        self._last_seq: int | None = None
+        """The highest seq queued: nothing at or below it is sent again. None
+        until the room knows where the log ends."""
+        self._early: list[tuple[StoredMessage, ...]] = []
+        """Commits told before that: sorted out once it is known."""
+        self._reading = False
+        """A read of the log is on its way."""
+        self._read_again = False
+        """Something new was heard during that read: read again after it."""
         self._round: list[Delivery] = []
         """Frames that arrived since the last fan-out, in order."""
         self._fan_out_told = False
+        self._urn = ""
+
+    def on_start(self) -> None:
+        self._urn = self.actor_ref.actor_urn
+        self._persistence.tell(read_last_seq(self.actor_ref, _Baseline(self._urn)))
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case Committed(messages=messages):
-                fresh = sorted((m for m in messages if m.seq > self._last_seq), key=lambda m: m.seq)
-                if fresh:
-                    self._last_seq = fresh[-1].seq
-                    self._queue(Delivery(message_frame(m).encode(), m.seq) for m in fresh)
+                self._committed(messages)
+            case Wake(seq=seq):
+                self._metrics.wakes.labels("tick" if seq is None else "notify").inc()
+                if self._last_seq is not None and (seq is None or seq > self._last_seq):
+                    self._read_log()
+            case ReadDone(tag=_LogRead(room=urn), value=page) if urn == self._urn:
+                self._log_read(page)
+            case ReadFailed(tag=_LogRead(room=urn), error=error) if urn == self._urn:
+                # The next wake-up (a tick at the latest) reads again.
+                self._reading = self._read_again = False
+                logger.warning("Room could not read the log: %s", error)
             case PresenceChanged(joins=joins, leaves=leaves, total_users=total):
                 self._queue([Delivery(presence_frame(joins, leaves, total).encode(), None)])
             case _FanOut():
                 self._fan_out_told = False
                 self._send_round()
+            case ReadDone(tag=_Baseline(room=urn), value=last_seq) if urn == self._urn:
+                self._begin_at(last_seq)
+            case ReadFailed(tag=_Baseline(room=urn), error=error) if urn == self._urn:
+                logger.warning("Room could not read where the log ends: %s", error)
+                self.actor_loop.call_later(BASELINE_RETRY_S, self._ask_baseline_again)
+            case ReadDone(tag=_Baseline() | _LogRead()) | ReadFailed(tag=_Baseline() | _LogRead()):
+                pass  # asked by an incarnation that died since
             case _:
                 super().on_receive(message)
         return None
+
+    # -- where the room begins -----------------------------------------------------------
+
+    def _ask_baseline_again(self) -> None:
+        if self.actor_ref.is_alive():
+            self._persistence.tell(read_last_seq(self.actor_ref, _Baseline(self._urn)))
+
+    def _begin_at(self, last_seq: int) -> None:
+        """Start sending after `last_seq`, the highest seq committed. Sessions
+        that were connected before (this room is a restarted one) catch up on
+        what committed while no room ran, each from what it has."""
+        self._last_seq = last_seq
+        for session in self._registry.members(SESSIONS_GROUP):
+            try:
+                session.tell(CatchUp())
+            except pykka.ActorDeadError:
+                self._registry.leave(SESSIONS_GROUP, session)
+        early, self._early = self._early, []
+        for messages in early:
+            self._committed(messages)
+
+    # -- messages in seq order -----------------------------------------------------------
+
+    def _committed(self, messages: tuple[StoredMessage, ...]) -> None:
+        """This node's commit: out at once if it follows on from the last seq
+        sent; after a gap, read the log, which holds what fills it."""
+        last = self._last_seq
+        if last is None:
+            self._early.append(messages)
+            return
+        fresh = sorted((m for m in messages if m.seq > last), key=lambda m: m.seq)
+        if not fresh:
+            return
+        if fresh[0].seq == last + 1:
+            self._send_messages(fresh)
+        else:
+            self._read_log()
+
+    def _read_log(self) -> None:
+        """Read the log after the last seq sent; one read at a time."""
+        assert self._last_seq is not None, "reads begin once the baseline is known"
+        if self._reading:
+            self._read_again = True
+            return
+        self._reading = True
+        self._metrics.log_reads.inc()
+        self._persistence.tell(
+            read_after(self._last_seq, CATCH_UP_LIMIT, self.actor_ref, _LogRead(self._urn))
+        )
+
+    def _log_read(self, page: Page) -> None:
+        """Send what the log holds beyond the last seq sent (commits of this
+        node may have gone out meanwhile), and read on if there is more."""
+        self._reading = False
+        assert self._last_seq is not None
+        last = self._last_seq
+        fresh = [m for m in page.messages if m.seq > last]
+        if fresh:
+            self._send_messages(fresh)
+        if page.has_more or self._read_again:
+            self._read_again = False
+            self._read_log()
+
+    def _send_messages(self, messages: list[StoredMessage]) -> None:
+        """Queue `messages` (sorted, every seq above the last sent)."""
+        self._last_seq = messages[-1].seq
+        self._queue(Delivery(message_frame(m).encode(), m.seq) for m in messages)
 
     def on_failure(self, *_: Any) -> None:
         self._send_round()

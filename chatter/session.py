@@ -13,6 +13,10 @@ and handles the answer as one more message, in one clause of `on_receive` per
 kind of answer. It never waits, and nothing of its own runs on another
 actor's thread.
 
+When a room starts (after a crash of the last one), it tells every session to
+`CatchUp`: the session reads the log after the last seq it has sent and sends
+what it missed, holding fan-out rounds meanwhile, as it does for the welcome.
+
 Frames are handled one at a time in arrival order. The welcome goes first:
 frames that arrive before it is sent wait, and so do messages fanned out
 meanwhile (the session joins the room before it asks for the welcome's data,
@@ -45,7 +49,7 @@ from typing import Any
 from chatter import persistence, presence, welcome
 from chatter.connection import Connection, Inbound, SessionContext
 from chatter.errors import ChatError, ErrorCode
-from chatter.messages import validate_body, validate_client_id
+from chatter.messages import Page, validate_body, validate_client_id
 from chatter.persistence import Persistence, ReadDone, ReadFailed
 from chatter.presence import Presence
 from chatter.protocol import (
@@ -58,10 +62,11 @@ from chatter.protocol import (
     Post,
     encode,
     error_frame,
+    message_frame,
     page_frame,
     parse,
 )
-from chatter.room import SESSIONS_GROUP, Deliver
+from chatter.room import CATCH_UP_LIMIT, SESSIONS_GROUP, CatchUp, Deliver
 from chatter.session_names import Claiming, Identity, NameClaims, Reclaim, Reclaiming
 from chatter.throttle import (
     FRAME_BURST,
@@ -79,6 +84,11 @@ logger = logging.getLogger(__name__)
 
 
 # -- tags: what an answer is for --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CatchingUp:
+    """A read of the log after the last seq sent, after a room restarted."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,11 @@ class SessionActor(NameClaims, LoopActor):
         self._granted: str | None = None  # granted by presence, not yet recorded
         self._welcome: welcome.WelcomeParts | None = welcome.WelcomeParts()
         self._held: list[Deliver] = []
+        """Rounds that came while the welcome or a catch-up was being read."""
         self._last_seq = 0
+        self._catching_up = False
+        self._catch_up_again = False
+        """A room restarted during the welcome or a catch-up: read once more after."""
         self._frames: collections.deque[ClientFrame | ChatError] = collections.deque()
         self._busy = True  # until the welcome is sent
         monotonic = time.monotonic
@@ -165,6 +179,12 @@ class SessionActor(NameClaims, LoopActor):
                 self._inbound(text)
             case Deliver():
                 self._deliver(message)
+            case CatchUp():
+                self._catch_up()
+            case ReadDone(tag=_CatchingUp(), value=page) if self._catching_up:
+                self._caught_up(page)
+            case ReadFailed(tag=_CatchingUp()) if self._catching_up:
+                self._catch_up_failed()
             # the welcome, and reclaiming a name with a token first
             case ReadDone(tag=Reclaim(version=version), value=user):
                 self._reclaim(user, version)
@@ -210,6 +230,10 @@ class SessionActor(NameClaims, LoopActor):
                 asker.tell(report)
             case presence.Replaced(username=username):
                 self._replaced(username)
+            case presence.Fenced():
+                self._connection.close(
+                    CloseCode.SERVICE_RESTART, "name lost while fenced; reconnect"
+                )
             case _:
                 super().on_receive(message)
         return None
@@ -232,9 +256,9 @@ class SessionActor(NameClaims, LoopActor):
         self._last_seq = parts.backlog.seen_up_to
         if self._identity is not None and self._token is not None:
             self._send_joined()
-        held, self._held = self._held, []
-        for deliver in held:
-            self._deliver(deliver)
+        if self._catch_up_again:  # a room started while the welcome was read
+            self._catch_up()
+        self._send_held()
         self._resume_frames()
 
     def _welcome_failed(self) -> None:
@@ -243,6 +267,44 @@ class SessionActor(NameClaims, LoopActor):
         self._welcome = None
         self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; reconnect shortly")
         self._connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+
+    # -- catching up after a room restarted -------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Read the log after the last seq sent; rounds wait until it is in."""
+        if self._welcome is not None or self._catching_up:
+            self._catch_up_again = True
+            return
+        self._catch_up_again = False
+        self._catching_up = True
+        self._persistence.tell(
+            persistence.read_after(self._last_seq, CATCH_UP_LIMIT, self.actor_ref, _CatchingUp())
+        )
+
+    def _caught_up(self, page: Page) -> None:
+        missed = [m for m in page.messages if m.seq > self._last_seq]
+        if missed:
+            self._last_seq = missed[-1].seq
+            self._connection.send_all([message_frame(m).encode() for m in missed])
+        self._catching_up = False
+        if page.has_more or self._catch_up_again:
+            self._catch_up()
+        else:
+            self._send_held()
+
+    def _catch_up_failed(self) -> None:
+        """Without the log this connection may have a gap: the client resumes
+        from what it has, which the welcome of its next connection fills."""
+        self._catching_up = False
+        self._send_error(ErrorCode.UNAVAILABLE, "the chat is unavailable; reconnect shortly")
+        self._connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+
+    def _send_held(self) -> None:
+        if self._catching_up:
+            return  # the catch-up sends them once it is in
+        held, self._held = self._held, []
+        for deliver in held:
+            self._deliver(deliver)
 
     # -- frames from the client ------------------------------------------------------------
 
@@ -347,7 +409,7 @@ class SessionActor(NameClaims, LoopActor):
     # -- from other actors ------------------------------------------------------------------
 
     def _deliver(self, deliver: Deliver) -> None:
-        if self._welcome is not None:
+        if self._welcome is not None or self._catching_up:
             self._held.append(deliver)
             return
         first = deliver.first_seq

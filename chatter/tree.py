@@ -2,8 +2,10 @@
 
     root (one_for_one)
      ├─ persistence   ThreadActor: the pool, group commit       (permanent)
+     ├─ lease         ThreadActor: this node's lease on names   (permanent)
      ├─ presence      LoopActor: who holds which name           (permanent)
      ├─ room          LoopActor: fan-out to the sessions        (permanent)
+     ├─ listener      ThreadActor: LISTENs for commits, wakes the room (permanent)
      └─ sessions      DynamicSupervisor                         (permanent)
           └─ session-N  LoopActor, one per WebSocket            (temporary)
 
@@ -34,12 +36,15 @@ from typing import Any
 
 import pykka
 
-from chatter import persistence, presence, room
+from chatter import lease, persistence, presence, room
+from chatter.commit_listener import CommitListener
 from chatter.connection import Connection, SessionContext
+from chatter.lease import LeaseActor
 from chatter.logs import log_supervision_event
 from chatter.metrics import ChatMetrics
 from chatter.persistence_actor import PersistenceActor
 from chatter.presence import PresenceActor, Release
+from chatter.reply import Named
 from chatter.room import RoomActor
 from chatter.session import SessionActor
 from chatter.session_client import SessionClient
@@ -62,12 +67,26 @@ from supervision import (
 )
 from supervision.exits import Exit
 
-__all__ = ["PERMANENT_CHILDREN", "SESSIONS", "ActorState", "ChatTree", "start_tree"]
+__all__ = [
+    "LEASE",
+    "LISTENER",
+    "PERMANENT_CHILDREN",
+    "SESSIONS",
+    "ActorState",
+    "ChatTree",
+    "start_tree",
+]
 
 SESSIONS = "sessions"
 """The id (and registered name) of the sessions supervisor."""
 
-PERMANENT_CHILDREN = (persistence.NAME, presence.NAME, room.NAME, SESSIONS)
+LEASE = lease.NAME
+"""The id (and registered name) of the lease actor."""
+
+LISTENER = "listener"
+"""The id (and registered name) of the commit listener."""
+
+PERMANENT_CHILDREN = (persistence.NAME, LEASE, presence.NAME, room.NAME, LISTENER, SESSIONS)
 """The root's children, in start order; each is registered under its id."""
 
 
@@ -163,10 +182,12 @@ def start_tree(
     max_sessions: int | None = None,
     on_exit: Any = None,
     name_claims: NameClaimLimits | None = None,
+    node_id: str = "node",
 ) -> ChatTree:
     """Start the whole tree and return once every child has started. Blocks:
     call it off the event loop (the loop actors start on it). `name_claims`
-    limits how fast names are taken (default: the contract's limits)."""
+    limits how fast names are taken (default: the contract's limits);
+    `node_id` names this node's lease."""
     registry, events, metrics = Registry(), EventStream(), ChatMetrics()
     metrics.observe_tree(registry, events, room.SESSIONS_GROUP)
     claims = name_claims if name_claims is not None else NameClaimLimits()
@@ -176,6 +197,11 @@ def start_tree(
             persistence.NAME,
             functools.partial(PersistenceActor.start, conninfo, registry=registry, metrics=metrics),
             name=persistence.NAME,
+        ),
+        ChildSpec(
+            LEASE,
+            functools.partial(LeaseActor.start, conninfo, node_id, Named(registry, presence.NAME)),
+            name=LEASE,
         ),
         ChildSpec(
             presence.NAME,
@@ -192,6 +218,16 @@ def start_tree(
             room.NAME,
             functools.partial(RoomActor.start, registry, loop=loop, metrics=metrics),
             name=room.NAME,
+        ),
+        ChildSpec(
+            LISTENER,
+            functools.partial(
+                CommitListener.start,
+                conninfo,
+                Named(registry, room.NAME),
+                presence=Named(registry, presence.NAME),
+            ),
+            name=LISTENER,
         ),
         DynamicSupervisor.child_spec(
             SESSIONS, name=SESSIONS, max_children=max_sessions, registry=registry, events=events

@@ -45,7 +45,7 @@ def database(postgres: EmbeddedPostgres) -> str:
     """The conninfo of a migrated database with empty tables."""
     conninfo = postgres.conninfo()
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
+        conn.execute("TRUNCATE messages, users, name_claims, node_leases RESTART IDENTITY CASCADE")
     return conninfo
 
 

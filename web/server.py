@@ -107,6 +107,14 @@ async def start(
         loop.call_soon_threadsafe(record)
 
     secret = secret_from(settings.secret_key_base, settings.resolved_data_dir)
+    if settings.database_url and not settings.secret_key_base:
+        # Another node on the same database signs with its own data directory's
+        # secret: a client sent there could not take its name back with its token.
+        logger.warning(
+            "No SECRET_KEY_BASE: tokens are signed with %s's secret, so they work on "
+            "no other node; give every node sharing this database the same SECRET_KEY_BASE",
+            settings.resolved_data_dir,
+        )
     # Bind first: a port in use fails here, before any actor thread exists to
     # keep a failed start-up running.
     sockets = tornado.netutil.bind_sockets(settings.port, address=settings.host)
@@ -134,6 +142,7 @@ async def start(
             max_sessions=settings.max_connections,
             name_claims=name_claims if name_claims is not None else settings.name_claims,
             on_exit=root_exited,
+            node_id=settings.node_id,
         ),
     )
     limits = ConnectionLimits(

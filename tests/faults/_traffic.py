@@ -20,7 +20,7 @@ import itertools
 import json
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,9 @@ class ChatUser:
     """Messages not yet acked at which the user stops writing new ones."""
     ack_waits: list[float] = field(default_factory=list)
     """Seconds from each post's (last) sending to its ack."""
+    other_urls: tuple[str, ...] = ()
+    """Other nodes of the same cluster: when `url` refuses a connection, the
+    user tries the next, as a client behind a load balancer would be sent on."""
 
     def __post_init__(self) -> None:
         self._outbox: deque[str] = deque()
@@ -163,7 +166,16 @@ class ChatUser:
                     tornado.httpclient.HTTPRequest(self._connect_url(), connect_timeout=5)
                 )
             except (TimeoutError, OSError, tornado.httpclient.HTTPClientError):
-                # Refused (server down), 503 (over a cap) or no answer: back off.
+                # Refused (server down), 503 (over a cap) or no answer: back off,
+                # and try another node if there is one.
+                if self.other_urls:
+                    self.url, self.other_urls = (
+                        self.other_urls[0],
+                        (
+                            *self.other_urls[1:],
+                            self.url,
+                        ),
+                    )
                 await asyncio.sleep(_jittered(RECONNECT_BACKOFF_S, attempt))
                 attempt += 1
                 continue
@@ -328,13 +340,27 @@ def _jittered(backoff: tuple[float, ...], attempt: int) -> float:
 
 
 class Crowd:
-    """Posters and viewers on one server, started together and checked together."""
+    """Posters and viewers on one server, or spread over the nodes of a
+    cluster, started together and checked together."""
 
-    def __init__(self, ws_url: str, posters: int, viewers: int = 1, **user_options: Any) -> None:
-        """`user_options` are `ChatUser`'s (`padding`, `outbox_limit`)."""
+    def __init__(
+        self, ws_url: str | Sequence[str], posters: int, viewers: int = 1, **user_options: Any
+    ) -> None:
+        """`ws_url` is one server's, or each node's: users are dealt to them in
+        turn. `user_options` are `ChatUser`'s (`padding`, `outbox_limit`)."""
         self.changes = Changes()
+        urls = (ws_url,) if isinstance(ws_url, str) else tuple(ws_url)
         names = [f"poster{i}" for i in range(posters)] + [None] * viewers
-        self.users = [ChatUser(name, ws_url, self.changes, **user_options) for name in names]
+        self.users = [
+            ChatUser(
+                name,
+                urls[n % len(urls)],
+                self.changes,
+                other_urls=urls[n % len(urls) + 1 :] + urls[: n % len(urls)],
+                **user_options,
+            )
+            for n, name in enumerate(names)
+        ]
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -439,7 +465,12 @@ class Crowd:
 
 @contextlib.asynccontextmanager
 async def chatting(
-    ws_url: str, posters: int, viewers: int = 1, *, acked: int = 0, **user_options: Any
+    ws_url: str | Sequence[str],
+    posters: int,
+    viewers: int = 1,
+    *,
+    acked: int = 0,
+    **user_options: Any,
 ) -> AsyncIterator[Crowd]:
     """A crowd connected, every poster holding its name and typing, once
     `acked` of their posts are acked; closed when the block ends, however.

@@ -12,6 +12,7 @@ from tests.harness.http import request
 from tests.harness.process import ServeProcess, StartServe
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 def kill_over_http(base_url: str, node_id: str) -> int:
@@ -57,11 +58,15 @@ def test_a_crash_loop_beyond_the_intensity_exits_non_zero_and_a_restart_resumes_
             kills += status == 202
         assert await asyncio.to_thread(serve.wait) == 1, serve.log()
         assert kills == 4, f"{kills} kills; the intensity allows 3 restarts in 5 s"
-        assert all(u.closes and u.closes[-1] == CLOSE_GOING_AWAY for u in crowd.users)
+        # Closed with 1001 when the root gave up; a reconnect while the
+        # process winds down is refused with 1013 (try again later).
+        closes = [u.closes for u in crowd.users]
+        assert all(c and c[0] == CLOSE_GOING_AWAY for c in closes), closes
+        assert all(set(c[1:]) <= {CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER} for c in closes), closes
         await start_again_and_resume(serve, crowd, database)
 
     while_chatting(serve.ws_url, crash_loop, posters=6, acked=20)
     first_run = (serve.data_dir / "serve-1.log").read_text()
     assert "root gave up" in first_run, first_run
     stopped = re.findall(r"root/(\w+) exited \(shutdown\)", first_run)
-    assert stopped == ["sessions", "presence", "persistence"], first_run
+    assert stopped == ["sessions", "listener", "presence", "lease", "persistence"], first_run

@@ -9,11 +9,15 @@ import os
 import random
 from collections import Counter
 
+import psycopg
 import pytest
 
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash
 from tests.faults._traffic import chatting
+from tests.harness.cluster import start_nodes
+from tests.harness.http import request
+from tests.harness.process import ServeProcess, StartServe
 from tests.harness.server import ChatServer
 
 SOAK_SECONDS = float(os.environ.get("CHATTER_SOAK_SECONDS", "15"))
@@ -74,3 +78,72 @@ def test_random_faults_for_the_soak_duration_lose_nothing(
     print(f"soak: {SOAK_SECONDS:.0f} s, faults {dict(done)}")
     assert sum(done.values()) >= 1
     assert server.log.count(EventKind.GAVE_UP) == 0
+
+
+CLUSTER_ACTORS = ("room", "presence", "persistence", "listener", "lease")
+
+
+async def inject_random_cluster_fault(
+    nodes: list[ServeProcess], database: str, postgres: EmbeddedPostgres, rng: random.Random
+) -> str:
+    """One fault to one node of a cluster (or to the database they share),
+    chosen at random; what it was."""
+    kind = rng.choice(["node-kill", "actor", "listener-cut", "db-crash"])
+    node = rng.choice(nodes)
+    if kind == "node-kill":
+        node.kill()
+        await asyncio.to_thread(node.wait)
+        await asyncio.to_thread(node.start)  # its clients went to the others meanwhile
+    elif kind == "actor":
+        actor = rng.choice(CLUSTER_ACTORS)
+        url = f"{node.url}/api/supervision/kill"
+        await asyncio.to_thread(request, url, "POST", {"id": actor}, timeout_s=5)
+        kind = f"actor:{actor}"
+    elif kind == "listener-cut":
+        await asyncio.to_thread(_cut_a_listener, database)
+    else:
+        await asyncio.to_thread(postgres.stop, "immediate")
+        await asyncio.to_thread(postgres.start_again)
+    return kind
+
+
+def _cut_a_listener(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid() LIMIT 1"
+        )
+
+
+@pytest.mark.timeout(SOAK_SECONDS + 240)
+def test_random_node_faults_over_three_nodes_lose_nothing(
+    start_serve: StartServe, database: str, postgres: EmbeddedPostgres
+) -> None:
+    """The soak over a cluster: nodes killed and started again, actors of a
+    node killed, listeners cut, the database crashed, while a crowd spread
+    over the nodes chats; then the verdict over all of them."""
+    rng = random.Random(os.environ.get("CHATTER_SOAK_SEED", "chatter"))
+    done: Counter[str] = Counter()
+    nodes = start_nodes(start_serve)
+
+    async def scenario() -> None:
+        urls = [node.ws_url for node in nodes]
+        async with chatting(urls, posters=8, viewers=3) as crowd:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SOAK_SECONDS
+            try:
+                while loop.time() < deadline and sum(done.values()) < MAX_FAULTS:
+                    done[await inject_random_cluster_fault(nodes, database, postgres, rng)] += 1
+                    await asyncio.sleep(rng.uniform(*FAULT_SPACING_S))  # the faults' pace
+            finally:
+                await asyncio.to_thread(postgres.start_again)
+            everyone = [u.name for u in crowd.users]
+            await crowd.lost_nothing(database, nodes[0].url, reconnects_allowed=everyone)
+            assert crowd.acks > 0
+
+    asyncio.run(scenario())
+    print(f"cluster soak: {SOAK_SECONDS:.0f} s, faults {dict(done)}")
+    assert sum(done.values()) >= 1
+    for node in nodes:
+        assert node.process is not None
+        assert node.process.poll() is None, node.log()

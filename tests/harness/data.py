@@ -13,7 +13,15 @@ from psycopg import sql
 
 from chatter.usernames import username_key
 
-__all__ = ["Post", "seed_messages", "seed_user", "seed_users", "stored", "user_names"]
+__all__ = [
+    "Post",
+    "commit_as_another_node",
+    "seed_messages",
+    "seed_user",
+    "seed_users",
+    "stored",
+    "user_names",
+]
 
 _UPSERT_USER = (
     "INSERT INTO users (username, username_key, last_seen_at) "
@@ -60,6 +68,17 @@ def seed_messages(
         with conn.cursor().copy(f"COPY messages ({columns}) FROM STDIN") as copy:
             for body in bodies:
                 copy.write_row((row[0], body) if at is None else (row[0], body, at))
+
+
+def commit_as_another_node(conninfo: str, username: str, bodies: Sequence[str]) -> list[int]:
+    """Commit `bodies` in one batch as another node sharing the database would
+    (the same statement, so the same lock and notification); their seqs."""
+    from chatter.queries import insert_batch  # the code under test, not a test double
+
+    user_id = seed_user(conninfo, username)
+    with psycopg.connect(conninfo) as conn:
+        results = insert_batch(conn, [Post(user_id, username, body, None) for body in bodies])
+    return [result.message.seq for result in results]
 
 
 def stored(conninfo: str, *columns: str) -> list[Any]:

@@ -1,8 +1,8 @@
 """The whole benchmark (``python -m bench --quick``) runs end to end: every section
 of every scenario is produced with every figure, finite, and every target has a
-verdict; nothing is lost at the lowest fan-out step, and every process it started
-has stopped. Not how fast; but the batched baseline must deliver every message to
-every connection, in order."""
+verdict; nothing is lost at the lowest fan-out step nor across a cluster's nodes,
+and every process it started has stopped. Not how fast; but the batched baseline
+must deliver every message to every connection, in order."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from bench import cluster
 from bench.clients import ClientProcesses, Done, Join, Open, Opened, Step
 from bench.fanout import QUICK, Settings
 from bench.report import NAMES
 from bench.servers import BATCHED, SERVERS, running_server
+from chatter.lease import HEARTBEAT_S, LEASE_S
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 600.0
@@ -67,8 +69,52 @@ EXPECTED_FIGURES = {
         )
     }
     | {"messages_per_way", "group_over_single_ratio"},
+    "cluster": {
+        f"latency_{clients}_{figure}"
+        for clients in ("one_node", "same_node", "cross_node", "three_nodes")
+        for figure in ("p50_ms", "p99_ms", "max_ms", "lost")
+    }
+    | {"latency_cross_node_over_one_node_p99", "throughput_two_over_one"}
+    | {
+        f"wakes_{node}_{figure}"
+        for node in ("one_node1", "three_node1", "three_node2", "three_node3")
+        for figure in ("stored", "notify_per_s", "messages_per_wake", "log_reads", "ticks")
+    }
+    | {
+        f"throughput_{nodes}_{figure}"
+        for nodes in ("one_node", "two_nodes")
+        for figure in (
+            "deliveries_per_s",
+            "p50_ms",
+            "p99_ms",
+            "lost",
+            "nodes_cpu_percent",
+            "db_cpu_percent",
+            "generators_cpu_percent",
+            "other_cpu_percent",
+            "machine_busy_percent",
+        )
+    }
+    | {
+        f"failover_{figure}"
+        for figure in (
+            "clients",
+            "closed_max_ms",
+            "back_max_ms",
+            "name_back_ms",
+            "name_seen_leaving",
+            "leave_seen_ms",
+            "name_free_ms",
+            "sent",
+            "acked",
+            "refused",
+            "missed",
+            "duplicates",
+            "out_of_order",
+        )
+    },
 }
-"""Scenarios 3, 4 and 5's figures in their quick form, by name."""
+"""Scenarios 3, 4, 5 and 7's figures in their quick form, by name."""
 
 
 class QuickRun(NamedTuple):
@@ -151,7 +197,7 @@ def test_every_section_is_produced_with_every_figure(quick_run: QuickRun) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
-def test_scenarios_3_4_and_5_have_their_figures_and_no_other(
+def test_scenarios_3_4_5_and_7_have_their_figures_and_no_other(
     quick_run: QuickRun, name: str
 ) -> None:
     assert set(quick_run.document["sections"][name]["figures"]) == EXPECTED_FIGURES[name]
@@ -183,6 +229,39 @@ def test_scenarios_1_2_and_6_measure_every_server(quick_run: QuickRun) -> None:
     assert restart["figures"]["unanswered"] == 0
     assert [Path(image).name for image in fanout["images"]] == ["fanout-p99-quick.png"]
     assert [Path(image).name for image in restart["images"]] == ["restart-quick.png"]
+
+
+def test_scenario_7_measures_several_nodes_beside_one_and_loses_nothing(
+    quick_run: QuickRun,
+) -> None:
+    section = quick_run.document["sections"]["cluster"]
+    figures = section["figures"]
+    for clients in ("one_node", "same_node", "cross_node", "three_nodes"):
+        assert figures[f"latency_{clients}_p99_ms"] > 0, clients
+        assert figures[f"latency_{clients}_lost"] == 0, clients
+    for nodes in ("one_node", "two_nodes"):
+        assert figures[f"throughput_{nodes}_deliveries_per_s"] > 0, nodes
+        assert figures[f"throughput_{nodes}_lost"] == 0, nodes
+        assert figures[f"throughput_{nodes}_db_cpu_percent"] > 0, nodes
+    # Only node-1 stores; every node is woken by its commits and reads node-1's from the log.
+    assert (
+        figures["wakes_three_node1_stored"] == cluster.QUICK.rate_per_s * cluster.QUICK.duration_s
+    )
+    for node in ("three_node2", "three_node3"):
+        assert figures[f"wakes_{node}_stored"] == 0, node
+        assert figures[f"wakes_{node}_notify_per_s"] > 0, node
+        assert figures[f"wakes_{node}_log_reads"] > figures[f"wakes_{node}_ticks"], node
+    # The killed node's clients came back with nothing missed, `kept` under its name
+    # and never seen leaving; `gone` was not free before the dead node's lease ran out.
+    assert figures["failover_clients"] == cluster.QUICK.viewers + 1
+    assert figures["failover_acked"] > 0
+    for figure in ("refused", "missed", "duplicates", "out_of_order", "name_seen_leaving"):
+        assert figures[f"failover_{figure}"] == 0, figure
+    assert figures["failover_back_max_ms"] >= figures["failover_closed_max_ms"] > 0
+    assert figures["failover_name_back_ms"] > 0
+    assert figures["failover_name_free_ms"] >= (LEASE_S - HEARTBEAT_S) * 1000
+    assert len(section["targets"]) == 3
+    assert "== scenario 7: cluster" in quick_run.stderr
 
 
 def test_the_page_has_a_table_per_scenario(quick_run: QuickRun) -> None:

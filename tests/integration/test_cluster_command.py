@@ -221,14 +221,17 @@ def test_healthz_through_haproxy_is_answered_by_every_node(cluster: RunningClust
     assert answered_by == set(cluster.nodes)
 
 
-def test_websockets_opened_at_once_go_to_different_nodes(cluster: RunningCluster) -> None:
+def test_websockets_opened_one_after_another_go_to_different_nodes(cluster: RunningCluster) -> None:
     async def scenario() -> None:
         await _no_connections(cluster)
         ws_url = cluster.url.replace("http", "ws") + "ws"
-        clients = await asyncio.gather(*(Client.connect(ws_url) for _ in range(NODES)))
+        clients = []
         try:
-            for client in clients:
-                await client.expect("welcome")
+            # One after another, each once the last is welcomed (so haproxy
+            # counts it): least connections sends each to a node with none.
+            for _ in range(NODES):
+                clients.append(await Client.connect(ws_url))
+                await clients[-1].expect("welcome")
             assert _connections(cluster) == dict.fromkeys(cluster.nodes, 1)
         finally:
             for client in clients:

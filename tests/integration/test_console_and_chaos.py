@@ -71,7 +71,14 @@ def test_chaos_kills_random_actors_for_a_bounded_time(server: ChatServer) -> Non
     )
     assert 2 <= killed <= 3
     assert said[-1] == f"killed {killed} actor(s) in 1 s"
-    assert set(actor_ids(server.url)) == {"persistence", "presence", "room", "sessions"}
+    assert set(actor_ids(server.url)) == {
+        "persistence",
+        "lease",
+        "presence",
+        "room",
+        "listener",
+        "sessions",
+    }
     assert server.tree.root.is_alive()
 
 

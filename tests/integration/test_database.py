@@ -46,6 +46,9 @@ def test_migrations_go_up_down_and_up_again(empty_database: str) -> None:
     assert {"users", "messages", "alembic_version"} <= _tables(empty_database)
     assert "token_version" in _columns(empty_database, "users")
     assert "messages_user_id_client_id_key" in _constraints(empty_database, "messages")
+    assert {"node_leases", "name_claims"} <= _tables(empty_database)
+    rollback(empty_database)
+    assert not {"node_leases", "name_claims"} & _tables(empty_database)
     rollback(empty_database)
     constraints = _constraints(empty_database, "messages")
     assert "messages_client_id_key" in constraints
@@ -82,7 +85,7 @@ def test_client_ids_per_user_go_down_to_room_wide_and_up_again(empty_database: s
         store(conn, "bob", "bob none", None)
         with pytest.raises(psycopg.errors.UniqueViolation):
             store(conn, "ann", "ann x again", "x")
-    rollback(empty_database)
+    rollback(empty_database, steps=2)  # below 0004, then 0003
     query = (
         "SELECT m.body, m.client_id FROM messages m JOIN users u ON u.id = m.user_id ORDER BY seq"
     )

@@ -21,8 +21,10 @@ EXITED = EventKind.EXITED
 EVERY_PART_ALIVE = {
     "root": "alive",
     "persistence": "alive",
+    "lease": "alive",
     "presence": "alive",
     "room": "alive",
+    "listener": "alive",
     "sessions": "alive",
 }
 

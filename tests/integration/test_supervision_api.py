@@ -35,8 +35,8 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
     assert (tree["id"], tree["kind"], tree["strategy"]) == ("root", "supervisor", "one_for_one")
     assert tree["node"] == server.settings.node_id
     children = {child["id"]: child for child in tree["children"]}
-    assert list(children) == ["persistence", "presence", "room", "sessions"]
-    for worker in ("persistence", "presence", "room"):
+    assert list(children) == ["persistence", "lease", "presence", "room", "listener", "sessions"]
+    for worker in ("persistence", "lease", "presence", "room", "listener"):
         assert children[worker]["kind"] == "worker"
         assert children[worker]["alive"] is True
         assert children[worker]["restarts"] == 0

@@ -1,0 +1,44 @@
+"""Several ``chatter serve`` processes on one database: a cluster, as
+``chatter cluster`` runs one but without the balancer, so that a test knows
+which node each client is on and can kill, pause or cut one of them."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import psycopg
+
+from tests.harness.process import ServeProcess, StartServe
+
+__all__ = ["claims_of", "lease_expired", "start_nodes"]
+
+
+def start_nodes(start_serve: StartServe, count: int = 3, **env: str) -> list[ServeProcess]:
+    """`count` nodes (``node-1``...) sharing the test database and one
+    ``SECRET_KEY_BASE``, each healthy; ended when the test ends."""
+    shared = {"SECRET_KEY_BASE": secrets.token_hex(32), **env}
+    return [
+        start_serve(env={**shared, "CHATTER_NODE_ID": f"node-{n}"}) for n in range(1, count + 1)
+    ]
+
+
+def claims_of(conninfo: str, username_key: str) -> list[tuple[Any, ...]]:
+    """The claims table's rows for a name (by its key): (node, session, live)."""
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(
+            "SELECT l.node_id, c.session_id, l.expires_at > now() "
+            "FROM name_claims c JOIN node_leases l USING (lease_id) "
+            "WHERE c.username_key = %s ORDER BY c.look_alike",
+            (username_key,),
+        ).fetchall()
+
+
+def lease_expired(conninfo: str, node_id: str) -> bool:
+    """Whether every lease `node_id` has held has expired, on the database's clock."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT bool_and(expires_at <= now()) FROM node_leases WHERE node_id = %s",
+            (node_id,),
+        ).fetchone()
+    return bool(row and row[0])

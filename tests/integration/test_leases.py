@@ -1,0 +1,114 @@
+"""A node's lease on names, on a real PostgreSQL: names are held in the
+database under the node's lease, stay held when the lease actor restarts or
+the lease is lost and taken again, and go at once when the node stops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from supervision import EventKind, inject_crash
+from tests.harness.cluster import claims_of
+from tests.harness.contract import error_code
+from tests.harness.server import ChatServer
+from tests.harness.waiting import TIMEOUT_S, eventually
+
+
+def leases(conninfo: str) -> list[tuple[str, bool]]:
+    with psycopg.connect(conninfo) as conn:
+        return [
+            (str(lease_id), live)
+            for lease_id, live in conn.execute(
+                "SELECT lease_id, expires_at > now() FROM node_leases ORDER BY started_at"
+            )
+        ]
+
+
+def holding_lease(conninfo: str, key: str) -> set[str]:
+    """The leases under which `key`'s claim rows are (live or not)."""
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT lease_id FROM name_claims WHERE username_key = %s", (key,)
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def test_a_name_is_held_in_the_database_under_the_nodes_lease(
+    server: ChatServer, database: str
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("Ann")
+        ((lease, live),) = leases(database)
+        assert live
+        await eventually(lambda: holding_lease(database, "ann") == {lease}, "ann's claim")
+        rows = claims_of(database, "ann")
+        assert rows
+        assert {(node, live) for node, _, live in rows} == {(server.settings.node_id, True)}
+
+    server.run(scenario)
+
+
+def test_a_restarted_lease_actor_moves_the_nodes_names_to_its_new_lease(
+    server: ChatServer, database: str
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("ann")
+        ((first, _),) = leases(database)
+        inject_crash(server.whereis("lease"), "test")
+        await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, "lease", TIMEOUT_S)
+
+        def moved() -> bool:
+            held = holding_lease(database, "ann")
+            return bool(held) and first not in held
+
+        await eventually(moved, "ann's name under the new lease")
+        assert [live for _, live in leases(database)] == [True]  # the old one is gone
+        bob = await server.welcomed()
+        await bob.send({"type": "join", "username": "ann"})
+        assert await error_code(bob) == "username_taken"
+        await ann.post("still here", "a-1")
+        await ann.expect("ack", client_id="a-1")
+        assert ann.closed_code is None
+
+    server.run(scenario)
+
+
+def test_a_lost_lease_is_taken_again_and_names_nobody_took_stay_with_their_holders(
+    server: ChatServer, database: str
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("ann")
+        ((first, _),) = leases(database)
+        with psycopg.connect(database, autocommit=True) as conn:  # as if paused past it
+            conn.execute("UPDATE node_leases SET expires_at = now() - interval '1 second'")
+
+        def retaken() -> bool:
+            held = holding_lease(database, "ann")
+            return bool(held) and first not in held
+
+        await eventually(retaken, "ann's name under a new lease")
+        bob = await server.welcomed()
+        await bob.send({"type": "join", "username": "ann"})
+        assert await error_code(bob) == "username_taken"
+        await ann.post("never left", "a-1")
+        await ann.expect("ack", client_id="a-1")
+        assert "left" not in ann.kinds()
+        assert ann.closed_code is None
+
+    server.run(scenario)
+
+
+def test_a_stopped_node_lets_its_names_go_at_once(server: ChatServer, database: str) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("ann")
+        await eventually(lambda: bool(holding_lease(database, "ann")), "ann's claim")
+
+    server.run(scenario)
+    server.stop()
+    assert leases(database) == []
+    assert holding_lease(database, "ann") == set()
