@@ -95,6 +95,30 @@ def test_killing_the_room_is_logged_counted_and_the_chat_keeps_working(
     expect(log_lines(page, "exited", "room")).to_have_count(1)
 
 
+@pytest.mark.parametrize("actor", ["listener", "lease"])
+def test_the_listener_and_the_lease_are_shown_and_killed_like_the_others(
+    open_page: OpenPage, actor: str
+) -> None:
+    """The node's commit listener and its lease are in the tree; killing
+    either restarts it, and the chat goes on (names kept, messages delivered)."""
+    ann = in_the_room(open_page, "ann")
+    bob = in_the_room(open_page, "bob")
+    page = open_page("/supervision")
+    expect(connection(page)).to_have_attribute("data-state", "connected")
+    expect(box(page, actor)).to_contain_text("permanent")
+    expect(box(page, actor).locator(".sv-restart-count")).to_have_text("0")
+
+    page.get_by_role("button", name=f"Kill {actor}", exact=True).click()
+    expect(log_lines(page, "restarted", actor)).to_have_count(1)
+    expect(box(page, actor).locator(".sv-restart-count")).to_have_text("1")
+    expect(box(page, actor)).to_have_attribute("data-alive", "true")
+
+    send(ann, f"after the {actor} was killed")
+    expect(message(bob, f"after the {actor} was killed")).to_be_visible()
+    send(bob, "and back")
+    expect(message(ann, "and back")).to_be_visible()
+
+
 def test_sessions_show_as_a_count_that_expands_into_killable_sessions(
     open_page: OpenPage,
 ) -> None:
