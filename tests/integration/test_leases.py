@@ -9,6 +9,7 @@ import asyncio
 import psycopg
 
 from supervision import EventKind, inject_crash
+from tests.harness.client import Client
 from tests.harness.cluster import claims_of
 from tests.harness.contract import error_code
 from tests.harness.server import ChatServer
@@ -32,6 +33,26 @@ def holding_lease(conninfo: str, key: str) -> set[str]:
             "SELECT DISTINCT lease_id FROM name_claims WHERE username_key = %s", (key,)
         ).fetchall()
     return {str(row[0]) for row in rows}
+
+
+async def moved_off(database: str, key: str, lease: str) -> None:
+    """Wait until `key`'s name is held under a lease other than `lease`."""
+
+    def moved() -> bool:
+        held = holding_lease(database, key)
+        return bool(held) and lease not in held
+
+    await eventually(moved, f"{key}'s name under a new lease")
+
+
+async def still_holds(server: ChatServer, holder: Client, name: str) -> None:
+    """`holder` keeps `name`: another cannot take it, and `holder` posts on."""
+    other = await server.welcomed()
+    await other.send({"type": "join", "username": name})
+    assert await error_code(other) == "username_taken"
+    await holder.post("still here", "still-1")
+    await holder.expect("ack", client_id="still-1")
+    assert holder.closed_code is None
 
 
 def test_a_name_is_held_in_the_database_under_the_nodes_lease(
@@ -60,18 +81,9 @@ def test_a_restarted_lease_actor_moves_the_nodes_names_to_its_new_lease(
         inject_crash(server.whereis("lease"), "test")
         await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, "lease", TIMEOUT_S)
 
-        def moved() -> bool:
-            held = holding_lease(database, "ann")
-            return bool(held) and first not in held
-
-        await eventually(moved, "ann's name under the new lease")
+        await moved_off(database, "ann", first)
         assert [live for _, live in leases(database)] == [True]  # the old one is gone
-        bob = await server.welcomed()
-        await bob.send({"type": "join", "username": "ann"})
-        assert await error_code(bob) == "username_taken"
-        await ann.post("still here", "a-1")
-        await ann.expect("ack", client_id="a-1")
-        assert ann.closed_code is None
+        await still_holds(server, ann, "ann")
 
     server.run(scenario)
 
@@ -86,18 +98,9 @@ def test_a_lost_lease_is_taken_again_and_names_nobody_took_stay_with_their_holde
         with psycopg.connect(database, autocommit=True) as conn:  # as if paused past it
             conn.execute("UPDATE node_leases SET expires_at = now() - interval '1 second'")
 
-        def retaken() -> bool:
-            held = holding_lease(database, "ann")
-            return bool(held) and first not in held
-
-        await eventually(retaken, "ann's name under a new lease")
-        bob = await server.welcomed()
-        await bob.send({"type": "join", "username": "ann"})
-        assert await error_code(bob) == "username_taken"
-        await ann.post("never left", "a-1")
-        await ann.expect("ack", client_id="a-1")
+        await moved_off(database, "ann", first)
+        await still_holds(server, ann, "ann")
         assert "left" not in ann.kinds()
-        assert ann.closed_code is None
 
     server.run(scenario)
 
