@@ -9,6 +9,7 @@ name                  scenario                                       module
 ``history``           4. joins with history                          `bench.history`
 ``storage``           5. group commit against one transaction each   `bench.storage`
 ``restart``           6. the room killed under scenario 2's load     `bench.restart`
+``cluster``           7. several nodes on one PostgreSQL, and one    `bench.cluster`
 ====================  =============================================  =====================
 
 Scenarios 1, 2 and 6 are measured together (`bench.fanout`: one database, each
@@ -76,7 +77,7 @@ def _progress_since(start: float) -> Progress:
 
 
 def _scenario(name: str, quick: bool, progress: Progress) -> list[Section]:
-    """Scenario 3, 4 or 5: its module's ``run(quick, progress) -> Section``."""
+    """Scenario 3, 4, 5 or 7: its module's ``run(quick, progress) -> Section``."""
     section: Section = import_module(f"bench.{name}").run(quick, progress)
     return [section]
 

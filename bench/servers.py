@@ -5,8 +5,9 @@ database the caller gives it) or one of the baselines of `bench.baselines`
 on a free port of 127.0.0.1, logging to a file (a pipe nobody reads would
 block it), waits for ``/healthz``, and on the way out stops it with SIGTERM,
 then SIGKILL if it lingers; a failure meanwhile carries the end of its log.
-`embedded_database` starts a PostgreSQL 18 in a temporary directory, with
-Chatter's schema, for one run.
+`running_nodes` starts several Chatter nodes on one database, a cluster
+(docs/CLUSTER.md). `embedded_database` starts a PostgreSQL 18 in a temporary
+directory, with Chatter's schema, for one run.
 
 Costs are read from ``/proc`` (Linux): a process's CPU time, resident memory
 and threads; the CPU time of PostgreSQL and its backends; and the busy share
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,6 +51,7 @@ __all__ = [
     "embedded_database",
     "process_cost",
     "raise_files_limit",
+    "running_nodes",
     "running_server",
 ]
 
@@ -241,6 +244,13 @@ class RunningServer:
     pid: int
     port: int
     log: Path
+    node_id: str = ""
+    """A Chatter node's ``CHATTER_NODE_ID`` when it was given one (`running_nodes`)."""
+
+    @property
+    def label(self) -> str:
+        """``chatter``, or ``chatter node-2`` for a node of a cluster."""
+        return f"{self.name} {self.node_id}" if self.node_id else self.name
 
     @property
     def wire(self) -> str:
@@ -254,7 +264,7 @@ class RunningServer:
             yield
         except Exception as error:
             end = f"the end of {self.log.name}:\n{_tail(self.log)}"
-            raise RuntimeError(f"{self.name}: {error}; {end}") from error
+            raise RuntimeError(f"{self.label}: {error}; {end}") from error
 
 
 def _free_port() -> int:
@@ -294,15 +304,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    name: str, work_dir: Path, database: Database | None = None
+    name: str, work_dir: Path, database: Database | None = None, node_id: str = "", secret: str = ""
 ) -> Iterator[RunningServer]:
     """Start server `name` on a free port, with the open-files limit raised; stop it
     on exit, whatever happens. Chatter needs `database` and keeps its secrets in
-    `work_dir`. An exception within is `RunningServer.blamed`."""
+    `work_dir`; a node of a cluster is given its `node_id` and the cluster's
+    `secret` (``SECRET_KEY_BASE``), and a data directory of its own. An exception
+    within is `RunningServer.blamed`."""
     if name not in SERVERS:
         raise ValueError(f"unknown server {name!r}; choose from {SERVERS}")
     port = _free_port()
-    log = work_dir / f"{name}-{port}.log"
+    log = work_dir / f"{name}{'-' + node_id if node_id else ''}-{port}.log"
     raise_files_limit()  # the server inherits it
     env = dict(os.environ)
     command = [sys.executable, "-m", "bench.baselines", name]
@@ -313,7 +325,7 @@ def running_server(
         caps = str(MAX_CONNECTIONS)
         env.update(
             DATABASE_URL=database.conninfo,
-            CHATTER_DATA_DIR=str(work_dir / "chatter-data"),
+            CHATTER_DATA_DIR=str(work_dir / f"chatter-data{'-' + node_id if node_id else ''}"),
             CHATTER_MAX_CONNECTIONS=caps,
             CHATTER_MAX_CONNECTIONS_PER_IP=caps,
             CHATTER_MAX_PENDING_PER_IP=caps,  # thousands of handshakes at once, one address
@@ -321,6 +333,12 @@ def running_server(
             CHATTER_ENV="dev",
             CHATTER_CHAOS="1",  # scenario 6 kills the room (dev allows it anyway: say so)
         )
+        if node_id:
+            env["CHATTER_NODE_ID"] = node_id
+        if secret:
+            env["SECRET_KEY_BASE"] = secret
+    elif node_id or secret:
+        raise ValueError(f"only Chatter has nodes; {name!r} was given node {node_id!r}")
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [*command, "--host", HOST, "--port", str(port)],
@@ -329,10 +347,25 @@ def running_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        server = RunningServer(name, process.pid, port, log)
+        server = RunningServer(name, process.pid, port, log, node_id)
         try:
             with server.blamed():
                 _wait_ready(process, port, log)
                 yield server
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def running_nodes(count: int, work_dir: Path, database: Database) -> Iterator[list[RunningServer]]:
+    """`count` Chatter nodes (``node-1``...) on `database`, a cluster as
+    ``chatter cluster`` runs one without its balancer: one random
+    ``SECRET_KEY_BASE`` for all, so a token from one node is good on another.
+    Each is started once the one before answers; all are stopped on exit (a
+    node already killed is simply gone)."""
+    secret = secrets.token_urlsafe(32)
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(running_server(CHATTER, work_dir, database, f"node-{n}", secret))
+            for n in range(1, count + 1)
+        ]
