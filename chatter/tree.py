@@ -43,7 +43,8 @@ from chatter.lease import LeaseActor
 from chatter.logs import log_supervision_event
 from chatter.metrics import ChatMetrics
 from chatter.persistence_actor import PersistenceActor
-from chatter.presence import PresenceActor, Release
+from chatter.presence import Release
+from chatter.presence_actor import PresenceActor
 from chatter.reply import Named
 from chatter.room import RoomActor
 from chatter.session import SessionActor
