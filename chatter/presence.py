@@ -20,6 +20,7 @@ from supervision import Registry
 __all__ = [
     "NAME",
     "REBUILD_TIMEOUT_S",
+    "Announced",
     "Claim",
     "ClaimFailed",
     "ClaimResult",
@@ -93,6 +94,17 @@ class Confirm:
     session_id: str
     total_users: int | None = None
     """Everyone who has ever joined, counted as the name was recorded."""
+    reply_to: Any = field(default=None, compare=False)
+    """Told `Announced` once the join has gone to the room (None: nobody)."""
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class Announced:
+    """To a session that asked: its join has gone to the room, so whatever it
+    posts now reaches everyone after the join."""
+
+    tag: Any = None
 
 
 @dataclass(frozen=True)
@@ -156,15 +168,25 @@ class Presence(ServerClient):
     def __init__(self, registry: Registry, name: str = NAME) -> None:
         super().__init__(registry, name)
 
-    def confirm(self, session_id: str, total_users: int | None = None) -> None:
+    def confirm(
+        self,
+        session_id: str,
+        total_users: int | None = None,
+        *,
+        reply_to: Any = None,
+        tag: Any = None,
+    ) -> bool:
         """The session recorded its claimed name: it is online now. `total_users`,
-        when known, goes out with the presence change."""
-        self._cast(Confirm(session_id, total_users))
+        when known, goes out with the presence change; `reply_to` is told
+        `Announced` once it has. False if presence could not be told."""
+        return self._cast(Confirm(session_id, total_users, reply_to, tag))
 
     def release(self, session_id: str) -> None:
         self._cast(Release(session_id))
 
-    def _cast(self, message: Confirm | Release) -> None:
+    def _cast(self, message: Confirm | Release) -> bool:
         if not self.cast(message):
             # A restarting presence rebuilds from the sessions themselves.
             logger.error("Presence unavailable, dropped %r", message)
+            return False
+        return True

@@ -73,6 +73,7 @@ from chatter.node_queries import ClaimOutcome, OnlineClaims
 from chatter.persistence import Persistence, Read, ReadDone, ReadFailed
 from chatter.presence import (
     REBUILD_TIMEOUT_S,
+    Announced,
     Claim,
     Claimed,
     ClaimResult,
@@ -339,6 +340,8 @@ class PresenceActor(LoopActor):
                     if total_users is not None:
                         self._total = total_users
                 self._metrics.online_users_here.set(self._names.online_count())
+                if message.reply_to is not None:
+                    tell_quietly(message.reply_to, Announced(message.tag))
             case Release(session_id=session_id):
                 if self._names.holds(session_id):
                     name = self._names.release(session_id)

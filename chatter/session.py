@@ -67,7 +67,15 @@ from chatter.protocol import (
     parse,
 )
 from chatter.room import CATCH_UP_LIMIT, SESSIONS_GROUP, CatchUp, Deliver
-from chatter.session_names import Claiming, Identity, NameClaims, Reclaim, Reclaiming
+from chatter.session_names import (
+    AnnounceWaited,
+    Announcing,
+    Claiming,
+    Identity,
+    NameClaims,
+    Reclaim,
+    Reclaiming,
+)
 from chatter.throttle import (
     FRAME_BURST,
     FRAME_RATE_PER_S,
@@ -123,6 +131,7 @@ class SessionActor(NameClaims, LoopActor):
         self._identity: Identity | None = None
         self._claiming: str | None = None
         self._granted: str | None = None  # granted by presence, not yet recorded
+        self._announcing: Announcing | None = None
         self._welcome: welcome.WelcomeParts | None = welcome.WelcomeParts()
         self._held: list[Deliver] = []
         """Rounds that came while the welcome or a catch-up was being read."""
@@ -228,6 +237,10 @@ class SessionActor(NameClaims, LoopActor):
                 confirmed = self._identity is not None
                 report = presence.IdentityReport(self.session_id, self.actor_ref, name, confirmed)
                 asker.tell(report)
+            case presence.Announced(tag=Announcing() as announcing):
+                self._announced(announcing)
+            case AnnounceWaited(announcing=announcing):
+                self._announced(announcing)
             case presence.Replaced(username=username):
                 self._replaced(username)
             case presence.Fenced():

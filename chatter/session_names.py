@@ -14,11 +14,14 @@ that each file reads as one story; it holds no state of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pykka
 
 from chatter import persistence, presence
 from chatter.connection import Connection, SessionContext
@@ -31,7 +34,19 @@ from chatter.throttle import TokenBucket
 from chatter.tokens import issue
 from chatter.usernames import username_key, validate_username
 
-__all__ = ["Claiming", "Identity", "NameClaims", "Reclaim", "Reclaiming"]
+__all__ = [
+    "ANNOUNCE_WAIT_S",
+    "AnnounceWaited",
+    "Announcing",
+    "Claiming",
+    "Identity",
+    "NameClaims",
+    "Reclaim",
+    "Reclaiming",
+]
+
+ANNOUNCE_WAIT_S = 1.0
+"""How long a first post waits for presence to announce its poster's join."""
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +75,20 @@ class Claiming:
     started: float = 0.0
 
 
+@dataclass(frozen=True, eq=False)
+class Announcing:
+    """Waiting for presence to announce the join before posting `claiming.post`."""
+
+    claiming: Claiming
+
+
+@dataclass(frozen=True)
+class AnnounceWaited:
+    """To itself: presence did not answer in `ANNOUNCE_WAIT_S`; post anyway."""
+
+    announcing: Announcing
+
+
 @dataclass
 class Identity:
     """The name a connection holds, as recorded."""
@@ -85,6 +114,8 @@ class NameClaims:
     _granted: str | None
     _claims: TokenBucket
     _busy: bool
+    _announcing: Announcing | None
+    actor_loop: Any
 
     # What the session provides (see `chatter.session.Session`).
     _send: Callable[[str], None]
@@ -195,12 +226,36 @@ class NameClaims:
         self._claims.take()  # a token was there when asked; time only adds more
         user = joined.user
         self._identity = Identity(user.username, user.key, user.id, user.token_version)
-        self._presence.confirm(self.session_id, joined.total_users)
+        # A post that carried the name is stored once the join has gone to the
+        # room, so that everyone sees the person join before their first words.
+        awaited = Announcing(claiming) if claiming.post is not None else None
+        told = self._presence.confirm(
+            self.session_id, joined.total_users, reply_to=self.actor_ref, tag=awaited
+        )
         self._send_joined()
         logger.info("Session %s is now %r", self.session_id, user.username)
+        if awaited is not None and told:
+            self._announcing = awaited
+            self.actor_loop.call_later(ANNOUNCE_WAIT_S, self._announce_waited, awaited)
+            return  # frames behind this one wait for `_announced`
         if claiming.post is not None:
             self._post_as_self(claiming.post, claiming.started)
         self._resume_frames()
+
+    def _announced(self, announcing: Announcing) -> None:
+        """The join has gone to the room (or waited long enough): post."""
+        if self._announcing is not announcing:
+            return  # answered already
+        self._announcing = None
+        post = announcing.claiming.post
+        assert post is not None
+        self._post_as_self(post, announcing.claiming.started)
+        self._resume_frames()
+
+    def _announce_waited(self, announcing: Announcing) -> None:
+        # A presence that died with the Confirm in hand never answers.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(AnnounceWaited(announcing))
 
     def _unavailable(self, client_id: str | None, *, release: bool) -> None:
         # Presence never answered: it holds nothing new, and what we held
