@@ -146,7 +146,9 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="every scenario small (< 1 minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="every scenario small (about a minute)"
+    )
     parser.add_argument(
         "--only", action="append", choices=NAMES, help="only this scenario (repeatable)"
     )

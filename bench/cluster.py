@@ -549,9 +549,9 @@ def section(m: Measured) -> Section:
         f"node on three, each holding about {s.connections // 3:,} connections either way; "
         "of a throughput step, two on one node and one per node on two. Latency is post sent "
         "→ message frame received, over every delivery, as in scenario 2.",
-        'Wake-ups count `chatter_wakes_total{cause="notify"}`: the notifications that '
-        "arrive in one poll of a node's listener (50 ms at most) make one wake-up; per "
-        f"second of the step's {s.duration_s:g} s of posting. A node is woken by its own "
+        'Wake-ups count `chatter_wakes_total{cause="notify"}`: notifications that reach '
+        "a node's listener together make one wake-up; per second of the step's "
+        f"{s.duration_s:g} s of posting. A node is woken by its own "
         "commits' notifications too. Log reads (`chatter_log_reads_total`) and ticks are "
         "counted from just before the step to the end of its drain: a tick reads the log "
         "whatever the room has sent, a notification only when its seq is beyond the last "
