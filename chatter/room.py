@@ -166,11 +166,6 @@ class Room:
         if joins or leaves:
             self._tell(PresenceChanged(joins, leaves, total_users))
 
-    def tell(self, message: Any) -> None:
-        """Any message to the room, by name: so the room is a `Recipient`
-        (the commit listener's `Wake` goes to whichever room runs)."""
-        self._tell(message)
-
     def _tell(self, message: Any) -> None:
         try:
             self._registry.tell(self._name, message)

@@ -9,14 +9,12 @@ import asyncio
 import signal
 import time
 
-import psycopg
-
 from chatter.database import EmbeddedPostgres
 from chatter.lease import LEASE_S
 from chatter.usernames import username_key
 from tests.faults._traffic import chatting
 from tests.harness.client import Client
-from tests.harness.cluster import claims_of, lease_expired, start_nodes
+from tests.harness.cluster import claims_of, cut_listeners, lease_expired, start_nodes
 from tests.harness.process import ServeProcess, StartServe
 from tests.harness.waiting import eventually
 
@@ -89,19 +87,10 @@ def test_a_cut_listener_connection_misses_nothing(start_serve: StartServe, datab
 
     async def scenario() -> None:
         async with chatting(ws_urls(nodes), posters=6, viewers=3, acked=20) as crowd:
-            await asyncio.to_thread(_cut_listeners, database)
+            assert await asyncio.to_thread(cut_listeners, database) == 3
             await crowd.lost_nothing(database, nodes[0].url, more_acks=30)
 
     asyncio.run(scenario())
-
-
-def _cut_listeners(conninfo: str) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        cut = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
-        ).fetchall()
-    assert cut == [(True,)] * 3, cut
 
 
 def test_fifty_simultaneous_claims_of_one_name_over_three_nodes_have_one_winner(

@@ -9,13 +9,12 @@ import os
 import random
 from collections import Counter
 
-import psycopg
 import pytest
 
 from chatter.database import EmbeddedPostgres
 from supervision import EventKind, inject_crash
 from tests.faults._traffic import chatting
-from tests.harness.cluster import start_nodes
+from tests.harness.cluster import cut_listeners, start_nodes
 from tests.harness.http import request
 from tests.harness.process import ServeProcess, StartServe
 from tests.harness.server import ChatServer
@@ -100,19 +99,11 @@ async def inject_random_cluster_fault(
         await asyncio.to_thread(request, url, "POST", {"id": actor}, timeout_s=5)
         kind = f"actor:{actor}"
     elif kind == "listener-cut":
-        await asyncio.to_thread(_cut_a_listener, database)
+        await asyncio.to_thread(cut_listeners, database, 1)
     else:
         await asyncio.to_thread(postgres.stop, "immediate")
         await asyncio.to_thread(postgres.start_again)
     return kind
-
-
-def _cut_a_listener(conninfo: str) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid() LIMIT 1"
-        )
 
 
 @pytest.mark.timeout(SOAK_SECONDS + 240)

@@ -11,7 +11,7 @@ import psycopg
 
 from tests.harness.process import ServeProcess, StartServe
 
-__all__ = ["claims_of", "lease_expired", "start_nodes"]
+__all__ = ["claims_of", "cut_listeners", "lease_expired", "start_nodes"]
 
 
 def start_nodes(start_serve: StartServe, count: int = 3, **env: str) -> list[ServeProcess]:
@@ -42,3 +42,16 @@ def lease_expired(conninfo: str, node_id: str) -> bool:
             (node_id,),
         ).fetchone()
     return bool(row and row[0])
+
+
+def cut_listeners(conninfo: str, most: int | None = None) -> int:
+    """Cut the connections of the commit listeners (those that last ran a
+    LISTEN), at most `most` of them, as a network fault would; how many."""
+    limit = "" if most is None else f" LIMIT {int(most)}"
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()" + limit
+        ).fetchall()
+    assert all(ok for (ok,) in cut), cut
+    return len(cut)
