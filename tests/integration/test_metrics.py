@@ -227,7 +227,9 @@ def test_metrics_are_served_by_default_except_in_prod(
 def test_chatter_metrics_turns_the_endpoint_on_and_off(
     environ: dict[str, str], enabled: bool
 ) -> None:
-    settings = Settings.from_env({"SECRET_KEY_BASE": "s" * 32, **environ})
+    settings = Settings.from_env(
+        {"SECRET_KEY_BASE": "s" * 32, "DATABASE_URL": "postgresql:///chatter", **environ}
+    )
     assert settings.metrics_enabled is enabled
     assert settings.metrics_on_public_port is (enabled and "CHATTER_METRICS_PORT" not in environ)
 

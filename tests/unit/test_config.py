@@ -17,6 +17,13 @@ def test_defaults() -> None:
     assert settings.database_url is None
     assert (settings.max_connections, settings.max_connections_per_ip) == (10_000, 100)
     assert settings.resolved_data_dir.name == "chatter"
+    assert settings.migrate
+
+
+def test_a_node_may_be_told_not_to_migrate_by_the_environment_or_the_flag() -> None:
+    assert not Settings.from_env({"CHATTER_MIGRATE": "0"}).migrate
+    assert not Settings.from_env({}, migrate=False).migrate
+    assert Settings.from_env({"CHATTER_MIGRATE": "off"}, migrate=True).migrate
 
 
 def test_environment_is_read_and_flags_win() -> None:
@@ -46,6 +53,11 @@ def test_environment_is_read_and_flags_win() -> None:
         ({"PORT": "70000"}, "PORT must be 0..65535"),
         ({"CHATTER_ENV": "staging"}, "CHATTER_ENV must be one of dev, test, prod"),
         ({"CHATTER_ENV": "prod"}, "SECRET_KEY_BASE is required"),
+        (
+            {"CHATTER_ENV": "prod", "SECRET_KEY_BASE": "s" * 32},
+            "DATABASE_URL is required when CHATTER_ENV=prod",
+        ),
+        ({"CHATTER_MIGRATE": "maybe"}, "CHATTER_MIGRATE must be one of"),
         ({"CHATTER_MAX_CONNECTIONS": "0"}, "connection limits must be at least 1"),
         ({"CHATTER_TRUSTED_PROXIES": "balancer"}, "CHATTER_TRUSTED_PROXIES must list"),
         ({"CHATTER_PROXY_PROTOCOL": "1"}, "CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED"),
