@@ -1,3 +1,4 @@
 """Chatter: one shared chat room on an OTP-style supervision tree."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""The release; CHANGELOG.md says what each one changed."""

@@ -97,7 +97,12 @@ def prepare(conninfo: str, *, may_migrate: bool) -> Schema:
         if not may_migrate:
             raise SchemaBehind(schema)
         migrate(conninfo)  # under the migration lock
-        schema = schema_of(conninfo)
+        before, schema = schema, schema_of(conninfo)
+        logger.info(
+            "Database schema migrated from %s to %s",
+            before.revision or "nothing",
+            schema.revision,
+        )
     if schema.state is SchemaState.NEWER:
         logger.warning(
             "The database schema is at revision %s, newer than this release knows "

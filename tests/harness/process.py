@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,17 @@ class ServeProcess:
 
     def __init__(
         self,
-        database_url: str,
+        database_url: str | None,
         data_dir: Path,
         port: int | None = None,
         *,
         env: dict[str, str] | None = None,
         open_files: tuple[int, int] | None = None,
+        command: Sequence[str] = SERVE,
+        cwd: Path = ROOT,
     ) -> None:
+        """`database_url` None: the embedded database in `data_dir`. `command`
+        (default ``python -m web serve`` from this checkout) runs in `cwd`."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
@@ -61,13 +65,15 @@ class ServeProcess:
         }
         self._env = {
             **keep,
-            "DATABASE_URL": database_url,
+            **({"DATABASE_URL": database_url} if database_url else {}),
             "CHATTER_DATA_DIR": str(data_dir),
             "CHATTER_ENV": "test",
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
         self._open_files = open_files
+        self._command = list(command)
+        self._cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
@@ -81,13 +87,13 @@ class ServeProcess:
         self.runs += 1
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
-            serve = SERVE
+            serve = self._command
             if self._open_files is not None:
                 soft, hard = self._open_files
                 serve = [sys.executable, "-c", _WITH_OPEN_FILES, str(soft), str(hard), "serve"]
             self.process = subprocess.Popen(
                 [*serve, "--port", str(self.port), "--host", "127.0.0.1"],
-                cwd=ROOT,
+                cwd=self._cwd,
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
