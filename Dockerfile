@@ -2,7 +2,7 @@
 #
 # Chatter as a container: one node, `chatter serve`, on port 4000.
 # Build (from the repository root, with BuildKit):  docker build -t chatter:0.2.0 .
-# Run:   docker run -e DATABASE_URL=... -e SECRET_KEY_BASE=... -p 4000:4000 chatter:0.2.0
+# Run:   docker run --init -e DATABASE_URL=... -e SECRET_KEY_BASE=... -p 4000:4000 chatter:0.2.0
 # docs/DEPLOYMENT.md says how to run several behind haproxy (deploy/compose.yaml).
 # The test suite lints this file with hadolint (tests/unit/test_deployment_files.py).
 
