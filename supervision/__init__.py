@@ -16,7 +16,8 @@ Everything public is imported from here. The modules, in reading order:
 - actors, and how their death becomes a message: `supervised`, `thread_actor`,
   `loop_actor`, `future`;
 - supervisors: `client` (the functions that manage one), `supervisor` (the
-  actor), `dynamic_supervisor`, `application` (the top of a tree);
+  actor), `dynamic_supervisor`, `partition_supervisor` (one supervisor's work
+  spread over several, by key), `application` (the top of a tree);
 - names and watching: `registry`, `events`, `introspection`; and `errors`.
 
 The modules whose names start with ``_`` are plumbing: `_link` (how a starter
@@ -59,12 +60,20 @@ from supervision.future import Future
 from supervision.intensity import RestartIntensity
 from supervision.introspection import (
     TreeNode,
+    describe_child,
+    describe_children,
     describe_tree,
     find_actor,
     mailbox_depth,
     render_tree,
 )
-from supervision.loop_actor import LoopActor
+from supervision.loop_actor import LoopActor, run_on_loop
+from supervision.partition_supervisor import (
+    Partitions,
+    PartitionSupervisor,
+    default_partitions,
+    partition_index,
+)
 from supervision.registry import Registry
 from supervision.strategy import RestartPlan, Strategy, plan_restart, should_restart
 from supervision.supervised import SupervisedActor, inject_crash
@@ -95,6 +104,8 @@ __all__ = [
     "NameTakenError",
     "NameUnavailableError",
     "NoEventLoopError",
+    "PartitionSupervisor",
+    "Partitions",
     "Registry",
     "Restart",
     "RestartIntensity",
@@ -110,15 +121,20 @@ __all__ = [
     "ThreadActor",
     "TreeNode",
     "count_children",
+    "default_partitions",
     "delete_child",
+    "describe_child",
+    "describe_children",
     "describe_tree",
     "find_actor",
     "inject_crash",
     "mailbox_depth",
+    "partition_index",
     "plan_restart",
     "render_tree",
     "restart_child",
     "run",
+    "run_on_loop",
     "should_restart",
     "start_child",
     "start_link",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from supervision._flag import Flag
 from supervision._pykka import Envelope, fail_envelopes
 from supervision.errors import StartChildError
 from supervision.exits import KILLED, SHUTDOWN, Exit
@@ -45,10 +46,24 @@ _opening: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
 class Link:
     """One incarnation's bond to its starter. Reports are one-shot."""
 
+    __slots__ = (
+        "__weakref__",
+        "_actor",
+        "_leftovers",
+        "_lock",
+        "_muted",
+        "_on_exit",
+        "_start_reported",
+        "exit",
+        "exited",
+        "started",
+        "urn",
+    )
+
     def __init__(self, on_exit: Callable[[Link, Exit], None] | None = None) -> None:
         self.started: Future[pykka.ActorRef[Any]] = Future()
         """Resolves with the ref once ``on_start`` returned; fails with its error."""
-        self.exited = threading.Event()
+        self.exited = Flag()
         """Set once the actor has exited and its inbox is closed."""
         self.exit: Exit | None = None
         """The exit, once `exited` is set."""

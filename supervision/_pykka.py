@@ -26,6 +26,9 @@ pykka internal                       what supervision uses it for
 ``Actor.actor_inbox``,               the inbox a registry puts held messages into,
 ``ActorRef.actor_inbox``             and that is closed when the actor dies
 ``Actor.actor_stopped.set()``        a kill: the actor is dead without ``stop()``
+``Actor.actor_stopped``,             replaced by a `supervision._flag.Flag` (pykka
+``ActorRef.actor_stopped``           only calls ``set`` and ``is_set`` on it): an
+                                     idle actor holds no `threading.Condition`
 ``pykka._envelope.Envelope``         a message together with the future to answer
 ``pykka.messages._ActorStop``        a stop request found among the leftovers
 ``Future._get_hook``, ``Future.get`` a future that pykka computes only on ``get()``
@@ -53,6 +56,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, cast
 import pykka
 from pykka._envelope import Envelope as _PykkaEnvelope
 from pykka.messages import _ActorStop
+
+from supervision._flag import Flag
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -255,6 +260,14 @@ class HookedActor(pykka.Actor):
 
     _future_class: ClassVar[type[pykka.Future[Any]]]
     """The runtime's future, which its asks return; each runtime sets it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pykka's stopped event, shared by the actor and its ref, is only ever
+        # set and tested: a Flag does that without a Condition per actor.
+        stopped = Flag()
+        self.actor_stopped = stopped  # type: ignore[assignment]
+        self.actor_ref.actor_stopped = stopped  # type: ignore[assignment]
 
     def _on_start_returned(self) -> None:
         """``on_start`` returned: the actor now handles messages."""

@@ -33,10 +33,12 @@ from supervision.strategy import Strategy
 
 __all__ = [
     "ChildCounts",
+    "ChildFound",
     "ChildInfo",
     "CountChildren",
     "DeleteChild",
     "Describe",
+    "FindChild",
     "RestartChild",
     "StartChild",
     "SupervisorInfo",
@@ -94,7 +96,21 @@ class CountChildren:
 
 @dataclass(frozen=True)
 class Describe:
-    """Ask a supervisor for its `SupervisorInfo` (see `supervision.introspection`)."""
+    """Ask a supervisor for its `SupervisorInfo` (see `supervision.introspection`):
+    its children from the `offset`-th, at most `limit` of them (None: all), in
+    start order. A supervisor of ten thousand children answers a page of them
+    as fast as a supervisor of a page."""
+
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class FindChild:
+    """Ask a supervisor for its child `child_id`, answered with a `ChildFound`:
+    a lookup by id, not a listing (see `supervision.introspection.find_actor`)."""
+
+    child_id: str
 
 
 # -- the answers ---------------------------------------------------------------------------
@@ -135,6 +151,19 @@ class SupervisorInfo:
     id: str
     strategy: Strategy
     children: tuple[ChildInfo, ...]
+    """The children asked for (a page of them when `Describe` set a limit)."""
+    count: int = 0
+    """How many children it has in all, listed or not."""
+
+
+@dataclass(frozen=True)
+class ChildFound:
+    """A supervisor's answer to `FindChild`."""
+
+    child: ChildInfo | None
+    """The child with that id, if this supervisor has one."""
+    supervisors: tuple[pykka.ActorRef[Any], ...]
+    """Its running children that are supervisors: where to look next."""
 
 
 # -- the functions -------------------------------------------------------------------------

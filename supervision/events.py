@@ -66,12 +66,17 @@ class EventStream:
     Subscribers are called in the thread of the supervisor that publishes, in
     the order events happen; they must be quick and must not block (tell an
     actor, or hand over with ``call_soon_threadsafe``). A subscriber that raises
-    is logged and kept.
+    is logged and kept. Several supervisors publish from threads of their own
+    (the partitions of a `PartitionSupervisor`, say): one event is handed to
+    every subscriber before the next is recorded, so every subscriber sees the
+    order `recent` keeps.
     """
 
     def __init__(self, keep: int = 200, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
+        self._publishing = threading.RLock()
+        """Held from recording an event to handing it to the last subscriber."""
         self._subscribers: list[Subscriber] = []
         self._recent: collections.deque[SupervisionEvent] = collections.deque(maxlen=keep)
 
@@ -99,13 +104,14 @@ class EventStream:
         kind: EventKind,
         reason: str | None = None,
     ) -> SupervisionEvent:
-        event = SupervisionEvent(self.clock(), supervisor, child, kind, reason)
-        with self._lock:
-            self._recent.append(event)
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                logger.exception("Supervision event subscriber %r failed", subscriber)
+        with self._publishing:
+            event = SupervisionEvent(self.clock(), supervisor, child, kind, reason)
+            with self._lock:
+                self._recent.append(event)
+                subscribers = list(self._subscribers)
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    logger.exception("Supervision event subscriber %r failed", subscriber)
         return event

@@ -45,7 +45,10 @@ class Future(pykka.Future[T]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        self._condition: threading.Condition | None = None
+        """Made for the first `get` that has to wait: most futures are
+        answered before anyone waits, or only ever called back."""
         self._done = False
         self._value: Any = None
         self._exc_info: _ExcInfo | None = None
@@ -59,13 +62,15 @@ class Future(pykka.Future[T]):
         if _pykka.computes_on_get(self):
             computed: T = _pykka.get_computed(self, timeout)
             return computed
-        with self._condition:
+        with self._lock:
             if not self._done:
                 if asyncio._get_running_loop() is not None:
                     raise BlockingCallOnLoopError(
                         "Future.get() would block the event loop running on this thread; "
                         "use 'await future' or future.add_done_callback(...) instead"
                     )
+                if self._condition is None:
+                    self._condition = threading.Condition(self._lock)
                 if not self._condition.wait_for(lambda: self._done, timeout):
                     raise pykka.Timeout(f"{timeout} seconds")
         if self._exc_info is not None:
@@ -97,7 +102,7 @@ class Future(pykka.Future[T]):
             raise TypeError(
                 "this future computes its value only on get(); it cannot call back when done"
             )
-        with self._condition:
+        with self._lock:
             if not self._done:
                 self._callbacks.append(callback)
                 return
@@ -157,14 +162,18 @@ class Future(pykka.Future[T]):
     __iter__ = __await__
 
     def _settle(self, value: Any, exc_info: _ExcInfo | None) -> None:
-        with self._condition:
+        with self._lock:
             if self._done or _pykka.computes_on_get(self):
                 raise queue.Full  # pykka's signal for a future set twice
             self._value = value
             self._exc_info = exc_info
             self._done = True
             callbacks, self._callbacks = self._callbacks, []
-            self._condition.notify_all()
+            # Waiters hold the condition while they wait; the future need not
+            # keep it once done (a start future lives as long as its child).
+            condition, self._condition = self._condition, None
+            if condition is not None:
+                condition.notify_all()
         for callback in callbacks:
             self._run_callback(callback)
 

@@ -5,10 +5,18 @@
 gives the shape of Chatter's ``/api/supervision``); `find_actor` finds a node's
 actor by its id. What happens in the tree over time is `supervision.events`'
 business.
+
+A tree may hold ten thousand children under one supervisor (a connection
+each). Reading it must not cost ten thousand of anything: `describe_tree`
+takes ``max_children``, so that each supervisor lists that many and says how
+many it has (`TreeNode.count`); `describe_children` reads one supervisor's
+children a page at a time; and `find_actor` asks each supervisor for one id
+(`FindChild`) rather than for its whole list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +24,18 @@ import pykka
 
 from supervision import _pykka
 from supervision.child_spec import ChildKind, Restart
-from supervision.client import Describe, SupervisorInfo
+from supervision.client import ChildFound, Describe, FindChild, SupervisorInfo
 from supervision.strategy import Strategy
 
-__all__ = ["TreeNode", "describe_tree", "find_actor", "mailbox_depth", "render_tree"]
+__all__ = [
+    "TreeNode",
+    "describe_child",
+    "describe_children",
+    "describe_tree",
+    "find_actor",
+    "mailbox_depth",
+    "render_tree",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,15 @@ class TreeNode:
     """For a supervisor."""
     children: tuple[TreeNode, ...] | None = None
     """For a supervisor; None for a worker."""
+    count: int | None = None
+    """For a supervisor: how many children it has, listed in `children` or not."""
+
+    @property
+    def unlisted(self) -> int:
+        """Children counted but not listed in `children` (``max_children``)."""
+        if self.count is None:
+            return 0
+        return max(0, self.count - len(self.children or ()))
 
     def to_dict(self) -> dict[str, Any]:
         node: dict[str, Any] = {
@@ -50,6 +75,8 @@ class TreeNode:
             node["strategy"] = self.strategy.value
         if self.children is not None:
             node["children"] = [child.to_dict() for child in self.children]
+        if self.unlisted:
+            node["count"] = self.count
         return node
 
     def find(self, node_id: str) -> TreeNode | None:
@@ -63,32 +90,87 @@ class TreeNode:
         return None
 
 
-def describe_tree(supervisor: pykka.ActorRef[Any], *, timeout_s: float = 5.0) -> TreeNode:
-    """The tree under `supervisor`, asked level by level. Blocks: call it from a
-    thread of its own (not from an actor or an event loop)."""
-    info: SupervisorInfo = supervisor.ask(Describe(), block=False).get(timeout=timeout_s)
-    return _node(info, alive=True, restarts=0, restart=None, timeout_s=timeout_s)
+def describe_tree(
+    supervisor: pykka.ActorRef[Any],
+    *,
+    timeout_s: float = 5.0,
+    max_children: int | Callable[[str], int | None] | None = None,
+) -> TreeNode:
+    """The tree under `supervisor`, asked level by level. Each supervisor lists
+    at most `max_children` children (None: all; or a function of the
+    supervisor's id, to bound some supervisors and not others) and counts them
+    all in `TreeNode.count`. Blocks: call it from a thread of its own (not from
+    an actor or an event loop)."""
+    limit_for = max_children if callable(max_children) else lambda _id: max_children
+    root_id = _own_id(supervisor, timeout_s) if callable(max_children) else ""
+    ask = Describe(limit=limit_for(root_id))
+    info: SupervisorInfo = supervisor.ask(ask, block=False).get(timeout=timeout_s)
+    return _node(info, limit_for, alive=True, restarts=0, restart=None, timeout_s=timeout_s)
+
+
+def describe_children(
+    supervisor: pykka.ActorRef[Any], *, offset: int = 0, limit: int, timeout_s: float = 5.0
+) -> TreeNode:
+    """One supervisor and a page of its children (from the `offset`-th, at most
+    `limit`), each child a leaf: a child supervisor is not asked for its own.
+    Blocks, like `describe_tree`."""
+    ask = Describe(limit=limit, offset=offset)
+    info: SupervisorInfo = supervisor.ask(ask, block=False).get(timeout=timeout_s)
+    return _node(info, None, alive=True, restarts=0, restart=None, timeout_s=timeout_s)
+
+
+def describe_child(
+    supervisor: pykka.ActorRef[Any], child_id: str, *, timeout_s: float = 5.0
+) -> TreeNode | None:
+    """The child `child_id` of `supervisor` as a leaf node, or None if it has no
+    such child: one lookup, however many children it has. Blocks, like
+    `describe_tree`."""
+    found: ChildFound = supervisor.ask(FindChild(child_id), block=False).get(timeout=timeout_s)
+    child = found.child
+    if child is None:
+        return None
+    return TreeNode(child.id, child.kind, child.alive, child.restarts, child.restart)
 
 
 def _node(
-    info: SupervisorInfo, *, alive: bool, restarts: int, restart: Restart | None, timeout_s: float
+    info: SupervisorInfo,
+    limit_for: Callable[[str], int | None] | None,
+    *,
+    alive: bool,
+    restarts: int,
+    restart: Restart | None,
+    timeout_s: float,
 ) -> TreeNode:
+    """`info` as a node; its child supervisors are asked in turn for at most
+    ``limit_for(their id)`` children (`limit_for` None: not asked)."""
     children: list[TreeNode] = []
     for child in info.children:
         sub: SupervisorInfo | None = None
-        if child.kind is ChildKind.SUPERVISOR and child.ref is not None:
+        if limit_for is not None and child.kind is ChildKind.SUPERVISOR and child.ref is not None:
+            ask = Describe(limit=limit_for(child.id))
             try:
-                sub = child.ref.ask(Describe(), block=False).get(timeout=timeout_s)
+                sub = child.ref.ask(ask, block=False).get(timeout=timeout_s)
             except pykka.ActorDeadError:
                 sub = None  # it died while we looked; shown as not alive
         if sub is not None:
             children.append(
                 _node(
                     sub,
+                    limit_for,
                     alive=child.alive,
                     restarts=child.restarts,
                     restart=child.restart,
                     timeout_s=timeout_s,
+                )
+            )
+        elif limit_for is None:
+            children.append(
+                TreeNode(
+                    id=child.id,
+                    kind=child.kind,
+                    alive=child.alive,
+                    restarts=child.restarts,
+                    restart=child.restart,
                 )
             )
         else:
@@ -110,6 +192,7 @@ def _node(
         restart=restart,
         strategy=info.strategy,
         children=tuple(children),
+        count=info.count,
     )
 
 
@@ -117,24 +200,27 @@ def find_actor(
     supervisor: pykka.ActorRef[Any], node_id: str, *, timeout_s: float = 5.0
 ) -> pykka.ActorRef[Any] | None:
     """The running actor with id `node_id` in the tree under `supervisor` (the
-    root itself included), or None. Blocks, like `describe_tree`."""
+    root itself included), or None. Each supervisor, breadth first, is asked
+    for that one id (`FindChild`), never for its list of children. Blocks, like
+    `describe_tree`."""
     if node_id == _own_id(supervisor, timeout_s):
         return supervisor
     pending = [supervisor]
     while pending:
-        info: SupervisorInfo = pending.pop(0).ask(Describe(), block=False).get(timeout=timeout_s)
-        for child in info.children:
-            if child.ref is None:
-                continue
-            if child.id == node_id:
-                return child.ref if child.ref.is_alive() else None
-            if child.kind is ChildKind.SUPERVISOR:
-                pending.append(child.ref)
+        asked = pending.pop(0).ask(FindChild(node_id), block=False)
+        try:
+            found: ChildFound = asked.get(timeout=timeout_s)
+        except pykka.ActorDeadError:
+            continue  # it died while we looked
+        child = found.child
+        if child is not None and child.ref is not None:
+            return child.ref if child.ref.is_alive() else None
+        pending.extend(found.supervisors)
     return None
 
 
 def _own_id(supervisor: pykka.ActorRef[Any], timeout_s: float) -> str:
-    info: SupervisorInfo = supervisor.ask(Describe(), block=False).get(timeout=timeout_s)
+    info: SupervisorInfo = supervisor.ask(Describe(limit=0), block=False).get(timeout=timeout_s)
     return info.id
 
 

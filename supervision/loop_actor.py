@@ -38,18 +38,24 @@ from supervision.exits import Exit, ExitReason
 from supervision.future import Future
 from supervision.supervised import SupervisedActor
 
-__all__ = ["MAX_BATCH", "LoopActor"]
+__all__ = ["MAX_BATCH", "LoopActor", "run_on_loop"]
 
 MAX_BATCH = 256
 """Most messages one actor handles per loop wake-up before yielding the loop."""
 
 
 class _LoopInbox:
-    """A thread-safe deque that asks for a drain when it stops being empty."""
+    """A thread-safe queue that asks for a drain when it stops being empty.
+
+    A list, not a deque: a deque costs over half a kilobyte even empty, and
+    an idle loop actor's inbox is empty nearly always; a drain takes the whole
+    list at once, and only a backlog beyond `MAX_BATCH` is sliced."""
+
+    __slots__ = ("_closed", "_lock", "_queue", "_schedule", "_scheduled", "in_hand")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: collections.deque[Envelope] = collections.deque()
+        self._queue: list[Envelope] = []
         self._schedule: Callable[[], None] | None = None
         self._scheduled = False
         self._closed = False
@@ -76,15 +82,16 @@ class _LoopInbox:
         with self._lock:
             queue = self._queue
             if len(queue) <= most:
-                taken = list(queue)
-                queue.clear()
-                return taken
-            return [queue.popleft() for _ in range(most)]
+                self._queue = []
+                return queue
+            taken = queue[:most]
+            del queue[:most]
+            return taken
 
     def put_back(self, envelopes: list[Envelope]) -> None:
         """Return messages taken but not handled to the front, in their order."""
         with self._lock:
-            self._queue.extendleft(reversed(envelopes))
+            self._queue[:0] = envelopes
             self.in_hand = 0
 
     def qsize(self) -> int:
@@ -115,8 +122,7 @@ class _LoopInbox:
         those still waiting, oldest first."""
         with self._lock:
             self._closed = True
-            waiting = list(self._queue)
-            self._queue.clear()
+            waiting, self._queue = self._queue, []
             return waiting
 
 
@@ -185,6 +191,15 @@ class _RunQueue:
                 self._loop.call_soon(self._serve)
 
 
+def run_on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Run `callback` on `loop`'s thread soon, after the loop actors' work
+    queued before it; from any thread. Calls made while the loop is busy share
+    one wake-up of it (``call_soon_threadsafe`` wakes it every time: a write to
+    its self-pipe, and the thread that makes it waits for the interpreter lock
+    to come back). RuntimeError if the loop is closed."""
+    _RunQueue.of(loop).wake(callback)
+
+
 class LoopActor(SupervisedActor, _pykka.DrivenActor):
     """A supervised actor hosted on an asyncio event loop.
 
@@ -220,7 +235,12 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
         self._inbox: _LoopInbox = _pykka.inbox_of(self)
 
     def _launch(self) -> None:
-        self._call_on_loop(self._loop_start)
+        # Through the run queue: a supervisor starting a crowd of loop actors
+        # from its thread wakes the loop once, not once per actor.
+        try:
+            self._run_queue.wake(self._loop_start)
+        except RuntimeError:  # the loop is closed: nothing will ever run here again
+            self._abandon()
 
     # -- on the loop ---------------------------------------------------------------
 
@@ -258,15 +278,6 @@ class LoopActor(SupervisedActor, _pykka.DrivenActor):
     def _schedule_drain(self) -> None:
         try:
             self._run_queue.wake(self._drain)
-        except RuntimeError:  # the loop is closed: nothing will ever run here again
-            self._abandon()
-
-    def _call_on_loop(self, callback: Callable[[], None]) -> None:
-        try:
-            if asyncio._get_running_loop() is self.actor_loop:
-                self.actor_loop.call_soon(callback)
-            else:
-                self.actor_loop.call_soon_threadsafe(callback)
         except RuntimeError:  # the loop is closed: nothing will ever run here again
             self._abandon()
 

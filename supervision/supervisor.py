@@ -21,6 +21,7 @@ rest) is in `supervision.client`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,10 +36,12 @@ from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, 
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.client import (
     ChildCounts,
+    ChildFound,
     ChildInfo,
     CountChildren,
     DeleteChild,
     Describe,
+    FindChild,
     RestartChild,
     StartChild,
     SupervisorInfo,
@@ -81,7 +84,7 @@ class _ChildExited:
     exit: Exit
 
 
-@dataclass
+@dataclass(slots=True)
 class _Child:
     """The supervisor's record of one child: its spec, and its running incarnation."""
 
@@ -194,9 +197,10 @@ class Supervisor(ThreadActor):
                 return [child.info() for child in self._children.values()]
             case CountChildren():
                 return self._count()
-            case Describe():
-                children = tuple(child.info() for child in self._children.values())
-                return SupervisorInfo(self.id, self.strategy, children)
+            case Describe(limit=limit, offset=offset):
+                return self._describe(limit, offset)
+            case FindChild(child_id):
+                return self._find(child_id)
         return super().on_receive(message)
 
     # -- reacting to an exit ---------------------------------------------------------
@@ -357,6 +361,22 @@ class Supervisor(ThreadActor):
                 f"{self.id!r}: child {child_id!r} is running; terminate it before deleting"
             )
         del self._children[child_id]
+
+    def _describe(self, limit: int | None, offset: int) -> SupervisorInfo:
+        """A page of the children's infos: only the page is built."""
+        stop = None if limit is None else offset + max(0, limit)
+        page = itertools.islice(self._children.values(), max(0, offset), stop)
+        children = tuple(child.info() for child in page)
+        return SupervisorInfo(self.id, self.strategy, children, len(self._children))
+
+    def _find(self, child_id: str) -> ChildFound:
+        child = self._children.get(child_id)
+        supervisors = tuple(
+            c.ref
+            for c in self._children.values()
+            if c.spec.kind is ChildKind.SUPERVISOR and c.ref is not None
+        )
+        return ChildFound(child.info() if child is not None else None, supervisors)
 
     def _count(self) -> ChildCounts:
         children = self._children.values()
