@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatter.metrics import ChatMetrics
+from chatter.persistence import Persistence
+from chatter.presence import Presence
 from chatter.throttle import NameClaimLimits
 from supervision import Registry
 
@@ -51,6 +53,14 @@ class SessionContext:
     name_claims: NameClaimLimits = field(default_factory=NameClaimLimits)
     """How fast names may be taken: each session keeps a bucket of
     ``per_connection``; presence keeps those of ``per_address``."""
+    persistence: Persistence = field(init=False, repr=False, compare=False)
+    """Persistence's client API, by name: one for every session."""
+    presence: Presence = field(init=False, repr=False, compare=False)
+    """Presence's client API, by name: one for every session."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "persistence", Persistence(self.registry))
+        object.__setattr__(self, "presence", Presence(self.registry))
 
 
 @dataclass(frozen=True)

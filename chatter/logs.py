@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 
 from chatter.config import Environment
+from chatter.sessions import is_sessions_partition
 from supervision import EventKind, SupervisionEvent
 
 __all__ = ["JsonFormatter", "configure_logging", "log_supervision_event"]
@@ -54,7 +55,7 @@ def log_supervision_event(event: SupervisionEvent) -> None:
     """An EventStream subscriber: actors started, exited and restarted, and
     supervisors giving up, one line each. Sessions come and go with every
     connection, so only their crashes are logged here."""
-    if event.supervisor == "sessions" and not (
+    if is_sessions_partition(event.supervisor) and not (
         event.kind is EventKind.EXITED and (event.reason or "").startswith(("crashed", "killed"))
     ):
         return

@@ -131,6 +131,16 @@ class NameTable:
                 return holder
         return None
 
+    def named(self, prefix: str, limit: int) -> list[Holder]:
+        """The holders whose name starts with `prefix` (compared by key), at
+        most `limit`, sorted by name. A scan: asked by people, not per frame."""
+        start = username_key(prefix) if prefix else ""
+        found = sorted(
+            (holder for holder in self._by_session.values() if holder.key.startswith(start)),
+            key=lambda holder: (holder.key, holder.session_id),
+        )
+        return found[: max(0, limit)]
+
     def online(self) -> tuple[str, ...]:
         """The confirmed names, sorted case-insensitively."""
         return tuple(sorted((h.username for h in self._confirmed()), key=username_key))

@@ -35,6 +35,8 @@ __all__ = [
     "Release",
     "Replaced",
     "ReportIdentity",
+    "SessionsNamed",
+    "SessionsNamedNow",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,31 @@ class Online(Request):
 class OnlineNow:
     names: tuple[str, ...]
     """Sorted case-insensitively."""
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class SessionsNamedFailed(Failed):
+    """Presence could not be asked (it is restarting)."""
+
+
+@dataclass(frozen=True)
+class SessionsNamed(Request):
+    """Which of this node's sessions hold a name that starts with `prefix`
+    (compared as names are: case-insensitively, after NFKC)? At most `limit`,
+    by name; answered `SessionsNamedNow`. For finding a session in the
+    supervision tree by its user's name."""
+
+    failed = SessionsNamedFailed
+    prefix: str
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class SessionsNamedNow:
+    sessions: tuple[tuple[str, str, bool], ...]
+    """``(session_id, username, online)`` for each, sorted by name; `online`
+    is false while the name is claimed and not yet recorded."""
     tag: Any = None
 
 

@@ -85,6 +85,8 @@ from chatter.presence import (
     Release,
     Replaced,
     ReportIdentity,
+    SessionsNamed,
+    SessionsNamedNow,
 )
 from chatter.reply import tell_quietly
 from chatter.room import SESSIONS_GROUP, Room
@@ -309,7 +311,7 @@ class PresenceActor(LoopActor):
         database (a claim after a release must find the name free, a release
         must find the claim it undoes, and the database runs side by side what
         it is sent)."""
-        if isinstance(message, Online):
+        if isinstance(message, Online | SessionsNamed):
             return False
         if self._awaiting or self._restoring or behind:
             return True
@@ -351,6 +353,12 @@ class PresenceActor(LoopActor):
                     if name is not None:
                         self._tell_clients((), (name,))
                 self._metrics.online_users_here.set(self._names.online_count())
+            case SessionsNamed(prefix=prefix, limit=limit):
+                found = tuple(
+                    (h.session_id, h.username, h.confirmed)
+                    for h in self._names.named(prefix, limit)
+                )
+                tell_quietly(message.reply_to, SessionsNamedNow(found, message.tag))
             case Online():
                 if not self._read_once:
                     self._online_asks.append(message)

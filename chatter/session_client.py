@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -22,6 +23,7 @@ import pykka
 
 from chatter.connection import Connection, Inbound
 from chatter.protocol import CloseCode
+from supervision import run_on_loop
 
 __all__ = ["SessionClient"]
 
@@ -32,6 +34,8 @@ class SessionClient:
     """One session, seen from its socket. `starting` is the future of the
     session's ref (from its supervisor); `connection` is closed with 1013 if
     the session cannot start, and with 1011 if a frame comes after it ended."""
+
+    __slots__ = ("_closed", "_connection", "_early", "_loop", "_session")
 
     def __init__(
         self,
@@ -45,7 +49,7 @@ class SessionClient:
         self._early: list[str | bytes] = []
         self._closed = False
         starting.add_done_callback(  # type: ignore[attr-defined]
-            lambda done: loop.call_soon_threadsafe(self._started, done)
+            lambda done: run_on_loop(loop, functools.partial(self._started, done))
         )
 
     def frame(self, text: str | bytes) -> None:

@@ -112,7 +112,7 @@ class NameClaims:
     _identity: Identity | None
     _claiming: str | None
     _granted: str | None
-    _claims: TokenBucket
+    _claims_bucket: Callable[[], TokenBucket]
     _busy: bool
     _announcing: Announcing | None
     actor_loop: Any
@@ -171,7 +171,7 @@ class NameClaims:
         """Ask presence for the name; frames behind this one wait for the answer."""
         # Taken once the name is ours: a refusal, or a user the database
         # could not record, costs no token.
-        wait_s = self._claims.wait()
+        wait_s = self._claims_bucket().wait()
         if wait_s > 0:
             self._send_rate_limited(
                 "you are changing names too fast; wait a moment", claiming.client_id, wait_s
@@ -223,14 +223,17 @@ class NameClaims:
 
     def _recorded(self, claiming: Claiming, joined: Joined) -> None:
         self._claiming = self._granted = None
-        self._claims.take()  # a token was there when asked; time only adds more
+        self._claims_bucket().take()  # a token was there when asked; time only adds more
         user = joined.user
         self._identity = Identity(user.username, user.key, user.id, user.token_version)
         # A post that carried the name is stored once the join has gone to the
         # room, so that everyone sees the person join before their first words.
         awaited = Announcing(claiming) if claiming.post is not None else None
         told = self._presence.confirm(
-            self.session_id, joined.total_users, reply_to=self.actor_ref, tag=awaited
+            self.session_id,
+            joined.total_users,
+            reply_to=self.actor_ref if awaited is not None else None,
+            tag=awaited,
         )
         self._send_joined()
         logger.info("Session %s is now %r", self.session_id, user.username)

@@ -6,8 +6,9 @@
      ├─ presence      LoopActor: who holds which name           (permanent)
      ├─ room          LoopActor: fan-out to the sessions        (permanent)
      ├─ listener      ThreadActor: LISTENs for commits, wakes the room (permanent)
-     └─ sessions      DynamicSupervisor                         (permanent)
-          └─ session-N  LoopActor, one per WebSocket            (temporary)
+     └─ sessions      PartitionSupervisor                       (permanent)
+          └─ sessions.P   DynamicSupervisor, one per partition  (permanent)
+               └─ session-N  LoopActor, one per WebSocket       (temporary)
 
 Started in that order, each needing only those before it; stopped in reverse,
 so sessions close before the room, presence and the database go. one_for_one,
@@ -15,6 +16,14 @@ because each child rebuilds its own state (presence asks the sessions, the
 room reads the sessions group) and none depends on another's incarnation.
 Sessions are temporary: a crashed session's client reconnects and resumes, and
 its crash never spends the root's restart budget.
+
+Sessions are started through several partitions (`supervision.PartitionSupervisor`,
+as Elixir's): a session's id picks its partition, registered under the
+partition's id, so a crowd of connections queues at several supervisors, not
+one, and each partition's list is a share of the sessions. Every partition
+may hold `max_sessions`: the exact total is the web layer's cap, checked
+before a WebSocket is upgraded (`web.limits`), so no session is refused for
+falling in a fuller partition; the partitions' bound is the backstop behind it.
 
 The loop actors run on the web server's event loop, so fan-out to sessions and
 their socket writes need no thread hand-off.
@@ -49,6 +58,7 @@ from chatter.reply import Named
 from chatter.room import RoomActor
 from chatter.session import SessionActor
 from chatter.session_client import SessionClient
+from chatter.sessions import SESSIONS, is_sessions_partition
 from chatter.throttle import NameClaimLimits
 from supervision import (
     ChildSpec,
@@ -58,6 +68,8 @@ from supervision import (
     Future,
     NameNotRegisteredError,
     NameUnavailableError,
+    Partitions,
+    PartitionSupervisor,
     Registry,
     Restart,
     SupervisionError,
@@ -73,13 +85,18 @@ __all__ = [
     "LISTENER",
     "PERMANENT_CHILDREN",
     "SESSIONS",
+    "SESSION_PARTITIONS",
     "ActorState",
     "ChatTree",
+    "is_sessions_partition",
     "start_tree",
 ]
 
-SESSIONS = "sessions"
-"""The id (and registered name) of the sessions supervisor."""
+SESSION_PARTITIONS = 4
+"""Partitions of the sessions supervisor unless `start_tree` is told otherwise.
+A fixed number, not one per CPU: the partitions share one interpreter (and its
+lock), so what they spread is the queue of starts and exits, not CPU time;
+four keep each queue short at ten thousand connections on any machine."""
 
 LEASE = lease.NAME
 """The id (and registered name) of the lease actor."""
@@ -89,6 +106,44 @@ LISTENER = "listener"
 
 PERMANENT_CHILDREN = (persistence.NAME, LEASE, presence.NAME, room.NAME, LISTENER, SESSIONS)
 """The root's children, in start order; each is registered under its id."""
+
+
+class _SessionStart:
+    """How a session's supervisor starts it: `SessionActor.start` with what the
+    session is given. A callable of its own rather than a `functools.partial`,
+    whose keyword arguments make a dict: the spec, and so this, is kept as
+    long as the session runs, one per connection."""
+
+    __slots__ = ("_after", "_connection", "_context", "_loop", "_session_id", "_token")
+
+    def __init__(
+        self,
+        session_id: str,
+        connection: Connection,
+        context: SessionContext,
+        loop: asyncio.AbstractEventLoop,
+        after: int | None,
+        token: str | None,
+    ) -> None:
+        self._session_id = session_id
+        self._connection = connection
+        self._context = context
+        self._loop = loop
+        self._after = after
+        self._token = token
+
+    def __call__(self) -> pykka.ActorRef[Any]:
+        return SessionActor.start(
+            self._session_id,
+            self._connection,
+            self._context,
+            after=self._after,
+            token=self._token,
+            loop=self._loop,
+        )
+
+    def __repr__(self) -> str:
+        return f"<start of {self._session_id}>"
 
 
 class ActorState(enum.Enum):
@@ -112,6 +167,8 @@ class ChatTree:
     loop: asyncio.AbstractEventLoop
     metrics: ChatMetrics
     """This tree's metrics (its own Prometheus registry), served at ``/metrics``."""
+    sessions: Partitions
+    """Where the sessions supervisor's partitions are: a session id picks one."""
 
     def open_session(
         self, session_id: str, connection: Connection, *, after: int | None, token: str | None
@@ -134,24 +191,14 @@ class ChatTree:
         after: int | None,
         token: str | None,
     ) -> pykka.Future[pykka.ActorRef[Any]]:
-        """Start a session actor under the sessions supervisor; the future holds its ref."""
-        sessions = self.registry.whereis(SESSIONS)
+        """Start a session actor in the sessions partition its id picks; the
+        future holds its ref."""
+        partition = self.sessions.id_for(session_id)
+        sessions = self.registry.whereis(partition)
         if sessions is None:
-            raise NameUnavailableError("the sessions supervisor is restarting")
-        spec = ChildSpec(
-            id=session_id,
-            start=functools.partial(
-                SessionActor.start,
-                session_id,
-                connection,
-                self.context,
-                after=after,
-                token=token,
-                loop=self.loop,
-            ),
-            restart=Restart.TEMPORARY,
-            shutdown=2.0,
-        )
+            raise NameUnavailableError(f"the sessions supervisor {partition} is restarting")
+        start = _SessionStart(session_id, connection, self.context, self.loop, after, token)
+        spec = ChildSpec(id=session_id, start=start, restart=Restart.TEMPORARY, shutdown=2.0)
         return start_child(sessions, spec)
 
     def actor_states(self) -> dict[str, ActorState]:
@@ -184,12 +231,15 @@ def start_tree(
     on_exit: Any = None,
     name_claims: NameClaimLimits | None = None,
     node_id: str = "node",
+    session_partitions: int = SESSION_PARTITIONS,
 ) -> ChatTree:
     """Start the whole tree and return once every child has started. Blocks:
     call it off the event loop (the loop actors start on it). `name_claims`
     limits how fast names are taken (default: the contract's limits);
-    `node_id` names this node's lease."""
+    `node_id` names this node's lease; `session_partitions` is how many
+    supervisors sessions are started through."""
     registry, events, metrics = Registry(), EventStream(), ChatMetrics()
+    sessions = Partitions(SESSIONS, session_partitions)
     metrics.observe_tree(registry, events, room.SESSIONS_GROUP)
     claims = name_claims if name_claims is not None else NameClaimLimits()
     context = SessionContext(registry, secret, metrics=metrics, name_claims=claims)
@@ -230,8 +280,13 @@ def start_tree(
             ),
             name=LISTENER,
         ),
-        DynamicSupervisor.child_spec(
-            SESSIONS, name=SESSIONS, max_children=max_sessions, registry=registry, events=events
+        PartitionSupervisor.child_spec(
+            SESSIONS,
+            functools.partial(_sessions_partition, registry, events, max_sessions),
+            partitions=sessions.count,
+            name=SESSIONS,
+            registry=registry,
+            events=events,
         ),
     ]
     events.subscribe(functools.partial(_release_exited_session, registry))
@@ -243,13 +298,26 @@ def start_tree(
             on_exit(exit)
 
     root = start_link(spec, on_exit=exited)
-    return ChatTree(root, registry, events, context, loop, metrics)
+    return ChatTree(root, registry, events, context, loop, metrics, sessions)
+
+
+def _sessions_partition(
+    registry: Registry, events: EventStream, max_sessions: int | None, partition_id: str
+) -> ChildSpec:
+    """One partition of the sessions supervisor, registered under its id."""
+    return DynamicSupervisor.child_spec(
+        partition_id,
+        name=partition_id,
+        max_children=max_sessions,
+        registry=registry,
+        events=events,
+    )
 
 
 def _release_exited_session(registry: Registry, event: SupervisionEvent) -> None:
-    """A session that died without a word (killed) still frees its name: the
-    sessions supervisor's exit event is the monitor that says so."""
-    if event.supervisor == SESSIONS and event.kind is EventKind.EXITED and event.child:
+    """A session that died without a word (killed) still frees its name: its
+    partition's exit event is the monitor that says so."""
+    if is_sessions_partition(event.supervisor) and event.kind is EventKind.EXITED and event.child:
         # A restarting presence rebuilds from the live sessions anyway.
         with contextlib.suppress(NameNotRegisteredError, NameUnavailableError):
             registry.tell(presence.NAME, Release(event.child))

@@ -108,7 +108,9 @@ NEWEST, RESUME, USERS, ONLINE = (Part(name) for name in ("newest", "resume", "us
 class WelcomeParts:
     """The three parts of a welcome as they arrive, in any order."""
 
-    def __init__(self) -> None:
+    def __init__(self, after: int | None = None) -> None:
+        self.after = after
+        """The seq the client resumes after (``?after=``), or None."""
         self.backlog: Backlog | None = None
         self.online: tuple[str, ...] | None = None
         self.users: UsersPage | None = None

@@ -1,6 +1,12 @@
 """The supervision API: the live tree as JSON, and killing an actor on purpose.
 
 ``GET /api/supervision`` is the tree (see docs/PROTOCOL.md for the node shape).
+With ten thousand sessions it stays small and fast: each sessions partition
+lists at most `MAX_LISTED_PER_PARTITION` of its sessions and counts them all
+(``count``), and only that many are ever read from a supervisor.
+``GET /api/supervision/sessions`` reads the rest: a page of one partition
+(``?partition=sessions.1&offset=50&limit=100``), or the sessions whose user's
+name starts with ``?name=`` (asked of presence), or one by its id.
 ``POST /api/supervision/kill`` with ``{"id": "<node id>"}`` makes that actor
 crash from inside, as a fault would; its supervisor reacts as it would to any
 crash. Killing is for development, tests and teaching: refused with 403 when
@@ -10,21 +16,49 @@ crash. Killing is for development, tests and teaching: refused with 403 when
 from __future__ import annotations
 
 import asyncio
+import functools
 import urllib.parse
 from typing import Any
 
 import pykka
 
 from chatter.config import Environment, Settings
+from chatter.presence import Presence, SessionsNamed, SessionsNamedNow
+from chatter.reply import FutureRecipient
 from chatter.tree import SESSIONS, ChatTree
-from supervision import TreeNode, describe_tree, find_actor, inject_crash
+from supervision import (
+    ChildKind,
+    Partitions,
+    TreeNode,
+    describe_child,
+    describe_children,
+    describe_tree,
+    find_actor,
+    inject_crash,
+)
 from web.errors import ApiError, BadApiRequestError
 from web.json_handler import JsonHandler
 
-__all__ = ["MAX_LISTED_SESSIONS", "KillHandler", "TreeHandler", "chaos_enabled", "tree_json"]
+__all__ = [
+    "MAX_LISTED_PER_PARTITION",
+    "MAX_PAGE",
+    "KillHandler",
+    "SessionsHandler",
+    "TreeHandler",
+    "chaos_enabled",
+    "tree_json",
+]
 
-MAX_LISTED_SESSIONS = 200
-"""Session workers listed under the sessions supervisor; the rest are counted."""
+MAX_LISTED_PER_PARTITION = 50
+"""Sessions listed in the tree under each sessions partition; the rest are
+counted. With the default four partitions, 200 in all, as many as one list
+on the page shows."""
+
+MAX_PAGE = 200
+"""Most sessions one ``GET /api/supervision/sessions`` lists."""
+
+DEFAULT_PAGE = 100
+"""Sessions in a page unless ``limit`` says otherwise."""
 
 
 def chaos_enabled(settings: Settings) -> bool:
@@ -32,15 +66,27 @@ def chaos_enabled(settings: Settings) -> bool:
     return settings.env is not Environment.PROD or settings.chaos
 
 
-def tree_json(node: TreeNode) -> dict[str, Any]:
-    """The contract's node shape; the sessions supervisor lists at most
-    `MAX_LISTED_SESSIONS` workers and says how many there are in ``count``."""
+def tree_json(node: TreeNode, sessions: Partitions) -> dict[str, Any]:
+    """The contract's node shape. The sessions supervisor says how many
+    sessions there are (``count``) and in how many partitions
+    (``partitions``); each partition how many it holds (``count``), listing
+    those it was asked for."""
     data = node.to_dict()
-    if node.id == SESSIONS and node.children is not None:
-        data["count"] = len(node.children)
-        data["children"] = data["children"][:MAX_LISTED_SESSIONS]
-    if "children" in data and node.id != SESSIONS:
-        data["children"] = [tree_json(child) for child in node.children or ()]
+    if node.children is not None:
+        data["children"] = [tree_json(child, sessions) for child in node.children]
+    if node.id == SESSIONS:
+        data["count"] = sum(child.count or 0 for child in node.children or ())
+        data["partitions"] = len(node.children or ())
+    elif sessions.holds(node.id):
+        data["count"] = node.count if node.count is not None else len(node.children or ())
+    return data
+
+
+def _session_json(node: TreeNode, partition: str, username: str | None = None) -> dict[str, Any]:
+    data = node.to_dict()
+    data["partition"] = partition
+    if username is not None:
+        data["username"] = username
     return data
 
 
@@ -54,11 +100,117 @@ class TreeHandler(JsonHandler):
     async def get(self) -> None:
         loop = asyncio.get_running_loop()
         self.set_header("Cache-Control", "no-store")
+        partitions = self.tree.sessions
+
+        def listed(supervisor_id: str) -> int | None:
+            return MAX_LISTED_PER_PARTITION if partitions.holds(supervisor_id) else None
+
+        read = functools.partial(describe_tree, self.tree.root, max_children=listed)
         try:
-            node = await loop.run_in_executor(None, describe_tree, self.tree.root)
+            node = await loop.run_in_executor(None, read)
         except (pykka.ActorDeadError, pykka.Timeout):
             raise ApiError(503, "the supervision tree is down") from None
-        self.finish({**tree_json(node), "node": self.node_id})
+        self.finish({**tree_json(node, self.tree.sessions), "node": self.node_id})
+
+
+class SessionsHandler(JsonHandler):
+    """``GET /api/supervision/sessions``: sessions the tree does not list.
+
+    - ``?partition=sessions.P[&offset=N][&limit=M]``: a page of that partition's
+      sessions, in start order (``limit`` 1 to `MAX_PAGE`, `DEFAULT_PAGE` unless
+      given): ``{"partition", "count", "offset", "sessions": [node...]}``.
+    - ``?name=TEXT``: the sessions whose user's name starts with TEXT
+      (case-insensitively), and the session whose id is TEXT, if one is:
+      ``{"name", "sessions": [node...]}``, each node with its ``partition``
+      and, for a name, ``username`` and ``online``.
+    """
+
+    def initialize(self, tree: ChatTree) -> None:
+        self.tree = tree
+
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        partition = self.get_query_argument("partition", None)
+        name = self.get_query_argument("name", None)
+        if (partition is None) == (name is None):
+            raise BadApiRequestError("give either partition=<sessions.P> or name=<text>")
+        try:
+            if partition is not None:
+                self.finish(await self._page(partition))
+            else:
+                assert name is not None
+                self.finish(await self._named(name.strip()))
+        except (pykka.ActorDeadError, pykka.Timeout):
+            raise ApiError(503, "the sessions supervisor is restarting") from None
+
+    def _int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        text = self.get_query_argument(name, None)
+        if text is None:
+            return default
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise BadApiRequestError(
+                f"{name} must be an integer from {low} to {high}, got {text!r}"
+            )
+        return int(text)
+
+    async def _page(self, partition: str) -> dict[str, Any]:
+        if not self.tree.sessions.holds(partition):
+            known = ", ".join(self.tree.sessions.ids())
+            raise BadApiRequestError(f"partition must be one of {known}, got {partition[:100]!r}")
+        offset = self._int_argument("offset", 0, 0, 10**9)
+        limit = self._int_argument("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        ref = self.tree.registry.whereis(partition)
+        if ref is None:
+            raise ApiError(503, f"{partition} is restarting")
+        read = functools.partial(describe_children, ref, offset=offset, limit=limit)
+        node = await asyncio.get_running_loop().run_in_executor(None, read)
+        return {
+            "partition": partition,
+            "count": node.count,
+            "offset": offset,
+            "sessions": [_session_json(child, partition) for child in node.children or ()],
+        }
+
+    async def _named(self, name: str) -> dict[str, Any]:
+        if not name or len(name) > 100:
+            raise BadApiRequestError(f"name must be 1 to 100 characters, got {name[:100]!r}")
+        asked = FutureRecipient()
+        Presence(self.tree.registry).tell(SessionsNamed(name, limit=MAX_PAGE, reply_to=asked))
+        try:
+            answer: SessionsNamedNow = await asked.future
+        except Exception:  # presence is restarting: no names to go by now
+            raise ApiError(503, "presence is restarting; try again") from None
+        found: list[tuple[str, str | None, bool]] = list(answer.sessions)
+        if name not in {session_id for session_id, _, _ in found}:
+            found.append((name, None, False))  # TEXT may be a session's id
+        loop = asyncio.get_running_loop()
+        sessions = []
+        for session_id, username, online in found:
+            partition = self._partition_of(session_id)
+            if partition is None:
+                continue
+            node = await loop.run_in_executor(None, self._one, partition, session_id)
+            if node is None:
+                continue
+            data = _session_json(node, partition, username)
+            if username is not None:
+                data["online"] = online
+            sessions.append(data)
+        return {"name": name, "sessions": sessions}
+
+    def _partition_of(self, session_id: str) -> str | None:
+        try:
+            return self.tree.sessions.id_for(session_id)
+        except TypeError:
+            return None
+
+    def _one(self, partition: str, session_id: str) -> TreeNode | None:
+        """The session `session_id` of `partition`, if it runs there. Blocks."""
+        ref = self.tree.registry.whereis(partition)
+        if ref is None:
+            return None
+        node = describe_child(ref, session_id)
+        return node if node is not None and node.kind is ChildKind.WORKER else None
 
 
 class KillHandler(JsonHandler):

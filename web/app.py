@@ -12,7 +12,7 @@ import tornado.web
 from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ActorState, ChatTree
-from web.api import KillHandler, TreeHandler
+from web.api import KillHandler, SessionsHandler, TreeHandler
 from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
 from web.json_handler import JsonHandler, NotFoundJson
 from web.limits import ConnectionLimits
@@ -104,16 +104,12 @@ def make_app(
         metrics_routes.append(
             (r"/metrics", MetricsHandler, {"registry": app_registry(tree, limits)})
         )
-    socket_options = {
-        "tree": tree,
-        "limits": limits,
-        "settings": settings,
-        "max_pending_output": max_pending_output,
-        "rounds": FramedRounds(),
-    }
+    chat_socket = ChatSocket.for_app(
+        tree, limits, settings, max_pending_output=max_pending_output, rounds=FramedRounds()
+    )
     return tornado.web.Application(
         [
-            (r"/ws", ChatSocket, socket_options),
+            (r"/ws", chat_socket),
             (
                 r"/healthz",
                 HealthHandler,
@@ -123,6 +119,7 @@ def make_app(
             *page_routes(),
             (r"/api/supervision", TreeHandler, {"tree": tree, "node_id": settings.node_id}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
+            (r"/api/supervision/sessions", SessionsHandler, {"tree": tree}),
             tornado.web.url(
                 r"/api/supervision/events",
                 SupervisionEventsSocket,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
 
 from tornado.websocket import WebSocketHandler
 
@@ -31,9 +30,14 @@ def origin_allowed(origin: str, host: str, public_host: str | None) -> bool:
 class GuardedSocket(WebSocketHandler):
     """A WebSocket handler under the caps. Before the upgrade it takes a slot
     of `slots` (none free: 503, `refusal` says of what), which it gives back
-    whichever way the request ends; once open it is counted in `limits`, which
-    closes it with 1001 when the server stops. Subclasses set the three
-    attributes in ``initialize`` and call `opened` from ``open``."""
+    whichever way the request ends: answered without an upgrade (``on_finish``),
+    or closed before or after it (``on_close``, which Tornado calls for a
+    connection lost mid-handshake too); a slot is given back once, however
+    often it is released. Once open it is counted in `limits`, which closes it
+    with 1001 when the server stops. Subclasses set the three attributes (in
+    ``initialize``, or as class attributes) and call `opened` from ``open``; a
+    subclass's ``prepare`` that refuses the request must do so before calling
+    this one."""
 
     limits: ConnectionLimits
     slots: ConnectionLimits
@@ -41,18 +45,21 @@ class GuardedSocket(WebSocketHandler):
     refusal = "too many connections; retry later"
     _slot: Slot | None = None
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def prepare(self) -> None:
+        # In prepare and not around `get`: a coroutine wrapping Tornado's
+        # `get` would be held, suspended, for as long as the socket is open.
         slot = self.slots.acquire(self.request.remote_ip or "unknown")
         if slot is None:
             self.set_status(503)
             self.finish({"error": "unavailable", "message": self.refusal})
             return
         self._slot = slot
-        try:
-            # Returns once the upgrade was refused, or the socket has closed.
-            await super().get(*args, **kwargs)
-        finally:
-            slot.release()
+
+    def on_finish(self) -> None:
+        # The response is written: a refusal (403, 400, 426...) gives the slot
+        # back here; an upgrade (101) keeps it until the socket closes.
+        if self._slot is not None and self.get_status() != 101:
+            self._slot.release()
 
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.settings_.public_host)

@@ -8,10 +8,11 @@ session sends during one turn of the event loop goes out in one socket write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketProtocol13
@@ -63,6 +64,11 @@ def _text_frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, length)
 
 
+_AT_FRAME_START = b""
+"""`StrictProtocol`'s mark of a frame whose header is still to be read: no
+frame's mask is empty (a mask is 4 bytes), and Tornado's is None between frames."""
+
+
 class StrictProtocol(WebSocketProtocol13):
     """Tornado's RFC 6455 protocol, failing two things it lets through: a
     client frame that is not masked (section 5.1: close with 1002) and a text
@@ -71,18 +77,23 @@ class StrictProtocol(WebSocketProtocol13):
 
     It hooks Tornado's private `_receive_frame`, `_read_bytes` and
     `_handle_message`, checked against Tornado 6.4 to 6.6;
-    tests/integration/test_hostile_frames.py fails if they change."""
+    tests/integration/test_hostile_frames.py fails if they change.
 
-    _at_frame_start = False
+    The start of a frame is marked in Tornado's own `_frame_mask` (the mask of
+    the frame being read, read after the header, and only then used), set to
+    `_AT_FRAME_START` and cleared by the header's read: a flag of our own would
+    be a thirtieth attribute, one past what Python keeps in the compact table a
+    class shares with its instances, and give every connection's protocol a
+    dict of its own (1.3 KiB)."""
 
     async def _receive_frame(self) -> None:
-        self._at_frame_start = True
+        self._frame_mask = _AT_FRAME_START
         await super()._receive_frame()
 
     async def _read_bytes(self, n: int) -> bytes:
         data = await super()._read_bytes(n)
-        if self._at_frame_start:
-            self._at_frame_start = False
+        if self._frame_mask == _AT_FRAME_START:
+            self._frame_mask = None
             if len(data) == 2 and not data[1] & 0x80:
                 self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
                 raise StreamClosedError()  # ends Tornado's frame loop
@@ -150,6 +161,8 @@ def _sent_directly(stream: IOStream, data: bytes) -> bytes:
 class SocketConnection:
     """What a session writes to: frames sent one by one are queued and
     flushed once per loop turn; a fan-out round's frames are written at once."""
+
+    __slots__ = ("_closed", "_flush_scheduled", "_handler", "_pending", "_rounds", "remote")
 
     def __init__(self, handler: ChatSocket) -> None:
         self._handler = handler
@@ -246,35 +259,58 @@ class SocketConnection:
 
 
 class ChatSocket(GuardedSocket):
-    """``GET /ws[?after=SEQ][&token=T]``: one chat connection."""
+    """``GET /ws[?after=SEQ][&token=T]``: one chat connection.
 
-    tree: ChatTree
+    Its dependencies are class attributes of a subclass made per application
+    (`for_app`), not instance attributes set in ``initialize``: Tornado's
+    handler sets 27 attributes of its own, and Python keeps an object's
+    attributes in the compact table its class shares only up to 29; past that,
+    every connection's handler holds a dict of its own (1.3 KiB). So each
+    handler holds two of ours: its slot under the caps and its session."""
 
-    def initialize(
-        self,
+    tree: ClassVar[ChatTree]
+    limits: ClassVar[ConnectionLimits]  # type: ignore[misc]
+    slots: ClassVar[ConnectionLimits]  # type: ignore[misc]
+    settings_: ClassVar[Settings]  # type: ignore[misc]
+    loop: ClassVar[asyncio.AbstractEventLoop]
+    rounds: ClassVar[FramedRounds]
+    max_pending_output: ClassVar[int]
+    backlog_check_bytes: ClassVar[int]
+    _session: SessionClient | None = None
+
+    @classmethod
+    def for_app(
+        cls,
         tree: ChatTree,
         limits: ConnectionLimits,
         settings: Settings,
+        *,
         max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
         rounds: FramedRounds | None = None,
-    ) -> None:
-        self.max_pending_output = max_pending_output
-        self.rounds = rounds if rounds is not None else FramedRounds()
-        self.backlog_check_bytes = min(BACKLOG_CHECK_BYTES, max_pending_output // 4)
-        self.tree = tree
-        self.limits = self.slots = limits
-        self.settings_ = settings
-        self.loop = tree.loop
-        self._session: SessionClient | None = None
-        self._connection: SocketConnection | None = None
+    ) -> type[ChatSocket]:
+        """The handler class of one application: its tree, its caps, its
+        settings, its bound on unread output and its shared framed rounds."""
+        attributes = {
+            "tree": tree,
+            "limits": limits,
+            "slots": limits,
+            "settings_": settings,
+            "loop": tree.loop,
+            "rounds": rounds if rounds is not None else FramedRounds(),
+            "max_pending_output": max_pending_output,
+            "backlog_check_bytes": min(BACKLOG_CHECK_BYTES, max_pending_output // 4),
+        }
+        return type(cls.__name__, (cls,), attributes)
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def prepare(self) -> None:
+        # Checked here rather than in an override of `get`, whose coroutine
+        # would be held, suspended, for as long as the socket is open.
         after = self.get_query_argument("after", None)
         if after is not None and not (after.isascii() and after.isdigit() and len(after) < 19):
             self.set_status(400)
             self.finish({"error": "bad_request", "message": "after must be a seq (an integer)"})
             return
-        await super().get(*args, **kwargs)
+        super().prepare()
 
     def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
         tornados = super().get_websocket_protocol()
@@ -287,7 +323,7 @@ class ChatSocket(GuardedSocket):
         return self._slot is not None and self.limits.output_over_budget(self._slot.address)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        connection = self._connection = SocketConnection(self)
+        connection = SocketConnection(self)
         self.opened(connection.pending_output)
         after = self.get_query_argument("after", None)
         self._session = self.tree.open_session(

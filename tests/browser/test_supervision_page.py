@@ -1,6 +1,7 @@
 """The live supervision page in a real browser: the tree as a picture, pushed
-updates as actors die and come back, the event log, sessions as a count that
-expands, and Kill buttons only where chaos is enabled."""
+updates as actors die and come back, the event log, sessions as partitions with
+counts that expand, a session found by its user's name, and Kill buttons only
+where chaos is enabled."""
 
 from __future__ import annotations
 
@@ -29,6 +30,22 @@ def log_lines(page: Page, kind: str, actor: str) -> Locator:
 
 def sessions_count(page: Page) -> Locator:
     return page.locator("#sessions-count")
+
+
+def session_boxes(page: Page) -> Locator:
+    """The sessions drawn in the tree (not those found by name)."""
+    return page.locator("#tree .sv-box.session")
+
+
+def open_every_partition(page: Page, server: ChatServer) -> None:
+    """Show the sessions of each partition that has any."""
+    for partition in server.tree.sessions.ids():
+        toggle = page.get_by_role("button", name=f"Show the sessions of {partition}")
+        if toggle.is_enabled():
+            toggle.click()
+            expect(
+                page.get_by_role("button", name=f"Hide the sessions of {partition}")
+            ).to_be_visible()
 
 
 def animations_finish(page: Page) -> None:
@@ -119,31 +136,57 @@ def test_the_listener_and_the_lease_are_shown_and_killed_like_the_others(
     expect(message(ann, "and back")).to_be_visible()
 
 
-def test_sessions_show_as_a_count_that_expands_into_killable_sessions(
-    open_page: OpenPage,
+def test_sessions_show_as_partitions_with_counts_that_expand_into_killable_sessions(
+    open_page: OpenPage, server: ChatServer
 ) -> None:
     page = open_page("/supervision")
     expect(sessions_count(page)).to_have_text("0 sessions")
+    partitions = server.tree.sessions
+    expect(box(page, "sessions")).to_contain_text(f"in {partitions.count} partitions")
+    for partition in partitions.ids():
+        expect(box(page, partition)).to_contain_text("0 sessions")
     in_the_room(open_page, "ann")
     bob = open_page("/chat")
     expect(connection(bob)).to_have_attribute("data-state", "connected")
 
     expect(sessions_count(page)).to_have_text("2 sessions")  # pushed, not reloaded
-    sessions = page.locator("#sessions-list")
-    expect(sessions).to_be_hidden()
-    toggle = page.get_by_role("button", name="Show sessions")
-    toggle.click()
-    expect(page.get_by_role("button", name="Hide sessions")).to_have_attribute(
-        "aria-expanded", "true"
-    )
-    expect(sessions.locator(".sv-box.session")).to_have_count(2)
-    expect(sessions.get_by_role("button", name="Kill session")).to_have_count(2)
+    counts = [
+        int(box(page, partition).locator(".sv-count").inner_text().split()[0])
+        for partition in partitions.ids()
+    ]
+    assert sum(counts) == 2, counts
+    expect(session_boxes(page)).to_have_count(0)  # collapsed
+    open_every_partition(page, server)
+    expect(session_boxes(page)).to_have_count(2)
+    expect(session_boxes(page).get_by_role("button", name="Kill session")).to_have_count(2)
 
-    # Killing one session closes that connection; the list follows.
-    sessions.get_by_role("button", name="Kill session").first.click()
+    # Killing one session closes that connection; the counts follow.
+    session_boxes(page).get_by_role("button", name="Kill session").first.click()
     expect(page.locator('#log > li[data-kind="exited"]')).to_have_count(1)
     expect(sessions_count(page)).to_have_text("1 session")
-    expect(sessions.locator(".sv-box.session")).to_have_count(1)
+    expect(session_boxes(page)).to_have_count(1)
+
+
+def test_a_session_is_found_by_its_users_name_and_killed_from_there(
+    open_page: OpenPage,
+) -> None:
+    in_the_room(open_page, "ann")
+    grace = in_the_room(open_page, "grace")
+    page = open_page("/supervision")
+    expect(sessions_count(page)).to_have_text("2 sessions")
+    page.get_by_label("Find a session by its user's name").fill("GRA")
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.locator("#find-status")).to_have_text("1 session found for “GRA”.")
+    (found,) = page.locator("#found .sv-box.session").all()
+    expect(found).to_contain_text("grace · session-")
+    expect(found.locator(".sv-badge.partition")).to_contain_text("sessions.")
+    found.get_by_role("button", name="Kill session").click()
+    expect(connection(grace)).not_to_have_attribute("data-state", "connected")
+    expect(sessions_count(page)).not_to_have_text("2 sessions")
+    page.get_by_label("Find a session by its user's name").fill("nobody")
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.locator("#find-status")).to_contain_text("No session here holds a name")
+    expect(page.locator("#found .sv-box")).to_have_count(0)
 
 
 def test_no_kill_buttons_where_chaos_is_off(open_page: OpenPage, server: ChatServer) -> None:
@@ -175,7 +218,7 @@ def test_a_refused_kill_hides_the_buttons(open_page: OpenPage) -> None:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_of_the_supervision_page(
-    open_page: OpenPage, artifacts: Path, theme: str
+    open_page: OpenPage, server: ChatServer, artifacts: Path, theme: str
 ) -> None:
     in_the_room(open_page, "ann")
     open_page("/chat?name=grace")
@@ -184,8 +227,8 @@ def test_screenshots_of_the_supervision_page(
     expect(sessions_count(page)).to_have_text("2 sessions")
     page.get_by_role("button", name="Kill presence", exact=True).click()
     expect(box(page, "presence").locator(".sv-restart-count")).to_have_text("1")
-    page.get_by_role("button", name="Show sessions").click()
-    expect(page.locator("#sessions-list .sv-box.session")).to_have_count(2)
+    open_every_partition(page, server)
+    expect(session_boxes(page)).to_have_count(2)
     animations_finish(page)  # the restart's flash
     assert fits_the_width(page)
     page.screenshot(path=artifacts / f"supervision-{theme}.png", full_page=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pykka
 
-from chatter.tree import SESSIONS
+from chatter.sessions import is_sessions_partition
 from supervision import EventKind, inject_crash, which_children
 from tests.faults._traffic import Crowd, chatting
 from tests.harness.raw import raw_socket
@@ -42,7 +42,7 @@ def test_a_session_crash_under_traffic_affects_only_its_own_connection(
 
     asyncio.run(scenario())
     exited = [e for e in server.log.events if e.kind is EventKind.EXITED]
-    crashed = [e for e in exited if e.supervisor == SESSIONS]
+    crashed = [e for e in exited if is_sessions_partition(e.supervisor)]
     assert [e.reason for e in crashed if "crash" in (e.reason or "")], crashed
     assert server.log.count(EventKind.RESTARTED) == 0
 
@@ -50,9 +50,12 @@ def test_a_session_crash_under_traffic_affects_only_its_own_connection(
 async def started_session(server: ChatServer, log: EventLog) -> pykka.ActorRef[Any]:
     """The one session started since `log` began, once its supervisor says so."""
     event = await asyncio.to_thread(
-        log.wait_for, lambda e: e.supervisor == SESSIONS and e.kind is EventKind.STARTED
+        log.wait_for,
+        lambda e: is_sessions_partition(e.supervisor) and e.kind is EventKind.STARTED,
     )
-    (ref,) = [c.ref for c in await which_children(server.whereis(SESSIONS)) if c.id == event.child]
+    assert event.supervisor is not None
+    partition = server.whereis(event.supervisor)
+    (ref,) = [c.ref for c in await which_children(partition) if c.id == event.child]
     assert ref is not None
     return ref
 

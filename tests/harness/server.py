@@ -14,7 +14,7 @@ import pykka
 
 from chatter.config import Environment, Settings
 from chatter.tokens import secret_from
-from chatter.tree import SESSIONS, ChatTree
+from chatter.tree import ChatTree
 from supervision import which_children
 from tests.harness.client import Client, Frame
 from tests.harness.waiting import EventLog
@@ -112,9 +112,13 @@ class ChatServer:
         return ref
 
     async def live_sessions(self) -> list[pykka.ActorRef[Any]]:
-        """The session actors alive under the sessions supervisor, in start order."""
-        children = await which_children(self.whereis(SESSIONS))
-        return [c.ref for c in children if c.ref is not None and c.ref.is_alive()]
+        """The session actors alive under the sessions supervisor's partitions,
+        partition by partition, each in start order."""
+        live = []
+        for partition in self.tree.sessions.ids():
+            children = await which_children(self.whereis(partition))
+            live += [c.ref for c in children if c.ref is not None and c.ref.is_alive()]
+        return live
 
     def open_connections(self) -> int:
         """The connections holding a slot under the caps now."""

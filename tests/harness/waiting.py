@@ -104,16 +104,22 @@ class EventLog:
             return [e.kind.value for e in self.events if child is None or e.child == child]
 
     def count(
-        self, kind: EventKind, *, child: str | None = None, supervisor: str | None = None
+        self,
+        kind: EventKind,
+        *,
+        child: str | None = None,
+        supervisor: str | Callable[[str | None], bool] | None = None,
     ) -> int:
-        """How many events of `kind` (about `child`, seen by `supervisor`) so far."""
+        """How many events of `kind` (about `child`, seen by `supervisor`, an id
+        or a test of one such as `chatter.sessions.is_sessions_partition`) so far."""
+        seen_by = supervisor if callable(supervisor) else lambda s: s == supervisor
         with self._condition:
             return sum(
                 1
                 for e in self.events
                 if e.kind is kind
                 and (child is None or e.child == child)
-                and (supervisor is None or e.supervisor == supervisor)
+                and (supervisor is None or seen_by(e.supervisor))
             )
 
     def restarts(self) -> list[SupervisionEvent]:

@@ -78,6 +78,7 @@ def test_chaos_kills_random_actors_for_a_bounded_time(server: ChatServer) -> Non
         "room",
         "listener",
         "sessions",
+        *server.tree.sessions.ids(),
     }
     assert server.tree.root.is_alive()
 

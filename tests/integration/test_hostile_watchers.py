@@ -25,7 +25,7 @@ import tornado.web
 from tornado.iostream import IOStream
 
 from chatter.config import Environment, Settings
-from chatter.tree import SESSIONS
+from chatter.sessions import is_sessions_partition
 from supervision import EventKind
 from tests.harness.client import Client, Reader
 from tests.harness.honest import attack
@@ -199,7 +199,7 @@ def raw_watcher(
 
 def sessions(server: ChatServer, kind: EventKind) -> int:
     """Session events of `kind` since the server started."""
-    return server.log.count(kind, supervisor=SESSIONS)
+    return server.log.count(kind, supervisor=is_sessions_partition)
 
 
 async def churn(server: ChatServer, connections: int) -> None:
@@ -307,7 +307,7 @@ def test_session_churn_reaches_watchers_batched(start_server: ServerFactory) -> 
         flushes = server.call(lambda: hub.flushes)
 
         assert watcher.seen() == every_event  # each once, in order
-        churned = [e for e in watcher.seen() if e["supervisor"] == SESSIONS]
+        churned = [e for e in watcher.seen() if is_sessions_partition(e["supervisor"])]
         assert len(churned) == 2 * 3 * CHURN_AT_ONCE + 1  # and the honest client's start
         # Batched: at most one write per flush interval, several events in each.
         assert flushes <= (ended - began) / WATCHER_FLUSH_INTERVAL_S + 1

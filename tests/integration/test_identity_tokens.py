@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from chatter.sessions import is_sessions_partition
 from chatter.tokens import issue
-from chatter.tree import SESSIONS
 from supervision import EventKind
 from tests.harness.client import Client
 from tests.harness.data import stored
@@ -81,7 +81,7 @@ def test_a_token_takes_the_name_back_while_the_old_connection_is_still_open(
         # The name stayed online throughout, and closing the replaced connections
         # does not release it: the watcher's next presence change is someone else's.
         def sessions_ended() -> int:
-            return server.log.count(EventKind.EXITED, supervisor=SESSIONS)
+            return server.log.count(EventKind.EXITED, supervisor=is_sessions_partition)
 
         ended_before = sessions_ended()
         old.close()

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from chatter.config import Environment, Settings
+from chatter.sessions import is_sessions_partition
 from chatter.throttle import POST_BURST, Limit, NameClaimLimits
-from chatter.tree import SESSIONS
 from supervision import EventKind
 from tests.harness.client import Reader
 from tests.harness.data import stored
@@ -28,7 +28,7 @@ SLOW_BOUND = 64 * 1024
 
 def sessions_started(server: ChatServer) -> int:
     """How many session actors the sessions supervisor has started so far."""
-    return server.log.count(EventKind.STARTED, supervisor=SESSIONS)
+    return server.log.count(EventKind.STARTED, supervisor=is_sessions_partition)
 
 
 async def session_count_becomes(server: ChatServer, count: int) -> None:

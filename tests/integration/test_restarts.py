@@ -11,8 +11,8 @@ from typing import Any
 import pykka
 
 from chatter.connection import Inbound
+from chatter.sessions import SESSIONS, is_sessions_partition
 from chatter.throttle import POST_BURST
-from chatter.tree import SESSIONS
 from supervision import EventKind, SupervisionEvent, inject_crash
 from tests.harness.client import Client
 from tests.harness.data import stored
@@ -197,7 +197,11 @@ def test_a_persistence_crash_is_restarted_and_a_retried_post_is_stored_once(
 
 
 def session_exits(server: ChatServer) -> list[SupervisionEvent]:
-    return [e for e in server.log.events if e.supervisor == SESSIONS and e.kind is EventKind.EXITED]
+    return [
+        e
+        for e in server.log.events
+        if is_sessions_partition(e.supervisor) and e.kind is EventKind.EXITED
+    ]
 
 
 def test_a_session_crash_closes_only_its_own_connection_with_1011_and_frees_its_name(

@@ -10,6 +10,7 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
+import web.api
 from chatter.config import Environment, Settings
 from supervision import EventKind
 from tests.harness.http import request
@@ -40,8 +41,12 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
         assert children[worker]["kind"] == "worker"
         assert children[worker]["alive"] is True
         assert children[worker]["restarts"] == 0
-    assert children["sessions"]["kind"] == "supervisor"
-    assert children["sessions"]["count"] == 0
+    sessions = children["sessions"]
+    assert (sessions["kind"], sessions["count"]) == ("supervisor", 0)
+    assert sessions["partitions"] == len(sessions["children"]) == server.tree.sessions.count
+    for n, partition in enumerate(sessions["children"]):
+        assert (partition["id"], partition["kind"]) == (f"sessions.{n}", "supervisor")
+        assert (partition["count"], partition["children"]) == (0, [])
 
 
 def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer) -> None:
@@ -55,12 +60,13 @@ def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer)
 
 def test_killing_a_session_closes_only_its_connection_with_1011(server: ChatServer) -> None:
     async def scenario(server: ChatServer) -> None:
-        doomed, other = await server.welcomed(), await server.welcomed()
+        doomed = await server.welcomed()
         loop = asyncio.get_running_loop()
         _, tree = await loop.run_in_executor(None, _request, server, "/api/supervision")
         sessions = next(c for c in tree["children"] if c["id"] == "sessions")
-        assert sessions["count"] == 2
-        first = sessions["children"][0]["id"]
+        assert sessions["count"] == 1
+        (first,) = [s["id"] for p in sessions["children"] for s in p["children"]]
+        other = await server.welcomed()
         status, _ = await loop.run_in_executor(
             None, _request, server, "/api/supervision/kill", {"id": first}
         )
@@ -69,6 +75,75 @@ def test_killing_a_session_closes_only_its_connection_with_1011(server: ChatServ
         await other.join("still-here")
 
     server.run(scenario)
+
+
+def test_partitions_list_a_few_sessions_each_count_them_all_and_page_the_rest(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web.api, "MAX_LISTED_PER_PARTITION", 1)
+    connections = 12
+
+    async def scenario(server: ChatServer) -> None:
+        for _ in range(connections):
+            await server.welcomed()
+        loop = asyncio.get_running_loop()
+        _, tree = await loop.run_in_executor(None, _request, server, "/api/supervision")
+        sessions = next(c for c in tree["children"] if c["id"] == "sessions")
+        assert sessions["count"] == connections
+        counts = [p["count"] for p in sessions["children"]]
+        assert sum(counts) == connections
+        assert all(len(p["children"]) == min(1, p["count"]) for p in sessions["children"])
+        paged: list[str] = []
+        for partition in sessions["children"]:
+            offset = 0
+            while offset < partition["count"]:
+                path = (
+                    f"/api/supervision/sessions?partition={partition['id']}&offset={offset}&limit=2"
+                )
+                status, page = await loop.run_in_executor(None, _request, server, path)
+                assert (status, page["count"], page["offset"]) == (200, partition["count"], offset)
+                assert {s["partition"] for s in page["sessions"]} <= {partition["id"]}
+                paged += [s["id"] for s in page["sessions"]]
+                offset += 2
+        assert sorted(paged) == sorted(f"session-{n}" for n in range(1, connections + 1))
+
+    server.run(scenario)
+
+
+def test_a_session_is_found_by_its_users_name_or_its_id(server: ChatServer) -> None:
+    async def scenario(server: ChatServer) -> None:
+        alice, _, bob = await server.welcomed(), await server.welcomed(), await server.welcomed()
+        await alice.join("Alice")
+        await bob.join("alfred")
+        loop = asyncio.get_running_loop()
+        path = "/api/supervision/sessions?name=ALI"
+        status, found = await loop.run_in_executor(None, _request, server, path)
+        assert status == 200
+        (session,) = found["sessions"]
+        assert (session["username"], session["online"], session["kind"]) == (
+            "Alice",
+            True,
+            "worker",
+        )
+        assert session["partition"] == server.tree.sessions.id_for(session["id"])
+        path = "/api/supervision/sessions?name=al"
+        _, both = await loop.run_in_executor(None, _request, server, path)
+        assert [s["username"] for s in both["sessions"]] == ["alfred", "Alice"]
+        path = f"/api/supervision/sessions?name={session['id']}"
+        _, by_id = await loop.run_in_executor(None, _request, server, path)
+        assert [s["id"] for s in by_id["sessions"]] == [session["id"]]
+        path = "/api/supervision/sessions?name=nobody"
+        assert (await loop.run_in_executor(None, _request, server, path))[1]["sessions"] == []
+
+    server.run(scenario)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?partition=sessions.0&name=a", "?partition=room", "?partition=sessions.0&limit=0"],
+)
+def test_bad_session_queries_are_refused(server: ChatServer, query: str) -> None:
+    assert _request(server, f"/api/supervision/sessions{query}")[0] == 400
 
 
 @pytest.mark.parametrize(

@@ -34,11 +34,15 @@ def test_json_lines_carry_time_level_logger_and_message() -> None:
             SupervisionEvent(0, "root", None, EventKind.GAVE_UP, "too many"),
             "root gave up (too many)",
         ),
-        (SupervisionEvent(0, "sessions", "session-1", EventKind.STARTED), None),
-        (SupervisionEvent(0, "sessions", "session-1", EventKind.EXITED, "normal"), None),
+        (SupervisionEvent(0, "sessions.0", "session-1", EventKind.STARTED), None),
+        (SupervisionEvent(0, "sessions.1", "session-1", EventKind.EXITED, "normal"), None),
         (
-            SupervisionEvent(0, "sessions", "session-2", EventKind.EXITED, "crashed: E: boom"),
-            "sessions/session-2 exited (crashed: E: boom)",
+            SupervisionEvent(0, "sessions.3", "session-2", EventKind.EXITED, "crashed: E: boom"),
+            "sessions.3/session-2 exited (crashed: E: boom)",
+        ),
+        (
+            SupervisionEvent(0, "sessions", "sessions.1", EventKind.RESTARTED),
+            "sessions/sessions.1 restarted",
         ),
     ],
 )

@@ -3,6 +3,11 @@
 // something happened; a running log of those events; Kill buttons where chaos
 // is on. Text only (textContent, createElement): an id or a reason never
 // becomes markup.
+//
+// Sessions come in partitions (sessions.0, sessions.1...), each drawn with its
+// count and collapsed: opened, it shows the sessions the tree lists and pages
+// in more from GET /api/supervision/sessions on demand. Ten thousand sessions
+// are never drawn at once; one is found by its user's name instead.
 
 import { byId, h } from "./js/dom.js";
 
@@ -12,6 +17,7 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const SESSIONS = "sessions";
 const ROOT = "root";
+const PAGE = 100; // sessions per "Show more"
 
 const KIND_TEXT = {
   started: "started",
@@ -27,13 +33,22 @@ const log = byId("log");
 const logEmpty = byId("log-empty");
 const logCount = byId("log-count");
 const chaosNote = byId("chaos-note");
+const findForm = /** @type {HTMLFormElement} */ (byId("find-form"));
+const findName = /** @type {HTMLInputElement} */ (byId("find-name"));
+const findStatus = byId("find-status");
+const found = byId("found");
 const connection = byId("connection");
 const connectionText = connection.querySelector(".connection-text");
 
 const state = {
   chaos: main.dataset.chaos === "on",
   /** @type {any} */ tree: null,
-  sessionsOpen: false,
+  /** @type {Set<string>} partitions whose sessions are shown */
+  open: new Set(),
+  /** @type {Map<string, any[]>} sessions paged in beyond those the tree lists */
+  more: new Map(),
+  /** @type {string} the name last looked for */
+  finding: "",
   /** @type {Map<string, number>} restart counts as last drawn */
   restarts: new Map(),
   /** @type {Set<string>} nodes to flash on the next draw */
@@ -65,9 +80,11 @@ async function refetch() {
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     state.tree = await response.json();
+    await refreshMore();
     treeStatus.textContent = "";
     treeStatus.hidden = true;
     draw();
+    if (state.finding) find(state.finding);
   } catch (error) {
     treeStatus.hidden = false;
     treeStatus.textContent = "The tree cannot be read right now. Retrying…";
@@ -93,11 +110,102 @@ function draw() {
   }
 }
 
+/** Whether a supervisor id is a partition of the sessions supervisor. */
+function isPartitionId(id) {
+  return typeof id === "string" && id.startsWith(`${SESSIONS}.`);
+}
+
 /** Who a node is, in words: "room", "session 3f2a…". */
 function actorName(node, parent) {
-  if (parent && parent.id === SESSIONS) return sessionName(node.id);
+  if (parent && isPartitionId(parent.id)) return sessionName(node.id);
   return node.id;
 }
+
+function countText(count) {
+  return `${count} ${count === 1 ? "session" : "sessions"}`;
+}
+
+// -- sessions beyond those the tree lists ----------------------------------------------
+
+async function fetchSessions(query) {
+  const response = await fetch(`/api/supervision/sessions?${new URLSearchParams(query)}`, {
+    cache: "no-store",
+    headers: { Accept: "application/json" },
+  });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json();
+}
+
+/** The partition's node in the tree last read. */
+function partitionNode(id) {
+  const sessions = state.tree?.children?.find((child) => child.id === SESSIONS);
+  return sessions?.children?.find((child) => child.id === id);
+}
+
+/** Page in the next sessions of a partition, after those shown. */
+async function showMore(id) {
+  const node = partitionNode(id);
+  if (!node) return;
+  const shown = (node.children?.length ?? 0) + (state.more.get(id)?.length ?? 0);
+  try {
+    const page = await fetchSessions({ partition: id, offset: String(shown), limit: String(PAGE) });
+    state.more.set(id, [...(state.more.get(id) ?? []), ...page.sessions]);
+  } catch (error) {
+    state.notes.set(id, "Could not read more sessions. Try again.");
+    forgetNote(id);
+  }
+  draw();
+}
+
+/** Read again the sessions paged in, after the tree changed. */
+async function refreshMore() {
+  for (const [id, extra] of state.more) {
+    const node = partitionNode(id);
+    if (!node || !state.open.has(id)) {
+      state.more.delete(id);
+      continue;
+    }
+    try {
+      const offset = String(node.children?.length ?? 0);
+      const page = await fetchSessions({ partition: id, offset, limit: String(extra.length) });
+      state.more.set(id, page.sessions);
+    } catch (error) {
+      state.more.delete(id);
+    }
+  }
+}
+
+// -- finding a session by name ---------------------------------------------------------
+
+async function find(name) {
+  state.finding = name;
+  if (!name) {
+    found.replaceChildren();
+    findStatus.textContent = "";
+    return;
+  }
+  let answer;
+  try {
+    answer = await fetchSessions({ name });
+  } catch (error) {
+    findStatus.textContent = "Sessions cannot be searched right now. Try again.";
+    return;
+  }
+  if (state.finding !== name) return; // a newer search is under way
+  found.replaceChildren(
+    ...answer.sessions.map((node) => drawNode(node, { id: node.partition }, node.username)),
+  );
+  const n = answer.sessions.length;
+  findStatus.textContent =
+    n === 0
+      ? `No session here holds a name starting with “${name}”.`
+      : `${countText(n)} found for “${name}”.`;
+}
+
+findForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  find(findName.value.trim());
+});
 
 /** A session's id as people read it: "session-2" as is, an opaque id as "session 3f2a…". */
 function sessionName(id) {
@@ -108,14 +216,16 @@ function shortId(id) {
   return id.length > 14 ? `${id.slice(0, 12)}…` : id;
 }
 
-function drawNode(node, parent) {
+/** A node's box and, below it, its children; `username` names a session found by name. */
+function drawNode(node, parent, username = null) {
   const previous = state.restarts.get(node.id);
   const restarted =
     state.flash.has(node.id) || (previous !== undefined && node.restarts > previous);
   state.restarts.set(node.id, node.restarts);
 
   const isSessions = node.id === SESSIONS;
-  const isSession = parent !== null && parent.id === SESSIONS;
+  const isPartition = parent !== null && parent.id === SESSIONS;
+  const isSession = parent !== null && isPartitionId(parent.id);
   const box = h("div", {
     class: `sv-box ${node.kind}${isSession ? " session" : ""}${restarted ? " flash" : ""}`,
     data: { id: node.id, alive: String(node.alive) },
@@ -125,7 +235,9 @@ function drawNode(node, parent) {
   icon.textContent = node.kind === "supervisor" ? "⬡" : "●";
 
   const title = h("div", { class: "sv-name-row" }, icon);
-  title.append(h("span", { class: "sv-name", text: actorName(node, parent) }));
+  const name = username ? `${username} · ${actorName(node, parent)}` : actorName(node, parent);
+  title.append(h("span", { class: "sv-name", text: name }));
+  if (username) title.append(h("span", { class: "sv-badge partition", text: node.partition }));
   if (node.strategy) title.append(h("span", { class: "sv-badge strategy", text: node.strategy }));
   if (node.restart) title.append(h("span", { class: "sv-badge restart", text: node.restart }));
 
@@ -149,7 +261,7 @@ function drawNode(node, parent) {
       node.restarts === 1 ? " restart" : " restarts",
     ),
   );
-  if (node.kind === "supervisor" && !isSessions) {
+  if (node.kind === "supervisor" && !isSessions && !isPartition) {
     meta.append(h("span", { class: "sv-kindword", text: "supervisor" }));
   }
 
@@ -157,14 +269,20 @@ function drawNode(node, parent) {
   box.append(body);
 
   const actions = h("div", { class: "sv-actions" });
+  const count = node.count ?? node.children?.length ?? 0;
   if (isSessions) {
-    const count = node.count ?? node.children?.length ?? 0;
     actions.append(
+      h("span", { class: "sv-count", text: countText(count), attrs: { id: "sessions-count" } }),
       h("span", {
-        class: "sv-count",
-        text: `${count} ${count === 1 ? "session" : "sessions"}`,
-        attrs: { id: "sessions-count" },
+        class: "sv-count-detail",
+        text: `in ${node.partitions ?? node.children?.length ?? 0} partitions`,
       }),
+    );
+  }
+  if (isPartition) {
+    const open = state.open.has(node.id);
+    actions.append(
+      h("span", { class: "sv-count", text: countText(count), data: { countFor: node.id } }),
     );
     const toggle = h(
       "button",
@@ -172,17 +290,23 @@ function drawNode(node, parent) {
         class: "button ghost small sv-toggle",
         attrs: {
           type: "button",
-          "aria-expanded": String(state.sessionsOpen),
-          "aria-controls": "sessions-list",
-          "data-focus-key": "toggle-sessions",
+          "aria-expanded": String(open),
+          "aria-controls": `sessions-list-${node.id}`,
+          "aria-label": `${open ? "Hide" : "Show"} the sessions of ${node.id}`,
+          "data-focus-key": `toggle:${node.id}`,
         },
       },
       h("span", { class: "sv-chevron", attrs: { "aria-hidden": "true" }, text: "▸" }),
-      state.sessionsOpen ? "Hide sessions" : "Show sessions",
+      open ? "Hide sessions" : "Show sessions",
     );
     toggle.disabled = count === 0;
     toggle.addEventListener("click", () => {
-      state.sessionsOpen = !state.sessionsOpen;
+      if (state.open.has(node.id)) {
+        state.open.delete(node.id);
+        state.more.delete(node.id);
+      } else {
+        state.open.add(node.id);
+      }
       draw();
     });
     actions.append(toggle);
@@ -194,25 +318,38 @@ function drawNode(node, parent) {
   if (note) box.append(h("p", { class: "sv-note", text: note }));
 
   const item = h("li", { class: `sv-node ${node.kind}` }, box);
-  let children = node.children ?? [];
-  if (isSessions) {
-    if (!state.sessionsOpen || children.length === 0) children = [];
-    const count = node.count ?? children.length;
+  if (isPartition) {
+    const open = state.open.has(node.id) && count > 0;
+    const shown = open ? [...(node.children ?? []), ...(state.more.get(node.id) ?? [])] : [];
     const list = h("ul", {
       class: "sv-children sv-sessions",
-      attrs: { id: "sessions-list", "aria-label": "Sessions" },
+      attrs: { id: `sessions-list-${node.id}`, "aria-label": `Sessions of ${node.id}` },
     });
-    for (const child of children) list.append(drawNode(child, node));
-    if (state.sessionsOpen && count > children.length) {
+    for (const child of shown) list.append(drawNode(child, node));
+    if (open && count > shown.length) {
+      const more = h(
+        "button",
+        {
+          class: "button ghost small sv-show-more",
+          attrs: { type: "button", "data-focus-key": `more:${node.id}` },
+        },
+        `Show ${Math.min(PAGE, count - shown.length)} more`,
+      );
+      more.addEventListener("click", () => showMore(node.id));
       list.append(
-        h("li", { class: "sv-more", text: `and ${count - children.length} more not listed` }),
+        h(
+          "li",
+          { class: "sv-more" },
+          h("span", { text: `${count - shown.length} more not shown; find one by name above` }),
+          more,
+        ),
       );
     }
-    list.hidden = !state.sessionsOpen || count === 0;
+    list.hidden = !open;
     item.append(list);
-  } else if (children.length > 0) {
+  } else if ((node.children ?? []).length > 0) {
     const list = h("ul", { class: "sv-children" });
-    for (const child of children) list.append(drawNode(child, node));
+    for (const child of node.children) list.append(drawNode(child, node));
     item.append(list);
   }
   return item;
@@ -222,7 +359,7 @@ function drawNode(node, parent) {
 
 function killButton(node, parent) {
   const name = actorName(node, parent);
-  const isSession = parent !== null && parent.id === SESSIONS;
+  const isSession = parent !== null && isPartitionId(parent.id);
   const visible = isSession ? "Kill session" : `Kill ${node.id}`;
   const button = h(
     "button",
@@ -300,7 +437,7 @@ function clock(seconds) {
 function eventLine(event) {
   const kind = event.kind;
   const actor = event.child ?? event.supervisor ?? "?";
-  const actorText = event.supervisor === SESSIONS && event.child ? sessionName(actor) : actor;
+  const actorText = isPartitionId(event.supervisor) && event.child ? sessionName(actor) : actor;
   const when = new Date(event.time * 1000);
   const line = h("li", { class: "sv-event", data: { kind, actor } });
   line.append(
