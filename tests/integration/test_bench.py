@@ -40,6 +40,7 @@ EXPECTED_FIGURES = {
         for server in ("demo", "socketio", "chatter")
         for figure in (
             "connect_s",
+            "connections_per_s",
             "rss_idle_mib",
             "rss_mib",
             "rss_per_connection_kib",
@@ -48,7 +49,11 @@ EXPECTED_FIGURES = {
             "fanout_ms",
         )
     }
-    | {"chatter_over_demo_kib_ratio", "chatter_over_socketio_kib_ratio"},
+    | {
+        "chatter_over_demo_kib_ratio",
+        "chatter_over_socketio_kib_ratio",
+        "chatter_over_demo_rate_ratio",
+    },
     "history": {
         f"{what}_{figure}"
         for what, figures in (
