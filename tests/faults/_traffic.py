@@ -181,14 +181,19 @@ class ChatUser:
                 continue
             attempt = 0
             self.connects += 1
-            sender = asyncio.ensure_future(self._send_loop())
+            connection = self._connection
+            sender = asyncio.ensure_future(self._send_loop(connection))
             try:
-                await self._read_loop(self._connection)
+                await self._read_loop(connection)
             finally:
+                # The sender ends on seeing its connection gone, even if the
+                # cancel is lost (Python 3.11's wait_for can swallow one).
+                self._connection = None
+                self.connected = self.joined = False
+                self._wake_sender.set()
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sender
-                self.connected = self.joined = False
                 self._outbox.extendleft(sorted(self._in_flight, reverse=True))
                 self._in_flight.clear()
                 self.changes.notify()
@@ -298,12 +303,13 @@ class ChatUser:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
             await connection.write_message(json.dumps(frame))
 
-    async def _send_loop(self) -> None:
-        """Write new messages while typing; send the outbox, paced, a few in flight."""
+    async def _send_loop(self, connection: tornado.websocket.WebSocketClientConnection) -> None:
+        """Write new messages while typing; send the outbox, paced, a few in
+        flight, for as long as `connection` is the user's."""
         loop = asyncio.get_running_loop()
         next_post = loop.time()
         next_typed = loop.time()
-        while not self._closing:
+        while not self._closing and self._connection is connection:
             now = loop.time()
             if self._typing and self.name is not None and now >= next_typed:
                 if not self.outbox_full:

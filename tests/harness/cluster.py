@@ -4,14 +4,25 @@ which node each client is on and can kill, pause or cut one of them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import secrets
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from tests.harness.process import ServeProcess, StartServe
+from tests.harness.http import healthz
+from tests.harness.process import ServeProcess, StartServe, free_port
+from tests.harness.waiting import eventually
+from web import haproxy
 
-__all__ = ["claims_of", "cut_listeners", "lease_expired", "start_nodes"]
+__all__ = ["balancer", "claims_of", "cut_listeners", "lease_expired", "start_nodes"]
+
+BALANCER_START_S = 30.0
 
 
 def start_nodes(start_serve: StartServe, count: int = 3, **env: str) -> list[ServeProcess]:
@@ -55,3 +66,33 @@ def cut_listeners(conninfo: str, most: int | None = None) -> int:
         ).fetchall()
     assert all(ok for (ok,) in cut), cut
     return len(cut)
+
+
+@contextlib.contextmanager
+def balancer(nodes: Sequence[ServeProcess], directory: Path) -> Iterator[str]:
+    """Debian's haproxy in front of `nodes` (``node-1``... in order), configured
+    as ``chatter cluster`` configures it; its base URL once it answers /healthz."""
+    port = free_port()
+    specs = [haproxy.NodeSpec(f"node-{n}", node.port) for n, node in enumerate(nodes, 1)]
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "haproxy.cfg"
+    # Each request logged (as it starts: a WebSocket lasts), with the node it went to.
+    logged = "global\n    log stderr format raw local0\n\n" + haproxy.config(port, specs).replace(
+        "    mode http\n",
+        "    mode http\n    log global\n    option httplog\n    option logasap\n",
+        1,
+    )
+    config.write_text(logged)
+    with (directory / "haproxy.log").open("wb") as log:
+        process = subprocess.Popen(
+            [haproxy.find_haproxy(os.environ.get("HAPROXY")), "-db", "-f", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{haproxy.LOOPBACK}:{port}"
+    try:
+        asyncio.run(eventually(lambda: healthz(url)[0] == 200, "haproxy answers", BALANCER_START_S))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

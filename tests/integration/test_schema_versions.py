@@ -1,5 +1,5 @@
 """What a node does with a schema older or newer than its release's, and nodes
-that migrate together (docs/DEPLOYMENT.md, "Migrations and a rollout")."""
+that migrate together (docs/DEPLOYMENT.md, "Schema versions and migrations")."""
 
 from __future__ import annotations
 
