@@ -9,10 +9,11 @@ session sends during one turn of the event loop goes out in one socket write.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Any, ClassVar, cast
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketProtocol13
@@ -79,25 +80,43 @@ class StrictProtocol(WebSocketProtocol13):
     `_handle_message`, checked against Tornado 6.4 to 6.6;
     tests/integration/test_hostile_frames.py fails if they change.
 
-    The start of a frame is marked in Tornado's own `_frame_mask` (the mask of
-    the frame being read, read after the header, and only then used), set to
-    `_AT_FRAME_START` and cleared by the header's read: a flag of our own would
-    be a thirtieth attribute, one past what Python keeps in the compact table a
-    class shares with its instances, and give every connection's protocol a
-    dict of its own (1.3 KiB)."""
+    An idle connection waits in the read of the next frame's header, for as
+    long as it stays idle, so that wait holds nothing of ours: the hooks are
+    plain functions, not coroutines (a coroutine frame held per connection is
+    a few hundred bytes), and the header's read is a future whose result is
+    checked by a callback. The start of a frame is marked in Tornado's own
+    `_frame_mask` (the mask of the frame being read, read after the header and
+    only then used), set to `_AT_FRAME_START` and cleared by the header's read:
+    a flag of our own would be a thirtieth attribute, one past what Python keeps
+    in the compact table a class shares with its instances, and give every
+    connection's protocol a dict of its own (1.3 KiB)."""
 
-    async def _receive_frame(self) -> None:
+    def _receive_frame(self) -> Coroutine[Any, Any, None]:
         self._frame_mask = _AT_FRAME_START
-        await super()._receive_frame()
+        return super()._receive_frame()
 
-    async def _read_bytes(self, n: int) -> bytes:
-        data = await super()._read_bytes(n)
-        if self._frame_mask == _AT_FRAME_START:
-            self._frame_mask = None
-            if len(data) == 2 and not data[1] & 0x80:
-                self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
-                raise StreamClosedError()  # ends Tornado's frame loop
-        return data
+    def _read_bytes(self, n: int) -> Awaitable[bytes]:  # type: ignore[override]
+        if self._frame_mask != _AT_FRAME_START:
+            return super()._read_bytes(n)
+        self._frame_mask = None
+        # As Tornado's own `_read_bytes`, with the header checked on arrival.
+        header = cast("asyncio.Future[bytes]", self.stream.read_bytes(n))  # a Future, in fact
+        self._wire_bytes_in += n
+        checked: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        header.add_done_callback(functools.partial(self._check_header, checked))
+        return checked
+
+    def _check_header(self, checked: asyncio.Future[bytes], header: asyncio.Future[bytes]) -> None:
+        error = header.exception()
+        if error is not None:
+            checked.set_exception(error)
+            return
+        data = header.result()
+        if len(data) == 2 and not data[1] & 0x80:
+            self._fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+            checked.set_exception(StreamClosedError())  # ends Tornado's frame loop
+            return
+        checked.set_result(data)
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if opcode == 0x1 and not self.client_terminated:
