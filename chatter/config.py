@@ -159,7 +159,7 @@ class Settings:
             secret_key_base=env.get("SECRET_KEY_BASE") or None,
             public_host=env.get("CHATTER_HOST") or None,
             env=_environment(env.get("CHATTER_ENV", "dev")),
-            chaos=env.get("CHATTER_CHAOS", "") in ("1", "true", "yes"),
+            chaos=bool(_switch(env, "CHATTER_CHAOS")),
             max_connections=_integer(env, "CHATTER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
             max_connections_per_ip=_integer(
                 env, "CHATTER_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP

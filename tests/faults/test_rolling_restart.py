@@ -40,13 +40,14 @@ def test_a_rolling_restart_of_three_nodes_under_traffic_loses_nothing(
                     assert "Stopping: asked to" in drained
                     assert "Chatter stopped" in drained
                     assert "Traceback" not in drained
-                    await crowd.until(
-                        lambda before=closed_before: (
-                            sum(len(u.closes) for u in crowd.users) > before
-                            and all(u.connected and u.joined == bool(u.name) for u in crowd.users)
-                        ),
-                        "the drained node's clients back through the balancer",
-                    )
+
+                    def back(before: int = closed_before) -> bool:
+                        closed = sum(len(u.closes) for u in crowd.users)
+                        return closed > before and all(
+                            u.connected and u.joined == bool(u.name) for u in crowd.users
+                        )
+
+                    await crowd.until(back, "the drained node's clients back through the balancer")
                     await crowd.acked_at_least(crowd.acks + MORE_ACKS_BETWEEN, timeout_s=30)
                     await asyncio.to_thread(node.start)
                 everyone = [u.name for u in crowd.users]

@@ -58,6 +58,7 @@ def test_environment_is_read_and_flags_win() -> None:
             "DATABASE_URL is required when CHATTER_ENV=prod",
         ),
         ({"CHATTER_MIGRATE": "maybe"}, "CHATTER_MIGRATE must be one of"),
+        ({"CHATTER_CHAOS": "please"}, "CHATTER_CHAOS must be one of"),
         ({"CHATTER_MAX_CONNECTIONS": "0"}, "connection limits must be at least 1"),
         ({"CHATTER_TRUSTED_PROXIES": "balancer"}, "CHATTER_TRUSTED_PROXIES must list"),
         ({"CHATTER_PROXY_PROTOCOL": "1"}, "CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED"),
