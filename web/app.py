@@ -15,6 +15,7 @@ from chatter.tree import ActorState, ChatTree
 from web.api import KillHandler, SessionsHandler, TreeHandler
 from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
 from web.json_handler import JsonHandler, NotFoundJson
+from web.keepalive import Keepalive
 from web.limits import ConnectionLimits
 from web.metrics import MetricsHandler, app_registry
 from web.pages import STATIC_PATH, TEMPLATE_PATH, SecureStaticFiles, page_routes
@@ -104,8 +105,16 @@ def make_app(
         metrics_routes.append(
             (r"/metrics", MetricsHandler, {"registry": app_registry(tree, limits)})
         )
+    # One timer pings every socket, chat and watcher (web/keepalive.py), not
+    # Tornado's task per connection: websocket_ping_interval stays unset.
+    keepalive = Keepalive(ping_interval_s)
     chat_socket = ChatSocket.for_app(
-        tree, limits, settings, max_pending_output=max_pending_output, rounds=FramedRounds()
+        tree,
+        limits,
+        settings,
+        keepalive,
+        max_pending_output=max_pending_output,
+        rounds=FramedRounds(),
     )
     return tornado.web.Application(
         [
@@ -132,14 +141,13 @@ def make_app(
                         settings.max_watchers, settings.max_watchers_per_ip
                     ),
                     "hub": WatcherHub(tree.events, tree.loop),
+                    "keepalive": keepalive,
                     "max_pending_output": max_watcher_pending_output,
                 },
                 name=EVENTS_ROUTE_NAME,
             ),
             (r"/api/.*", NotFoundJson),  # last: only what no route above takes
         ],
-        websocket_ping_interval=ping_interval_s,
-        websocket_ping_timeout=ping_interval_s,
         websocket_max_message_size=MAX_FRAME_BYTES,
         xsrf_cookies=False,
         template_path=str(TEMPLATE_PATH),

@@ -35,6 +35,7 @@ from tornado.iostream import StreamClosedError
 from chatter.config import Settings
 from chatter.tree import ChatTree
 from web.guarded_socket import GuardedSocket
+from web.keepalive import Keepalive
 from web.limits import ConnectionLimits
 from web.watchers import MAX_WATCHER_PENDING_OUTPUT, WatcherHub, text_frame
 
@@ -60,12 +61,14 @@ class SupervisionEventsSocket(GuardedSocket):
         limits: ConnectionLimits,
         watcher_limits: ConnectionLimits,
         hub: WatcherHub,
+        keepalive: Keepalive,
         max_pending_output: int = MAX_WATCHER_PENDING_OUTPUT,
     ) -> None:
         self.tree = tree
         self.settings_ = settings
         self.limits = limits
         self.slots = watcher_limits
+        self.keepalive = keepalive
         self.hub = hub
         self.max_pending_output = max_pending_output
         self._dropped = False

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from tornado.websocket import WebSocketHandler
 
 from chatter.config import Settings
+from web.keepalive import Keepalive
 from web.limits import ConnectionLimits, Slot
 
 __all__ = ["GuardedSocket", "origin_allowed"]
@@ -34,14 +35,17 @@ class GuardedSocket(WebSocketHandler):
     or closed before or after it (``on_close``, which Tornado calls for a
     connection lost mid-handshake too); a slot is given back once, however
     often it is released. Once open it is counted in `limits`, which closes it
-    with 1001 when the server stops. Subclasses set the three attributes (in
-    ``initialize``, or as class attributes) and call `opened` from ``open``; a
+    with 1001 when the server stops, and pinged by `keepalive`. Subclasses set
+    the four attributes (in ``initialize``, or as class attributes) and call
+    `opened` from ``open``; a
     subclass's ``prepare`` that refuses the request must do so before calling
     this one."""
 
     limits: ConnectionLimits
     slots: ConnectionLimits
     settings_: Settings
+    keepalive: Keepalive
+    """Pings this socket while it is open (web/keepalive.py)."""
     refusal = "too many connections; retry later"
     _slot: Slot | None = None
 
@@ -65,13 +69,19 @@ class GuardedSocket(WebSocketHandler):
         return origin_allowed(origin, self.request.host, self.settings_.public_host)
 
     def opened(self, pending_output: Callable[[], int]) -> None:
-        """Count the open socket; `pending_output` tells its slot how much
-        output it has left unread, for the per-address bound."""
+        """Count the open socket, and ping it from now on; `pending_output`
+        tells its slot how much output it has left unread, for the
+        per-address bound."""
         self.limits.opened(self)
+        self.keepalive.track(self)
         if self._slot is not None:
             self._slot.pending_output = pending_output
 
+    def on_pong(self, data: bytes) -> None:
+        self.keepalive.answered(self)
+
     def on_close(self) -> None:
         self.limits.closed(self)
+        self.keepalive.forget(self)
         if self._slot is not None:
             self._slot.release()

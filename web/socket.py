@@ -23,6 +23,7 @@ from chatter.protocol import CloseCode
 from chatter.session_client import SessionClient
 from chatter.tree import ChatTree
 from web.guarded_socket import GuardedSocket
+from web.keepalive import Keepalive
 from web.limits import ConnectionLimits
 
 __all__ = [
@@ -291,6 +292,7 @@ class ChatSocket(GuardedSocket):
     limits: ClassVar[ConnectionLimits]  # type: ignore[misc]
     slots: ClassVar[ConnectionLimits]  # type: ignore[misc]
     settings_: ClassVar[Settings]  # type: ignore[misc]
+    keepalive: ClassVar[Keepalive]  # type: ignore[misc]
     loop: ClassVar[asyncio.AbstractEventLoop]
     rounds: ClassVar[FramedRounds]
     max_pending_output: ClassVar[int]
@@ -303,17 +305,20 @@ class ChatSocket(GuardedSocket):
         tree: ChatTree,
         limits: ConnectionLimits,
         settings: Settings,
+        keepalive: Keepalive,
         *,
         max_pending_output: int = MAX_PENDING_OUTPUT_BYTES,
         rounds: FramedRounds | None = None,
     ) -> type[ChatSocket]:
         """The handler class of one application: its tree, its caps, its
-        settings, its bound on unread output and its shared framed rounds."""
+        settings, its pings, its bound on unread output and its shared
+        framed rounds."""
         attributes = {
             "tree": tree,
             "limits": limits,
             "slots": limits,
             "settings_": settings,
+            "keepalive": keepalive,
             "loop": tree.loop,
             "rounds": rounds if rounds is not None else FramedRounds(),
             "max_pending_output": max_pending_output,
