@@ -214,9 +214,9 @@ def run(quick: bool, progress: Progress) -> Section:
         f"{demo.per_connection_kib:.1f} KiB and "
         f"{figures['chatter_over_socketio_kib_ratio']:.2f}x python-socketio's "
         f"{sio.per_connection_kib:.1f} KiB (the demo keeps no per-connection state beyond "
-        "Tornado's handler; Chatter adds a session actor on the event loop, its throttles "
-        f"and its group membership), with {chatter.threads} threads whatever the count: "
-        "sessions are not threads.",
+        "Tornado's handler; Chatter adds a session actor on the event loop, its "
+        "supervisor's record of it and its group membership), with "
+        f"{chatter.threads} threads whatever the count: sessions are not threads.",
         "RSS per connection is (RSS held - RSS idle) / connections, each size on a fresh "
         "server process; connections come from separate client processes on the same "
         f"{os.cpu_count()} CPUs, so time to connect includes their work too.",

@@ -94,9 +94,11 @@ __all__ = [
 
 SESSION_PARTITIONS = 4
 """Partitions of the sessions supervisor unless `start_tree` is told otherwise.
-A fixed number, not one per CPU: the partitions share one interpreter (and its
-lock), so what they spread is the queue of starts and exits, not CPU time;
-four keep each queue short at ten thousand connections on any machine."""
+A small fixed number, not one per CPU: the partitions are threads of one
+interpreter (and its lock), so what they spread is the queue of starts and
+exits and the list each supervisor keeps and describes, not CPU time. One or
+four connect 10,000 clients in the same time (docs/PERFORMANCE.md, scenario 3);
+four keep each supervisor's list at a quarter of the sessions."""
 
 LEASE = lease.NAME
 """The id (and registered name) of the lease actor."""
