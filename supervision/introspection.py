@@ -238,7 +238,8 @@ def render_tree(node: TreeNode, *, max_children: int = 20) -> str:
         └─ sessions  supervisor one_for_one  alive
            └─ session-1  worker temporary  alive
 
-    A supervisor with more than `max_children` children shows that many and a count.
+    A supervisor with more than `max_children` children shows that many and a
+    count of the rest (those `describe_tree` did not list, too).
     """
     lines = [_describe_node(node)]
     _render_children(node, "", lines, max_children)
@@ -260,9 +261,10 @@ def _describe_node(node: TreeNode) -> str:
 def _render_children(node: TreeNode, indent: str, lines: list[str], max_children: int) -> None:
     children = list(node.children or ())
     shown = children[:max_children]
+    more = len(children) - len(shown) + node.unlisted  # read but not shown, and not read
     for index, child in enumerate(shown):
-        last = index == len(shown) - 1 and len(children) <= max_children
+        last = index == len(shown) - 1 and not more
         lines.append(f"{indent}{'└─' if last else '├─'} {_describe_node(child)}")
         _render_children(child, indent + ("   " if last else "│  "), lines, max_children)
-    if len(children) > max_children:
-        lines.append(f"{indent}└─ … {len(children) - max_children} more")
+    if more:
+        lines.append(f"{indent}└─ … {more} more")

@@ -45,7 +45,8 @@ class Console:
     def tree(self) -> None:
         """Print the supervision tree: every supervisor and worker, alive or
         down, with its restart type and how often it was restarted."""
-        print(render_tree(describe_tree(self.running.tree.root)))
+        # Render shows 20 children a supervisor: read no more than that.
+        print(render_tree(describe_tree(self.running.tree.root, max_children=20)))
 
     def children(self, supervisor_id: str = "root") -> list[dict[str, Any]]:
         """The children of a supervisor (default: the root), in start order:

@@ -27,6 +27,7 @@ from supervision import (
     find_actor,
     inject_crash,
     partition_index,
+    render_tree,
     start_child,
     start_link,
     which_children,
@@ -38,6 +39,7 @@ from tests.unit._runtimes import (  # noqa: F401
     Runtime,
     journal_fixture,
     runtime_fixture,
+    thread_runtime,
 )
 
 
@@ -176,3 +178,19 @@ def test_thousands_of_children_are_read_a_page_at_a_time(
     page = describe_children(partition, offset=25, limit=10)
     assert [child.id for child in page.children or ()] == [f"sessions.0-{n}" for n in range(26, 31)]
     assert page.count == 30
+
+
+def test_a_rendered_tree_counts_the_children_it_was_not_given(
+    registry: Registry, events: EventStream
+) -> None:
+    root, layout = _start(registry, events, 1)
+    partition = registry.whereis(layout.id_of(0))
+    assert partition is not None
+    for _ in range(5):
+        start_child(partition, lambda: thread_runtime().start(Quiet)).get(timeout=TIMEOUT_S)
+    lines = render_tree(describe_tree(root, max_children=2), max_children=3).split("\n")
+    assert lines[-3:] == [
+        "   ├─ sessions.0-1  worker temporary  alive",
+        "   ├─ sessions.0-2  worker temporary  alive",
+        "   └─ … 3 more",
+    ]
