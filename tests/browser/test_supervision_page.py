@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+import web.api
 from chatter.config import Environment, Settings
 from tests.browser.conftest import OpenPage
 from tests.browser.ui import connection, in_the_room, message, send
@@ -165,6 +166,28 @@ def test_sessions_show_as_partitions_with_counts_that_expand_into_killable_sessi
     expect(page.locator('#log > li[data-kind="exited"]')).to_have_count(1)
     expect(sessions_count(page)).to_have_text("1 session")
     expect(session_boxes(page)).to_have_count(1)
+
+
+def test_a_partition_shows_the_sessions_the_tree_lists_and_pages_in_the_rest(
+    open_page: OpenPage, server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web.api, "MAX_LISTED_PER_PARTITION", 1)
+    chats = [open_page("/chat") for _ in range(6)]
+    for chat in chats:
+        expect(connection(chat)).to_have_attribute("data-state", "connected")
+    page = open_page("/supervision")
+    expect(sessions_count(page)).to_have_text("6 sessions")
+    counts = {
+        partition: int(box(page, partition).locator(".sv-count").inner_text().split()[0])
+        for partition in server.tree.sessions.ids()
+    }
+    fullest = max(counts, key=lambda partition: counts[partition])
+    assert counts[fullest] >= 2, counts
+    page.get_by_role("button", name=f"Show the sessions of {fullest}").click()
+    listed = page.locator(f'[id="sessions-list-{fullest}"] .sv-box.session')
+    expect(listed).to_have_count(1)  # what the tree lists
+    page.get_by_role("button", name=f"Show {counts[fullest] - 1} more").click()
+    expect(listed).to_have_count(counts[fullest])
 
 
 def test_a_session_is_found_by_its_users_name_and_killed_from_there(
