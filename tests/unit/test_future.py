@@ -510,3 +510,22 @@ def test_an_await_given_up_before_the_value_came_is_not_woken_when_it_comes() ->
         return waiting.cancelled()
 
     assert asyncio.run(scenario())
+
+
+def _condition_of(future: Future[int]) -> threading.Condition | None:
+    return future._condition
+
+
+def test_a_future_holds_a_condition_only_while_someone_waits() -> None:
+    future: Future[int] = Future()
+    assert _condition_of(future) is None  # a callback or an await needs none
+    waiter = threading.Thread(target=future.get, kwargs={"timeout": 5})
+    waiter.start()
+    for _ in range(5_000):  # until the waiter has made it (at most 5 s)
+        if _condition_of(future) is not None:
+            break
+        waiter.join(0.001)
+    assert _condition_of(future) is not None
+    future.set(1)
+    waiter.join(5)
+    assert _condition_of(future) is None  # dropped once done
