@@ -82,6 +82,7 @@ def test_a_restarted_lease_actor_moves_the_nodes_names_to_its_new_lease(
         await asyncio.to_thread(server.log.wait, EventKind.RESTARTED, "lease", TIMEOUT_S)
 
         await moved_off(database, "ann", first)
+
         # The old lease goes after the names have moved, in a transaction of its own.
         def only_a_new_lease() -> bool:
             rows = leases(database)
