@@ -12,7 +12,8 @@ Start, each step waiting for the one before:
    client in ``X-Forwarded-For``; each is up once its ``/healthz`` answers 200
    naming it;
 3. haproxy in the foreground (``-db``), with `web.haproxy.config` written to
-   ``haproxy.cfg`` in the data directory; up once ``/healthz`` answers through it.
+   ``haproxy.cfg`` in the data directory; up once every node has answered
+   ``/healthz`` through it (each node is in rotation).
 
 Then one line on stdout (`ready_line`) names the URL and the nodes.
 
@@ -275,7 +276,8 @@ class Cluster:
         )
 
     async def _start_balancer(self, nodes: Sequence[NodeSpec]) -> None:
-        """haproxy with its configuration written out; return once /healthz answers through it."""
+        """haproxy with its configuration written out; return once every node
+        answers /healthz through it."""
         config = self.plan.data_dir / CONFIG_FILE_NAME
         config.write_text(haproxy.config(self.plan.port, nodes), encoding="utf-8")
         child = await self._spawn(
@@ -287,6 +289,7 @@ class Cluster:
         )
         self._stages.append([child])
         await self._until_healthy(child, self.plan.port, None, BALANCER_START_TIMEOUT_S)
+        await self._until_in_rotation(nodes, BALANCER_START_TIMEOUT_S)
 
     async def _spawn(
         self,
@@ -343,6 +346,33 @@ class Cluster:
                 )
             await asyncio.sleep(pause)
             pause = min(2 * pause, HEALTH_POLL_MAX_S)
+
+    async def _until_in_rotation(self, nodes: Sequence[NodeSpec], timeout_s: float) -> None:
+        """Return once every node has answered ``/healthz`` through haproxy, so
+        that the ready line means every node takes clients: a node whose first
+        health check failed (a slow start on a busy machine) is out of rotation
+        until two more pass. Each request is a connection of its own, which
+        leastconn gives to the nodes in turn. ClusterError if haproxy or a node
+        exits first or `timeout_s` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiting = {node.node_id for node in nodes}
+        while waiting:
+            gone = [child for child in self.children if child.exited]
+            if gone:
+                raise ClusterError(
+                    f"{gone[0].name} exited ({gone[0].exit_status()}) before the cluster was ready"
+                )
+            status, body = await healthz(self.plan.port)
+            if status == 200 and body.get("node") in waiting:
+                waiting.discard(body["node"])
+                continue
+            if loop.time() > deadline:
+                raise ClusterError(
+                    f"haproxy did not send clients to {', '.join(sorted(waiting))}"
+                    f" within {timeout_s:.0f} s: its health checks of them fail"
+                )
+            await asyncio.sleep(HEALTH_POLL_FIRST_S)
 
     # -- running -------------------------------------------------------------------------------
 

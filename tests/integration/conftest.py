@@ -1,10 +1,11 @@
 """Fixtures of the integration tests: the persistence actor alone (`tree`,
 `persistence`), and `untroubled` for modules whose every test must leave the
-server's tree without a crash, a kill or a restart."""
+server's tree without a crash, a kill or a restart. A failing test that ran a
+``chatter cluster`` reports the cluster's log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -18,6 +19,19 @@ if TYPE_CHECKING:
     from tests.harness.server import ChatServer
 
 TIMEOUT_S = 10
+LOG_TAIL_CHARS = 20_000
+"""How much of a failing test's cluster log its report shows: the end is where the cause is."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, Any, None]:
+    """A failing test that ran a ``chatter cluster`` (a `cluster` argument
+    with a `log()`) reports what the cluster wrote: a node that exited says why there."""
+    outcome = yield
+    report = outcome.get_result()
+    log = getattr(getattr(item, "funcargs", {}).get("cluster"), "log", None)
+    if report.failed and callable(log):
+        report.sections.append(("cluster log", log()[-LOG_TAIL_CHARS:]))
 
 
 @pytest.fixture
