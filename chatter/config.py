@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -23,7 +24,14 @@ from chatter.throttle import Limit, NameClaimLimits
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_PORT", "Environment", "Settings", "default_data_dir", "generated_node_id"]
+__all__ = [
+    "DEFAULT_PORT",
+    "Environment",
+    "LogLevel",
+    "Settings",
+    "default_data_dir",
+    "generated_node_id",
+]
 
 DEFAULT_PORT = 4000
 DEFAULT_HOST = "127.0.0.1"
@@ -42,6 +50,24 @@ class Environment(enum.Enum):
     DEV = "dev"
     TEST = "test"
     PROD = "prod"
+
+
+class LogLevel(enum.Enum):
+    """How much a node logs. At info, a line per lifecycle event of the server
+    and its tree; at debug, also each session's opening (with the client's
+    address) and closing, which at thousands of connections is most of the log
+    and a measurable share of a connection's cost."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def number(self) -> int:
+        """The `logging` module's level."""
+        level: int = getattr(logging, self.name)
+        return level
 
 
 def default_data_dir() -> Path:
@@ -79,6 +105,8 @@ class Settings:
     """``CHATTER_HOST``: the public host name, accepted as an Origin."""
     env: Environment = Environment.DEV
     """``CHATTER_ENV``: dev, test or prod."""
+    log_level: LogLevel = LogLevel.INFO
+    """``CHATTER_LOG_LEVEL``: debug, info, warning or error."""
     chaos: bool = False
     """``CHATTER_CHAOS``: allow killing actors over HTTP even in prod."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
@@ -159,6 +187,7 @@ class Settings:
             secret_key_base=env.get("SECRET_KEY_BASE") or None,
             public_host=env.get("CHATTER_HOST") or None,
             env=_environment(env.get("CHATTER_ENV", "dev")),
+            log_level=_log_level(env.get("CHATTER_LOG_LEVEL", "info")),
             chaos=bool(_switch(env, "CHATTER_CHAOS")),
             max_connections=_integer(env, "CHATTER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
             max_connections_per_ip=_integer(
@@ -282,6 +311,14 @@ def _switch(env: Mapping[str, str], name: str) -> bool | None:
 
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"0", "false", "no", "off"})
+
+
+def _log_level(raw: str) -> LogLevel:
+    try:
+        return LogLevel(raw.lower())
+    except ValueError:
+        choices = ", ".join(level.value for level in LogLevel)
+        raise ConfigError(f"CHATTER_LOG_LEVEL must be one of {choices}, got {raw!r}") from None
 
 
 def _environment(raw: str) -> Environment:

@@ -162,7 +162,7 @@ class SessionActor(NameClaims, LoopActor):
 
     def on_start(self) -> None:
         self._context.registry.join(SESSIONS_GROUP, self.actor_ref)
-        logger.info("Session %s opened from %s", self.session_id, self._connection.remote)
+        logger.debug("Session %s opened from %s", self.session_id, self._connection.remote)
         claims = (
             verify(self._context.secret, self._token, self._context.clock())
             if self._token
@@ -180,7 +180,7 @@ class SessionActor(NameClaims, LoopActor):
         # Stopped from outside (its supervisor shutting down): the socket goes
         # too. After the client closed it, this does nothing.
         self._connection.close(CloseCode.GOING_AWAY, "server going away")
-        logger.info("Session %s closed", self.session_id)
+        logger.debug("Session %s closed", self.session_id)
 
     def on_failure(self, *_: Any) -> None:
         self._leave_everything()

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,6 @@ from supervision import (
     DynamicSupervisor,
     EventKind,
     EventStream,
-    Future,
     NameNotRegisteredError,
     NameUnavailableError,
     Partitions,
@@ -75,7 +75,7 @@ from supervision import (
     SupervisionError,
     SupervisionEvent,
     Supervisor,
-    start_child,
+    adopt_child,
     start_link,
 )
 from supervision.exits import Exit
@@ -91,6 +91,8 @@ __all__ = [
     "is_sessions_partition",
     "start_tree",
 ]
+
+logger = logging.getLogger(__name__)
 
 SESSION_PARTITIONS = 4
 """Partitions of the sessions supervisor unless `start_tree` is told otherwise.
@@ -179,11 +181,11 @@ class ChatTree:
         it through. If no session can be started, the connection is closed
         with 1013 (try again later)."""
         try:
-            starting = self.start_session(session_id, connection, after=after, token=token)
+            session = self.start_session(session_id, connection, after=after, token=token)
         except SupervisionError as error:
-            starting = Future()
-            starting.set_exception((type(error), error, None))
-        return SessionClient(starting, connection, self.loop)
+            logger.warning("Could not start a session: %s", error)
+            return SessionClient(None, connection)
+        return SessionClient(session, connection)
 
     def start_session(
         self,
@@ -192,16 +194,22 @@ class ChatTree:
         *,
         after: int | None,
         token: str | None,
-    ) -> pykka.Future[pykka.ActorRef[Any]]:
-        """Start a session actor in the sessions partition its id picks; the
-        future holds its ref."""
+    ) -> pykka.ActorRef[Any]:
+        """Start a session actor here, on the loop, and hand it to the sessions
+        partition its id picks (`adopt_child`: no hop to the partition's thread
+        and back per connection); its ref. Runs on the loop."""
         partition = self.sessions.id_for(session_id)
         sessions = self.registry.whereis(partition)
         if sessions is None:
             raise NameUnavailableError(f"the sessions supervisor {partition} is restarting")
         start = _SessionStart(session_id, connection, self.context, self.loop, after, token)
         spec = ChildSpec(id=session_id, start=start, restart=Restart.TEMPORARY, shutdown=2.0)
-        return start_child(sessions, spec)
+        try:
+            return adopt_child(sessions, spec)
+        except pykka.ActorDeadError:
+            raise NameUnavailableError(
+                f"the sessions supervisor {partition} is restarting"
+            ) from None
 
     def actor_states(self) -> dict[str, ActorState]:
         """The root's state and each permanent child's, read from the registry

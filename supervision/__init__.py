@@ -16,7 +16,8 @@ Everything public is imported from here. The modules, in reading order:
 - actors, and how their death becomes a message: `supervised`, `thread_actor`,
   `loop_actor`, `future`;
 - supervisors: `client` (the functions that manage one), `supervisor` (the
-  actor), `dynamic_supervisor`, `partition_supervisor` (one supervisor's work
+  actor), `dynamic_supervisor`, `adoption` (a temporary child its caller
+  starts and hands over, with no wait), `partition_supervisor` (one supervisor's work
   spread over several, by key), `application` (the top of a tree);
 - names and watching: `registry`, `events`, `introspection`; and `errors`.
 
@@ -25,6 +26,7 @@ hears of its child's start and exit), `_shutdown` (how a child is stopped) and
 `_pykka` (the one place that touches pykka's internals).
 """
 
+from supervision.adoption import adopt_child
 from supervision.application import EXIT_GAVE_UP, run, start_link
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.client import (
@@ -120,6 +122,7 @@ __all__ = [
     "Supervisor",
     "ThreadActor",
     "TreeNode",
+    "adopt_child",
     "count_children",
     "default_partitions",
     "delete_child",

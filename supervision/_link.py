@@ -15,6 +15,7 @@ import contextvars
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "ChildExited",
+    "ExitReporter",
     "Link",
     "await_started",
     "claim",
@@ -143,6 +146,29 @@ class Link:
             self._actor = weakref.ref(actor)
             self.urn = actor.actor_urn
             return True
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """A child's link reports its exit to its supervisor: OTP's ``{'EXIT', Pid, Reason}``."""
+
+    link: Link
+    exit: Exit
+
+
+class ExitReporter:
+    """A link's exit callback that tells `supervisor` (`ChildExited`). If the
+    supervisor is gone too, its own shutdown reached the child and dealt with
+    its leftovers: nothing is lost by dropping the news."""
+
+    __slots__ = ("_supervisor",)
+
+    def __init__(self, supervisor: pykka.ActorRef[Any]) -> None:
+        self._supervisor = supervisor
+
+    def __call__(self, link: Link, exit: Exit) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._supervisor.tell(ChildExited(link, exit))
 
 
 @contextlib.contextmanager

@@ -146,12 +146,19 @@ class DynamicSupervisor(Supervisor):
             return error
         return self._started(self._children[starting.child_id], starting.ref, starting.link)
 
-    def _spec_for(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> ChildSpec:
-        """Check ``max_children``; turn a bare start function into a temporary child."""
+    def _adopt(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
+        self._check_room()
+        super()._adopt(spec, ref, link)
+
+    def _check_room(self) -> None:
         if self._full():
             raise MaxChildrenError(
                 f"dynamic supervisor {self.id!r} already runs its {self.max_children} children"
             )
+
+    def _spec_for(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> ChildSpec:
+        """Check ``max_children``; turn a bare start function into a temporary child."""
+        self._check_room()
         if not isinstance(spec, ChildSpec):
             spec = ChildSpec(
                 id=f"{self.id}-{next(self._ids)}", start=spec, restart=Restart.TEMPORARY

@@ -138,6 +138,9 @@ class _RunQueue:
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _RunQueue:
         """The run queue of `loop`, made on first use."""
+        queue = cls._of_loop.get(loop)  # a dict read is safe without the lock
+        if queue is not None:
+            return queue
         with cls._of_loop_lock:
             queue = cls._of_loop.get(loop)
             if queue is None:

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from supervision._link import Link, await_started, spawn_linked
+from supervision._link import ChildExited, Link, await_started, spawn_linked
 from supervision._pykka import fail_envelopes
 from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, release_name
+from supervision.adoption import AdoptChild
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.client import (
     ChildCounts,
@@ -74,14 +75,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_START_TIMEOUT_S = 5.0
 """How long a child's ``on_start`` may take before the start counts as failed."""
-
-
-@dataclass(frozen=True)
-class _ChildExited:
-    """A child's link reports its exit: the supervisor's ``{'EXIT', Pid, Reason}``."""
-
-    link: Link
-    exit: Exit
 
 
 @dataclass(slots=True)
@@ -183,10 +176,12 @@ class Supervisor(ThreadActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case _ChildExited(link, exit):
+            case ChildExited(link, exit):
                 return self._child_exited(link, exit)
             case StartChild(spec):
                 return self._start_new(spec)
+            case AdoptChild(spec, ref, link):
+                return self._adopt(spec, ref, link)
             case TerminateChild(child_id):
                 return self._terminate(child_id)
             case RestartChild(child_id):
@@ -286,7 +281,7 @@ class Supervisor(ThreadActor):
         # If we are stopping too, our own shutdown reaches this child and
         # deals with its leftovers: nothing is lost by dropping the news.
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(_ChildExited(link, exit))
+            self.actor_ref.tell(ChildExited(link, exit))
 
     # -- stopping children (see supervision._shutdown) --------------------------------
 
@@ -342,6 +337,15 @@ class Supervisor(ThreadActor):
         except StartChildError:
             del self._children[child.id]
             raise
+
+    def _adopt(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
+        """Take over a temporary child its caller started (`adopt_child`). If
+        it has exited already, its exit news came before it was ours and was
+        dropped as a stranger's: it is handled now instead."""
+        child = self._add(spec)
+        self._started(child, ref, link)
+        if link.exit is not None:
+            self._child_exited(link, link.exit)
 
     def _terminate(self, child_id: str) -> None:
         self._stop_child(self._get(child_id))

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"chatter: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.env)
+    configure_logging(settings.env, settings.log_level.number)
     if args.command == "db" and args.db_command == "serve":
         return _db_serve(settings)
     if args.command == "cluster":

@@ -69,12 +69,14 @@ class RunningCluster:
 
 def _environment() -> dict[str, str]:
     """This process's environment without any server settings (the cluster's
-    own are its flags), in the test environment."""
+    own are its flags), in the test environment, logging at debug."""
     dropped = {"DATABASE_URL", "PORT", "HOST", "SECRET_KEY_BASE"}
     keep = {
         k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("CHATTER_")
     }
-    return {**keep, "CHATTER_ENV": "test", "PYTHONUNBUFFERED": "1"}
+    # At debug a node logs each session's opening with the client's address,
+    # which says what address the node saw (a test below reads it).
+    return {**keep, "CHATTER_ENV": "test", "CHATTER_LOG_LEVEL": "debug", "PYTHONUNBUFFERED": "1"}
 
 
 def _read_line(stream: IO[str], timeout_s: float) -> str:

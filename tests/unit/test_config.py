@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chatter.config import Environment, Settings
+from chatter.config import Environment, LogLevel, Settings
 from chatter.errors import ConfigError
 from chatter.throttle import Limit, NameClaimLimits
 
@@ -24,6 +24,12 @@ def test_a_node_may_be_told_not_to_migrate_by_the_environment_or_the_flag() -> N
     assert not Settings.from_env({"CHATTER_MIGRATE": "0"}).migrate
     assert not Settings.from_env({}, migrate=False).migrate
     assert Settings.from_env({"CHATTER_MIGRATE": "off"}, migrate=True).migrate
+
+
+def test_the_log_level_is_info_unless_the_environment_says_otherwise() -> None:
+    assert Settings.from_env({}).log_level is LogLevel.INFO
+    assert Settings.from_env({"CHATTER_LOG_LEVEL": "DEBUG"}).log_level is LogLevel.DEBUG
+    assert Settings.from_env({"CHATTER_LOG_LEVEL": "warning"}).log_level.number == 30
 
 
 def test_environment_is_read_and_flags_win() -> None:
@@ -58,6 +64,10 @@ def test_environment_is_read_and_flags_win() -> None:
             "DATABASE_URL is required when CHATTER_ENV=prod",
         ),
         ({"CHATTER_MIGRATE": "maybe"}, "CHATTER_MIGRATE must be one of"),
+        (
+            {"CHATTER_LOG_LEVEL": "verbose"},
+            "CHATTER_LOG_LEVEL must be one of debug, info, warning, error, got 'verbose'",
+        ),
         ({"CHATTER_CHAOS": "please"}, "CHATTER_CHAOS must be one of"),
         ({"CHATTER_MAX_CONNECTIONS": "0"}, "connection limits must be at least 1"),
         ({"CHATTER_TRUSTED_PROXIES": "balancer"}, "CHATTER_TRUSTED_PROXIES must list"),
