@@ -27,8 +27,10 @@ is stopped, so that no child is left running unsupervised.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,18 +41,26 @@ from supervision.child_spec import ChildSpec, Restart
 from supervision.errors import InvalidChildSpecError
 from supervision.future import Future
 
-__all__ = ["AdoptChild", "adopt_child"]
+__all__ = ["AdoptChild", "AdoptChildren", "adopt_child"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class AdoptChild:
-    """Take over `ref`, started by the caller from `spec` and linked by `link`."""
+    """One child to take over: `ref`, started by the caller from `spec` and linked by `link`."""
 
     spec: ChildSpec
     ref: pykka.ActorRef[Any]
     link: Link
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptChildren:
+    """Take over these children; answered with one outcome each, in order: None
+    for a child taken, the error for one turned down."""
+
+    children: tuple[AdoptChild, ...]
 
 
 def adopt_child(supervisor: pykka.ActorRef[Any], spec: ChildSpec) -> pykka.ActorRef[Any]:
@@ -59,38 +69,88 @@ def adopt_child(supervisor: pykka.ActorRef[Any], spec: ChildSpec) -> pykka.Actor
     `StartChildError` if its start function fails; `InvalidChildSpecError` if
     `spec` is not temporary; `pykka.ActorDeadError` if the supervisor is not
     running (the child is stopped). If the supervisor turns it down later, the
-    child is stopped then (see the module's documentation)."""
+    child is stopped then (see the module's documentation).
+
+    On an event loop's thread the children adopted during one turn of the loop
+    go to their supervisor together, in one message at the end of the turn: a
+    crowd of connections wakes the supervisor's thread once per turn, not once
+    per child."""
     if spec.restart is not Restart.TEMPORARY:
         raise InvalidChildSpecError(
             f"child {spec.id!r}: only a temporary child is adopted, not a {spec.restart.value} one"
         )
     ref, link = spawn_linked(spec.id, spec.start, ExitReporter(supervisor))
-    taken = supervisor.ask(AdoptChild(spec, ref, link), block=False)
-    assert isinstance(taken, Future), "a supervisor is a ThreadActor, whose futures call back"
-    taken.add_done_callback(_AdoptionAnswer(spec, ref, link))
-    if taken.done():  # the supervisor was dead already: the child is stopped; say why
-        taken.get()
+    child = AdoptChild(spec, ref, link)
+    if not supervisor.is_alive():
+        _turned_down(child, "its supervisor is not running")
+        raise pykka.ActorDeadError(f"{supervisor} is not running: {spec.id!r} was not adopted")
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        _hand_over(supervisor, [child])
+    else:
+        _Batches.of(loop).add(supervisor, child)
     return ref
 
 
-class _AdoptionAnswer:
-    """What happens once the supervisor answers: nothing when it took the
-    child; the child stopped when it did not."""
+class _Batches:
+    """The children adopted on one event loop during its current turn, by
+    supervisor; handed over by one callback at the end of the turn. Touched
+    only on the loop's thread."""
 
-    __slots__ = ("_link", "_ref", "_spec")
+    _of_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = (
+        weakref.WeakKeyDictionary()
+    )
 
-    def __init__(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
-        self._spec, self._ref, self._link = spec, ref, link
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Batches:
+        batches = cls._of_loop.get(loop)
+        if batches is None:
+            batches = cls._of_loop[loop] = cls(loop)
+        return batches
 
-    def __call__(self, answer: Future[None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict[str, tuple[pykka.ActorRef[Any], list[AdoptChild]]] = {}
+
+    def add(self, supervisor: pykka.ActorRef[Any], child: AdoptChild) -> None:
+        if not self._waiting:
+            self._loop.call_soon(self._hand_over)
+        self._waiting.setdefault(supervisor.actor_urn, (supervisor, []))[1].append(child)
+
+    def _hand_over(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for supervisor, children in waiting.values():
+            _hand_over(supervisor, children)
+
+
+def _hand_over(supervisor: pykka.ActorRef[Any], children: list[AdoptChild]) -> None:
+    """Send `children` to `supervisor` in one message; stop those it turns down."""
+    answer = supervisor.ask(AdoptChildren(tuple(children)), block=False)
+    assert isinstance(answer, Future), "a supervisor is a ThreadActor, whose futures call back"
+    answer.add_done_callback(_Answer(children))
+
+
+class _Answer:
+    """What happens once the supervisor answers: nothing for a child it took;
+    a child it did not take is stopped."""
+
+    __slots__ = ("_children",)
+
+    def __init__(self, children: list[AdoptChild]) -> None:
+        self._children = children
+
+    def __call__(self, answer: Future[list[BaseException | None]]) -> None:
         try:
-            answer.get()
-        except Exception as error:
-            _turned_down(self._spec, self._ref, self._link, str(error))
+            outcomes: list[BaseException | None] = answer.get()
+        except Exception as error:  # the supervisor died before answering
+            outcomes = [error] * len(self._children)
+        for child, outcome in zip(self._children, outcomes, strict=True):
+            if outcome is not None:
+                _turned_down(child, str(outcome))
 
 
-def _turned_down(spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link, why: str) -> None:
-    logger.warning("Child %r stopped: its supervisor did not adopt it (%s)", spec.id, why)
-    link.mute()
+def _turned_down(child: AdoptChild, why: str) -> None:
+    logger.warning("Child %r stopped: its supervisor did not adopt it (%s)", child.spec.id, why)
+    child.link.mute()
     with contextlib.suppress(pykka.ActorDeadError):
-        ref.stop(block=False)
+        child.ref.stop(block=False)

@@ -33,7 +33,7 @@ import pykka
 from supervision._link import ChildExited, Link, await_started, spawn_linked
 from supervision._pykka import fail_envelopes
 from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, release_name
-from supervision.adoption import AdoptChild
+from supervision.adoption import AdoptChild, AdoptChildren
 from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
 from supervision.client import (
     ChildCounts,
@@ -56,6 +56,7 @@ from supervision.errors import (
     InvalidChildSpecError,
     RestartIntensityExceededError,
     StartChildError,
+    SupervisionError,
 )
 from supervision.events import EventKind, EventStream
 from supervision.exits import KILLED, Exit
@@ -180,8 +181,8 @@ class Supervisor(ThreadActor):
                 return self._child_exited(link, exit)
             case StartChild(spec):
                 return self._start_new(spec)
-            case AdoptChild(spec, ref, link):
-                return self._adopt(spec, ref, link)
+            case AdoptChildren(children):
+                return [self._try_adopt(child) for child in children]
             case TerminateChild(child_id):
                 return self._terminate(child_id)
             case RestartChild(child_id):
@@ -338,12 +339,25 @@ class Supervisor(ThreadActor):
             del self._children[child.id]
             raise
 
+    def _try_adopt(self, child: AdoptChild) -> SupervisionError | None:
+        """`_adopt`, its refusal as a value: the others of the batch go on."""
+        try:
+            self._adopt(child.spec, child.ref, child.link)
+        except SupervisionError as refused:
+            return refused
+        return None
+
     def _adopt(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
         """Take over a temporary child its caller started (`adopt_child`). If
         it has exited already, its exit news came before it was ours and was
         dropped as a stranger's: it is handled now instead."""
         child = self._add(spec)
-        self._started(child, ref, link)
+        try:
+            self._started(child, ref, link)
+        except SupervisionError:  # its name is taken: it is not ours after all
+            del self._children[child.id]
+            self._by_link.pop(link, None)
+            raise
         if link.exit is not None:
             self._child_exited(link, link.exit)
 

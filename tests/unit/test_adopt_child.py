@@ -18,6 +18,7 @@ from supervision import (
     EventKind,
     EventStream,
     InvalidChildSpecError,
+    Registry,
     Restart,
     Supervisor,
     adopt_child,
@@ -263,3 +264,42 @@ def test_a_static_supervisor_adopts_too(journal: Journal, events: EventStream) -
     ref = _adopt(runtime, sup, _spec(runtime, "helper", journal))
     assert ask(ref, Note(1)) == 1
     assert _ids(sup) == ["helper"]
+
+
+def test_children_adopted_in_one_turn_of_the_loop_go_over_together_each_with_its_own_outcome(
+    loop: asyncio.AbstractEventLoop, journal: Journal, events: EventStream
+) -> None:
+    runtime = loop_runtime(loop)
+    sup = _sessions(events, max_children=48)
+    ids = [*(f"s{n}" for n in range(45)), "s0", *(f"s{n}" for n in range(45, 49))]
+
+    async def a_crowd() -> list[pykka.ActorRef[Any]]:  # all 50 in one turn of the loop
+        return [adopt_child(sup, _spec(runtime, child_id, journal)) for child_id in ids]
+
+    refs = on_loop(loop, a_crowd())
+    duplicate, over_the_limit = refs[45], refs[49]
+    assert duplicate.actor_stopped.wait(TIMEOUT_S)
+    assert over_the_limit.actor_stopped.wait(TIMEOUT_S)
+    taken = [ref for ref in refs if ref not in (duplicate, over_the_limit)]
+    assert all(ref.is_alive() for ref in taken)
+    assert _ids(sup) == [f"s{n}" for n in range(48)]
+
+
+def test_a_child_whose_name_is_taken_is_turned_down_and_stopped(
+    journal: Journal, events: EventStream, registry: Registry
+) -> None:
+    runtime = thread_runtime()
+    holder = runtime.start(Recorder, Journal())
+    registry.register("alice", holder)
+    sup = start_link(Supervisor.child_spec("root", [], events=events, registry=registry))
+    spec = ChildSpec(
+        id="alice",
+        start=lambda: runtime.start(Recorder, journal),
+        restart=Restart.TEMPORARY,
+        name="alice",
+    )
+    ref = _adopt(runtime, sup, spec)
+
+    assert ref.actor_stopped.wait(TIMEOUT_S)
+    assert _ids(sup) == []
+    assert registry.whereis("alice") == holder
