@@ -182,7 +182,7 @@ def run(quick: bool, progress: Progress) -> Section:
         ""
         if rate_ratio >= TARGET_RATE_RATIO
         else f"{chatter.connect_s:.1f} s against {demo.connect_s:.1f} s to connect them all; "
-        "each connection starts a session actor through its supervisor's thread and reads "
+        "each connection starts a session actor (adopted by its supervisor) and reads "
         "its welcome from the database (see What limits Chatter: Connecting)",
     )
     rows = [
