@@ -30,6 +30,7 @@ from supervision import (
 )
 from tests.conftest import EventLog
 from tests.unit._runtimes import (  # noqa: F401
+    TIMEOUT_S,
     Gate,
     Journal,
     Note,
@@ -45,8 +46,6 @@ from tests.unit._runtimes import (  # noqa: F401
     runtime_fixture,
     thread_runtime,
 )
-
-TIMEOUT_S = 5.0
 
 
 def _spec(runtime: Runtime, child_id: str, journal: Journal, **options: Any) -> ChildSpec:
