@@ -10,9 +10,11 @@ event loop the child runs on.
 `adopt_child` starts the child where the caller is (a `LoopActor` on the
 caller's loop, whose ``on_start`` then runs on the loop's next turn), linked to
 the supervisor as if the supervisor had started it, and tells the supervisor
-to take it over: one message, and no wait. From then on the supervisor treats
-it like any child it started: it hears of its exit, lists and counts it, and
-stops it when asked or when it stops itself.
+to take it over: one message, and no wait. On an event loop, the children
+adopted during one turn of the loop go to each supervisor in one message at
+the end of the turn, so that a crowd wakes the supervisor's thread once a turn.
+From then on the supervisor treats each like any child it started: it hears of
+its exit, lists and counts it, and stops it when asked or when it stops itself.
 
 Only temporary children are adopted. A supervisor restarts a permanent or
 transient child by calling its start function again, in its own thread; a
@@ -21,8 +23,9 @@ have to repeat. OTP has no adoption: it is this library's, for the one case
 where the synchronous start is the cost that matters.
 
 A child whose supervisor cannot take it (the supervisor is dead or stopping,
-already has a child of that id, or is a dynamic supervisor at ``max_children``)
-is stopped, so that no child is left running unsupervised.
+already has a child of that id, finds its registered name taken, or is a
+dynamic supervisor at ``max_children``) is stopped, so that no child is left
+running unsupervised.
 """
 
 from __future__ import annotations
