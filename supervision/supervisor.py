@@ -20,7 +20,7 @@ rest) is in `supervision.client`.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from supervision._link import ChildExited, Link, await_started, spawn_linked
+from supervision._link import ChildExited, ExitReporter, Link, await_started, spawn_linked
 from supervision._pykka import fail_envelopes
 from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, release_name
 from supervision.adoption import AdoptChild, AdoptChildren
@@ -277,12 +277,11 @@ class Supervisor(ThreadActor):
         self._events.publish(self.id, child.id, kind)
         return ref
 
-    def _tell_exited(self, link: Link, exit: Exit) -> None:
-        # Runs in the dying child's thread: hand the news to our own thread.
-        # If we are stopping too, our own shutdown reaches this child and
-        # deals with its leftovers: nothing is lost by dropping the news.
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(ChildExited(link, exit))
+    @functools.cached_property
+    def _tell_exited(self) -> ExitReporter:
+        """Our children's exit callback: run in the dying child's thread, it
+        hands the news to our own thread as a `ChildExited` message."""
+        return ExitReporter(self.actor_ref)
 
     # -- stopping children (see supervision._shutdown) --------------------------------
 
