@@ -8,9 +8,14 @@ timer, over a kilobyte for every idle connection. Here one timer serves them
 all. The sockets are dealt round-robin into `SLICES` slices and the timer
 ticks `SLICES` times an interval, each tick pinging one slice, so that ten
 thousand pings are spread over the interval rather than sent in one loop turn.
-A socket is pinged once an interval, between 0 and one interval after it opens
-(Tornado: one interval after), and closed at its next turn if no pong came
-meanwhile, as Tornado does with a ping timeout of one interval.
+A socket is pinged once an interval, and closed at its next turn if no pong
+came meanwhile, as Tornado does with a ping timeout of one interval.
+
+A socket that just opened has shown it is alive, so its first ping comes
+between half an interval and one interval after it opens (Tornado: one
+interval after): it joins one of the slices whose turn was in the last half
+interval, round-robin, so a burst of connections is spread over half the
+slices and pings none of them while it lasts.
 
 Used on the event loop's thread only.
 """
@@ -27,6 +32,7 @@ __all__ = ["SLICES", "Keepalive", "Pingable"]
 
 SLICES = 20
 """Ticks per interval, each pinging a twentieth of the sockets (one a second at 20 s)."""
+_HALF = SLICES // 2
 
 
 class Pingable(Protocol):
@@ -44,7 +50,8 @@ class Keepalive:
         self._slices: list[dict[Pingable, bool]] = [{} for _ in range(SLICES)]
         """Per slice, each socket and whether it answered since it was last pinged."""
         self._slice_of: dict[Pingable, int] = {}
-        self._deal = itertools.cycle(range(SLICES))
+        self._deal = itertools.cycle(range(_HALF))
+        """How many slices back from the last one pinged a newcomer joins."""
         self._tick = 0
         self._timer: PeriodicCallback | None = None
 
@@ -55,7 +62,8 @@ class Keepalive:
         """Ping `socket` from now on (it opened)."""
         if self.interval_s <= 0 or socket in self._slice_of:
             return
-        index = next(self._deal)
+        last_pinged = self._tick - 1  # the slice whose turn comes again last
+        index = (last_pinged - next(self._deal)) % SLICES
         self._slice_of[socket] = index
         self._slices[index][socket] = True  # nothing asked of it yet
         if self._timer is None:

@@ -54,3 +54,27 @@ def test_an_interval_of_zero_pings_nothing() -> None:
     keepalive = Keepalive(0)
     keepalive.track(Socket())
     assert (len(keepalive), keepalive._timer) == (0, None)
+
+
+def test_a_socket_is_first_pinged_between_half_an_interval_and_an_interval_after_it_opens() -> None:
+    async def scenario() -> None:
+        keepalive = Keepalive(20.0)
+        for _ in range(7):  # the timer is somewhere in its round
+            keepalive._ping_slice()
+        burst = [Socket() for _ in range(5 * SLICES)]
+        for socket in burst:
+            keepalive.track(socket)
+        for _ in range(SLICES // 2):
+            keepalive._ping_slice()
+        assert all(socket.pings == 0 for socket in burst)  # none while half an interval runs
+        pinged_per_tick = []
+        for _ in range(SLICES // 2):
+            before = sum(socket.pings for socket in burst)
+            keepalive._ping_slice()
+            pinged_per_tick.append(sum(socket.pings for socket in burst) - before)
+        assert all(socket.pings == 1 for socket in burst)  # each once within the interval
+        assert pinged_per_tick == [len(burst) // (SLICES // 2)] * (SLICES // 2)  # spread evenly
+        for socket in burst:
+            keepalive.forget(socket)
+
+    asyncio.run(scenario())
