@@ -41,6 +41,8 @@ from supervision.client import (
 )
 from supervision.dynamic_supervisor import DynamicSupervisor
 from supervision.errors import (
+    AlreadyPresentError,
+    AlreadyStartedError,
     BlockingCallOnLoopError,
     ChildNotFoundError,
     ChildRunningError,
@@ -84,6 +86,8 @@ from supervision.thread_actor import ThreadActor
 
 __all__ = [
     "EXIT_GAVE_UP",
+    "AlreadyPresentError",
+    "AlreadyStartedError",
     "BlockingCallOnLoopError",
     "ChildCounts",
     "ChildInfo",

@@ -2,7 +2,8 @@
 
 Stopping is OTP's ``shutdown/2``, in three steps:
 
-1. a child whose shutdown is ``Shutdown.BRUTAL_KILL`` is killed at once;
+1. a child whose shutdown is ``Shutdown.BRUTAL_KILL``, or 0 seconds, is
+   killed at once (OTP's 0 ms leave a child no time to act on the request);
 2. any other is asked to stop (the request queues behind what the child has
    already received, which it handles first), and its exit is waited for: up
    to its shutdown time in seconds, or for ever with ``Shutdown.INFINITY``;
@@ -64,11 +65,13 @@ class Stopping:
 
 
 def begin_stop(
-    child_id: str, ref: pykka.ActorRef[Any], link: Link, shutdown: float | Shutdown
+    child_id: str, ref: pykka.ActorRef[Any], link: Link, shutdown: float | Shutdown | None
 ) -> Stopping:
-    """Kill the child (brutal kill) or ask it to stop, without waiting."""
+    """Kill the child (brutal kill, or no time at all) or ask it to stop,
+    without waiting."""
+    assert shutdown is not None, "a ChildSpec's default shutdown is filled in when it is made"
     link.mute()
-    if shutdown is Shutdown.BRUTAL_KILL:
+    if shutdown is Shutdown.BRUTAL_KILL or shutdown == 0:
         link.kill(KILLED)
         return Stopping(child_id, link, shutdown, deadline=None)
     link.mark_shutdown()

@@ -48,7 +48,8 @@ class Shutdown(enum.Enum):
 
     INFINITY = "infinity"
     """Wait as long as the child takes: the right choice for a supervisor, whose
-    own children each have a bounded shutdown (`Supervisor.child_spec` sets it)."""
+    own children each have a bounded shutdown, and the default of a child of
+    kind supervisor."""
 
 
 class ChildKind(enum.Enum):
@@ -60,6 +61,10 @@ class ChildKind(enum.Enum):
 
 DEFAULT_WORKER_SHUTDOWN_S = 5.0
 """OTP's default for workers: five seconds to stop before being killed."""
+
+DEFAULT_SUPERVISOR_SHUTDOWN = Shutdown.INFINITY
+"""OTP's default for supervisors: all the time its own children take to stop,
+each within its own shutdown."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,11 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     """When the child is started again after it exits. Default: permanent."""
 
-    shutdown: float | Shutdown = DEFAULT_WORKER_SHUTDOWN_S
-    """Seconds the child may take to stop before it is killed, or
-    `Shutdown.BRUTAL_KILL`, or `Shutdown.INFINITY`. Default: 5 s."""
+    shutdown: float | Shutdown | None = None
+    """Seconds the child may take to stop before it is killed (0: none, it is
+    killed at once, as with `Shutdown.BRUTAL_KILL`), or `Shutdown.BRUTAL_KILL`,
+    or `Shutdown.INFINITY`. Default (None, replaced when the spec is made): 5 s
+    for a worker, `Shutdown.INFINITY` for a supervisor, as in OTP."""
 
     kind: ChildKind = ChildKind.WORKER
     """Worker or supervisor. Default: worker."""
@@ -100,15 +107,22 @@ class ChildSpec:
             self._refuse("start", fields["start"], "a callable returning an ActorRef")
         if not isinstance(fields["restart"], Restart):
             self._refuse("restart", fields["restart"], "Restart.PERMANENT, TRANSIENT or TEMPORARY")
+        if not isinstance(fields["kind"], ChildKind):
+            self._refuse("kind", fields["kind"], "ChildKind.WORKER or ChildKind.SUPERVISOR")
         shutdown = fields["shutdown"]
-        if not isinstance(shutdown, Shutdown) and not _is_positive_seconds(shutdown):
+        if shutdown is None:
+            shutdown = (
+                DEFAULT_SUPERVISOR_SHUTDOWN
+                if fields["kind"] is ChildKind.SUPERVISOR
+                else DEFAULT_WORKER_SHUTDOWN_S
+            )
+            object.__setattr__(self, "shutdown", shutdown)
+        if not isinstance(shutdown, Shutdown) and not _is_seconds(shutdown):
             self._refuse(
                 "shutdown",
                 shutdown,
-                "a positive number of seconds, Shutdown.BRUTAL_KILL or Shutdown.INFINITY",
+                "a number of seconds >= 0, Shutdown.BRUTAL_KILL or Shutdown.INFINITY",
             )
-        if not isinstance(fields["kind"], ChildKind):
-            self._refuse("kind", fields["kind"], "ChildKind.WORKER or ChildKind.SUPERVISOR")
         name = fields["name"]
         if name is not None and (not isinstance(name, str) or not name):
             self._refuse("name", name, "None or a non-empty string")
@@ -119,10 +133,10 @@ class ChildSpec:
         )
 
 
-def _is_positive_seconds(value: object) -> bool:
+def _is_seconds(value: object) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value > 0
+        and value >= 0
     )

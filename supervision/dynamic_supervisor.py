@@ -32,11 +32,11 @@ import pykka
 
 from supervision import _pykka
 from supervision._link import Link, await_started, spawn_linked
-from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
+from supervision.child_spec import ChildKind, ChildSpec, Restart
 from supervision.client import StartChild
 from supervision.errors import MaxChildrenError, StartChildError
 from supervision.strategy import Strategy
-from supervision.supervisor import Supervisor
+from supervision.supervisor import Supervisor, _Child
 
 __all__ = ["DynamicSupervisor"]
 
@@ -75,7 +75,6 @@ class DynamicSupervisor(Supervisor):
             id=id,
             start=lambda: cls.start(name=id, **options),
             restart=restart,
-            shutdown=Shutdown.INFINITY,
             kind=ChildKind.SUPERVISOR,
             name=name,
         )
@@ -168,6 +167,12 @@ class DynamicSupervisor(Supervisor):
     def _stop_children(self, *, restarting: bool = False) -> None:
         """Stop every child at once: none depends on another."""
         self._stop_together(reversed(list(self._children.values())), restarting=restarting)
+
+    def _keeps_spec_of_stopped(self, child: _Child) -> bool:
+        """None: a child that exits and is not restarted (a transient one
+        that exits normally or with reason shutdown, any temporary one) is
+        forgotten and gives its place back, as in OTP's simple_one_for_one."""
+        return False
 
     def _terminate(self, child_id: str) -> None:
         super()._terminate(child_id)

@@ -8,7 +8,14 @@ actor on purpose.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pykka
+
 __all__ = [
+    "AlreadyPresentError",
+    "AlreadyStartedError",
     "BlockingCallOnLoopError",
     "ChildNotFoundError",
     "ChildRunningError",
@@ -36,6 +43,22 @@ class InvalidChildSpecError(SupervisionError, ValueError):
 
 class DuplicateChildError(SupervisionError, ValueError):
     """A child id is already used by another child of the same supervisor."""
+
+
+class AlreadyStartedError(DuplicateChildError):
+    """`start_child` of an id whose child runs: OTP's ``{error, {already_started,
+    Pid}}``. `ref` is the running child's."""
+
+    def __init__(self, supervisor: str, child_id: str, ref: pykka.ActorRef[Any]) -> None:
+        self.child_id = child_id
+        self.ref = ref
+        super().__init__(f"supervisor {supervisor!r}: child {child_id!r} is already started: {ref}")
+
+
+class AlreadyPresentError(DuplicateChildError):
+    """`start_child` of an id whose spec is kept but whose child does not run:
+    OTP's ``{error, already_present}`` (`restart_child` starts it, or
+    `delete_child` forgets it)."""
 
 
 class ChildNotFoundError(SupervisionError, LookupError):

@@ -34,7 +34,7 @@ from supervision._link import ChildExited, ExitReporter, Link, await_started, sp
 from supervision._pykka import fail_envelopes
 from supervision._shutdown import Stopping, begin_stop, finish_stop, hold_name, release_name
 from supervision.adoption import AdoptChild, AdoptChildren
-from supervision.child_spec import ChildKind, ChildSpec, Restart, Shutdown
+from supervision.child_spec import ChildKind, ChildSpec, Restart
 from supervision.client import (
     ChildCounts,
     ChildFound,
@@ -50,6 +50,8 @@ from supervision.client import (
     WhichChildren,
 )
 from supervision.errors import (
+    AlreadyPresentError,
+    AlreadyStartedError,
     ChildNotFoundError,
     ChildRunningError,
     DuplicateChildError,
@@ -127,6 +129,8 @@ class Supervisor(ThreadActor):
         self._children: dict[str, _Child] = {}
         self._by_link: dict[Link, _Child] = {}
         for spec in children:
+            if isinstance(spec, ChildSpec) and spec.id in self._children:
+                raise DuplicateChildError(f"supervisor {name!r} already has a child {spec.id!r}")
             self._add(spec)
 
     @classmethod
@@ -140,12 +144,11 @@ class Supervisor(ThreadActor):
         **options: Any,
     ) -> ChildSpec:
         """A spec for this supervisor as the child of another, as Elixir's
-        ``child_spec/1``: kind supervisor, shutdown infinity, its id as its name."""
+        ``child_spec/1``: kind supervisor (so shutdown infinity), its id as its name."""
         return ChildSpec(
             id=id,
             start=lambda: cls.start(children, name=id, **options),
             restart=restart,
-            shutdown=Shutdown.INFINITY,
             kind=ChildKind.SUPERVISOR,
             name=name,
         )
@@ -214,7 +217,7 @@ class Supervisor(ThreadActor):
         self._events.publish(self.id, child.id, EventKind.EXITED, str(exit))
         if not should_restart(child.spec.restart, crashed=exit.abnormal):
             release_name(self._registry, child.spec, link.take_leftovers())
-            if child.spec.restart is Restart.TEMPORARY:
+            if not self._keeps_spec_of_stopped(child):
                 del self._children[child.id]
             return
         hold_name(self._registry, child.spec, link.take_leftovers())
@@ -232,6 +235,12 @@ class Supervisor(ThreadActor):
             del self._children[removed_id]
         for restart_id in plan.restart:
             self._restart(self._children[restart_id])
+
+    def _keeps_spec_of_stopped(self, child: _Child) -> bool:
+        """Whether a child that exited and is not restarted stays known, as
+        not running: a supervisor keeps every spec but a temporary one's (so
+        `restart_child` can start it again); a dynamic supervisor keeps none."""
+        return child.spec.restart is not Restart.TEMPORARY
 
     def _restart(self, child: _Child) -> None:
         """Start the child again; a failed attempt counts as one more restart."""
@@ -411,8 +420,14 @@ class Supervisor(ThreadActor):
             raise InvalidChildSpecError(
                 f"supervisor {self.id!r}: expected a ChildSpec, got {spec!r}"
             )
-        if spec.id in self._children:
-            raise DuplicateChildError(f"supervisor {self.id!r} already has a child {spec.id!r}")
+        existing = self._children.get(spec.id)
+        if existing is not None and existing.ref is not None:
+            raise AlreadyStartedError(self.id, spec.id, existing.ref)
+        if existing is not None:
+            raise AlreadyPresentError(
+                f"supervisor {self.id!r} already has a child {spec.id!r}, not running: "
+                "restart_child starts it, delete_child forgets it"
+            )
         if spec.name is not None and self._registry is None:
             raise InvalidChildSpecError(
                 f"child {spec.id!r} is to be registered as {spec.name!r}, "

@@ -21,6 +21,13 @@ def test_defaults_follow_otp_for_workers() -> None:
     assert spec.name is None
 
 
+def test_a_supervisor_defaults_to_an_infinite_shutdown() -> None:
+    """OTP: ``sup_start_map``: a child of type supervisor gets shutdown
+    infinity unless its spec says otherwise."""
+    assert ChildSpec("sub", _start, kind=ChildKind.SUPERVISOR).shutdown is Shutdown.INFINITY
+    assert ChildSpec("sub", _start, kind=ChildKind.SUPERVISOR, shutdown=1).shutdown == 1
+
+
 def test_enum_values_are_otps_words() -> None:
     assert [r.value for r in Restart] == ["permanent", "transient", "temporary"]
     assert Shutdown.BRUTAL_KILL.value == "brutal_kill"
@@ -39,10 +46,9 @@ def test_spec_is_frozen() -> None:
         ("id", "", "id must be a non-empty string"),
         ("start", "not callable", "start must be a callable"),
         ("restart", "permanent", "restart must be Restart"),
-        ("shutdown", -1, "shutdown must be a positive number"),
-        ("shutdown", 0, "shutdown must be a positive number"),
-        ("shutdown", float("inf"), "shutdown must be a positive number"),
-        ("shutdown", True, "shutdown must be a positive number"),
+        ("shutdown", -1, "shutdown must be a number of seconds >= 0"),
+        ("shutdown", float("inf"), "shutdown must be a number of seconds >= 0"),
+        ("shutdown", True, "shutdown must be a number of seconds >= 0"),
         ("kind", "worker", "kind must be ChildKind"),
         ("name", "", "name must be None or a non-empty string"),
     ],
@@ -57,6 +63,6 @@ def test_invalid_field_is_refused_naming_field_and_value(
     assert repr(value) in str(raised.value)
 
 
-@pytest.mark.parametrize("shutdown", [0.1, 3, Shutdown.BRUTAL_KILL, Shutdown.INFINITY])
+@pytest.mark.parametrize("shutdown", [0, 0.1, 3, Shutdown.BRUTAL_KILL, Shutdown.INFINITY])
 def test_valid_shutdowns_are_accepted(shutdown: float | Shutdown) -> None:
     assert ChildSpec("room", _start, shutdown=shutdown).shutdown == shutdown

@@ -489,7 +489,7 @@ def test_children_can_be_added_terminated_restarted_and_deleted(events: EventStr
 def test_child_api_errors_are_typed(events: EventStream) -> None:
     journal = Journal()
     root = Root([worker("a", journal)], events)
-    with pytest.raises(DuplicateChildError, match="already has a child 'a'"):
+    with pytest.raises(DuplicateChildError, match="child 'a' is already started"):
         start_child(root.ref, worker("a", journal)).get(timeout=5)
     with pytest.raises(InvalidChildSpecError, match="expected a ChildSpec, got <function"):
         start_child(root.ref, lambda: Worker.start("bare", journal)).get(timeout=5)
