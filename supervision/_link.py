@@ -23,7 +23,7 @@ import pykka
 from supervision._flag import Flag
 from supervision._pykka import Envelope, fail_envelopes
 from supervision.errors import StartChildError
-from supervision.exits import KILLED, SHUTDOWN, Exit
+from supervision.exits import KILLED, Exit
 from supervision.future import Future
 
 if TYPE_CHECKING:
@@ -91,12 +91,6 @@ class Link:
         waits on `exited` instead of hearing about it as news."""
         with self._lock:
             self._muted = True
-
-    def mark_shutdown(self) -> None:
-        """The starter is about to stop the actor: its exit will be `shutdown`."""
-        actor = self._claimant()
-        if actor is not None:
-            actor._record_exit(SHUTDOWN)
 
     def kill(self, exit: Exit) -> None:
         """Kill the linked actor at once (a brutal kill); it exits with `exit`."""

@@ -31,6 +31,8 @@ pykka internal                       what supervision uses it for
                                      idle actor holds no `threading.Condition`
 ``pykka._envelope.Envelope``         a message together with the future to answer
 ``pykka.messages._ActorStop``        a stop request found among the leftovers
+``Actor._stop``, called for a        a stop request that carries its reason
+`StopWith`                           (`StopWith`), handled as pykka's own
 ``Future._get_hook``, ``Future.get`` a future that pykka computes only on ``get()``
 ===================================  ===============================================
 
@@ -51,6 +53,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, cast
 
 import pykka
@@ -68,6 +71,7 @@ __all__ = [
     "Envelope",
     "HookedActor",
     "Inbox",
+    "StopWith",
     "ThreadInbox",
     "computes_on_get",
     "deliver",
@@ -231,7 +235,7 @@ def _close_inbox(actor: pykka.Actor) -> list[Envelope]:
     (as pykka's teardown answers them)."""
     leftovers: list[Envelope] = []
     for one in cast("Inbox", actor.actor_inbox).close():
-        if isinstance(one.message, _ActorStop):
+        if isinstance(one.message, _ActorStop | StopWith):
             reply(one, None)
         else:
             leftovers.append(one)
@@ -248,6 +252,16 @@ def mark_dead(actor: pykka.Actor) -> list[Envelope]:
 
 
 # -- the steps of an actor's life, as hooks ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StopWith:
+    """A stop request that says why: handled as pykka's own (``on_stop`` runs,
+    the actor stops), in its place in the inbox, after the actor has been given
+    `reason` (`HookedActor._on_stop_requested`). Among the leftovers it is
+    answered, as pykka's is, never passed on."""
+
+    reason: Any
 
 
 class HookedActor(pykka.Actor):
@@ -277,6 +291,9 @@ class HookedActor(pykka.Actor):
 
     def _before_message(self, message: Any) -> None:
         """A message is about to be handled; raising here is raising in the handler."""
+
+    def _on_stop_requested(self, reason: Any) -> None:
+        """A `StopWith` is handled: the actor stops next, for `reason`."""
 
     def _on_uncaught(self, error: BaseException | None) -> None:
         """An exception escaped ``on_start``, a told message's handler,
@@ -313,6 +330,9 @@ class HookedActor(pykka.Actor):
     def _handle_receive(self, message: Any) -> Any:
         if isinstance(message, _NoOp):
             return None
+        if isinstance(message, StopWith):
+            self._on_stop_requested(message.reason)
+            return self._stop()
         self._before_message(message)
         return super()._handle_receive(message)
 

@@ -47,6 +47,7 @@ from supervision._pykka import Envelope, fail_envelopes
 from supervision.child_spec import ChildSpec, Shutdown
 from supervision.exits import KILLED, SHUTDOWN, Exit
 from supervision.registry import Registry
+from supervision.supervised import StopReason, request_stop
 
 __all__ = ["Stopping", "begin_stop", "finish_stop", "hold_name", "release_name"]
 
@@ -65,17 +66,24 @@ class Stopping:
 
 
 def begin_stop(
-    child_id: str, ref: pykka.ActorRef[Any], link: Link, shutdown: float | Shutdown | None
+    child_id: str,
+    ref: pykka.ActorRef[Any],
+    link: Link,
+    shutdown: float | Shutdown | None,
+    *,
+    to_restart: bool = False,
 ) -> Stopping:
     """Kill the child (brutal kill, or no time at all) or ask it to stop,
-    without waiting."""
+    without waiting. The request says shutdown, and whether the child is to be
+    started again (`to_restart`: a supervisor child then holds its own
+    children's names); a child that exits before it handles the request
+    reports its own reason."""
     assert shutdown is not None, "a ChildSpec's default shutdown is filled in when it is made"
     link.mute()
     if shutdown is Shutdown.BRUTAL_KILL or shutdown == 0:
         link.kill(KILLED)
         return Stopping(child_id, link, shutdown, deadline=None)
-    link.mark_shutdown()
-    ref.stop(block=False)
+    request_stop(ref, StopReason(SHUTDOWN, to_restart=to_restart))
     deadline = None if shutdown is Shutdown.INFINITY else time.monotonic() + float(shutdown)
     return Stopping(child_id, link, shutdown, deadline)
 

@@ -140,10 +140,10 @@ class DynamicSupervisor(Supervisor):
             await_started(
                 starting.child_id, starting.ref, starting.link, starting.deadline - time.monotonic()
             )
+            return self._started(self._children[starting.child_id], starting.ref, starting.link)
         except StartChildError as error:
             del self._children[starting.child_id]
             return error
-        return self._started(self._children[starting.child_id], starting.ref, starting.link)
 
     def _adopt(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
         self._check_room()

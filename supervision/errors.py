@@ -101,7 +101,12 @@ class NameNotRegisteredError(SupervisionError, LookupError):
 
 
 class NameTakenError(SupervisionError):
-    """The name is registered to another live actor."""
+    """The name is registered to another live actor: `holder`."""
+
+    def __init__(self, name: str, holder: pykka.ActorRef[Any]) -> None:
+        self.name = name
+        self.holder = holder
+        super().__init__(f"{name!r} is already registered to {holder}")
 
 
 class NameUnavailableError(SupervisionError):

@@ -5,7 +5,9 @@ A supervisor decides what to do about an exit from its reason alone:
     normal    the actor stopped itself, or was stopped by someone other than
               its supervisor (``stop()``)
     shutdown  its supervisor stopped it (while restarting siblings, removing
-              it, or shutting down)
+              it, or shutting down), or it stopped itself saying so
+              (``stop(ExitReason.SHUTDOWN)``, with an ``info`` if it likes:
+              OTP's ``{shutdown, Info}``)
     killed    its supervisor killed it: a brutal kill, or a stop that took
               longer than the child's shutdown timeout
     crashed   an exception escaped it (see `supervision.supervised` for which
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Exit", "ExitReason"]
 
@@ -42,12 +45,18 @@ class Exit:
     error: BaseException | None = None
     """The exception that escaped, for a crash."""
 
+    info: Any = None
+    """What an actor that stopped itself with reason shutdown said with it
+    (OTP's ``{shutdown, Info}``); None otherwise."""
+
     @property
     def abnormal(self) -> bool:
         """True for a crash or a kill: what a transient child is restarted after."""
         return self.reason in (ExitReason.CRASHED, ExitReason.KILLED)
 
     def __str__(self) -> str:
+        if self.info is not None:
+            return f"{self.reason.value}: {self.info}"
         if self.error is None:
             return self.reason.value
         return f"{self.reason.value}: {type(self.error).__name__}: {self.error}"

@@ -13,9 +13,13 @@ dropped with a warning in the log, and later sends raise `NameUnavailableError`
 until a new incarnation registers. A name that is not registered at all, or
 was unregistered because its supervisor let the child go for good (it was
 terminated, or exited and is not to be restarted), raises
-`NameNotRegisteredError` at once. When a whole supervisor stops, gives up or
-is killed, its children's names are held as for a restart (its own supervisor
-may start it again) and so expire after ``restart_wait_s`` if it does not.
+`NameNotRegisteredError` at once. A whole supervisor's children's names
+follow the same rule: one stopped for good (``stop()``, `terminate_child`,
+its own supervisor shutting down for good) unregisters them, as a name in
+Erlang goes with its process; one stopped to be started again (a sibling's
+restart under one_for_all or rest_for_one), or that crashes, gives up or is
+killed (its supervisor may start it again), holds them, and they expire after
+``restart_wait_s`` if no new incarnation comes.
 
 Unlike Erlang, where a mailbox dies with its process, what was still waiting
 in a dead incarnation's inbox is not lost either: its supervisor hands it to
@@ -158,7 +162,7 @@ class Registry:
                 self._entries[name] = _Entry(ref)
                 return
             if entry.ref is not None and entry.ref is not ref and entry.ref.is_alive():
-                raise NameTakenError(f"{name!r} is already registered to {entry.ref}")
+                raise NameTakenError(name, entry.ref)
             self._cancel_timer(entry)
             entry.ref, entry.unavailable = ref, False
             while entry.held:

@@ -9,6 +9,8 @@ them, so that each exit is reported, with its reason, to the actor's starter
 what happens in the actor                      what pykka does                 exit reported
 =============================================  ==============================  ==============
 ``stop()`` / ``ActorRef.stop()``               runs ``on_stop``, stops         normal
+``stop(ExitReason.SHUTDOWN, info)``            runs ``on_stop``, stops         shutdown (with
+                                                                               its info)
 its supervisor stops it                        runs ``on_stop``, stops         shutdown
 ``on_start`` raises an ``Exception``           logs, stops; no ``on_failure``  crashed
 a ``tell``'s handler raises an ``Exception``   logs, runs ``on_failure``,      crashed
@@ -51,6 +53,7 @@ uses nothing of pykka's but its public API.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -62,12 +65,33 @@ from supervision._pykka import Envelope
 from supervision.errors import InjectedCrash
 from supervision.exits import NORMAL, Exit, ExitReason
 
-__all__ = ["InjectedCrash", "SupervisedActor", "inject_crash"]
+__all__ = ["InjectedCrash", "StopReason", "SupervisedActor", "inject_crash", "request_stop"]
 
 
 @dataclass(frozen=True)
 class _Crash:
     reason: str
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why a stop request stops an actor. Given to the actor when it handles
+    the request, in its place in the inbox, so a child that exited by itself
+    (or crashed) before its supervisor's request came keeps its own reason."""
+
+    exit: Exit
+    """The exit it is to report."""
+
+    to_restart: bool = False
+    """Whether its supervisor means to start it again (a sibling's restart):
+    a supervisor so stopped holds its own children's names for its next
+    incarnation instead of releasing them."""
+
+
+def request_stop(ref: pykka.ActorRef[Any], reason: StopReason) -> None:
+    """Ask the actor to stop for `reason`, without waiting (no-op if it is dead)."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(_pykka.StopWith(reason))
 
 
 def inject_crash(ref: pykka.ActorRef[Any], reason: str = "crash injected") -> None:
@@ -87,7 +111,22 @@ class SupervisedActor(_pykka.HookedActor):
         super().__init__(*args, **kwargs)
         self._exit: Exit | None = None
         self._exit_lock = threading.Lock()
+        self._stopped_to_restart = False
         self._link = _link.claim(self)
+
+    def stop(self, reason: ExitReason = ExitReason.NORMAL, info: Any = None) -> None:
+        """Stop, as pykka's ``stop()``: after the messages already received.
+        The exit is `reason`: normal (the default), or shutdown, as OTP's
+        ``exit(shutdown)``, with `info` if given (``{shutdown, Info}``). Both
+        are normal exits: a transient child is not restarted, and neither is
+        reported as a crash."""
+        if reason not in (ExitReason.NORMAL, ExitReason.SHUTDOWN):
+            raise ValueError(
+                f"an actor stops itself with ExitReason.NORMAL or SHUTDOWN, got {reason!r}"
+            )
+        if info is not None and reason is not ExitReason.SHUTDOWN:
+            raise ValueError(f"only a shutdown carries info, not {reason.value!r}")
+        self.actor_ref.tell(_pykka.StopWith(StopReason(Exit(reason, info=info))))
 
     # -- the hooks, as pykka applies its rules --------------------------------------
 
@@ -102,6 +141,11 @@ class SupervisedActor(_pykka.HookedActor):
     def _before_message(self, message: Any) -> None:
         if isinstance(message, _Crash):
             raise InjectedCrash(message.reason)
+
+    def _on_stop_requested(self, reason: Any) -> None:
+        if isinstance(reason, StopReason):
+            self._record_exit(reason.exit)
+            self._stopped_to_restart = reason.to_restart
 
     def _on_uncaught(self, error: BaseException | None) -> None:
         self._record_exit(Exit(ExitReason.CRASHED, error))

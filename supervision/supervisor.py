@@ -56,6 +56,7 @@ from supervision.errors import (
     ChildRunningError,
     DuplicateChildError,
     InvalidChildSpecError,
+    NameTakenError,
     RestartIntensityExceededError,
     StartChildError,
     SupervisionError,
@@ -164,11 +165,12 @@ class Supervisor(ThreadActor):
                 raise
 
     def on_stop(self) -> None:
-        # Stopped as a whole: by our own supervisor, for good or to restart us
-        # with our siblings (we cannot tell which), or as everything shuts
-        # down. Hold sends to our children's names: a restart registers them
-        # again; otherwise they expire after the registry's restart_wait_s.
-        self._stop_children(restarting=True)
+        # Stopped as a whole. For good (stop(), terminate_child, our own
+        # supervisor shutting down): our children's names are released, and a
+        # send to one fails at once. By our supervisor, to start us again with
+        # a sibling (one_for_all, rest_for_one): they are held for our next
+        # incarnation's children, as for a restart of one of them.
+        self._stop_children(restarting=self._stopped_to_restart)
 
     def on_failure(
         self,
@@ -276,15 +278,28 @@ class Supervisor(ThreadActor):
     def _started(
         self, child: _Child, ref: pykka.ActorRef[Any], link: Link, *, restarting: bool = False
     ) -> pykka.ActorRef[Any]:
-        """Record a child whose ``on_start`` has returned: link, name, event."""
-        child.ref, child.link = ref, link
-        self._by_link[link] = child
+        """Record a child whose ``on_start`` has returned: name, link, event.
+        If its name is held by another live actor, the child is not ours after
+        all: it is stopped, and its start fails naming the holder (OTP's
+        ``{already_started, Pid}`` from the child's ``start_link``)."""
         if child.spec.name is not None:
             assert self._registry is not None, "checked when the child was added"
-            self._registry.register(child.spec.name, ref)
+            try:
+                self._registry.register(child.spec.name, ref)
+            except NameTakenError as taken:
+                self._turn_down(child, ref, link)
+                raise StartChildError(child.id, taken) from taken
+        child.ref, child.link = ref, link
+        self._by_link[link] = child
         kind = EventKind.RESTARTED if restarting else EventKind.STARTED
         self._events.publish(self.id, child.id, kind)
         return ref
+
+    def _turn_down(self, child: _Child, ref: pykka.ActorRef[Any], link: Link) -> None:
+        """Stop a started child that cannot be ours, within its shutdown; what
+        it was sent meanwhile fails (its name, held by another, is left alone)."""
+        finish_stop(begin_stop(child.id, ref, link, child.spec.shutdown), self.id)
+        fail_envelopes(link.take_leftovers(), f"{child.id!r} was turned down before handling it")
 
     @functools.cached_property
     def _tell_exited(self) -> ExitReporter:
@@ -311,17 +326,29 @@ class Supervisor(ThreadActor):
         keep_name = hold_name if restarting else release_name
         stopping: list[tuple[_Child, Stopping]] = []
         for child in children:
-            keep_name(self._registry, child.spec)
             link, ref = child.link, child.ref
+            if self._holds_its_name(child):
+                keep_name(self._registry, child.spec)
             if link is None or ref is None:
                 continue
             self._by_link.pop(link, None)
             child.ref = child.link = None
-            stopping.append((child, begin_stop(child.id, ref, link, child.spec.shutdown)))
+            stopping.append(
+                (child, begin_stop(child.id, ref, link, child.spec.shutdown, to_restart=restarting))
+            )
         for child, one in stopping:
             exit = finish_stop(one, self.id)
             keep_name(self._registry, child.spec, one.link.take_leftovers())
             self._events.publish(self.id, child.id, EventKind.EXITED, str(exit))
+
+    def _holds_its_name(self, child: _Child) -> bool:
+        """Whether the child's name, if it has one, is the child's to give up:
+        registered to it, or held for its next incarnation, not another's (as
+        when its start failed because another actor holds the name)."""
+        if child.spec.name is None or self._registry is None:
+            return True
+        holder = self._registry.whereis(child.spec.name)
+        return holder is None or holder is child.ref
 
     def _kill(self, exit: Exit) -> list[Envelope]:
         # A supervisor killed outright cannot stop its children itself; as an

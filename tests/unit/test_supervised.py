@@ -293,7 +293,6 @@ def test_the_first_supervised_actor_constructed_in_a_link_claims_it(
 
 def test_a_link_that_no_actor_claimed_reports_a_kill_all_the_same() -> None:
     link = Link()
-    link.mark_shutdown()  # nothing to mark
     link.kill(KILLED)
     assert link.exit == KILLED
     assert link.take_leftovers() == []

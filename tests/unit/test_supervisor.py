@@ -22,7 +22,7 @@ from supervision import (
     Exit,
     ExitReason,
     InvalidChildSpecError,
-    NameUnavailableError,
+    NameNotRegisteredError,
     Registry,
     Restart,
     RestartIntensityExceededError,
@@ -603,10 +603,10 @@ def test_sends_to_a_restarting_subtree_are_held_until_it_is_back(
 
 
 @pytest.mark.parametrize("how", ["terminated", "stopped"])
-def test_a_supervisor_stopped_as_a_whole_holds_its_childrens_names_until_they_expire(
+def test_a_supervisor_stopped_for_good_releases_its_childrens_names(
     how: str, events: EventStream
 ) -> None:
-    registry = Registry(restart_wait_s=0.2)
+    registry = Registry()
     journal = Journal()
     inner = Supervisor.child_spec(
         "inner", [worker("w", journal, registered=True)], registry=registry
@@ -616,9 +616,6 @@ def test_a_supervisor_stopped_as_a_whole_holds_its_childrens_names_until_they_ex
         terminate_child(root.ref, "inner").get(timeout=5)
     else:
         root.ref.stop(timeout=5)
-    held = registry.ask("w", "ping")  # it cannot tell a stop for good from a restart
-    assert registry.names() == ["w"]
-    with pytest.raises(NameUnavailableError, match=r"'w' did not come back in 0\.2 s"):
-        held.get(timeout=5)
-    with pytest.raises(NameUnavailableError):
+    assert registry.names() == []
+    with pytest.raises(NameNotRegisteredError, match="no actor is registered as 'w'"):
         registry.tell("w", "later")

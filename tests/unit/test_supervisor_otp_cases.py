@@ -6,6 +6,8 @@ loop actors, the `runtime` fixture)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -19,10 +21,16 @@ from supervision import (
     DynamicSupervisor,
     EventKind,
     EventStream,
+    NameNotRegisteredError,
+    NameTakenError,
+    Registry,
     Restart,
+    StartChildError,
+    Strategy,
     Supervisor,
     count_children,
     delete_child,
+    inject_crash,
     start_child,
     start_link,
     terminate_child,
@@ -31,10 +39,13 @@ from supervision import (
 from tests.conftest import EventLog
 from tests.unit._runtimes import (  # noqa: F401  (fixtures)
     TIMEOUT_S,
+    Block,
+    Gate,
     Journal,
     Recorder,
     Runtime,
     journal_fixture,
+    registered_urns,
     runtime_fixture,
 )
 
@@ -65,6 +76,11 @@ class Child(pykka.Actor):
 def spec(runtime: Runtime, child_id: str, **options: Any) -> ChildSpec:
     """A spec for a `Child` labelled `child_id`, on `runtime`."""
     return ChildSpec(child_id, lambda: runtime.start(Child, child_id), **options)
+
+
+def inbox_of_ref(ref: pykka.ActorRef[Any]) -> Any:
+    """The actor's inbox, as its ref holds it (it has ``qsize()`` on both runtimes)."""
+    return ref.actor_inbox
 
 
 def ids(supervisor: pykka.ActorRef[Any]) -> list[str]:
@@ -160,3 +176,148 @@ def test_sup_stop_shutdown_0_kills_at_once(
     sup.stop(timeout=TIMEOUT_S)
     assert event_log.wait(EventKind.EXITED, "a").reason == "killed"
     assert "on_stop" not in journal.whats()
+
+
+# -- each child's own exit reason, while its supervisor shuts down -----------------------
+
+
+def until(holds: Callable[[], bool], what: str) -> None:
+    """Return once `holds()`, looked at again every millisecond: for a state
+    nothing announces (how many messages wait in an inbox)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not holds():
+        assert time.monotonic() < deadline, f"not within {TIMEOUT_S} s: {what}"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("kind", [Supervisor, DynamicSupervisor])
+def test_simple_one_for_one_shutdown_keeps_each_childs_own_exit(
+    kind: type[Supervisor],
+    runtime: Runtime,
+    journal: Journal,
+    events: EventStream,
+    event_log: EventLog,
+) -> None:
+    """OTP: ``simple_one_for_one_shutdown`` (and ``sup_stop_*``: the supervisor
+    learns each child's own exit reason): a child that was already stopping
+    normally when its supervisor's shutdown request came exits ``normal``, one
+    that crashed first exits crashed, the others ``shutdown``."""
+    children = [
+        ChildSpec(c, lambda: runtime.start(Recorder, journal), restart=Restart.TEMPORARY)
+        for c in ("bystander", "done")  # done is stopped first, or with the others
+    ]
+    options: dict[str, Any] = {"events": events}
+    sup = start_link(
+        DynamicSupervisor.child_spec("sup", **options)
+        if kind is DynamicSupervisor
+        else Supervisor.child_spec("sup", children, **options)
+    )
+    if kind is DynamicSupervisor:
+        for child in children:
+            start_child(sup, child).get(timeout=TIMEOUT_S)
+    done = {i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["done"]
+    assert done is not None
+    gate = Gate()
+    done.tell(Block(gate))
+    assert gate.entered.wait(TIMEOUT_S)
+    done.stop(block=False)  # its own stop, queued before its supervisor's
+    stopped = sup.stop(block=False)
+    until(lambda: inbox_of_ref(done).qsize() >= 2, "the supervisor's stop request queued")
+    gate.release.set()
+    stopped.get(timeout=TIMEOUT_S)
+
+    assert event_log.wait(EventKind.EXITED, "done").reason == "normal"
+    assert event_log.wait(EventKind.EXITED, "bystander").reason == "shutdown"
+
+
+# -- a name held outside the tree ------------------------------------------------------------
+
+
+def test_start_child_whose_name_is_taken_leaves_nothing_running(
+    runtime: Runtime, events: EventStream, registry: Registry
+) -> None:
+    """OTP: ``child_adm``'s ``{error, {already_started, Pid}}`` from the child's
+    own ``start_link`` when its registered name is taken: the start fails,
+    naming the holder, and nothing is left running."""
+    outsider = runtime.start(Child, "outsider")
+    registry.register("taken", outsider)
+    sup = start_link(Supervisor.child_spec("root", registry=registry, events=events))
+    before = registered_urns()
+
+    with pytest.raises(StartChildError) as failed:
+        start_child(sup, spec(runtime, "a", name="taken")).get(timeout=TIMEOUT_S)
+    taken = failed.value.__cause__
+    assert isinstance(taken, NameTakenError)
+    assert taken.holder == outsider
+    assert str(outsider) in str(failed.value)
+    assert ids(sup) == []
+    assert registered_urns() == before
+    assert registry.whereis("taken") == outsider
+
+
+def test_sup_start_fail_on_a_taken_name_stops_the_children_started(
+    runtime: Runtime, journal: Journal, events: EventStream, registry: Registry
+) -> None:
+    """OTP: ``sup_start_fail`` for a child whose name is taken: the supervisor
+    fails to start, naming the child and the holder, and the children it had
+    started are stopped, last started first."""
+    outsider = runtime.start(Child, "outsider")
+    registry.register("taken", outsider)
+    first = ChildSpec("first", lambda: runtime.start(Recorder, journal))
+    second = ChildSpec("second", lambda: runtime.start(Child, "second"), name="taken")
+    before = registered_urns()
+    with pytest.raises(StartChildError, match="'second' failed to start: NameTakenError"):
+        start_link(Supervisor.child_spec("root", [first, second], registry=registry, events=events))
+    assert journal.whats() == ["on_start", "on_stop"]
+    assert registered_urns() <= before
+    assert registry.whereis("taken") == outsider
+
+
+# -- names are released when the tree stops --------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["stopped", "terminated"])
+def test_names_are_released_when_the_tree_stops(
+    how: str, runtime: Runtime, events: EventStream, registry: Registry
+) -> None:
+    """OTP: a registered name goes with its process (``erlang:register/2``;
+    ``sup_stop_infinity`` and its neighbours): once a supervisor is stopped for
+    good, a send to its children's names fails at once, not registered."""
+    inner = Supervisor.child_spec(
+        "inner", [spec(runtime, "echo", name="echo")], registry=registry, events=events
+    )
+    root = start_link(Supervisor.child_spec("root", [inner], events=events))
+    assert registry.ask("echo", "ping").get(timeout=TIMEOUT_S) == "echo"
+    if how == "stopped":
+        root.stop(timeout=TIMEOUT_S)
+    else:
+        terminate_child(root, "inner").get(timeout=TIMEOUT_S)
+    assert registry.names() == []
+    with pytest.raises(NameNotRegisteredError):
+        registry.tell("echo", "ping")
+
+
+def test_one_for_all_restart_holds_a_sub_supervisors_names(
+    runtime: Runtime, events: EventStream, event_log: EventLog, registry: Registry
+) -> None:
+    """OTP: ``one_for_all``, with a supervisor among the siblings: stopped to be
+    started again, it holds its children's names for the next incarnation, so a
+    send meanwhile reaches the new child."""
+    inner = Supervisor.child_spec(
+        "inner", [spec(runtime, "echo", name="echo")], registry=registry, events=events
+    )
+    crasher = spec(runtime, "crasher")
+    root = start_link(
+        Supervisor.child_spec(
+            "root", [inner, crasher], strategy=Strategy.ONE_FOR_ALL, events=events
+        )
+    )
+    old = registry.whereis("echo")
+    crasher_ref = {i.id: i.ref for i in which_children(root).get(timeout=TIMEOUT_S)}["crasher"]
+    assert crasher_ref is not None
+    inject_crash(crasher_ref)
+    event_log.wait(EventKind.EXITED, "echo")
+    reply = registry.ask("echo", "ping")  # held while inner is restarted
+    assert reply.get(timeout=TIMEOUT_S) == "echo"
+    event_log.wait(EventKind.RESTARTED, "inner")
+    assert registry.whereis("echo") not in (None, old)
