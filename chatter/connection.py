@@ -15,6 +15,7 @@ from typing import Protocol
 from chatter.metrics import ChatMetrics
 from chatter.persistence import Persistence
 from chatter.presence import Presence
+from chatter.room import Room
 from chatter.throttle import NameClaimLimits
 from supervision import Registry
 
@@ -57,10 +58,13 @@ class SessionContext:
     """Persistence's client API, by name: one for every session."""
     presence: Presence = field(init=False, repr=False, compare=False)
     """Presence's client API, by name: one for every session."""
+    room: Room = field(init=False, repr=False, compare=False)
+    """The room's client API, by name: one for every session."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "persistence", Persistence(self.registry))
         object.__setattr__(self, "presence", Presence(self.registry))
+        object.__setattr__(self, "room", Room(self.registry))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidBody",
     "InvalidUsername",
     "PresenceUnavailable",
+    "RoomUnavailable",
     "StorageError",
     "StorageUnavailable",
 ]
@@ -62,6 +63,13 @@ class StorageUnavailable(ChatError):  # noqa: N818
 
 class PresenceUnavailable(ChatError):  # noqa: N818
     """The presence actor could not be reached (it is restarting); retry later."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class RoomUnavailable(ChatError):  # noqa: N818
+    """The room could not answer from memory (it is restarting, or does not
+    remember what was asked); the log answers instead."""
 
     code = ErrorCode.UNAVAILABLE
 

@@ -109,6 +109,14 @@ class ChatMetrics:
             "Reads of the messages log by the room after the last seq it sent "
             "(another node committed, a wake-up, or a gap after a spent seq).",
         )
+        recalls = counter(
+            "chatter_welcome_recalls",
+            "Welcomes' messages asked of the room, by answer: remembered (no read of "
+            "the database), or not (the session reads the log).",
+            ["answer"],
+        )
+        self.recalls_remembered = recalls.labels("remembered")
+        self.recalls_not_remembered = recalls.labels("not_remembered")
         self.commit_batch_size = histogram(
             "chatter_commit_batch_size",
             "Messages committed per group-commit transaction.",

@@ -28,14 +28,29 @@ tick), the room reads the log after its last seq and sends what it finds. Not
 every seq is a message (a refused or duplicate post spends one), so a gap only
 says "read", never "wait".
 
-A room starts at the highest seq committed and tells every live session to
-catch up (`CatchUp`): a restarted room does not know what the last one sent,
-and each session knows what it has, so each reads from there itself.
+A room starts at the newest page of the log (its highest seq is where the
+room begins) and tells every live session to catch up (`CatchUp`): a
+restarted room does not know what the last one sent, and each session knows
+what it has, so each reads from there itself.
+
+The room also remembers the newest `WELCOME_MESSAGES` messages it has sent,
+which are the newest of the log up to its last seq, and answers a welcome's
+messages from them (`Recall`): no read of the database and no thread woken for
+each connection. That page is as fresh as a read begun after the session joined
+the sessions group, which every session does before it asks: a message
+committed before the join and not yet sent is sent to it by the room later, as
+to every member. A resume whose missed messages are not all remembered is
+declined (`NotRemembered`), and the session reads the log instead. A welcome
+shows each author by their current spelling, as the log does: a name that
+comes online spelt anew (``Ann`` reclaiming ``ann``) re-spells the remembered
+messages of that user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +58,14 @@ from typing import Any
 import pykka
 
 from chatter.commit_listener import Wake
+from chatter.errors import RoomUnavailable
 from chatter.messages import Page, StoredMessage
 from chatter.metrics import ChatMetrics
-from chatter.persistence import Persistence, ReadDone, ReadFailed, read_after, read_last_seq
+from chatter.persistence import Persistence, ReadDone, ReadFailed, read_after, read_newest
 from chatter.protocol import message_frame, presence_frame
+from chatter.reply import Failed, Recipient, Request, ServerClient, tell_quietly
+from chatter.usernames import username_key
+from chatter.welcome import WELCOME_MESSAGES, recalled_backlog
 from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
 __all__ = [
@@ -57,7 +76,9 @@ __all__ = [
     "Committed",
     "Deliver",
     "Delivery",
+    "NotRemembered",
     "PresenceChanged",
+    "Recall",
     "Room",
     "RoomActor",
 ]
@@ -130,6 +151,24 @@ class CatchUp:
 
 
 @dataclass(frozen=True)
+class NotRemembered(Failed):
+    """The room cannot answer a `Recall`: it does not remember every message
+    the client missed, or it cannot be reached. Read the log instead."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recall(Request):
+    """Ask the room for a welcome's messages from those it remembers: the
+    newest `WELCOME_MESSAGES` (`after` None), or those after `after` for a
+    client resuming. Answered with ``ReadDone(tag, welcome.Backlog)``, as a
+    read of the log would be, or with `NotRemembered`. Ask only once joined
+    to `SESSIONS_GROUP`: what the room sends after it answers reaches you."""
+
+    failed = NotRemembered
+    after: int | None = None
+
+
+@dataclass(frozen=True)
 class _FanOut:
     """To itself: send the round gathered so far."""
 
@@ -150,12 +189,18 @@ class _LogRead:
     room: str
 
 
-class Room:
-    """The room's client API, by name."""
+class Room(ServerClient):
+    """The room's client API, by name. A `Recall` it cannot deliver is
+    answered at once with `NotRemembered`."""
+
+    unavailable = RoomUnavailable
 
     def __init__(self, registry: Registry, name: str = NAME) -> None:
-        self._registry = registry
-        self._name = name
+        super().__init__(registry, name)
+
+    def recall(self, after: int | None, reply_to: Recipient, tag: Any = None) -> None:
+        """Ask for a welcome's messages; see `Recall`."""
+        self.tell(Recall(after=after, reply_to=reply_to, tag=tag))
 
     def committed(self, messages: tuple[StoredMessage, ...]) -> None:
         self._tell(Committed(messages))
@@ -196,11 +241,21 @@ class RoomActor(LoopActor):
         self._round: list[Delivery] = []
         """Frames that arrived since the last fan-out, in order."""
         self._fan_out_told = False
+        self._recent: deque[StoredMessage] = deque(maxlen=WELCOME_MESSAGES)
+        """The newest messages of the log up to the last seq sent, in seq order."""
+        self._older = False
+        """Whether the log holds messages older than `_recent`."""
+        self._recent_page: Page | None = None
+        """`_recent` as a page, made once for every welcome until the next message."""
+        self._spellings: dict[str, str] = {}
+        """The spelling of each author in `_recent`, by username key."""
+        self._recalls: list[Recall] = []
+        """Asked before the room knew where the log ends: answered once it does."""
         self._urn = ""
 
     def on_start(self) -> None:
         self._urn = self.actor_ref.actor_urn
-        self._persistence.tell(read_last_seq(self.actor_ref, _Baseline(self._urn)))
+        self._ask_baseline()
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -217,12 +272,15 @@ class RoomActor(LoopActor):
                 self._reading = self._read_again = False
                 logger.warning("Room could not read the log: %s", error)
             case PresenceChanged(joins=joins, leaves=leaves, total_users=total):
+                self._respell(joins)
                 self._queue([Delivery(presence_frame(joins, leaves, total).encode(), None)])
             case _FanOut():
                 self._fan_out_told = False
                 self._send_round()
-            case ReadDone(tag=_Baseline(room=urn), value=last_seq) if urn == self._urn:
-                self._begin_at(last_seq)
+            case Recall():
+                self._recall(message)
+            case ReadDone(tag=_Baseline(room=urn), value=page) if urn == self._urn:
+                self._begin_at(page)
             case ReadFailed(tag=_Baseline(room=urn), error=error) if urn == self._urn:
                 logger.warning("Room could not read where the log ends: %s", error)
                 self.actor_loop.call_later(BASELINE_RETRY_S, self._ask_baseline_again)
@@ -234,15 +292,20 @@ class RoomActor(LoopActor):
 
     # -- where the room begins -----------------------------------------------------------
 
+    def _ask_baseline(self) -> None:
+        self._persistence.tell(read_newest(WELCOME_MESSAGES, self.actor_ref, _Baseline(self._urn)))
+
     def _ask_baseline_again(self) -> None:
         if self.actor_ref.is_alive():
-            self._persistence.tell(read_last_seq(self.actor_ref, _Baseline(self._urn)))
+            self._ask_baseline()
 
-    def _begin_at(self, last_seq: int) -> None:
-        """Start sending after `last_seq`, the highest seq committed. Sessions
-        that were connected before (this room is a restarted one) catch up on
-        what committed while no room ran, each from what it has."""
-        self._last_seq = last_seq
+    def _begin_at(self, newest: Page) -> None:
+        """Start sending after the newest page of the log, and remember it.
+        Sessions that were connected before (this room is a restarted one)
+        catch up on what committed while no room ran, each from what it has."""
+        self._last_seq = newest.messages[-1].seq if newest.messages else 0
+        self._remember(newest.messages)
+        self._older = newest.has_more
         for session in self._registry.members(SESSIONS_GROUP):
             try:
                 session.tell(CatchUp())
@@ -251,6 +314,53 @@ class RoomActor(LoopActor):
         early, self._early = self._early, []
         for messages in early:
             self._committed(messages)
+        recalls, self._recalls = self._recalls, []
+        for recall in recalls:
+            self._recall(recall)
+
+    # -- a welcome's messages, from memory -----------------------------------------------
+
+    def _recall(self, recall: Recall) -> None:
+        if self._last_seq is None:
+            self._recalls.append(recall)
+            return
+        if self._recent_page is None:
+            self._recent_page = Page(tuple(self._recent), self._older)
+        backlog = recalled_backlog(self._recent_page, recall.after)
+        if backlog is None:
+            self._metrics.recalls_not_remembered.inc()
+            answer: Any = recall.failure(RoomUnavailable("the room does not remember them all"))
+        else:
+            self._metrics.recalls_remembered.inc()
+            answer = ReadDone(recall.tag, backlog)
+        tell_quietly(recall.reply_to, answer)
+
+    def _remember(self, messages: Iterable[StoredMessage]) -> None:
+        if len(self._spellings) > 2 * WELCOME_MESSAGES:  # authors gone from `_recent`
+            self._spellings.clear()
+            messages = [*self._recent, *messages]
+            self._recent.clear()
+        for message in messages:
+            self._recent.append(message)
+            self._spellings[username_key(message.username)] = message.username
+        self._recent_page = None
+
+    def _respell(self, joins: Iterable[str]) -> None:
+        """Show the remembered messages of a user who came online spelt anew
+        by that spelling, as a read of the log would."""
+        for name in joins:
+            key = username_key(name)
+            if self._spellings.get(key, name) == name:
+                continue
+            self._spellings[key] = name
+            self._recent = deque(
+                (
+                    dataclasses.replace(m, username=name) if username_key(m.username) == key else m
+                    for m in self._recent
+                ),
+                maxlen=WELCOME_MESSAGES,
+            )
+            self._recent_page = None
 
     # -- messages in seq order -----------------------------------------------------------
 
@@ -295,8 +405,11 @@ class RoomActor(LoopActor):
             self._read_log()
 
     def _send_messages(self, messages: list[StoredMessage]) -> None:
-        """Queue `messages` (sorted, every seq above the last sent)."""
+        """Queue `messages` (sorted, every seq above the last sent) and remember them."""
         self._last_seq = messages[-1].seq
+        if len(self._recent) + len(messages) > WELCOME_MESSAGES:
+            self._older = True
+        self._remember(messages)
         self._queue(Delivery(message_frame(m).encode(), m.seq) for m in messages)
 
     def on_failure(self, *_: Any) -> None:

@@ -20,7 +20,8 @@ what it missed, holding fan-out rounds meanwhile, as it does for the welcome.
 Frames are handled one at a time in arrival order. The welcome goes first:
 frames that arrive before it is sent wait, and so do messages fanned out
 meanwhile (the session joins the room before it asks for the welcome's data,
-so nothing falls between the two; duplicates are dropped by seq). A frame that
+so nothing falls between the two; duplicates are dropped by seq). The room
+answers the welcome's messages from those it remembers (`chatter.room.Recall`). A frame that
 needs an answer first (claiming a name) holds the frames behind it until the
 answer comes; posts do not wait for their commit, so a client can have several
 in flight. A post's path is session -> persistence (commit; the poster gets
@@ -45,7 +46,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from chatter import persistence, presence, welcome
+from chatter import persistence, presence, room, welcome
 from chatter.connection import Connection, Inbound, SessionContext
 from chatter.errors import ChatError, ErrorCode
 from chatter.messages import Page, validate_body, validate_client_id
@@ -218,6 +219,8 @@ class SessionActor(NameClaims, LoopActor):
                 self._welcome_part(part, value)
             case presence.OnlineNow(tag=welcome.Part() as part, names=names):
                 self._welcome_part(part, names)
+            case room.NotRemembered(tag=welcome.Part()) if self._welcome is not None:
+                self._welcome.read_messages(self._persistence, self.actor_ref)
             case ReadFailed(tag=welcome.Part()) | presence.OnlineFailed(tag=welcome.Part()):
                 self._welcome_failed()
             # claiming a name
@@ -266,8 +269,8 @@ class SessionActor(NameClaims, LoopActor):
     # -- the welcome ------------------------------------------------------------------------
 
     def _gather_welcome(self) -> None:
-        after = self._welcome.after if self._welcome is not None else None
-        welcome.WelcomeParts.ask(self._persistence, self._presence, self.actor_ref, after)
+        if self._welcome is not None:
+            self._welcome.ask(self._context.room, self._persistence, self._presence, self.actor_ref)
 
     # -- the throttles ----------------------------------------------------------------------
 
@@ -307,7 +310,11 @@ class SessionActor(NameClaims, LoopActor):
     # -- catching up after a room restarted -------------------------------------------------
 
     def _catch_up(self) -> None:
-        """Read the log after the last seq sent; rounds wait until it is in."""
+        """Read the log after the last seq sent; rounds wait until it is in.
+        Told during the welcome, ask the new room for its messages too, if
+        they have not come: the room that was asked may have died with it."""
+        if self._welcome is not None and self._welcome.backlog is None:
+            self._context.room.recall(self._welcome.after, self.actor_ref, welcome.RECALL)
         if self._welcome is not None or self._catching_up:
             self._catch_up_again = True
             return

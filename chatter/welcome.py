@@ -3,16 +3,19 @@
 A welcome carries the newest `WELCOME_MESSAGES` messages, or, for a client
 resuming with ``after``, every message it missed (up to `MAX_RESUME`; beyond,
 the newest, and the client pages back); who is online; and the most recently
-active offline users. Its three parts come from three places (two reads of
-persistence, one ask of presence) and arrive in any order: a session gathers
-them in a `WelcomeParts` and sends `welcome_frame` once all are in.
+active offline users. Its three parts come from three places and arrive in
+any order: the messages from the room, which remembers the newest it has sent
+(`chatter.room.Recall`; from a read of the log when it does not remember all a
+resuming client missed), the users from a read of persistence, and who is
+online from presence. A session gathers them in a `WelcomeParts` and sends
+`welcome_frame` once all are in.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -25,6 +28,9 @@ from chatter.queries import UsersPage
 from chatter.reply import Recipient
 from chatter.usernames import username_key
 
+if TYPE_CHECKING:
+    from chatter.room import Room
+
 __all__ = [
     "MAX_RESUME",
     "RECENT_OFFLINE_USERS",
@@ -34,6 +40,7 @@ __all__ = [
     "WelcomeParts",
     "newest_backlog",
     "read_backlog",
+    "recalled_backlog",
     "welcome_frame",
 ]
 
@@ -74,6 +81,22 @@ def read_backlog(conn: psycopg.Connection[Any], after: int) -> Backlog:
     return newest_backlog(queries.newest(conn, WELCOME_MESSAGES))
 
 
+def recalled_backlog(recent: Page, after: int | None) -> Backlog | None:
+    """What `read_backlog` (or, without `after`, `newest_backlog`) would give,
+    worked out from `recent`, the newest messages of the log (at most
+    `WELCOME_MESSAGES`; `has_more` when older ones exist). None when a client
+    resuming may have missed messages older than those."""
+    if after is None:
+        return newest_backlog(recent)
+    messages = recent.messages
+    if recent.has_more and (not messages or after < messages[0].seq - 1):
+        return None  # what lies between is not in `recent`
+    missed = tuple(m for m in messages if m.seq > after)
+    if not missed:
+        return Backlog(Page((), False), min(after, _last_seq_of(recent)))
+    return Backlog(Page(missed, False), missed[-1].seq)
+
+
 def welcome_frame(
     backlog: Backlog, online: tuple[str, ...], users: UsersPage, you: str | None
 ) -> str:
@@ -96,13 +119,16 @@ def welcome_frame(
 
 @dataclass(frozen=True)
 class Part:
-    """The tag of an answer that is a part of the welcome: `NEWEST` or
-    `RESUME` (the messages), `USERS`, or `ONLINE`."""
+    """The tag of an answer that is a part of the welcome: `RECALL` (the
+    messages, from the room), `NEWEST` or `RESUME` (the messages, read from
+    the log), `USERS`, or `ONLINE`."""
 
     name: str
 
 
-NEWEST, RESUME, USERS, ONLINE = (Part(name) for name in ("newest", "resume", "users", "online"))
+RECALL, NEWEST, RESUME, USERS, ONLINE = (
+    Part(name) for name in ("recall", "newest", "resume", "users", "online")
+)
 
 
 class WelcomeParts:
@@ -115,24 +141,29 @@ class WelcomeParts:
         self.online: tuple[str, ...] | None = None
         self.users: UsersPage | None = None
 
-    @staticmethod
     def ask(
-        persistence: Persistence, presence: Presence, reply_to: Recipient, after: int | None
+        self, room: Room, persistence: Persistence, presence: Presence, reply_to: Recipient
     ) -> None:
-        """Ask for every part; each answer comes to `reply_to` tagged with its `Part`."""
-        if after is None:
-            persistence.tell(read_newest(WELCOME_MESSAGES, reply_to, NEWEST))
-        else:
-            query = functools.partial(read_backlog, after=after)
-            persistence.tell(Read(query, reply_to=reply_to, tag=RESUME))
+        """Ask for every part; each answer comes to `reply_to` tagged with its
+        `Part`. Ask once joined to the sessions group: the room's answer is
+        as fresh as that (`chatter.room.Recall`)."""
+        room.recall(self.after, reply_to, RECALL)
         persistence.tell(read_recent_users(RECENT_OFFLINE_USERS * 2, reply_to, USERS))
         presence.tell(Online(reply_to=reply_to, tag=ONLINE))
+
+    def read_messages(self, persistence: Persistence, reply_to: Recipient) -> None:
+        """Ask for the messages from the log: the room did not remember them."""
+        if self.after is None:
+            persistence.tell(read_newest(WELCOME_MESSAGES, reply_to, NEWEST))
+        else:
+            query = functools.partial(read_backlog, after=self.after)
+            persistence.tell(Read(query, reply_to=reply_to, tag=RESUME))
 
     def take(self, part: Part, value: Any) -> bool:
         """Keep an answer; True once every part is in."""
         if part == NEWEST:
             self.backlog = newest_backlog(value)
-        elif part == RESUME:
+        elif part in (RECALL, RESUME):
             self.backlog = value
         elif part == USERS:
             self.users = value

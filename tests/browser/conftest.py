@@ -4,9 +4,11 @@ tests/conftest.py (a real Chatter server per test, on clean tables)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from tests.conftest import stop_every_actor
+from tests.harness.data import seed_messages
 from tests.harness.server import ChatServer
 
 DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
@@ -47,6 +50,7 @@ POLICY_WORDS = ("Content Security Policy", "Trusted Type")
 """A console error naming these means the page broke its own policy."""
 
 OpenPage = Callable[..., Page]
+Seed = Callable[..., None]
 
 T = TypeVar("T")
 
@@ -123,6 +127,19 @@ def open_page(browser: Browser, server: ChatServer) -> Iterator[OpenPage]:
     for context in contexts:
         context.close()
     assert problems == [], problems
+
+
+@pytest.fixture
+def seed(server: ChatServer, database: str) -> Seed:
+    """`seed(username, bodies, at=None)`: store messages as
+    `tests.harness.data.seed_messages` does, and return once the running
+    server's room has sent them, so a page opened next has them in its welcome."""
+
+    def seed_(username: str, bodies: Sequence[str], at: datetime | None = None) -> None:
+        last = seed_messages(database, username, bodies, at)
+        off_the_loop(lambda: asyncio.run(server.heard(last)))
+
+    return seed_
 
 
 @pytest.fixture(scope="session")

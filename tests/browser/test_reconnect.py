@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import OpenPage, Seed
 from tests.browser.ui import (
     bodies,
     connection,
@@ -57,9 +57,9 @@ def test_the_page_reconnects_after_a_restart_and_loses_nothing(
 
 
 def test_a_page_that_missed_more_than_a_resume_carries_fills_the_gap_in_order(
-    open_page: OpenPage, server: ChatServer, database: str
+    open_page: OpenPage, server: ChatServer, database: str, seed: Seed
 ) -> None:
-    seed_messages(database, "old", [f"early {n}" for n in range(1, 11)])
+    seed("old", [f"early {n}" for n in range(1, 11)])
     page = open_page("/chat")
     expect(message(page, "early 10")).to_be_visible()
 

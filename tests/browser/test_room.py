@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import OpenPage, Seed
 from tests.browser.ui import (
     bodies,
     connection,
@@ -23,7 +23,7 @@ from tests.browser.ui import (
     shown_messages,
     you,
 )
-from tests.harness.data import seed_messages, stored
+from tests.harness.data import stored
 
 
 def test_two_people_chat_both_ways_and_see_each_other_come_and_go(open_page: OpenPage) -> None:
@@ -111,9 +111,9 @@ def _refuse(dialog: Dialog, seen: list[str]) -> None:
 
 
 def test_scrolling_up_loads_older_pages_back_to_the_very_first_of_1200(
-    open_page: OpenPage, database: str
+    open_page: OpenPage, seed: Seed
 ) -> None:
-    seed_messages(database, "old", [f"m{n}" for n in range(1, 1201)])
+    seed("old", [f"m{n}" for n in range(1, 1201)])
     page = open_page("/chat")
     expect(shown_messages(page)).to_have_count(500)
     expect(message(page, "m1200")).to_be_in_viewport()
@@ -153,9 +153,9 @@ def test_scrolling_up_loads_older_pages_back_to_the_very_first_of_1200(
 
 
 def test_new_messages_scroll_into_view_when_you_are_at_the_bottom(
-    open_page: OpenPage, database: str
+    open_page: OpenPage, seed: Seed
 ) -> None:
-    seed_messages(database, "old", [f"line {n}" for n in range(1, 61)])
+    seed("old", [f"line {n}" for n in range(1, 61)])
     reader = open_page("/chat")
     expect(message(reader, "line 60")).to_be_in_viewport()
     ann = open_page("/chat?name=ann")
@@ -183,10 +183,10 @@ def test_an_empty_room_invites_you_to_tell_your_friends(
 
 
 def test_times_read_as_time_ago_with_the_exact_time_on_hover_and_stay_current(
-    open_page: OpenPage, database: str
+    open_page: OpenPage, seed: Seed
 ) -> None:
     posted = datetime.now(UTC) - timedelta(minutes=2, seconds=10)
-    seed_messages(database, "old", ["a while back"], at=posted)
+    seed("old", ["a while back"], at=posted)
     page = open_page("/chat", fake_clock=True)
     time = message(page, "a while back").locator("time")
     expect(time).to_have_text("2 minutes ago")

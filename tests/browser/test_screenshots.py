@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import OpenPage, Seed
 from tests.browser.ui import connection, in_the_room, message, person, send
-from tests.harness.data import seed_messages, seed_users
+from tests.harness.data import seed_users
 
 CONVERSATION = [
     ("grace", 52, "Morning all! Has anyone tried the new supervision page yet?"),
@@ -29,11 +29,11 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def seed_conversation(conninfo: str) -> None:
+def seed_conversation(conninfo: str, seed: Seed) -> None:
     now = datetime.now(UTC)
     seed_users(conninfo, ["edsger", "margaret"])
     for username, minutes_ago, body in CONVERSATION:
-        seed_messages(conninfo, username, [body], at=now - timedelta(minutes=minutes_ago))
+        seed(username, [body], at=now - timedelta(minutes=minutes_ago))
 
 
 def fits_the_width(page: Page) -> bool:
@@ -42,9 +42,9 @@ def fits_the_width(page: Page) -> bool:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_of_home_and_room(
-    open_page: OpenPage, database: str, artifacts: Path, theme: str
+    open_page: OpenPage, database: str, seed: Seed, artifacts: Path, theme: str
 ) -> None:
-    seed_conversation(database)
+    seed_conversation(database, seed)
     in_the_room(open_page, "grace")
 
     home = open_page("/", viewport=DESKTOP, color_scheme=theme)

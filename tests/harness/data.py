@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from chatter.queries import MESSAGES_CHANNEL
 from chatter.usernames import username_key
 
 __all__ = [
@@ -58,9 +59,11 @@ def seed_users(conninfo: str, usernames: Sequence[str]) -> None:
 
 def seed_messages(
     conninfo: str, username: str, bodies: Sequence[str], at: datetime | None = None
-) -> None:
+) -> int:
     """Store `bodies`, in order, as messages of `username` (an offline user,
-    made if new), sent `at` a time (default: now)."""
+    made if new), sent `at` a time (default: now), and notify running servers
+    as a commit does: their rooms read them from the log soon after (a
+    welcome holds them once `ChatServer.heard` says so). The last seq."""
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(_UPSERT_USER, (username, username_key(username))).fetchone()
         assert row is not None
@@ -68,6 +71,11 @@ def seed_messages(
         with conn.cursor().copy(f"COPY messages ({columns}) FROM STDIN") as copy:
             for body in bodies:
                 copy.write_row((row[0], body) if at is None else (row[0], body, at))
+        last = conn.execute(
+            "SELECT pg_notify(%s, max(seq)::text), max(seq) FROM messages", (MESSAGES_CHANNEL,)
+        ).fetchone()
+    assert last is not None
+    return int(last[1])
 
 
 def commit_as_another_node(conninfo: str, username: str, bodies: Sequence[str]) -> list[int]:

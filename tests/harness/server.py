@@ -174,6 +174,28 @@ class ChatServer:
         assert presence["joins"] == [username], presence
         return watcher, client
 
+    async def heard(self, seq: int) -> None:
+        """Wait until the room has sent every message up to `seq` (stored
+        straight into the database, as `seed_messages` does): a welcome holds
+        what the room has sent, and the rest comes after it, live."""
+        viewer = await Client.connect(self.ws_url)
+        try:
+            welcome = await viewer.welcome()
+            highest = max((m["seq"] for m in welcome["messages"]), default=0)
+            looked_at = 0
+
+            def sent() -> bool:
+                nonlocal highest, looked_at
+                for frame in viewer.frames[looked_at:]:
+                    if frame["type"] == "message":
+                        highest = max(highest, frame["message"]["seq"])
+                looked_at = len(viewer.frames)
+                return highest >= seq
+
+            await viewer.read_until(sent, f"the room sent seq {seq}")
+        finally:
+            viewer.close()
+
     def run(self, scenario: Scenario, timeout_s: float = SCENARIO_TIMEOUT_S) -> None:
         """Run `scenario(self)` on an event loop of the test's own, then close
         every client it connected."""

@@ -43,9 +43,10 @@ def test_two_clients_chat_both_ways(server: ChatServer) -> None:
 
 
 def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database: str) -> None:
-    seed_messages(database, "old", numbered("m", 600))
+    last = seed_messages(database, "old", numbered("m", 600))
 
     async def scenario(server: ChatServer) -> None:
+        await server.heard(last)
         await server.joined("ann")
         bob = await server.connect()
         welcome = await bob.welcome()
@@ -61,9 +62,10 @@ def test_welcome_has_the_newest_500_and_the_people(server: ChatServer, database:
 
 
 def test_history_pages_back_to_the_very_first_message(server: ChatServer, database: str) -> None:
-    seed_messages(database, "old", numbered("m", 730))
+    last = seed_messages(database, "old", numbered("m", 730))
 
     async def scenario(server: ChatServer) -> None:
+        await server.heard(last)
         client = await server.connect()
         welcome = await client.welcome()
         bodies = [m["body"] for m in welcome["messages"]]
@@ -93,7 +95,7 @@ def test_resume_delivers_every_missed_message_once_in_order(
         await ann.post("before the gap", "a-1", username="ann")
         last_seq = (await ann.expect("message"))["message"]["seq"]
         ann.close()
-        seed_messages(database, "bob", numbered("missed", 1000))
+        await server.heard(seed_messages(database, "bob", numbered("missed", 1000)))
         back = await server.connect(after=last_seq)
         welcome = await back.welcome()
         assert [m["body"] for m in welcome["messages"]] == [f"missed{n}" for n in range(1, 1001)]
@@ -108,9 +110,10 @@ def test_resume_delivers_every_missed_message_once_in_order(
 def test_resume_after_more_than_5000_sends_the_newest_500(
     server: ChatServer, database: str
 ) -> None:
-    seed_messages(database, "bob", numbered("m", 5600))
+    last = seed_messages(database, "bob", numbered("m", 5600))
 
     async def scenario(server: ChatServer) -> None:
+        await server.heard(last)
         client = await server.connect(after=1)
         welcome = await client.welcome()
         assert len(welcome["messages"]) == 500
