@@ -22,7 +22,7 @@ import pykka
 
 from supervision._flag import Flag
 from supervision._pykka import Envelope, fail_envelopes
-from supervision.errors import StartChildError
+from supervision.errors import Ignore, StartChildError
 from supervision.exits import KILLED, Exit
 from supervision.future import Future
 
@@ -192,7 +192,8 @@ def start_linked(
 ) -> tuple[pykka.ActorRef[Any], Link]:
     """Start an actor linked to `on_exit` and return once its ``on_start`` has
     returned. Raises `StartChildError`, naming `child_id`, when it does not
-    start; an actor that does not start in `timeout_s` is killed. Blocks."""
+    start, and `Ignore` when it declines; an actor that does not start in
+    `timeout_s` is killed. Blocks."""
     ref, link = spawn_linked(child_id, start, on_exit)
     await_started(child_id, ref, link, timeout_s)
     return ref, link
@@ -209,6 +210,10 @@ def spawn_linked(
     with linked(link):
         try:
             ref = start()
+        except Ignore:
+            link.mute()
+            link.kill(KILLED)  # if it had constructed an actor before declining
+            raise
         except Exception as error:
             raise StartChildError(child_id, error) from error
     if link.urn is None:
@@ -222,12 +227,15 @@ def spawn_linked(
 
 def await_started(child_id: str, ref: pykka.ActorRef[Any], link: Link, timeout_s: float) -> None:
     """The second half of `start_linked`: wait until the actor's ``on_start``
-    has returned; kill it if that takes longer than `timeout_s`."""
+    has returned; kill it if that takes longer than `timeout_s`. `Ignore`
+    passes through: the start was declined (the actor has stopped)."""
     try:
         link.started.get(timeout=max(0.0, timeout_s))
     except pykka.Timeout:
         link.kill(KILLED)
         raise StartChildError(child_id, f"on_start did not return in {timeout_s:g} s") from None
+    except Ignore:
+        raise
     except Exception as error:
         raise StartChildError(child_id, error) from error
     if ref.actor_urn != link.urn:

@@ -287,7 +287,13 @@ class HookedActor(pykka.Actor):
         """``on_start`` returned: the actor now handles messages."""
 
     def _on_start_raised(self, error: Exception) -> None:
-        """``on_start`` raised `error`; pykka has logged it and stops the actor."""
+        """``on_start`` raised `error`; pykka has logged it (unless it
+        `_declines_start`) and stops the actor."""
+
+    def _declines_start(self, error: Exception) -> bool:
+        """Whether `error`, raised by ``on_start``, declines the start rather
+        than fails it: the actor then stops without a log line or a crash."""
+        return False
 
     def _before_message(self, message: Any) -> None:
         """A message is about to be handled; raising here is raising in the handler."""
@@ -322,7 +328,12 @@ class HookedActor(pykka.Actor):
         try:
             self.on_start()
         except Exception as error:
-            self._handle_failure(*sys.exc_info())
+            if self._declines_start(error):
+                # Stopped as pykka stops a failed actor, but not logged.
+                pykka.ActorRegistry.unregister(self.actor_ref)
+                self.actor_stopped.set()
+            else:
+                self._handle_failure(*sys.exc_info())
             self._on_start_raised(error)
         else:
             self._on_start_returned()

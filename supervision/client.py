@@ -11,12 +11,15 @@ message in its own thread, one at a time, in `supervision.supervisor`.
 =====================================  =================================================
 function                               the future holds
 =====================================  =================================================
-`start_child` (sup, spec)              the new child's ref, or its `StartChildError`
-`terminate_child` (sup, child_id)      None once the child has stopped
+`start_child` (sup, spec)              the new child's ref (None if it declined:
+                                       `Ignore`), or its `StartChildError`
+`terminate_child` (sup, child_id)      None once the child has stopped (a dynamic
+                                       supervisor also takes the child's ref)
 `restart_child` (sup, child_id)        the ref of a terminated child started again
 `delete_child` (sup, child_id)         None once a terminated child's spec is forgotten
 `which_children` (sup)                 a `ChildInfo` per child, in start order
 `count_children` (sup)                 a `ChildCounts`
+`count_restarts` (sup)                 a `RestartCount`: restarts in the current window
 =====================================  =================================================
 """
 
@@ -36,15 +39,18 @@ __all__ = [
     "ChildFound",
     "ChildInfo",
     "CountChildren",
+    "CountRestarts",
     "DeleteChild",
     "Describe",
     "FindChild",
     "RestartChild",
+    "RestartCount",
     "StartChild",
     "SupervisorInfo",
     "TerminateChild",
     "WhichChildren",
     "count_children",
+    "count_restarts",
     "delete_child",
     "restart_child",
     "start_child",
@@ -67,7 +73,9 @@ class StartChild:
 class TerminateChild:
     """Stop a child; a supervisor keeps its spec, a dynamic supervisor forgets it."""
 
-    child_id: str
+    child_id: str | pykka.ActorRef[Any]
+    """The child's id; for a dynamic supervisor, also the ref `start_child`
+    returned (Elixir's ``DynamicSupervisor.terminate_child(sup, pid)``)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,11 @@ class WhichChildren:
 @dataclass(frozen=True)
 class CountChildren:
     """Count the children as `ChildCounts`."""
+
+
+@dataclass(frozen=True)
+class CountRestarts:
+    """Ask for the `RestartCount`."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,9 @@ class ChildInfo:
     """How often the supervisor restarted this child."""
     ref: pykka.ActorRef[Any] | None
     """The running incarnation; None while the child is not running."""
+    restarting: bool = False
+    """Whether a failed restart of the child is to be tried again (OTP's
+    ``restarting`` in place of a pid); it is not running meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,19 @@ class ChildCounts:
     """Children of kind supervisor, running or not."""
     workers: int
     """Children of kind worker, running or not."""
+
+
+@dataclass(frozen=True)
+class RestartCount:
+    """The answer to `count_restarts`: what OTP keeps in the supervisor's state
+    (``sys:get_state``) and a test or a live page may want to see."""
+
+    restarts: int
+    """Restarts that still count against the intensity, as of now."""
+    max_restarts: int
+    """How many it allows..."""
+    max_seconds: float
+    """...within how many seconds."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +205,12 @@ def start_child(
     return supervisor.ask(StartChild(spec), block=False)
 
 
-def terminate_child(supervisor: pykka.ActorRef[Any], child_id: str) -> pykka.Future[None]:
-    """Stop the child within its shutdown time; it is not restarted."""
+def terminate_child(
+    supervisor: pykka.ActorRef[Any], child_id: str | pykka.ActorRef[Any]
+) -> pykka.Future[None]:
+    """Stop the child within its shutdown time; it is not restarted. A dynamic
+    supervisor also takes the child's ref; a ref that is not its child's is
+    `ChildNotFoundError`, and that actor is left alone."""
     return supervisor.ask(TerminateChild(child_id), block=False)
 
 
@@ -201,3 +234,8 @@ def which_children(supervisor: pykka.ActorRef[Any]) -> pykka.Future[list[ChildIn
 def count_children(supervisor: pykka.ActorRef[Any]) -> pykka.Future[ChildCounts]:
     """How many children, by state and kind."""
     return supervisor.ask(CountChildren(), block=False)
+
+
+def count_restarts(supervisor: pykka.ActorRef[Any]) -> pykka.Future[RestartCount]:
+    """How many restarts count against the supervisor's intensity now."""
+    return supervisor.ask(CountRestarts(), block=False)

@@ -34,7 +34,7 @@ from supervision import _pykka
 from supervision._link import Link, await_started, spawn_linked
 from supervision.child_spec import ChildKind, ChildSpec, Restart
 from supervision.client import StartChild
-from supervision.errors import MaxChildrenError, StartChildError
+from supervision.errors import ChildNotFoundError, Ignore, MaxChildrenError, StartChildError
 from supervision.strategy import Strategy
 from supervision.supervisor import Supervisor, _Child
 
@@ -107,6 +107,8 @@ class DynamicSupervisor(Supervisor):
                 finish_round()
             try:
                 starting.append((index, self._spawn_new(request.spec)))
+            except Ignore:
+                outcomes[index] = None  # declined: nothing is added
             except Exception as error:
                 outcomes[index] = error
         finish_round()
@@ -129,13 +131,14 @@ class DynamicSupervisor(Supervisor):
         child = self._add(spec)
         try:
             ref, link = spawn_linked(child.id, spec.start, self._tell_exited)
-        except StartChildError:
+        except (StartChildError, Ignore):
             del self._children[child.id]
             raise
         return _Starting(child.id, ref, link, time.monotonic() + self._start_timeout_s)
 
-    def _await_new(self, starting: _Starting) -> pykka.ActorRef[Any] | BaseException:
-        """The started child's ref, or why it did not start (then it is forgotten)."""
+    def _await_new(self, starting: _Starting) -> pykka.ActorRef[Any] | BaseException | None:
+        """The started child's ref, or why it did not start, or None if it
+        declined (`Ignore`); a child that does not run is forgotten."""
         try:
             await_started(
                 starting.child_id, starting.ref, starting.link, starting.deadline - time.monotonic()
@@ -144,6 +147,9 @@ class DynamicSupervisor(Supervisor):
         except StartChildError as error:
             del self._children[starting.child_id]
             return error
+        except Ignore:
+            del self._children[starting.child_id]
+            return None
 
     def _adopt(self, spec: ChildSpec, ref: pykka.ActorRef[Any], link: Link) -> None:
         self._check_room()
@@ -174,6 +180,15 @@ class DynamicSupervisor(Supervisor):
         forgotten and gives its place back, as in OTP's simple_one_for_one."""
         return False
 
-    def _terminate(self, child_id: str) -> None:
-        super()._terminate(child_id)
-        del self._children[child_id]
+    def _terminate(self, child_id: str | pykka.ActorRef[Any]) -> None:
+        """Stop the child, named by its id or by its ref, and forget it. A ref
+        that is none of our children's is not found, and left alone."""
+        child = self._get(child_id if isinstance(child_id, str) else self._id_of(child_id))
+        super()._terminate(child.id)
+        del self._children[child.id]
+
+    def _id_of(self, ref: pykka.ActorRef[Any]) -> str:
+        for child in self._children.values():
+            if child.ref is not None and child.ref.actor_urn == ref.actor_urn:
+                return child.id
+        raise ChildNotFoundError(f"dynamic supervisor {self.id!r} has no child {ref}")

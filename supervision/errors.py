@@ -3,7 +3,7 @@
 Every failure a caller can act on has its own class, so code branches on types,
 never on message strings. All derive from `SupervisionError`, except
 `InjectedCrash`, which is not an error of the caller but a fault put into an
-actor on purpose.
+actor on purpose, and `Ignore`, which is no failure at all: a start declined.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ __all__ = [
     "AlreadyStartedError",
     "BlockingCallOnLoopError",
     "ChildNotFoundError",
+    "ChildRestartingError",
     "ChildRunningError",
     "DuplicateChildError",
+    "Ignore",
     "InjectedCrash",
     "InvalidChildSpecError",
     "MaxChildrenError",
@@ -67,6 +69,11 @@ class ChildNotFoundError(SupervisionError, LookupError):
 
 class ChildRunningError(SupervisionError):
     """The child is running, and the operation needs it terminated first."""
+
+
+class ChildRestartingError(SupervisionError):
+    """The child is being restarted (a failed attempt is retried), and the
+    operation needs it terminated first: OTP's ``{error, restarting}``."""
 
 
 class StartChildError(SupervisionError):
@@ -119,6 +126,13 @@ class NoEventLoopError(SupervisionError, RuntimeError):
 
 class BlockingCallOnLoopError(SupervisionError, RuntimeError):
     """A blocking `Future.get()` was called on a thread that runs an event loop."""
+
+
+class Ignore(Exception):  # noqa: N818  (OTP's word: a start declined, not an error)
+    """Raised by a start function or ``on_start`` to decline to start, as OTP's
+    ``ignore``: no actor runs, nothing is logged, and the supervisor goes on
+    (a static one keeps the spec, not running, unless it is temporary; a
+    dynamic one adds nothing; `start_child` answers None)."""
 
 
 class InjectedCrash(Exception):  # noqa: N818  (it is a crash, not an error in the caller)

@@ -13,6 +13,7 @@ what happens in the actor                      what pykka does                 e
                                                                                its info)
 its supervisor stops it                        runs ``on_stop``, stops         shutdown
 ``on_start`` raises an ``Exception``           logs, stops; no ``on_failure``  crashed
+``on_start`` raises `Ignore` (declines)        stops; no log, no ``on_failure`` normal
 a ``tell``'s handler raises an ``Exception``   logs, runs ``on_failure``,      crashed
                                                stops
 an ``ask``'s handler raises an ``Exception``   hands it to the asker;          (none: it is
@@ -62,7 +63,7 @@ import pykka
 
 from supervision import _link, _pykka
 from supervision._pykka import Envelope
-from supervision.errors import InjectedCrash
+from supervision.errors import Ignore, InjectedCrash
 from supervision.exits import NORMAL, Exit, ExitReason
 
 __all__ = ["InjectedCrash", "StopReason", "SupervisedActor", "inject_crash", "request_stop"]
@@ -137,6 +138,9 @@ class SupervisedActor(_pykka.HookedActor):
     def _on_start_raised(self, error: Exception) -> None:
         if self._link is not None:
             self._link.report_start_failed(error)
+
+    def _declines_start(self, error: Exception) -> bool:
+        return isinstance(error, Ignore)
 
     def _before_message(self, message: Any) -> None:
         if isinstance(message, _Crash):

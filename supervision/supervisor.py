@@ -40,10 +40,12 @@ from supervision.client import (
     ChildFound,
     ChildInfo,
     CountChildren,
+    CountRestarts,
     DeleteChild,
     Describe,
     FindChild,
     RestartChild,
+    RestartCount,
     StartChild,
     SupervisorInfo,
     TerminateChild,
@@ -55,6 +57,7 @@ from supervision.errors import (
     ChildNotFoundError,
     ChildRunningError,
     DuplicateChildError,
+    Ignore,
     InvalidChildSpecError,
     NameTakenError,
     RestartIntensityExceededError,
@@ -159,10 +162,12 @@ class Supervisor(ThreadActor):
     def on_start(self) -> None:
         for child in list(self._children.values()):
             try:
-                self._start_child(child)
+                started = self._start_child(child)
             except StartChildError:
                 self._stop_children()
                 raise
+            if started is None:
+                self._declined(child)
 
     def on_stop(self) -> None:
         # Stopped as a whole. For good (stop(), terminate_child, our own
@@ -198,6 +203,11 @@ class Supervisor(ThreadActor):
                 return [child.info() for child in self._children.values()]
             case CountChildren():
                 return self._count()
+            case CountRestarts():
+                intensity = self._intensity
+                return RestartCount(
+                    intensity.recent(), intensity.max_restarts, intensity.max_seconds
+                )
             case Describe(limit=limit, offset=offset):
                 return self._describe(limit, offset)
             case FindChild(child_id):
@@ -245,17 +255,30 @@ class Supervisor(ThreadActor):
         return child.spec.restart is not Restart.TEMPORARY
 
     def _restart(self, child: _Child) -> None:
-        """Start the child again; a failed attempt counts as one more restart."""
+        """Start the child again; a failed attempt counts as one more restart,
+        and a start that declines (`Ignore`) leaves it not running."""
         while True:
             try:
-                self._start_child(child, restarting=True)
+                started = self._start_child(child, restarting=True)
             except StartChildError as error:
                 self._events.publish(self.id, child.id, EventKind.EXITED, error.reason)
                 if not self._intensity.add_restart():
                     self._give_up()
                 continue
-            child.restarts += 1
+            if started is None:
+                self._declined(child)
+            else:
+                child.restarts += 1
             return
+
+    def _declined(self, child: _Child) -> None:
+        """A start of `child` declined (`Ignore`): it does not run, and its spec
+        is kept as for a child that exited for good (OTP: a temporary child's
+        is not, nor is any child's of a dynamic supervisor)."""
+        if self._holds_its_name(child):
+            release_name(self._registry, child.spec)
+        if not self._keeps_spec_of_stopped(child):
+            del self._children[child.id]
 
     def _give_up(self) -> None:
         intensity = self._intensity
@@ -270,9 +293,16 @@ class Supervisor(ThreadActor):
 
     # -- starting children -------------------------------------------------------------
 
-    def _start_child(self, child: _Child, *, restarting: bool = False) -> pykka.ActorRef[Any]:
-        ref, link = spawn_linked(child.id, child.spec.start, self._tell_exited)
-        await_started(child.id, ref, link, self._start_timeout_s)
+    def _start_child(
+        self, child: _Child, *, restarting: bool = False
+    ) -> pykka.ActorRef[Any] | None:
+        """Start the child and wait for its ``on_start``: its ref, or None if
+        it declined (`Ignore`); `StartChildError` if it failed."""
+        try:
+            ref, link = spawn_linked(child.id, child.spec.start, self._tell_exited)
+            await_started(child.id, ref, link, self._start_timeout_s)
+        except Ignore:
+            return None
         return self._started(child, ref, link, restarting=restarting)
 
     def _started(
@@ -369,10 +399,13 @@ class Supervisor(ThreadActor):
     def _start_new(self, spec: ChildSpec | Callable[[], pykka.ActorRef[Any]]) -> Any:
         child = self._add(spec)
         try:
-            return self._start_child(child)
+            started = self._start_child(child)
         except StartChildError:
             del self._children[child.id]
             raise
+        if started is None:
+            self._declined(child)
+        return started
 
     def _try_adopt(self, child: AdoptChild) -> SupervisionError | None:
         """`_adopt`, its refusal as a value: the others of the batch go on."""
@@ -396,10 +429,10 @@ class Supervisor(ThreadActor):
         if link.exit is not None:
             self._child_exited(link, link.exit)
 
-    def _terminate(self, child_id: str) -> None:
+    def _terminate(self, child_id: str | pykka.ActorRef[Any]) -> None:
         self._stop_child(self._get(child_id))
 
-    def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any]:
+    def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any] | None:
         child = self._get(child_id)
         if child.ref is not None:
             raise ChildRunningError(
@@ -463,8 +496,8 @@ class Supervisor(ThreadActor):
         child = self._children[spec.id] = _Child(spec)
         return child
 
-    def _get(self, child_id: str) -> _Child:
-        try:
-            return self._children[child_id]
-        except KeyError:
-            raise ChildNotFoundError(f"supervisor {self.id!r} has no child {child_id!r}") from None
+    def _get(self, child_id: str | pykka.ActorRef[Any]) -> _Child:
+        child = self._children.get(child_id) if isinstance(child_id, str) else None
+        if child is None:
+            raise ChildNotFoundError(f"supervisor {self.id!r} has no child {child_id!r}")
+        return child

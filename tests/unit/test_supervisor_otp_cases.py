@@ -6,9 +6,11 @@ loop actors, the `runtime` fixture)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import pykka
 import pytest
@@ -16,19 +18,25 @@ import pytest
 from supervision import (
     AlreadyPresentError,
     AlreadyStartedError,
+    ChildNotFoundError,
     ChildSpec,
     DuplicateChildError,
     DynamicSupervisor,
     EventKind,
     EventStream,
+    ExitReason,
+    Ignore,
     NameNotRegisteredError,
     NameTakenError,
     Registry,
     Restart,
+    RestartCount,
     StartChildError,
     Strategy,
+    SupervisedActor,
     Supervisor,
     count_children,
+    count_restarts,
     delete_child,
     inject_crash,
     start_child,
@@ -37,6 +45,7 @@ from supervision import (
     which_children,
 )
 from tests.conftest import EventLog
+from tests.unit._clock import FakeClock
 from tests.unit._runtimes import (  # noqa: F401  (fixtures)
     TIMEOUT_S,
     Block,
@@ -321,3 +330,256 @@ def test_one_for_all_restart_holds_a_sub_supervisors_names(
     assert reply.get(timeout=TIMEOUT_S) == "echo"
     event_log.wait(EventKind.RESTARTED, "inner")
     assert registry.whereis("echo") not in (None, old)
+
+
+# -- a child ending itself with reason shutdown --------------------------------------------
+
+
+@dataclass(frozen=True)
+class StopWithReason:
+    """The child stops itself with `reason`, and `info` if any."""
+
+    reason: ExitReason
+    info: Any = None
+
+
+class Stopper(Child):
+    """A `Child` that also stops itself with a reason."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StopWithReason):
+            cast("SupervisedActor", self).stop(message.reason, message.info)
+            return None
+        return super().on_receive(message)
+
+
+@pytest.mark.parametrize(
+    ("restart", "reason", "info", "restarted"),
+    [
+        (Restart.TRANSIENT, ExitReason.SHUTDOWN, None, False),
+        (Restart.TRANSIENT, ExitReason.SHUTDOWN, "user left", False),
+        (Restart.PERMANENT, ExitReason.SHUTDOWN, None, True),
+        (Restart.TRANSIENT, ExitReason.NORMAL, None, False),
+    ],
+)
+def test_transient_shutdown_is_not_restarted_nor_logged(
+    restart: Restart,
+    reason: ExitReason,
+    info: Any,
+    restarted: bool,
+    runtime: Runtime,
+    events: EventStream,
+    event_log: EventLog,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OTP: ``transient_shutdown``, ``permanent_shutdown`` and
+    ``transient_normal`` (Elixir: "restarts transient children on abnormal exit
+    only", with ``{:shutdown, term}``): a child that stops itself with reason
+    shutdown, with or without info, exits normally: a transient one is not
+    restarted, a permanent one is, and nothing is logged as an error."""
+    child = ChildSpec(
+        "job", lambda: runtime.start(Stopper, "job"), restart=restart, shutdown=TIMEOUT_S
+    )
+    sup = start_link(Supervisor.child_spec("root", [child], events=events))
+    [running] = which_children(sup).get(timeout=TIMEOUT_S)
+    assert running.ref is not None
+    running.ref.tell(StopWithReason(reason, info))
+
+    exited = event_log.wait(EventKind.EXITED, "job")
+    assert exited.reason == (f"{reason.value}: {info}" if info else reason.value)
+    if restarted:
+        event_log.wait(EventKind.RESTARTED, "job")
+    [after] = which_children(sup).get(timeout=TIMEOUT_S)
+    assert after.alive is restarted
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_stop_takes_only_normal_or_shutdown(runtime: Runtime) -> None:
+    """A crash is not a reason to stop with (raise instead), and info goes with
+    shutdown only: asked, the refusal goes back to the asker."""
+    ref, _ = runtime.start_linked(Stopper, "a")
+    with pytest.raises(ValueError, match=r"ExitReason\.NORMAL or SHUTDOWN"):
+        ref.ask(StopWithReason(ExitReason.CRASHED), timeout=TIMEOUT_S)
+    with pytest.raises(ValueError, match="only a shutdown carries info"):
+        ref.ask(StopWithReason(ExitReason.NORMAL, "why"), timeout=TIMEOUT_S)
+    assert ref.is_alive()
+
+
+# -- a start that declines (ignore) --------------------------------------------------------
+
+
+class Decliner(Child):
+    """A `Child` whose ``on_start`` declines (`Ignore`) when `declines()` says so."""
+
+    def __init__(self, label: str, declines: Callable[[], bool], **runtime_kwargs: Any) -> None:
+        super().__init__(label, **runtime_kwargs)
+        self.declines = declines
+
+    def on_start(self) -> None:
+        if self.declines():
+            raise Ignore
+
+
+def declining(runtime: Runtime, child_id: str, **options: Any) -> ChildSpec:
+    return ChildSpec(child_id, lambda: runtime.start(Decliner, child_id, lambda: True), **options)
+
+
+def counts(supervisor: pykka.ActorRef[Any]) -> tuple[int, int, int, int]:
+    c = count_children(supervisor).get(timeout=TIMEOUT_S)
+    return (c.specs, c.active, c.supervisors, c.workers)
+
+
+def test_sup_start_ignore_child(
+    runtime: Runtime, events: EventStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OTP: ``sup_start_ignore_child``: start_child of a permanent child that
+    declines answers ``{ok, undefined}`` (None) and keeps its spec, not running;
+    so does a start function that declines itself."""
+    sup = start_link(Supervisor.child_spec("root", events=events))
+    assert start_child(sup, declining(runtime, "child1")).get(timeout=TIMEOUT_S) is None
+    assert start_child(sup, spec(runtime, "child2")).get(timeout=TIMEOUT_S) is not None
+
+    def start_declines() -> pykka.ActorRef[Any]:
+        raise Ignore
+
+    assert start_child(sup, ChildSpec("child3", start_declines)).get(timeout=TIMEOUT_S) is None
+    infos = which_children(sup).get(timeout=TIMEOUT_S)
+    assert [(i.id, i.alive) for i in infos] == [
+        ("child1", False),
+        ("child2", True),
+        ("child3", False),
+    ]
+    assert counts(sup) == (3, 1, 0, 3)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_sup_start_ignore_temporary_child(runtime: Runtime, events: EventStream) -> None:
+    """OTP: ``sup_start_ignore_temporary_child``: a temporary child that declines
+    at the supervisor's start leaves no spec behind."""
+    children = [
+        declining(runtime, "child1", restart=Restart.TEMPORARY),
+        spec(runtime, "child2", restart=Restart.TEMPORARY),
+    ]
+    sup = start_link(Supervisor.child_spec("root", children, events=events))
+    assert ids(sup) == ["child2"]
+    assert counts(sup) == (1, 1, 0, 1)
+
+
+def test_sup_start_ignore_temporary_child_start_child(
+    runtime: Runtime, events: EventStream
+) -> None:
+    """OTP: ``sup_start_ignore_temporary_child_start_child``: start_child of a
+    temporary child that declines answers None and keeps no spec."""
+    sup = start_link(Supervisor.child_spec("root", events=events))
+    child1 = declining(runtime, "child1", restart=Restart.TEMPORARY)
+    assert start_child(sup, child1).get(timeout=TIMEOUT_S) is None
+    start_child(sup, spec(runtime, "child2", restart=Restart.TEMPORARY)).get(timeout=TIMEOUT_S)
+    assert ids(sup) == ["child2"]
+    assert counts(sup) == (1, 1, 0, 1)
+
+
+def test_sup_start_ignore_permanent_child_start_child_simple(
+    runtime: Runtime, events: EventStream
+) -> None:
+    """OTP: ``sup_start_ignore_permanent_child_start_child_simple``: a dynamic
+    supervisor adds nothing for a permanent child that declines, and stops
+    cleanly afterwards."""
+    sup = start_link(DynamicSupervisor.child_spec("dyn", events=events))
+    assert start_child(sup, declining(runtime, "child1")).get(timeout=TIMEOUT_S) is None
+    start_child(sup, spec(runtime, "child2")).get(timeout=TIMEOUT_S)
+    assert ids(sup) == ["child2"]
+    assert counts(sup) == (1, 1, 0, 1)
+    assert sup.stop(timeout=TIMEOUT_S) is True
+
+
+@pytest.mark.parametrize("kind", [Supervisor, DynamicSupervisor])
+def test_restart_ignored_drops_the_child_quietly(
+    kind: type[Supervisor], runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``restart/2`` taking a restart's ``{ok, undefined}`` (``ignore``): the
+    child is not running and no attempt follows; a supervisor keeps the spec
+    (not running), a dynamic supervisor forgets the child. Nothing counts as a
+    failed attempt."""
+    starts = iter([False, True])  # started once, then declines
+    child = ChildSpec("job", lambda: runtime.start(Decliner, "job", lambda: next(starts)))
+    sup = start_link(
+        DynamicSupervisor.child_spec("sup", events=events)
+        if kind is DynamicSupervisor
+        else Supervisor.child_spec("sup", [child], events=events)
+    )
+    if kind is DynamicSupervisor:
+        start_child(sup, child).get(timeout=TIMEOUT_S)
+    [running] = which_children(sup).get(timeout=TIMEOUT_S)
+    assert running.ref is not None
+    inject_crash(running.ref)
+    event_log.wait(EventKind.EXITED, "job")
+
+    infos = which_children(sup).get(timeout=TIMEOUT_S)
+    if kind is DynamicSupervisor:
+        assert infos == []
+    else:
+        assert [(i.id, i.alive, i.restarts) for i in infos] == [("job", False, 0)]
+    assert [e.kind for e in event_log.events if e.child == "job"] == [
+        EventKind.STARTED,
+        EventKind.EXITED,
+    ]
+    assert sup.is_alive()
+
+
+# -- terminate_child of a dynamic supervisor by ref ---------------------------------------
+
+
+def test_terminate_child_by_pid_dynamic(runtime: Runtime, events: EventStream) -> None:
+    """OTP: ``child_adm_simple`` (``terminate_child(Sup, Pid)``), Elixir:
+    ``DynamicSupervisor.terminate_child/2``: a dynamic supervisor terminates a
+    child named by the ref start_child returned, and forgets it; a ref that is
+    none of its children's is not found, and that actor is left alone."""
+    sup = start_link(DynamicSupervisor.child_spec("dyn", events=events))
+    a = start_child(sup, spec(runtime, "a")).get(timeout=TIMEOUT_S)
+    b = start_child(sup, spec(runtime, "b")).get(timeout=TIMEOUT_S)
+    terminate_child(sup, a).get(timeout=TIMEOUT_S)
+    assert not a.is_alive()
+    assert ids(sup) == ["b"]
+
+    outsider = runtime.start(Child, "outsider")
+    for stranger in (outsider, a):
+        with pytest.raises(ChildNotFoundError, match="has no child"):
+            terminate_child(sup, stranger).get(timeout=TIMEOUT_S)
+    assert outsider.is_alive()
+    assert b.is_alive()
+    assert ids(sup) == ["b"]
+
+
+# -- the restart count in the current window -------------------------------------------------
+
+
+def test_count_restarts_reads_the_restarts_in_the_window(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: the suite reads the supervisor's restart list with ``sys:get_state``
+    (``multiple_restarts``, ``hanging_restart_loop``): here `count_restarts`
+    answers how many restarts count against the intensity, as of now."""
+    clock = FakeClock()
+    sup = start_link(
+        Supervisor.child_spec(
+            "root",
+            [spec(runtime, "a")],
+            max_restarts=5,
+            max_seconds=10,
+            events=events,
+            clock=clock,
+        )
+    )
+    assert count_restarts(sup).get(timeout=TIMEOUT_S) == RestartCount(0, 5, 10.0)
+    for n in (1, 2):
+        [info] = which_children(sup).get(timeout=TIMEOUT_S)
+        assert info.ref is not None
+        inject_crash(info.ref)
+        event_log.wait_until(
+            lambda n=n: [e.kind for e in event_log.events].count(EventKind.RESTARTED) >= n,  # type: ignore[misc]
+            f"restart {n}",
+        )
+        clock.now += 4
+    assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 2
+    clock.now += 3  # the first restart is 11 s old now
+    assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 1
