@@ -8,8 +8,11 @@ naming the child. While running, it hears of each child's exit as a message
 `Restart` type, as long as its restart intensity allows: at most
 ``max_restarts`` restarts in ``max_seconds``. One more, and it gives up: it
 stops its children in reverse order and exits, crashed, so that its own
-supervisor decides. When it is stopped, it stops its children in reverse order
-(a `DynamicSupervisor`: all at once), each within its shutdown time, then killed.
+supervisor decides. A restart whose start fails is tried again by a message
+the supervisor sends itself (OTP's ``try_again_restart``), each attempt
+counting as a restart: between attempts it serves its calls, and a stop.
+When it is stopped, it stops its children in reverse order (a
+`DynamicSupervisor`: all at once), each within its shutdown time, then killed.
 
 The decisions live elsewhere, and this actor only carries them out: which
 children a restart takes is `supervision.strategy`'s, whether one more restart
@@ -55,6 +58,7 @@ from supervision.errors import (
     AlreadyPresentError,
     AlreadyStartedError,
     ChildNotFoundError,
+    ChildRestartingError,
     ChildRunningError,
     DuplicateChildError,
     Ignore,
@@ -92,6 +96,8 @@ class _Child:
     ref: pykka.ActorRef[Any] | None = None
     link: Link | None = None
     restarts: int = 0
+    restarting: bool = False
+    """A restart of it failed and is to be tried again (`_TryAgainRestart`)."""
 
     @property
     def id(self) -> str:
@@ -99,7 +105,24 @@ class _Child:
 
     def info(self) -> ChildInfo:
         alive = self.ref is not None and self.ref.is_alive()
-        return ChildInfo(self.id, self.spec.kind, self.spec.restart, alive, self.restarts, self.ref)
+        return ChildInfo(
+            self.id,
+            self.spec.kind,
+            self.spec.restart,
+            alive,
+            self.restarts,
+            self.ref,
+            self.restarting,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _TryAgainRestart:
+    """Sent by a supervisor to itself when a restart failed: OTP's
+    ``{try_again_restart, Id}``. Queued behind what it has received meanwhile,
+    so that calls and a stop are served before the next attempt."""
+
+    child_id: str
 
 
 class Supervisor(ThreadActor):
@@ -189,6 +212,8 @@ class Supervisor(ThreadActor):
         match message:
             case ChildExited(link, exit):
                 return self._child_exited(link, exit)
+            case _TryAgainRestart(child_id):
+                return self._try_again(child_id)
             case StartChild(spec):
                 return self._start_new(spec)
             case AdoptChildren(children):
@@ -233,20 +258,7 @@ class Supervisor(ThreadActor):
                 del self._children[child.id]
             return
         hold_name(self._registry, child.spec, link.take_leftovers())
-        if not self._intensity.add_restart():
-            self._give_up()
-        plan = plan_restart(
-            self.strategy,
-            [(c.id, c.spec.restart) for c in self._children.values()],
-            child.id,
-            crashed=exit.abnormal,
-        )
-        for sibling_id in plan.stop:
-            self._stop_child(self._children[sibling_id], restarting=sibling_id in plan.restart)
-        for removed_id in plan.remove:
-            del self._children[removed_id]
-        for restart_id in plan.restart:
-            self._restart(self._children[restart_id])
+        self._restart(child)
 
     def _keeps_spec_of_stopped(self, child: _Child) -> bool:
         """Whether a child that exited and is not restarted stays known, as
@@ -255,21 +267,52 @@ class Supervisor(ThreadActor):
         return child.spec.restart is not Restart.TEMPORARY
 
     def _restart(self, child: _Child) -> None:
-        """Start the child again; a failed attempt counts as one more restart,
-        and a start that declines (`Ignore`) leaves it not running."""
-        while True:
+        """OTP's ``restart/2``: count one restart (past the intensity, give
+        up), then carry out the strategy's plan for `child`: stop the siblings
+        it takes down, forget the temporary ones, start the rest in order.
+
+        If a start fails, the plan stops there. The child that failed is marked
+        restarting and the supervisor tells itself to try again; that attempt
+        is a new restart of *that* child, by the same strategy: under
+        one_for_all every child (the ones just started too) is stopped and
+        started again, under rest_for_one it and those after it, under
+        one_for_one it alone. Meanwhile the supervisor handles what is in its
+        inbox: calls are answered and a stop stops it. A child of the plan that
+        declines to start (`Ignore`) is left not running, and the plan goes on.
+        """
+        if not self._intensity.add_restart():
+            self._give_up()
+        plan = plan_restart(
+            self.strategy,
+            [(c.id, c.spec.restart) for c in self._children.values()],
+            child.id,
+            crashed=True,  # it is to be restarted: _child_exited has checked its restart type
+        )
+        for sibling_id in plan.stop:
+            self._stop_child(self._children[sibling_id], restarting=sibling_id in plan.restart)
+        for removed_id in plan.remove:
+            del self._children[removed_id]
+        for restart_id in plan.restart:
+            one = self._children[restart_id]
+            one.restarting = False
             try:
-                started = self._start_child(child, restarting=True)
+                started = self._start_child(one, restarting=True)
             except StartChildError as error:
-                self._events.publish(self.id, child.id, EventKind.EXITED, error.reason)
-                if not self._intensity.add_restart():
-                    self._give_up()
-                continue
+                self._events.publish(self.id, one.id, EventKind.EXITED, error.reason)
+                one.restarting = True
+                self.actor_ref.tell(_TryAgainRestart(one.id))
+                return
             if started is None:
-                self._declined(child)
+                self._declined(one)
             else:
-                child.restarts += 1
-            return
+                one.restarts += 1
+
+    def _try_again(self, child_id: str) -> None:
+        """Try a failed restart again, unless the child was terminated (or
+        restarted with a sibling) since."""
+        child = self._children.get(child_id)
+        if child is not None and child.restarting:
+            self._restart(child)
 
     def _declined(self, child: _Child) -> None:
         """A start of `child` declined (`Ignore`): it does not run, and its spec
@@ -357,6 +400,7 @@ class Supervisor(ThreadActor):
         stopping: list[tuple[_Child, Stopping]] = []
         for child in children:
             link, ref = child.link, child.ref
+            child.restarting = False  # stopped: a pending try_again_restart finds it so
             if self._holds_its_name(child):
                 keep_name(self._registry, child.spec)
             if link is None or ref is None:
@@ -434,6 +478,7 @@ class Supervisor(ThreadActor):
 
     def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any] | None:
         child = self._get(child_id)
+        self._refuse_restarting(child)
         if child.ref is not None:
             raise ChildRunningError(
                 f"{self.id!r}: child {child_id!r} is running; terminate it first"
@@ -442,11 +487,18 @@ class Supervisor(ThreadActor):
 
     def _delete(self, child_id: str) -> None:
         child = self._get(child_id)
+        self._refuse_restarting(child)
         if child.ref is not None:
             raise ChildRunningError(
                 f"{self.id!r}: child {child_id!r} is running; terminate it before deleting"
             )
         del self._children[child_id]
+
+    def _refuse_restarting(self, child: _Child) -> None:
+        if child.restarting:
+            raise ChildRestartingError(
+                f"{self.id!r}: child {child.id!r} is restarting; terminate it first"
+            )
 
     def _describe(self, limit: int | None, offset: int) -> SupervisorInfo:
         """A page of the children's infos: only the page is built."""

@@ -7,6 +7,7 @@ loop actors, the `runtime` fixture)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ import pytest
 from supervision import (
     AlreadyPresentError,
     AlreadyStartedError,
+    ChildCounts,
     ChildNotFoundError,
     ChildSpec,
     DuplicateChildError,
     DynamicSupervisor,
     EventKind,
     EventStream,
+    Exit,
     ExitReason,
     Ignore,
     NameNotRegisteredError,
@@ -31,6 +34,7 @@ from supervision import (
     Registry,
     Restart,
     RestartCount,
+    RestartIntensityExceededError,
     StartChildError,
     Strategy,
     SupervisedActor,
@@ -425,7 +429,10 @@ def declining(runtime: Runtime, child_id: str, **options: Any) -> ChildSpec:
 
 
 def counts(supervisor: pykka.ActorRef[Any]) -> tuple[int, int, int, int]:
-    c = count_children(supervisor).get(timeout=TIMEOUT_S)
+    return counts_of(count_children(supervisor).get(timeout=TIMEOUT_S))
+
+
+def counts_of(c: ChildCounts) -> tuple[int, int, int, int]:
     return (c.specs, c.active, c.supervisors, c.workers)
 
 
@@ -583,3 +590,285 @@ def test_count_restarts_reads_the_restarts_in_the_window(
     assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 2
     clock.now += 3  # the first restart is 11 s old now
     assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 1
+
+
+# -- a failed restart is tried again by a message, the supervisor responsive meanwhile ------
+
+
+class Attempts:
+    """The restart attempts of a child that cannot start again: each says it
+    has begun, then waits for its turn (`release`) before it fails."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+        self._condition = threading.Condition()
+        self._turns = threading.Semaphore(0)
+
+    def attempt(self) -> None:
+        with self._condition:
+            self.begun += 1
+            self._condition.notify_all()
+        assert self._turns.acquire(timeout=TIMEOUT_S), "attempt never released"
+        raise RuntimeError("cannot start again")
+
+    def wait_begun(self, count: int) -> None:
+        with self._condition:
+            assert self._condition.wait_for(lambda: self.begun >= count, TIMEOUT_S), (
+                f"attempt {count} did not begin; {self.begun} did"
+            )
+
+    def release(self) -> None:
+        self._turns.release()
+
+
+class Failing(Child):
+    """A `Child` whose ``on_start`` runs `fails`, when given: it raises."""
+
+    def __init__(
+        self, label: str, fails: Callable[[], None] | None = None, **runtime_kwargs: Any
+    ) -> None:
+        super().__init__(label, **runtime_kwargs)
+        self.fails = fails
+
+    def on_start(self) -> None:
+        if self.fails is not None:
+            self.fails()
+
+
+def flaky(runtime: Runtime, child_id: str, attempts: Attempts, **options: Any) -> ChildSpec:
+    """Starts once; every later start is an attempt of `attempts`."""
+    starts = iter(range(1_000))
+    return ChildSpec(
+        child_id,
+        lambda: runtime.start(Failing, child_id, attempts.attempt if next(starts) else None),
+        **options,
+    )
+
+
+def test_try_again_restart_keeps_supervisor_responsive(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``hanging_restart_loop``: a child whose restart keeps failing (each
+    attempt slow) under a generous intensity. The supervisor tries again by a
+    message to itself (``try_again_restart``), so between attempts it answers
+    which_children (the child ``restarting``), count_children, count_restarts
+    and start_child; and a terminate_child ends the loop."""
+    attempts = Attempts()
+    sup = start_link(
+        Supervisor.child_spec(
+            "root",
+            [flaky(runtime, "flaky", attempts), spec(runtime, "steady")],
+            max_restarts=8,
+            max_seconds=10,
+            events=events,
+        )
+    )
+    inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
+    attempts.wait_begun(1)
+    listed = which_children(sup)  # asked during attempt 1
+    counted = count_children(sup)
+    restarts = count_restarts(sup)
+    late = start_child(sup, spec(runtime, "late"))
+    attempts.release()  # attempt 1 fails; attempt 2 waits behind these calls
+    attempts.wait_begun(2)
+
+    infos = {i.id: i for i in listed.get(timeout=TIMEOUT_S)}
+    assert (infos["flaky"].restarting, infos["flaky"].alive, infos["flaky"].ref) == (
+        True,
+        False,
+        None,
+    )
+    assert infos["steady"].alive
+    assert (counted.get(timeout=TIMEOUT_S).specs, counted.get(timeout=TIMEOUT_S).active) == (2, 1)
+    assert restarts.get(timeout=TIMEOUT_S).restarts == 1
+    assert late.get(timeout=TIMEOUT_S).is_alive()  # (not asked: a loop is held by attempt 2)
+
+    terminated = terminate_child(sup, "flaky")  # asked during attempt 2
+    attempts.release()
+    terminated.get(timeout=TIMEOUT_S)
+    infos = {i.id: i for i in which_children(sup).get(timeout=TIMEOUT_S)}
+    assert (infos["flaky"].restarting, infos["flaky"].alive) == (False, False)
+    assert attempts.begun == 2  # the try_again_restart after attempt 2 found it terminated
+    assert [e.reason for e in event_log.events if e.child == "flaky"][-2:] == [
+        "RuntimeError: cannot start again",
+        "RuntimeError: cannot start again",
+    ]
+    assert sup.is_alive()
+
+
+def test_try_again_restart_lets_a_stop_through(
+    runtime: Runtime, journal: Journal, events: EventStream
+) -> None:
+    """OTP: ``hanging_restart_loop`` (the supervisor is shut down during the
+    loop): a stop asked for during a failing restart is served after the
+    attempt; the other children are stopped, and no attempt follows."""
+    attempts = Attempts()
+    steady = ChildSpec("steady", lambda: runtime.start(Recorder, journal))
+    exits: list[Exit] = []
+    stopped = threading.Event()
+
+    def on_exit(exit: Exit) -> None:
+        exits.append(exit)
+        stopped.set()
+
+    sup = start_link(
+        Supervisor.child_spec(
+            "root", [steady, flaky(runtime, "flaky", attempts)], max_restarts=8, events=events
+        ),
+        on_exit=on_exit,
+    )
+    inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
+    attempts.wait_begun(1)
+    sup.stop(block=False)
+    attempts.release()
+    assert stopped.wait(TIMEOUT_S), "the supervisor did not stop"
+    assert exits == [Exit(ExitReason.NORMAL)]
+    assert journal.whats() == ["on_start", "on_stop"]
+    assert attempts.begun == 1
+
+
+def test_hanging_restart_loop_simple(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``hanging_restart_loop_simple``: the same loop in a dynamic
+    supervisor; count_children counts the restarting child among the workers,
+    not among the active, as OTP's dynamic_restarts."""
+    attempts = Attempts()
+    sup = start_link(DynamicSupervisor.child_spec("dyn", max_restarts=8, events=events))
+    ref = start_child(sup, flaky(runtime, "flaky", attempts)).get(timeout=TIMEOUT_S)
+    start_child(sup, spec(runtime, "steady")).get(timeout=TIMEOUT_S)
+    inject_crash(ref)
+    attempts.wait_begun(1)
+    counted = count_children(sup)
+    listed = which_children(sup)
+    attempts.release()
+    attempts.wait_begun(2)
+    assert counts_of(counted.get(timeout=TIMEOUT_S)) == (2, 1, 0, 2)
+    assert [(i.id, i.restarting) for i in listed.get(timeout=TIMEOUT_S)] == [
+        ("flaky", True),
+        ("steady", False),
+    ]
+    terminated = terminate_child(sup, "flaky")
+    attempts.release()
+    terminated.get(timeout=TIMEOUT_S)
+    assert ids(sup) == ["steady"]
+    assert attempts.begun == 2
+
+
+def test_restart_attempts_count_against_the_intensity(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``restart/2`` counts each attempt (``add_restart``) before making
+    it: a child that never starts again uses the intensity up, and the
+    supervisor gives up (``hanging_restart_loop``'s end)."""
+    attempts = Attempts()
+    for _ in range(3):
+        attempts.release()  # no attempt waits
+    root_exits: list[Exit] = []
+    gave_up = threading.Event()
+
+    def on_exit(exit: Exit) -> None:
+        root_exits.append(exit)
+        gave_up.set()
+
+    sup = start_link(
+        Supervisor.child_spec(
+            "root", [flaky(runtime, "flaky", attempts)], max_restarts=2, events=events
+        ),
+        on_exit=on_exit,
+    )
+    inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
+    assert gave_up.wait(TIMEOUT_S)
+    assert isinstance(root_exits[0].error, RestartIntensityExceededError)
+    assert attempts.begun == 2  # the third restart is one too many: not attempted
+    event_log.wait(EventKind.GAVE_UP, None)
+
+
+# -- a group restart whose later child fails: the group again ---------------------------------
+
+
+def failing_once_on(runtime: Runtime, child_id: str, failing_start: int) -> ChildSpec:
+    """A child whose `failing_start`-th start (0: the first) fails."""
+    starts = iter(range(1_000))
+
+    def fail() -> None:
+        raise RuntimeError(f"{child_id} cannot start this time")
+
+    return ChildSpec(
+        child_id,
+        lambda: runtime.start(Failing, child_id, fail if next(starts) == failing_start else None),
+    )
+
+
+def group_events(event_log: EventLog) -> list[tuple[str | None, str]]:
+    return [
+        (e.child, e.kind.value if e.kind is not EventKind.EXITED else f"exited {e.reason}")
+        for e in event_log.events
+        if e.kind is not EventKind.STARTED
+    ]
+
+
+def test_one_for_all_other_child_fails_restart(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``one_for_all_other_child_fails_restart``: a restarts after a crash;
+    in the group restart c fails to start; the freshly started a and b are
+    stopped and the whole group is started again, a second restart."""
+    children = [
+        spec(runtime, "a"),
+        spec(runtime, "b"),
+        failing_once_on(runtime, "c", failing_start=1),
+    ]
+    sup = start_link(
+        Supervisor.child_spec("root", children, strategy=Strategy.ONE_FOR_ALL, events=events)
+    )
+    inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["a"])  # type: ignore[arg-type]
+    event_log.wait_until(
+        lambda: [e.kind for e in event_log.events].count(EventKind.RESTARTED) == 5, "5 restarts"
+    )
+    assert group_events(event_log) == [
+        ("a", "exited crashed: InjectedCrash: crash injected"),
+        ("c", "exited shutdown"),
+        ("b", "exited shutdown"),
+        ("a", "restarted"),
+        ("b", "restarted"),
+        ("c", "exited RuntimeError: c cannot start this time"),
+        ("b", "exited shutdown"),
+        ("a", "exited shutdown"),
+        ("a", "restarted"),
+        ("b", "restarted"),
+        ("c", "restarted"),
+    ]
+    assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 2
+    assert all(i.alive for i in which_children(sup).get(timeout=TIMEOUT_S))
+
+
+def test_rest_for_one_other_child_fails_restart(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``rest_for_one_other_child_fails_restart``: b crashes; in the
+    restart of b and c, c fails to start; the next attempt restarts c and
+    those after it (none), leaving the freshly started b, and a, alone."""
+    children = [
+        spec(runtime, "a"),
+        spec(runtime, "b"),
+        failing_once_on(runtime, "c", failing_start=1),
+    ]
+    sup = start_link(
+        Supervisor.child_spec("root", children, strategy=Strategy.REST_FOR_ONE, events=events)
+    )
+    inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["b"])  # type: ignore[arg-type]
+    event_log.wait(EventKind.RESTARTED, "c")
+    assert group_events(event_log) == [
+        ("b", "exited crashed: InjectedCrash: crash injected"),
+        ("c", "exited shutdown"),
+        ("b", "restarted"),
+        ("c", "exited RuntimeError: c cannot start this time"),
+        ("c", "restarted"),
+    ]
+    assert count_restarts(sup).get(timeout=TIMEOUT_S).restarts == 2
+    assert {i.id: i.restarts for i in which_children(sup).get(timeout=TIMEOUT_S)} == {
+        "a": 0,
+        "b": 1,
+        "c": 1,
+    }

@@ -17,7 +17,8 @@ supervisors, so that restart intensity is exact and nothing sleeps. A small
 reference model in plain Python predicts, for every crash, the supervision
 events it causes (in order) and the tree it leaves; the real tree is driven one
 crash at a time, waited on through its events until it has settled, and then
-compared with the model through `describe_tree`.
+compared with the model through `describe_tree`, and each supervisor's restart
+count in its current window (`count_restarts`) with the model's.
 
 Events are stamped with the number of the step that caused them (the event
 stream's clock is the step counter), so a step waits only for its own events.
@@ -50,6 +51,7 @@ from supervision import (
     Supervisor,
     ThreadActor,
     TreeNode,
+    count_restarts,
     describe_tree,
     inject_crash,
     start_link,
@@ -137,6 +139,15 @@ def child_ref(supervisor: pykka.ActorRef[Any], child_id: str) -> pykka.ActorRef[
         if info.id == child_id and info.ref is not None:
             return info.ref
     raise AssertionError(f"{child_id!r} is not running under its supervisor")
+
+
+def recent_restarts(root: pykka.ActorRef[Any], model: TreeModel) -> dict[str, int]:
+    """Each supervisor's restarts in its current window, as `count_restarts` reads them."""
+    counts = {ROOT: count_restarts(root).get(timeout=SETTLE_TIMEOUT_S).restarts}
+    if model.sub is not None:
+        sub = child_ref(root, SUB)
+        counts[SUB] = count_restarts(sub).get(timeout=SETTLE_TIMEOUT_S).restarts
+    return counts
 
 
 def rows(node: TreeNode, parent: str = "") -> list[Row]:
@@ -271,6 +282,10 @@ class SupervisorModel:
     def child(self, child_id: str) -> ChildModel:
         return next(c for c in self.children if c.id == child_id)
 
+    def recent_at(self, now: float) -> int:
+        """The restarts that still count at `now` (at most max_seconds old)."""
+        return sum(1 for t in self.restart_times if now - t <= self.plan.max_seconds)
+
     def restart_allowed_at(self, now: float) -> bool:
         """Count one restart at `now`. A restart still counts while it is at
         most max_seconds old; more than max_restarts of them is too many."""
@@ -387,6 +402,13 @@ class TreeModel:
 
     # -- the tree ------------------------------------------------------------------
 
+    def recent_restarts(self, now: float) -> dict[str, int]:
+        """Each supervisor's restarts that still count at `now`."""
+        counts = {ROOT: self.root.recent_at(now)}
+        if self.sub is not None:
+            counts[SUB] = self.sub.recent_at(now)
+        return counts
+
     def tree(self) -> TreeNode:
         """The tree `describe_tree` should show: every child still known is alive."""
 
@@ -457,6 +479,7 @@ def test_random_crash_sequences_leave_the_tree_as_strategy_and_intensity_dictate
             assert seen == expected
             assert events.of_step(step) == expected
             assert rows(tree) == rows(model.tree())
+            assert recent_restarts(root, model) == model.recent_restarts(clock.now)
 
         if model.root_alive:  # stopping the tree stops it all, in order, normally
             events.step = len(crashes) + 1
