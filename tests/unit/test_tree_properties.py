@@ -13,7 +13,11 @@ sub-supervisor with two or three workers of its own::
 
 Hypothesis draws the shape (positions, restart types, strategies, intensities)
 and a sequence of crashes, each after a gap on a fake clock shared by both
-supervisors, so that restart intensity is exact and nothing sleeps. A small
+supervisors, so that restart intensity is exact and nothing sleeps. A crash
+may also make one worker of the sub-supervisor that its restart starts fail
+that start once: the supervisor then tries again by a message to itself,
+restarting that worker by its strategy (under one_for_all the whole group
+again), each attempt one more restart against the intensity. A small
 reference model in plain Python predicts, for every crash, the supervision
 events it causes (in order) and the tree it leaves; the real tree is driven one
 crash at a time, waited on through its events until it has settled, and then
@@ -27,6 +31,7 @@ stream's clock is the step counter), so a step waits only for its own events.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -72,6 +77,28 @@ Row = tuple[str, ChildKind, Restart | None, Strategy | None, bool, int]
 
 class Worker(ThreadActor):
     """A worker that does nothing but live, until it is made to crash."""
+
+
+class FailNext:
+    """The workers whose next start fails (once each): set by the test before a
+    crash, taken by the start function, in the supervisor's thread."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, worker_id: str) -> None:
+        with self._lock:
+            self._ids.add(worker_id)
+
+    def start(self, worker_id: str) -> pykka.ActorRef[Any]:
+        """Start the worker, unless its start is to fail this once."""
+        with self._lock:
+            failing = worker_id in self._ids
+            self._ids.discard(worker_id)
+        if failing:
+            raise RuntimeError(f"{worker_id} cannot start this time")
+        return Worker.start()
 
 
 # -- driving the real tree ---------------------------------------------------------------
@@ -181,8 +208,14 @@ class TreePlan:
     sub: SupervisorPlan
     sub_workers: tuple[tuple[str, Restart], ...]
 
-    def spec(self, clock: FakeClock, events: EventStream) -> ChildSpec:
-        workers = [ChildSpec(w, Worker.start, restart=r) for w, r in self.sub_workers]
+    def spec(
+        self, clock: FakeClock, events: EventStream, fail_next: FailNext | None = None
+    ) -> ChildSpec:
+        failing = fail_next if fail_next is not None else FailNext()
+        workers = [
+            ChildSpec(w, functools.partial(failing.start, w), restart=r)
+            for w, r in self.sub_workers
+        ]
         children = [
             Supervisor.child_spec(
                 SUB,
@@ -217,6 +250,9 @@ class Crash:
     """Whether a worker of the sub-supervisor crashes, if it has any, or a root child."""
     target: int
     """Which of those children running at that moment (modulo their number)."""
+    failing: int | None = None
+    """If a worker of the sub-supervisor is restarted by this crash, which of
+    those it restarts (modulo their number) fails that start once; None: none."""
 
 
 # Mostly children that come back, so that crashes pile up against the intensity.
@@ -252,6 +288,7 @@ crash_sequences = st.lists(
         gap=st.sampled_from([0, 1, 1, 2, 3, 4]),
         in_sub=st.integers(0, 3).map(bool),  # three times in four, a worker of the sub
         target=st.integers(0, 5),
+        failing=st.one_of(st.none(), st.none(), st.integers(0, 2)),
     ),
     min_size=1,
     max_size=8,
@@ -266,6 +303,7 @@ class ChildModel:
     id: str
     restart: Restart
     restarts: int = 0
+    running: bool = True
 
 
 @dataclass
@@ -311,6 +349,10 @@ class TreeModel:
         self.root = SupervisorModel(ROOT, plan.root, plan.root_children)
         self.sub: SupervisorModel | None = SupervisorModel(SUB, plan.sub, plan.sub_workers)
         self.root_alive = True
+        self.failing: str | None = None
+        """The worker whose next start fails, chosen during a crash."""
+        self._to_fail: str | None = None
+        self._failing_pick: int | None = None
         self.outcomes: list[str] = []
         """What happened, for hypothesis's statistics."""
 
@@ -337,48 +379,73 @@ class TreeModel:
         """Stopping the root stops its children in reverse order, each subtree bottom-up."""
         return [e for c in reversed(self.root.children) for e in self._stopped(ROOT, c.id)]
 
-    def crash(self, supervisor_id: str, child_id: str, now: float) -> list[EventKey]:
-        """Crash one child at `now`; return the events it causes, in order."""
+    def crash(
+        self, supervisor_id: str, child_id: str, now: float, failing: int | None = None
+    ) -> tuple[list[EventKey], str | None]:
+        """Crash one child at `now`; return the events it causes, in order, and
+        the worker of the sub-supervisor whose next start is to fail (`failing`
+        picks it among those the crash restarts, if any), or None."""
+        self.failing = self._to_fail = None
+        self._failing_pick = failing
         if child_id == SUB:
             # A crashing supervisor stops its own children before it exits.
             assert self.sub is not None
             stopped = [(SUB, c.id, EventKind.EXITED) for c in reversed(self.sub.children)]
-            return stopped + self._exited(self.root, SUB, now)
-        return self._exited(self.supervisor(supervisor_id), child_id, now)
+            return stopped + self._exited(self.root, SUB, now), None
+        events = self._exited(self.supervisor(supervisor_id), child_id, now)
+        return events, self.failing
 
     def _exited(self, sup: SupervisorModel, child_id: str, now: float) -> list[EventKey]:
         events: list[EventKey] = [(sup.id, child_id, EventKind.EXITED)]
         crashed = sup.child(child_id)
+        crashed.running = False
         if crashed.restart is Restart.TEMPORARY:
             sup.children.remove(crashed)
             if child_id == SUB:
                 self.sub = None
             self.outcomes.append(f"a temporary child of {sup.id} was removed")
             return events
+        return events + self._restart(sup, crashed, now)
+
+    def _restart(self, sup: SupervisorModel, child: ChildModel, now: float) -> list[EventKey]:
+        """OTP's restart/2: count the restart (or give up), stop the siblings the
+        strategy takes down, start them in order; a start that fails is tried
+        again as a restart of that child, by the same strategy."""
+        events: list[EventKey] = []
         allowed = sup.restart_allowed_at(now)
         if any(now - t == sup.plan.max_seconds for t in sup.restart_times):
             self.outcomes.append("a restart exactly max_seconds old still counted")
         if not allowed:
             events.append((sup.id, None, EventKind.GAVE_UP))
             for sibling in reversed(sup.children):
-                if sibling.id != child_id:
+                if sibling.running:
                     events += self._stopped(sup.id, sibling.id)
             self.outcomes.append(f"{sup.id} gave up after {sup.plan.max_restarts} restarts")
             if sup is self.root:
                 self.root_alive = False
                 return events
             return events + self._exited(self.root, SUB, now)
-        affected = sup.affected_by(child_id)
+        affected = sup.affected_by(child.id)
         for sibling in reversed(affected):
-            if sibling.id != child_id:
+            if sibling.id != child.id and sibling.running:
                 events += self._stopped(sup.id, sibling.id)
+            sibling.running = False
         for sibling in affected:
             if sibling.restart is Restart.TEMPORARY:
                 sup.children.remove(sibling)
-        for child in affected:
-            if child.restart is not Restart.TEMPORARY:
-                events += self._started(sup.id, child.id, EventKind.RESTARTED)
-                child.restarts += 1
+        starting = [c for c in affected if c.restart is not Restart.TEMPORARY]
+        if sup is self.sub and self._failing_pick is not None and starting:
+            self.failing = self._to_fail = starting[self._failing_pick % len(starting)].id
+            self._failing_pick = None
+        for one in starting:
+            if one.id == self._to_fail:
+                self._to_fail = None  # it fails this once
+                events.append((sup.id, one.id, EventKind.EXITED))  # its start failed
+                self.outcomes.append(f"a start failed under {sup.plan.strategy.value}")
+                return events + self._restart(sup, one, now)
+            events += self._started(sup.id, one.id, EventKind.RESTARTED)
+            one.running = True
+            one.restarts += 1
         self.outcomes.append(f"{sup.id} ({sup.plan.strategy.value}) restarted {len(affected)}")
         return events
 
@@ -397,7 +464,9 @@ class TreeModel:
         events: list[EventKey] = []
         if child_id == SUB:
             assert self.sub is not None
-            events += [(SUB, c.id, EventKind.EXITED) for c in reversed(self.sub.children)]
+            events += [
+                (SUB, c.id, EventKind.EXITED) for c in reversed(self.sub.children) if c.running
+            ]
         return [*events, (sup_id, child_id, EventKind.EXITED)]
 
     # -- the tree ------------------------------------------------------------------
@@ -445,13 +514,14 @@ def test_random_crash_sequences_leave_the_tree_as_strategy_and_intensity_dictate
     plan: TreePlan, crashes: Sequence[Crash]
 ) -> None:
     """After every crash the tree emits exactly the events the model predicts, and
-    shows exactly the children it predicts, all alive, with its restart counts;
+    shows exactly the children it predicts, all alive, with its restart counts
+    (a restart that failed once having been tried again by the strategy);
     a supervisor that exceeds its intensity gives up, the sub-supervisor is then
     restarted by the root (one root restart), and a root that gives up exits
     abnormally through its on_exit callback, leaving no actor running."""
-    clock, events, root_exit = FakeClock(), SteppedEvents(), RootExit()
+    clock, events, root_exit, fail_next = FakeClock(), SteppedEvents(), RootExit(), FailNext()
     model = TreeModel(plan)
-    root = start_link(plan.spec(clock, events.stream), on_exit=root_exit)
+    root = start_link(plan.spec(clock, events.stream, fail_next), on_exit=root_exit)
     try:
         assert events.of_step(0) == model.start_events()
         assert rows(describe_tree(root)) == rows(model.tree())
@@ -463,8 +533,10 @@ def test_random_crash_sequences_leave_the_tree_as_strategy_and_intensity_dictate
             supervisor_id, child_id = targets[crash.target % len(targets)]
             clock.advance(crash.gap)
             events.step = step
-            expected = model.crash(supervisor_id, child_id, clock.now)
+            expected, failing = model.crash(supervisor_id, child_id, clock.now, crash.failing)
             parent = root if supervisor_id == ROOT else child_ref(root, SUB)
+            if failing is not None:
+                fail_next.add(failing)
             inject_crash(child_ref(parent, child_id))
 
             seen = events.settle(step, expected[-1])
