@@ -183,9 +183,7 @@ class DynamicSupervisor(Supervisor):
     def _terminate(self, child_id: str | pykka.ActorRef[Any]) -> None:
         """Stop the child, named by its id or by its ref, and forget it. A ref
         that is none of our children's is not found, and left alone."""
-        child = self._get(child_id if isinstance(child_id, str) else self._id_of(child_id))
-        super()._terminate(child.id)
-        del self._children[child.id]
+        super()._terminate(child_id if isinstance(child_id, str) else self._id_of(child_id))
 
     def _id_of(self, ref: pykka.ActorRef[Any]) -> str:
         for child in self._children.values():

@@ -474,7 +474,13 @@ class Supervisor(ThreadActor):
             self._child_exited(link, link.exit)
 
     def _terminate(self, child_id: str | pykka.ActorRef[Any]) -> None:
-        self._stop_child(self._get(child_id))
+        """Stop the child for good. Its spec is kept, for `restart_child`,
+        unless it is temporary: OTP forgets a temporary child as soon as it
+        terminates (and a dynamic supervisor keeps no spec of a stopped child)."""
+        child = self._get(child_id)
+        self._stop_child(child)
+        if not self._keeps_spec_of_stopped(child):
+            del self._children[child.id]
 
     def _restart_terminated(self, child_id: str) -> pykka.ActorRef[Any] | None:
         child = self._get(child_id)

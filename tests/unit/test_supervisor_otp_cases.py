@@ -872,3 +872,34 @@ def test_rest_for_one_other_child_fails_restart(
         "b": 1,
         "c": 1,
     }
+
+
+# -- a temporary child's spec is not kept ----------------------------------------------------
+
+
+def test_do_not_save_child_specs_for_temporary_children(
+    runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``do_not_save_child_specs_for_temporary_children``: a temporary
+    child's spec goes as soon as it terminates, whether it is terminated
+    (``terminate_child``), exits normally or crashes; a permanent child's is
+    kept when it is terminated."""
+    children = [
+        spec(runtime, "terminated", restart=Restart.TEMPORARY),
+        spec(runtime, "normal", restart=Restart.TEMPORARY),
+        spec(runtime, "crashed", restart=Restart.TEMPORARY),
+        spec(runtime, "kept"),
+    ]
+    sup = start_link(Supervisor.child_spec("root", children, events=events))
+    refs = {i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}
+    terminate_child(sup, "terminated").get(timeout=TIMEOUT_S)
+    refs["normal"].tell(StopNormally())  # type: ignore[union-attr]
+    inject_crash(refs["crashed"])  # type: ignore[arg-type]
+    event_log.wait(EventKind.EXITED, "normal")
+    event_log.wait(EventKind.EXITED, "crashed")
+    terminate_child(sup, "kept").get(timeout=TIMEOUT_S)
+
+    assert [(i.id, i.alive) for i in which_children(sup).get(timeout=TIMEOUT_S)] == [
+        ("kept", False)
+    ]
+    assert counts(sup) == (1, 0, 0, 1)
