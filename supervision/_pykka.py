@@ -10,7 +10,9 @@ internals, and does so here and nowhere else:
 ===================================  ===============================================
 pykka internal                       what supervision uses it for
 ===================================  ===============================================
-``Actor._actor_loop_setup``          to learn whether ``on_start`` returned or raised
+``Actor._actor_loop_setup``          to learn whether ``on_start`` returned or raised,
+                                     and to stop an actor that declined its start
+                                     (`supervision.Ignore`) without an error log
 ``Actor._handle_receive``            to raise `InjectedCrash` before the handler runs,
                                      and to pass over the no-op that wakes a killed
                                      thread

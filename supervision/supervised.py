@@ -13,7 +13,8 @@ what happens in the actor                      what pykka does                 e
                                                                                its info)
 its supervisor stops it                        runs ``on_stop``, stops         shutdown
 ``on_start`` raises an ``Exception``           logs, stops; no ``on_failure``  crashed
-``on_start`` raises `Ignore` (declines)        stops; no log, no ``on_failure`` normal
+``on_start`` raises `Ignore` (declines)        stops, not logged; no           normal
+                                               ``on_failure``
 a ``tell``'s handler raises an ``Exception``   logs, runs ``on_failure``,      crashed
                                                stops
 an ``ask``'s handler raises an ``Exception``   hands it to the asker;          (none: it is
