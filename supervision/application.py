@@ -40,7 +40,8 @@ def start_link(
 ) -> pykka.ActorRef[Any]:
     """Start `spec` linked to `on_exit` (called once, in the actor's thread, when
     it exits) and return its ref once it has started; raise `StartChildError`
-    when it does not. Blocks: call it from a plain thread, not from an actor."""
+    when it does not, and `Ignore` when it declines to start (OTP's
+    ``ignore``). Blocks: call it from a plain thread, not from an actor."""
 
     def notify(link: Link, exit: Exit) -> None:
         fail_envelopes(link.take_leftovers(), f"{spec.id!r} exited ({exit})")
