@@ -100,6 +100,24 @@ def ids(supervisor: pykka.ActorRef[Any]) -> list[str]:
     return [info.id for info in which_children(supervisor).get(timeout=TIMEOUT_S)]
 
 
+def counts(supervisor: pykka.ActorRef[Any]) -> tuple[int, int, int, int]:
+    """count_children as OTP's test reads it: [specs, active, supervisors, workers]."""
+    return counts_of(count_children(supervisor).get(timeout=TIMEOUT_S))
+
+
+def counts_of(c: ChildCounts) -> tuple[int, int, int, int]:
+    return (c.specs, c.active, c.supervisors, c.workers)
+
+
+def until(holds: Callable[[], bool], what: str) -> None:
+    """Return once `holds()`, looked at again every millisecond: for a state
+    nothing announces (how many messages wait in an inbox)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not holds():
+        assert time.monotonic() < deadline, f"not within {TIMEOUT_S} s: {what}"
+        time.sleep(0.001)
+
+
 # -- a dynamic supervisor forgets a child it does not restart ----------------------------
 
 
@@ -116,8 +134,7 @@ def test_transient_normal_simple_one_for_one_forgets_the_child(
     event_log.wait(EventKind.EXITED, "job")
 
     assert ids(sup) == []
-    counts = count_children(sup).get(timeout=TIMEOUT_S)
-    assert (counts.specs, counts.active, counts.workers) == (0, 0, 0)
+    assert counts(sup) == (0, 0, 0, 0)
     again = start_child(sup, spec(runtime, "job", restart=Restart.TRANSIENT))
     assert again.get(timeout=TIMEOUT_S).ask("ping") == "job"
 
@@ -192,15 +209,6 @@ def test_sup_stop_shutdown_0_kills_at_once(
 
 
 # -- each child's own exit reason, while its supervisor shuts down -----------------------
-
-
-def until(holds: Callable[[], bool], what: str) -> None:
-    """Return once `holds()`, looked at again every millisecond: for a state
-    nothing announces (how many messages wait in an inbox)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not holds():
-        assert time.monotonic() < deadline, f"not within {TIMEOUT_S} s: {what}"
-        time.sleep(0.001)
 
 
 @pytest.mark.parametrize("kind", [Supervisor, DynamicSupervisor])
@@ -426,14 +434,6 @@ class Decliner(Child):
 
 def declining(runtime: Runtime, child_id: str, **options: Any) -> ChildSpec:
     return ChildSpec(child_id, lambda: runtime.start(Decliner, child_id, lambda: True), **options)
-
-
-def counts(supervisor: pykka.ActorRef[Any]) -> tuple[int, int, int, int]:
-    return counts_of(count_children(supervisor).get(timeout=TIMEOUT_S))
-
-
-def counts_of(c: ChildCounts) -> tuple[int, int, int, int]:
-    return (c.specs, c.active, c.supervisors, c.workers)
 
 
 def test_sup_start_ignore_child(
