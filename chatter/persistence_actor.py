@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chatter import queries
+from chatter import presence, queries
 from chatter.database import CONNECT_TIMEOUT_S, open_pool, pool_size
 from chatter.errors import ChatError, StorageError, StorageUnavailable
 from chatter.metrics import ChatMetrics
@@ -46,7 +46,8 @@ from chatter.persistence import (
     UserRecorded,
 )
 from chatter.queries import StoreResult
-from chatter.reply import tell_quietly
+from chatter.recent_users import UsersChanged
+from chatter.reply import Named, Recipient, tell_quietly
 from chatter.room import Room
 from supervision import Registry, ThreadActor
 
@@ -95,6 +96,10 @@ class PersistenceActor(ThreadActor):
         super().__init__()
         self._conninfo = conninfo
         self._room = Room(registry) if registry is not None else None
+        self._presence: Recipient | None = (
+            Named(registry, presence.NAME) if registry is not None else None
+        )
+        """Told `UsersChanged` after each write of a user, before the writer hears."""
         self._metrics = metrics if metrics is not None else ChatMetrics()
         self._size = max_connections or pool_size()
         self._pool: ConnectionPool | None = None
@@ -163,6 +168,8 @@ class PersistenceActor(ThreadActor):
                     )
                 except ChatError as error:
                     logger.warning("Could not record last seen: %s", error)
+                else:
+                    self._users_changed()
             case _ReaderLostDatabase(error=error):
                 self._mark_down(error)
             case _:
@@ -207,7 +214,13 @@ class PersistenceActor(ThreadActor):
         except (StorageError, StorageUnavailable) as error:
             tell_quietly(request.reply_to, request.failure(error))
         else:
+            self._users_changed()
             tell_quietly(request.reply_to, UserRecorded(joined, request.tag))
+
+    def _users_changed(self) -> None:
+        """Presence keeps the recent users for welcomes: it reads them again."""
+        if self._presence is not None:
+            self._presence.tell(UsersChanged())
 
     def _write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         pool = self._usable_pool()

@@ -14,6 +14,7 @@ from typing import Any
 import pykka
 
 from chatter.errors import PresenceUnavailable
+from chatter.queries import UsersPage
 from chatter.reply import Failed, Request, ServerClient
 from supervision import Registry
 
@@ -126,6 +127,9 @@ class OnlineNow:
     names: tuple[str, ...]
     """Sorted case-insensitively."""
     tag: Any = None
+    users: UsersPage | None = None
+    """The most recently seen users and the count of all, as presence last
+    read them (`chatter.recent_users`); None if it could not."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ session is closed (`Fenced`, 1012), and its client reconnects. The others
 keep their names and their connections, so an outage of the one database
 every node shares disconnects nobody.
 
+Presence also answers the rest of a welcome's people: the most recently seen
+users and the count of all, kept as its last read of them found them
+(`chatter.recent_users`), so that a welcome reads nothing of the database.
+
 A restarted presence actor knows nothing, so before it serves anyone it asks
 every live session (the members of the sessions group) which name it holds,
 and defers every other request until all have answered or
@@ -70,7 +74,7 @@ from chatter.lease import LeaseHeld, LeaseLost, WhatLease
 from chatter.metrics import ChatMetrics
 from chatter.names import NameTable
 from chatter.node_queries import ClaimOutcome, OnlineClaims
-from chatter.persistence import Persistence, Read, ReadDone, ReadFailed
+from chatter.persistence import Persistence, Read, ReadDone, ReadFailed, read_recent_users
 from chatter.presence import (
     REBUILD_TIMEOUT_S,
     Announced,
@@ -88,10 +92,12 @@ from chatter.presence import (
     SessionsNamed,
     SessionsNamedNow,
 )
+from chatter.recent_users import RecentUsers, UsersChanged
 from chatter.reply import tell_quietly
 from chatter.room import SESSIONS_GROUP, Room
 from chatter.throttle import BucketsByKey, Limit, NameClaimLimits
 from chatter.usernames import username_key
+from chatter.welcome import RECENT_USERS_READ
 from supervision import LoopActor, NameNotRegisteredError, NameUnavailableError, Registry
 
 __all__ = ["PresenceActor"]
@@ -123,6 +129,14 @@ class _ClaimWrite:
     claim: Claim
     presence: str
     """The asking incarnation's urn: an answer to one that died is ignored."""
+
+
+@dataclass(frozen=True)
+class _UsersRead:
+    """The tag of a read of the recent users, begun at `generation` (`RecentUsers`)."""
+
+    presence: str
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,9 @@ class PresenceActor(LoopActor):
         """Who this node's clients have been told is online, by name key."""
         self._read_once = False
         """Whether the online set was read since this actor started."""
+        self._online_known = False
+        """Whether asks of who is online can be answered: the online set was
+        read, or a read failed (then with what this node knows)."""
         self._total: int | None = None
         """The count of users last told (a join carries it when it changed)."""
         self._writes = 0
@@ -209,7 +226,9 @@ class PresenceActor(LoopActor):
         self._reading = False
         self._read_again = False
         self._online_asks: list[Online] = []
-        """Asks of the online set before the first read: answered by it."""
+        """Asks of the online set before the first read, or while the recent
+        users are being read after a change: answered once both are in."""
+        self._users = RecentUsers(self._read_users)
         self._lost_lease: uuid.UUID | None = None
         """The lease this node held last, while it holds none."""
         self._restoring = False
@@ -234,6 +253,7 @@ class PresenceActor(LoopActor):
             logger.info("Presence rebuilding from %d live sessions", len(self._awaiting))
             self.actor_loop.call_later(REBUILD_TIMEOUT_S, self._rebuild_timed_out)
         self._read_online()
+        self._users.refresh()
 
     def _rebuild_timed_out(self) -> None:
         self._tell_self(_RebuildTimeout())
@@ -272,6 +292,20 @@ class PresenceActor(LoopActor):
                 pass
             case PresenceWake():
                 self._read_online()
+                self._users.refresh()
+            case UsersChanged():
+                self._users.changed()
+            case ReadDone(tag=_UsersRead(presence=urn, generation=generation), value=page) if (
+                urn == self._urn
+            ):
+                self._users.read_done(generation, page)
+                self._serve_online_asks()
+            case ReadFailed(tag=_UsersRead(presence=urn, generation=generation), error=error) if (
+                urn == self._urn
+            ):
+                logger.warning("Presence could not read the recent users: %s", error)
+                self._users.read_failed(generation)
+                self._serve_online_asks()
             case ReadDone(tag=_OnlineRead(presence=urn) as tag, value=value) if urn == self._urn:
                 self._online_read(tag, value)
             case ReadFailed(tag=_OnlineRead(presence=urn), error=error) if urn == self._urn:
@@ -293,7 +327,8 @@ class PresenceActor(LoopActor):
                 logger.warning("Presence could not record %s: %s", what, error)
                 self._written(keys)
             case (
-                ReadDone(tag=_OnlineRead() | _ClaimWrite() | _Written() | _Restore()) | ReadFailed()
+                ReadDone(tag=_OnlineRead() | _UsersRead() | _ClaimWrite() | _Written() | _Restore())
+                | ReadFailed()
             ):
                 pass  # asked by an incarnation that died since, or needs no answer
             case _ if self._must_wait(message, behind=bool(self._deferred)):
@@ -360,10 +395,10 @@ class PresenceActor(LoopActor):
                 )
                 tell_quietly(message.reply_to, SessionsNamedNow(found, message.tag))
             case Online():
-                if not self._read_once:
+                if not self._online_known or not self._users.settled:
                     self._online_asks.append(message)
                 else:
-                    tell_quietly(message.reply_to, OnlineNow(self._online_names(), message.tag))
+                    self._answer_online(message)
             case _:
                 super().on_receive(message)
 
@@ -503,6 +538,22 @@ class PresenceActor(LoopActor):
             self._room.presence_changed(joins, leaves, total_users if joins else None)
         self._metrics.online_users.set(len(online))
 
+    def _read_users(self, generation: int) -> None:
+        tag = _UsersRead(self._urn, generation)
+        self._persistence.tell(read_recent_users(RECENT_USERS_READ, self.actor_ref, tag))
+
+    def _serve_online_asks(self) -> None:
+        """Answer the asks of who is online once the online set was read (or
+        could not be) and the recent users are settled."""
+        if not self._online_known or not self._users.settled:
+            return
+        asks, self._online_asks = self._online_asks, []
+        for ask in asks:
+            self._answer_online(ask)
+
+    def _answer_online(self, ask: Online) -> None:
+        tell_quietly(ask.reply_to, OnlineNow(self._online_names(), ask.tag, self._users.page))
+
     def _online_names(self) -> tuple[str, ...]:
         return tuple(sorted(self._online.values(), key=username_key))
 
@@ -526,7 +577,7 @@ class PresenceActor(LoopActor):
         self._reading = False
         total = now.total_users if self._read_once and now.total_users != self._total else None
         self._total = now.total_users
-        self._read_once = True
+        self._read_once = self._online_known = True
         told = self._online
         held = {username_key(name): name for name in now.online()}
         visible = {key for key, settled in self._unsettled.items() if settled <= tag.writes}
@@ -541,9 +592,7 @@ class PresenceActor(LoopActor):
         self._tell_clients(
             tuple(sorted(joins, key=username_key)), tuple(sorted(leaves, key=username_key)), total
         )
-        asks, self._online_asks = self._online_asks, []
-        for ask in asks:
-            tell_quietly(ask.reply_to, OnlineNow(self._online_names(), ask.tag))
+        self._serve_online_asks()
         current = self._lease.lease_id if self._lease is not None else None
         if not self._awaiting and not self._restoring and tag.lease == current:
             self._notice_takeovers(tag, now)
@@ -555,9 +604,8 @@ class PresenceActor(LoopActor):
     def _online_read_failed(self, error: Exception) -> None:
         self._reading = self._read_again = False
         logger.warning("Presence could not read who is online: %s", error)
-        asks, self._online_asks = self._online_asks, []
-        for ask in asks:  # what this node knows, rather than nothing
-            tell_quietly(ask.reply_to, OnlineNow(self._online_names(), ask.tag))
+        self._online_known = True
+        self._serve_online_asks()  # with what this node knows, rather than nothing
 
     def _notice_takeovers(self, tag: _OnlineRead, now: OnlineClaims) -> None:
         """A name of this node's that the database shows under another holder

@@ -217,8 +217,10 @@ class SessionActor(NameClaims, LoopActor):
                 self._gather_welcome()
             case ReadDone(tag=welcome.Part() as part, value=value):
                 self._welcome_part(part, value)
-            case presence.OnlineNow(tag=welcome.Part() as part, names=names):
-                self._welcome_part(part, names)
+            case presence.OnlineNow(tag=welcome.Part() as part, users=users):
+                if users is None and self._welcome is not None:  # presence could not read them
+                    self._welcome.read_users(self._persistence, self.actor_ref)
+                self._welcome_part(part, message)
             case room.NotRemembered(tag=welcome.Part()) if self._welcome is not None:
                 self._welcome.read_messages(self._persistence, self.actor_ref)
             case ReadFailed(tag=welcome.Part()) | presence.OnlineFailed(tag=welcome.Part()):

@@ -3,12 +3,14 @@
 A welcome carries the newest `WELCOME_MESSAGES` messages, or, for a client
 resuming with ``after``, every message it missed (up to `MAX_RESUME`; beyond,
 the newest, and the client pages back); who is online; and the most recently
-active offline users. Its three parts come from three places and arrive in
-any order: the messages from the room, which remembers the newest it has sent
-(`chatter.room.Recall`; from a read of the log when it does not remember all a
-resuming client missed), the users from a read of persistence, and who is
-online from presence. A session gathers them in a `WelcomeParts` and sends
-`welcome_frame` once all are in.
+active offline users. Its parts come from two actors on the session's own
+loop and arrive in either order: the messages from the room, which remembers
+the newest it has sent (`chatter.room.Recall`), and who is online with the
+recent users from presence, which keeps them (`chatter.recent_users`). Neither
+reads the database for a welcome; when one cannot answer (a resuming client
+missed more than the room remembers, the users could not be read), the session
+reads that part from persistence. It gathers the parts in a `WelcomeParts` and
+sends `welcome_frame` once all are in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RESUME",
     "RECENT_OFFLINE_USERS",
+    "RECENT_USERS_READ",
     "WELCOME_MESSAGES",
     "Backlog",
     "Part",
@@ -52,6 +55,9 @@ MAX_RESUME = 5000
 
 RECENT_OFFLINE_USERS = 50
 """Offline users listed in a welcome, most recently active first."""
+
+RECENT_USERS_READ = RECENT_OFFLINE_USERS * 2
+"""Recent users read for a welcome, online ones among them."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,6 @@ class WelcomeParts:
         `Part`. Ask once joined to the sessions group: the room's answer is
         as fresh as that (`chatter.room.Recall`)."""
         room.recall(self.after, reply_to, RECALL)
-        persistence.tell(read_recent_users(RECENT_OFFLINE_USERS * 2, reply_to, USERS))
         presence.tell(Online(reply_to=reply_to, tag=ONLINE))
 
     def read_messages(self, persistence: Persistence, reply_to: Recipient) -> None:
@@ -159,8 +164,13 @@ class WelcomeParts:
             query = functools.partial(read_backlog, after=self.after)
             persistence.tell(Read(query, reply_to=reply_to, tag=RESUME))
 
+    def read_users(self, persistence: Persistence, reply_to: Recipient) -> None:
+        """Ask for the recent users from the database: presence had none."""
+        persistence.tell(read_recent_users(RECENT_USERS_READ, reply_to, USERS))
+
     def take(self, part: Part, value: Any) -> bool:
-        """Keep an answer; True once every part is in."""
+        """Keep an answer (for `ONLINE`, presence's `OnlineNow`, which carries
+        the recent users too); True once every part is in."""
         if part == NEWEST:
             self.backlog = newest_backlog(value)
         elif part in (RECALL, RESUME):
@@ -168,7 +178,9 @@ class WelcomeParts:
         elif part == USERS:
             self.users = value
         else:
-            self.online = value
+            self.online = value.names
+            if value.users is not None:
+                self.users = value.users
         return self.backlog is not None and self.online is not None and self.users is not None
 
     def frame(self, you: str | None) -> str:

@@ -99,3 +99,29 @@ def test_a_welcome_asked_while_the_room_restarts_holds_every_message_once(
         assert recalls(server.tree.metrics) == (before[0] + 2, before[1])  # asked again
 
     server.run(scenario)
+
+
+def test_a_welcome_lists_a_user_recorded_and_gone_just_before_it_as_offline(
+    server: ChatServer,
+) -> None:
+    """Presence answers the welcome's people from its own page of recent
+    users, which a user's recording and last visit on this node renew before
+    any welcome asked after them is answered."""
+
+    async def scenario(server: ChatServer) -> None:
+        watcher, ann = await server.watched_join("ann", first_post=("hello", "a-1"))
+        ann.close()
+        assert (await watcher.expect("presence"))["leaves"] == ["ann"]
+        welcome = await server.welcome()
+        assert welcome["users"] == [{"username": "ann", "online": False}]
+        assert welcome["total_users"] == 1
+        zed = await server.welcomed()
+        await zed.join("zed")
+        welcome = await server.welcome()
+        assert welcome["users"] == [
+            {"username": "zed", "online": True},
+            {"username": "ann", "online": False},
+        ]
+        assert welcome["total_users"] == 2
+
+    server.run(scenario)
