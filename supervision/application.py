@@ -60,9 +60,9 @@ def run(
     """Start the root `spec` and block until it exits; return the exit status.
 
     A stop signal stops the tree in order (children in reverse) and returns 0,
-    as does a root that stops normally. A root that exits abnormally, as when
-    it gives up after too many restarts, is logged at CRITICAL with its reason
-    and `EXIT_GAVE_UP` is returned. Raises `StartChildError` if the root does
+    as does a root that stops normally. A root that gives up after too many
+    restarts (`Exit.gave_up`), or exits abnormally, is logged at CRITICAL with
+    its reason and `EXIT_GAVE_UP` is returned. Raises `StartChildError` if the root does
     not start. Call it from the main thread (it installs signal handlers).
     """
     done = threading.Event()
@@ -92,7 +92,7 @@ def run(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     exit = outcome[0]
-    if stopping.is_set() or not exit.abnormal:
+    if stopping.is_set() or not (exit.abnormal or exit.gave_up):
         logger.info("Root supervisor %r stopped (%s)", spec.id, exit)
         return 0
     logger.critical(

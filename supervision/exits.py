@@ -14,7 +14,10 @@ A supervisor decides what to do about an exit from its reason alone:
               exceptions count)
 
 `normal` and `shutdown` are normal exits, so a transient child is not restarted
-after them; `killed` and `crashed` are abnormal.
+after them; `killed` and `crashed` are abnormal. A supervisor that gives up
+(more restarts than its intensity allows) exits `shutdown` with the
+`RestartIntensityExceededError` as info, as OTP's exits
+``{shutdown, reached_max_restart_intensity}``: see `Exit.gave_up`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from typing import Any
+
+from supervision.errors import RestartIntensityExceededError
 
 __all__ = ["Exit", "ExitReason"]
 
@@ -53,6 +58,16 @@ class Exit:
     def abnormal(self) -> bool:
         """True for a crash or a kill: what a transient child is restarted after."""
         return self.reason in (ExitReason.CRASHED, ExitReason.KILLED)
+
+    @property
+    def gave_up(self) -> bool:
+        """True for a supervisor that gave up: a shutdown whose info is the
+        `RestartIntensityExceededError`. Normal for its own supervisor (a
+        transient supervisor is not restarted after it), a failure for whoever
+        runs the root (`supervision.run` exits non-zero)."""
+        return self.reason is ExitReason.SHUTDOWN and isinstance(
+            self.info, RestartIntensityExceededError
+        )
 
     def __str__(self) -> str:
         if self.info is not None:

@@ -69,7 +69,7 @@ from supervision.errors import (
     SupervisionError,
 )
 from supervision.events import EventKind, EventStream
-from supervision.exits import KILLED, Exit
+from supervision.exits import KILLED, Exit, ExitReason
 from supervision.intensity import DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS, RestartIntensity
 from supervision.registry import Registry
 from supervision.strategy import Strategy, plan_restart, should_restart
@@ -282,6 +282,7 @@ class Supervisor(ThreadActor):
         """
         if not self._intensity.add_restart():
             self._give_up()
+            return
         plan = plan_restart(
             self.strategy,
             [(c.id, c.spec.restart) for c in self._children.values()],
@@ -332,7 +333,11 @@ class Supervisor(ThreadActor):
         self._events.publish(self.id, None, EventKind.GAVE_UP, str(error))
         # Our own supervisor may restart us: hold sends to our children's names.
         self._stop_children(restarting=True)
-        raise error
+        # OTP's {shutdown, reached_max_restart_intensity}, at once: no message
+        # waiting in the inbox is handled by a supervisor that gave up.
+        self._record_exit(Exit(ExitReason.SHUTDOWN, info=error))
+        self._stopped_to_restart = True
+        self._stop()
 
     # -- starting children -------------------------------------------------------------
 

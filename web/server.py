@@ -181,7 +181,7 @@ async def stop(running: Running) -> int:
     if exit is None:
         await loop.run_in_executor(None, running.tree.stop)
     logger.info("Chatter stopped")
-    if exit is not None and exit.abnormal:
+    if exit is not None and (exit.abnormal or exit.gave_up):
         logger.critical("The root supervisor exited (%s); exiting with status 1", exit)
         return EXIT_GAVE_UP
     return 0

@@ -39,6 +39,6 @@ def test_a_root_that_gives_up_exits_non_zero_with_a_clear_log_line() -> None:
     assert process.returncode == 1
     assert out.count("start b") == 4  # the first start and three restarts
     assert "supervisor 'root' gave up: more than 3 restarts in 5 s" in err
-    assert "Root supervisor 'root' exited (crashed: RestartIntensityExceededError" in err
+    assert "Root supervisor 'root' exited (shutdown: supervisor 'root' gave up" in err
     assert "exiting with status 1" in err
     assert out.strip().split("\n")[-2:] == ["stop c", "stop a"]

@@ -239,8 +239,9 @@ def test_one_restart_too_many_makes_the_supervisor_give_up(
 
     assert root.exited.wait(5)
     assert root.exit is not None
-    assert root.exit.reason is ExitReason.CRASHED
-    assert isinstance(root.exit.error, RestartIntensityExceededError)
+    assert root.exit.reason is ExitReason.SHUTDOWN  # OTP: {shutdown, reached_max_restart_intensity}
+    assert isinstance(root.exit.info, RestartIntensityExceededError)
+    assert root.exit.gave_up
     assert journal.of("stop") == ["a"]  # b had crashed; a was stopped on the way out
     gave_up = event_log.wait_for(lambda e: e.kind is EventKind.GAVE_UP)
     assert gave_up.supervisor == "root"
@@ -290,7 +291,7 @@ def test_escalation_goes_through_two_levels(events: EventStream, event_log: Even
     journal.wait_for("w", "start", count=4)
     inject_crash(w_ref())  # inner gives up again: a second root restart is one too many
     assert root.exited.wait(5)
-    assert isinstance(root.exit and root.exit.error, RestartIntensityExceededError)
+    assert isinstance(root.exit and root.exit.info, RestartIntensityExceededError)
     assert [e.supervisor for e in events.recent() if e.kind is EventKind.GAVE_UP] == [
         "inner",
         "inner",

@@ -779,7 +779,8 @@ def test_restart_attempts_count_against_the_intensity(
     )
     inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
     assert gave_up.wait(TIMEOUT_S)
-    assert isinstance(root_exits[0].error, RestartIntensityExceededError)
+    assert root_exits[0].gave_up
+    assert isinstance(root_exits[0].info, RestartIntensityExceededError)
     assert attempts.begun == 2  # the third restart is one too many: not attempted
     event_log.wait(EventKind.GAVE_UP, None)
 
@@ -903,3 +904,37 @@ def test_do_not_save_child_specs_for_temporary_children(
         ("kept", False)
     ]
     assert counts(sup) == (1, 0, 0, 1)
+
+
+# -- a supervisor that gives up exits shutdown ---------------------------------------------
+
+
+@pytest.mark.parametrize("restart", [Restart.TRANSIENT, Restart.PERMANENT])
+def test_a_supervisor_that_gives_up_exits_shutdown(
+    restart: Restart, runtime: Runtime, events: EventStream, event_log: EventLog
+) -> None:
+    """OTP: ``supervisor:restart/2`` past the intensity reports
+    ``reached_max_restart_intensity`` and the supervisor exits ``shutdown``
+    (its neighbours ``one_for_one_escalation`` and ``one_for_all_escalation``).
+    A normal exit: under its own supervisor a transient supervisor that gave up
+    is not restarted (kept, not running), a permanent one is."""
+    inner = Supervisor.child_spec(
+        "inner", [spec(runtime, "w")], max_restarts=0, restart=restart, events=events
+    )
+    root = start_link(Supervisor.child_spec("root", [inner], events=events))
+    inner_ref = {i.id: i.ref for i in which_children(root).get(timeout=TIMEOUT_S)}["inner"]
+    assert inner_ref is not None
+    w = {i.id: i.ref for i in which_children(inner_ref).get(timeout=TIMEOUT_S)}["w"]
+    inject_crash(w)  # type: ignore[arg-type]
+    exited = event_log.wait(EventKind.EXITED, "inner")
+    assert exited.reason is not None
+    assert exited.reason.startswith("shutdown: supervisor 'inner' gave up"), exited.reason
+    if restart is Restart.TRANSIENT:
+        assert [(i.id, i.alive) for i in which_children(root).get(timeout=TIMEOUT_S)] == [
+            ("inner", False)
+        ]
+        assert count_restarts(root).get(timeout=TIMEOUT_S).restarts == 0
+    else:
+        event_log.wait(EventKind.RESTARTED, "inner")
+        assert count_restarts(root).get(timeout=TIMEOUT_S).restarts == 1
+    root.stop(timeout=TIMEOUT_S)

@@ -368,7 +368,7 @@ class TreeModel:
         children."""
         if in_sub and self.sub is not None and self.sub.children:
             return [(SUB, c.id) for c in self.sub.children]
-        return [(ROOT, c.id) for c in self.root.children]
+        return [(ROOT, c.id) for c in self.root.children if c.running]
 
     # -- events ----------------------------------------------------------------------
 
@@ -377,7 +377,9 @@ class TreeModel:
 
     def stop_events(self) -> list[EventKey]:
         """Stopping the root stops its children in reverse order, each subtree bottom-up."""
-        return [e for c in reversed(self.root.children) for e in self._stopped(ROOT, c.id)]
+        return [
+            e for c in reversed(self.root.children) if c.running for e in self._stopped(ROOT, c.id)
+        ]
 
     def crash(
         self, supervisor_id: str, child_id: str, now: float, failing: int | None = None
@@ -395,7 +397,11 @@ class TreeModel:
         events = self._exited(self.supervisor(supervisor_id), child_id, now)
         return events, self.failing
 
-    def _exited(self, sup: SupervisorModel, child_id: str, now: float) -> list[EventKey]:
+    def _exited(
+        self, sup: SupervisorModel, child_id: str, now: float, *, gave_up: bool = False
+    ) -> list[EventKey]:
+        """A child crashed, or (`gave_up`) the sub-supervisor gave up: it exits
+        shutdown, a normal exit, after which a transient child is not restarted."""
         events: list[EventKey] = [(sup.id, child_id, EventKind.EXITED)]
         crashed = sup.child(child_id)
         crashed.running = False
@@ -404,6 +410,10 @@ class TreeModel:
             if child_id == SUB:
                 self.sub = None
             self.outcomes.append(f"a temporary child of {sup.id} was removed")
+            return events
+        if gave_up and crashed.restart is Restart.TRANSIENT:
+            self.sub = None  # its spec is kept, not running: no workers
+            self.outcomes.append("a transient supervisor that gave up was not restarted")
             return events
         return events + self._restart(sup, crashed, now)
 
@@ -424,7 +434,7 @@ class TreeModel:
             if sup is self.root:
                 self.root_alive = False
                 return events
-            return events + self._exited(self.root, SUB, now)
+            return events + self._exited(self.root, SUB, now, gave_up=True)
         affected = sup.affected_by(child.id)
         for sibling in reversed(affected):
             if sibling.id != child.id and sibling.running:
@@ -479,11 +489,16 @@ class TreeModel:
         return counts
 
     def tree(self) -> TreeNode:
-        """The tree `describe_tree` should show: every child still known is alive."""
+        """The tree `describe_tree` should show: every child still known is alive
+        but a transient sub-supervisor that gave up."""
 
         def node(child: ChildModel) -> TreeNode:
             if child.id != SUB:
                 return TreeNode(child.id, ChildKind.WORKER, True, child.restarts, child.restart)
+            if not child.running:  # a transient supervisor that gave up: kept, not running
+                return TreeNode(
+                    SUB, ChildKind.SUPERVISOR, False, child.restarts, child.restart, children=()
+                )
             assert self.sub is not None
             return TreeNode(
                 SUB,
@@ -516,9 +531,10 @@ def test_random_crash_sequences_leave_the_tree_as_strategy_and_intensity_dictate
     """After every crash the tree emits exactly the events the model predicts, and
     shows exactly the children it predicts, all alive, with its restart counts
     (a restart that failed once having been tried again by the strategy);
-    a supervisor that exceeds its intensity gives up, the sub-supervisor is then
-    restarted by the root (one root restart), and a root that gives up exits
-    abnormally through its on_exit callback, leaving no actor running."""
+    a supervisor that exceeds its intensity gives up and exits shutdown (OTP's
+    ``{shutdown, reached_max_restart_intensity}``): the sub-supervisor is then
+    restarted by the root (one root restart) unless it is transient, and a root
+    that gives up says so through its on_exit callback, leaving no actor running."""
     clock, events, root_exit, fail_next = FakeClock(), SteppedEvents(), RootExit(), FailNext()
     model = TreeModel(plan)
     root = start_link(plan.spec(clock, events.stream, fail_next), on_exit=root_exit)
@@ -543,8 +559,8 @@ def test_random_crash_sequences_leave_the_tree_as_strategy_and_intensity_dictate
             if not model.root_alive:
                 assert seen == expected
                 exit = root_exit.wait()
-                assert exit.abnormal
-                assert isinstance(exit.error, RestartIntensityExceededError)
+                assert exit.gave_up
+                assert isinstance(exit.info, RestartIntensityExceededError)
                 assert pykka.ActorRegistry.get_all() == []
                 break
             tree = describe_tree(root)  # also lets both supervisors finish the step
