@@ -182,8 +182,9 @@ def run(quick: bool, progress: Progress) -> Section:
         ""
         if rate_ratio >= TARGET_RATE_RATIO
         else f"{chatter.connect_s:.1f} s against {demo.connect_s:.1f} s to connect them all; "
-        "each connection starts a session actor (adopted by its supervisor) and reads "
-        "its welcome from the database (see What limits Chatter: Connecting)",
+        "each connection starts a session actor (adopted by its supervisor), whose "
+        "welcome the room and presence answer from memory; the demo's own rate varies "
+        "by a quarter from run to run (see Connections (scenario 3, issue #15))",
     )
     rows = [
         [
