@@ -109,6 +109,18 @@ def counts_of(c: ChildCounts) -> tuple[int, int, int, int]:
     return (c.specs, c.active, c.supervisors, c.workers)
 
 
+class RootExits:
+    """A root's ``on_exit``: keeps each exit and signals the first."""
+
+    def __init__(self) -> None:
+        self.seen: list[Exit] = []
+        self.first = threading.Event()
+
+    def __call__(self, exit: Exit) -> None:
+        self.seen.append(exit)
+        self.first.set()
+
+
 def until(holds: Callable[[], bool], what: str) -> None:
     """Return once `holds()`, looked at again every millisecond: for a state
     nothing announces (how many messages wait in an inbox)."""
@@ -704,25 +716,19 @@ def test_try_again_restart_lets_a_stop_through(
     attempt; the other children are stopped, and no attempt follows."""
     attempts = Attempts()
     steady = ChildSpec("steady", lambda: runtime.start(Recorder, journal))
-    exits: list[Exit] = []
-    stopped = threading.Event()
-
-    def on_exit(exit: Exit) -> None:
-        exits.append(exit)
-        stopped.set()
-
+    exits = RootExits()
     sup = start_link(
         Supervisor.child_spec(
             "root", [steady, flaky(runtime, "flaky", attempts)], max_restarts=8, events=events
         ),
-        on_exit=on_exit,
+        on_exit=exits,
     )
     inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
     attempts.wait_begun(1)
     sup.stop(block=False)
     attempts.release()
-    assert stopped.wait(TIMEOUT_S), "the supervisor did not stop"
-    assert exits == [Exit(ExitReason.NORMAL)]
+    assert exits.first.wait(TIMEOUT_S), "the supervisor did not stop"
+    assert exits.seen == [Exit(ExitReason.NORMAL)]
     assert journal.whats() == ["on_start", "on_stop"]
     assert attempts.begun == 1
 
@@ -764,23 +770,17 @@ def test_restart_attempts_count_against_the_intensity(
     attempts = Attempts()
     for _ in range(3):
         attempts.release()  # no attempt waits
-    root_exits: list[Exit] = []
-    gave_up = threading.Event()
-
-    def on_exit(exit: Exit) -> None:
-        root_exits.append(exit)
-        gave_up.set()
-
+    exits = RootExits()
     sup = start_link(
         Supervisor.child_spec(
             "root", [flaky(runtime, "flaky", attempts)], max_restarts=2, events=events
         ),
-        on_exit=on_exit,
+        on_exit=exits,
     )
     inject_crash({i.id: i.ref for i in which_children(sup).get(timeout=TIMEOUT_S)}["flaky"])  # type: ignore[arg-type]
-    assert gave_up.wait(TIMEOUT_S)
-    assert root_exits[0].gave_up
-    assert isinstance(root_exits[0].info, RestartIntensityExceededError)
+    assert exits.first.wait(TIMEOUT_S)
+    assert exits.seen[0].gave_up
+    assert isinstance(exits.seen[0].info, RestartIntensityExceededError)
     assert attempts.begun == 2  # the third restart is one too many: not attempted
     event_log.wait(EventKind.GAVE_UP, None)
 
