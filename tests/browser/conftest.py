@@ -24,7 +24,7 @@ from playwright.sync_api import (
 )
 
 from tests.conftest import stop_every_actor
-from tests.harness.data import seed_messages
+from tests.harness.data import seed_messages, seed_users
 from tests.harness.server import ChatServer
 
 DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
@@ -51,6 +51,7 @@ POLICY_WORDS = ("Content Security Policy", "Trusted Type")
 
 OpenPage = Callable[..., Page]
 Seed = Callable[..., None]
+SeedPeople = Callable[[Sequence[str]], None]
 
 T = TypeVar("T")
 
@@ -137,9 +138,23 @@ def seed(server: ChatServer, database: str) -> Seed:
 
     def seed_(username: str, bodies: Sequence[str], at: datetime | None = None) -> None:
         last = seed_messages(database, username, bodies, at)
+        server.users_written()
         off_the_loop(lambda: asyncio.run(server.heard(last)))
 
     return seed_
+
+
+@pytest.fixture
+def seed_people(server: ChatServer, database: str) -> SeedPeople:
+    """`seed_people(usernames)`: users who were here before (offline), stored as
+    `tests.harness.data.seed_users` does, and presence told, so that a page
+    opened next lists and counts them."""
+
+    def seed_people_(usernames: Sequence[str]) -> None:
+        seed_users(database, usernames)
+        server.users_written()
+
+    return seed_people_
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,14 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import OpenPage, SeedPeople
 from tests.browser.ui import connection, in_the_room, people_names, person, you
-from tests.harness.data import seed_users
 
 
 def test_home_lists_people_online_first_then_alphabetically_and_updates_live(
-    open_page: OpenPage, database: str
+    open_page: OpenPage, seed_people: SeedPeople
 ) -> None:
-    seed_users(database, ["zoe", "Bea"])
+    seed_people(["zoe", "Bea"])
     home = open_page("/")
     expect(home.locator("#people-counts")).to_have_text("0 online / 2 total")
     expect(home.locator("#people .person-name")).to_have_text(["Bea", "zoe"])
@@ -64,9 +63,9 @@ def test_the_plain_link_reads_the_room_without_a_name(open_page: OpenPage) -> No
 
 
 def test_the_total_counts_a_new_user_even_when_the_welcome_listed_only_some(
-    open_page: OpenPage, database: str
+    open_page: OpenPage, seed_people: SeedPeople
 ) -> None:
-    seed_users(database, [f"member{n:02d}" for n in range(60)])  # the welcome lists 50
+    seed_people([f"member{n:02d}" for n in range(60)])  # the welcome lists 50
     home = open_page("/")
     expect(home.locator("#people-counts")).to_have_text("0 online / 60 total")
     in_the_room(open_page, "ann")

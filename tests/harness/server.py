@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 import pykka
 
+from chatter import presence
 from chatter.config import Environment, Settings
+from chatter.recent_users import UsersChanged
 from chatter.tokens import secret_from
 from chatter.tree import ChatTree
 from supervision import which_children
@@ -173,6 +175,12 @@ class ChatServer:
         presence = await watcher.expect("presence")
         assert presence["joins"] == [username], presence
         return watcher, client
+
+    def users_written(self) -> None:
+        """Tell presence that users were written straight into the database (as
+        `seed_users` does), as persistence tells it after a user write: a
+        welcome asked from now on lists and counts them."""
+        self.tree.registry.tell(presence.NAME, UsersChanged())
 
     async def heard(self, seq: int) -> None:
         """Wait until the room has sent every message up to `seq` (stored
