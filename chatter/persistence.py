@@ -11,9 +11,11 @@ request                   answer
 `Store`                   `Stored`, or `StoreFailed`; and the new message goes
                           to the room (`chatter.room.Committed`) to be fanned
                           out, after the commit and in commit order
-`RecordUser`              `UserRecorded`, or `UserRecordFailed`
+`RecordUser`              `UserRecorded`, or `UserRecordFailed`; and presence
+                          is told `UsersChanged` first (it keeps the recent
+                          users for welcomes)
 `Read`                    `ReadDone` with the query's value, or `ReadFailed`
-`TouchUser`               none (a cast)
+`TouchUser`               none (a cast); presence is told `UsersChanged`
 ========================  =====================================================
 
 A database outage is not a crash: requests are answered with failures
@@ -63,7 +65,6 @@ __all__ = [
     "find_user",
     "read_after",
     "read_before",
-    "read_last_seq",
     "read_newest",
     "read_recent_users",
 ]
@@ -177,11 +178,6 @@ def read_after(seq: int, limit: int, reply_to: Recipient, tag: Any = None) -> Re
     room and every session catching up after a restart ask the same."""
     query = functools.partial(queries.after, seq=seq, limit=limit)
     return Read(query=query, reply_to=reply_to, tag=tag, share=("after", seq, limit))
-
-
-def read_last_seq(reply_to: Recipient, tag: Any = None) -> Read:
-    """The highest seq committed (an int)."""
-    return Read(query=queries.last_seq, reply_to=reply_to, tag=tag, share="last_seq")
 
 
 def read_recent_users(limit: int, reply_to: Recipient, tag: Any = None) -> Read:

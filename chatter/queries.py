@@ -34,7 +34,6 @@ __all__ = [
     "before",
     "check",
     "insert_batch",
-    "last_seq",
     "newest",
     "recent_users",
     "touch_user",
@@ -240,13 +239,6 @@ def before(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
 def after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
     """Up to `limit` (at most `MAX_AFTER`) messages with a seq above `seq`, oldest first."""
     return _page_of(conn, "m.seq > %s", (seq,), min(limit, MAX_AFTER), newest=False)
-
-
-def last_seq(conn: psycopg.Connection[Any]) -> int:
-    """The highest seq committed (0 for an empty room): where a node that just
-    started begins to read the log."""
-    row = conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()
-    return int(row[0]) if row is not None else 0
 
 
 def recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:

@@ -31,6 +31,13 @@ def sessions_started(server: ChatServer) -> int:
     return server.log.count(EventKind.STARTED, supervisor=is_sessions_partition)
 
 
+async def sessions_adopted(server: ChatServer, count: int) -> int:
+    """Wait until `count` sessions have been started (a session is welcomed
+    before its partition has adopted it and said so); `count`."""
+    await server.log.reaches(lambda: sessions_started(server) == count, f"{count} sessions started")
+    return count
+
+
 async def session_count_becomes(server: ChatServer, count: int) -> None:
     async def reached() -> bool:
         return len(await server.live_sessions()) == count
@@ -127,7 +134,7 @@ def test_a_connection_over_the_per_address_cap_is_refused_with_503_and_starts_no
     async def scenario(server: ChatServer) -> None:
         first, second = await server.welcomed(), await server.welcomed()
         assert len(await server.live_sessions()) == 2
-        started = sessions_started(server)
+        started = await sessions_adopted(server, 2)
 
         assert upgrade_status(server.port) == 503
         assert len(await server.live_sessions()) == 2
@@ -160,7 +167,7 @@ def test_a_connection_over_the_total_cap_is_refused_with_503_and_starts_no_sessi
     async def scenario(server: ChatServer) -> None:
         await server.welcomed()  # holds one of the two places
         with welcomed_raw_socket(server.port, source="127.0.0.2"):
-            started = sessions_started(server)
+            started = await sessions_adopted(server, 2)
 
             for source in ("127.0.0.1", "127.0.0.3"):  # whatever the address
                 assert upgrade_status(server.port, source=source) == 503
