@@ -164,8 +164,14 @@ def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: Chat
     pool = server.tree.metrics.pool
     assert pool is not None
     pool.wait(TIMEOUT_S)  # until the pool has opened its first connections
+
+    # Presence and the room read on every tick of the commit listener: look
+    # between two of those reads.
+    async def nothing_lent() -> bool:
+        return (await scrape(server.url)).value("chatter_db_pool_in_use") == 0
+
+    asyncio.run(eventually(nothing_lent, "a moment with no connection lent"))
     idle = scrape_now(server)
-    assert idle.value("chatter_db_pool_in_use") == 0
     assert idle.value("chatter_db_pool_waiting") == 0
     assert idle.value("chatter_db_pool_max_connections") == pool_size()
     reply = FutureRecipient()
@@ -176,7 +182,7 @@ def test_pool_gauges_show_a_connection_lent_to_a_read_while_it_runs(server: Chat
     finally:
         release.set()
     assert reply.future.get(timeout=TIMEOUT_S).value == 1
-    assert busy.value("chatter_db_pool_in_use") == 1
+    assert busy.value("chatter_db_pool_in_use") >= 1  # ours (a tick's read may be lent too)
     assert busy.value("chatter_db_pool_connections") >= 1
 
 
