@@ -26,6 +26,7 @@ from supervision import (
 )
 from supervision._link import Link, linked
 from supervision._pykka import inbox_of
+from supervision.exits import Exit
 from supervision.supervised import SupervisedActor
 
 TIMEOUT_S = 5.0
@@ -340,3 +341,20 @@ def loop_held(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
 
 def registered_urns() -> set[str]:
     return {ref.actor_urn for ref in pykka.ActorRegistry.get_all()}
+
+
+class RootExit:
+    """The root's `start_link` exit callback, waited on without sleeping."""
+
+    def __init__(self) -> None:
+        self.exits: list[Exit] = []
+        self._done = threading.Event()
+
+    def __call__(self, exit: Exit) -> None:
+        self.exits.append(exit)
+        self._done.set()
+
+    def wait(self) -> Exit:
+        assert self._done.wait(TIMEOUT_S), "the root never exited"
+        assert len(self.exits) == 1, f"on_exit was called more than once: {self.exits}"
+        return self.exits[0]

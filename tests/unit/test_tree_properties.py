@@ -47,7 +47,6 @@ from supervision import (
     ChildSpec,
     EventKind,
     EventStream,
-    Exit,
     ExitReason,
     Restart,
     RestartIntensityExceededError,
@@ -63,6 +62,7 @@ from supervision import (
     which_children,
 )
 from tests.conftest import EventLog
+from tests.unit._runtimes import RootExit
 
 ROOT = "root"
 SUB = "sub"
@@ -142,23 +142,6 @@ class SteppedEvents:
 
 def _key(e: SupervisionEvent) -> EventKey:
     return (e.supervisor, e.child, e.kind)
-
-
-class RootExit:
-    """The root's `start_link` exit callback, waited on without sleeping."""
-
-    def __init__(self) -> None:
-        self.exits: list[Exit] = []
-        self._done = threading.Event()
-
-    def __call__(self, exit: Exit) -> None:
-        self.exits.append(exit)
-        self._done.set()
-
-    def wait(self) -> Exit:
-        assert self._done.wait(SETTLE_TIMEOUT_S), "the root never exited"
-        assert len(self.exits) == 1, f"on_exit was called more than once: {self.exits}"
-        return self.exits[0]
 
 
 def child_ref(supervisor: pykka.ActorRef[Any], child_id: str) -> pykka.ActorRef[Any]:
