@@ -171,6 +171,8 @@ class RestartCount:
     """How many it allows..."""
     max_seconds: float
     """...within how many seconds."""
+    ages_s: tuple[float, ...] = ()
+    """How long ago each of the `restarts` happened, in seconds, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ class SupervisorInfo:
     """The children asked for (a page of them when `Describe` set a limit)."""
     count: int = 0
     """How many children it has in all, listed or not."""
+    intensity: RestartCount | None = None
+    """Its restart intensity and the restarts that count against it now."""
 
 
 @dataclass(frozen=True)

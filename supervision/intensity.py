@@ -58,6 +58,14 @@ class RestartIntensity:
         self._forget_older_than(self._clock() - self.max_seconds)
         return len(self._restarts)
 
+    def ages(self) -> tuple[float, ...]:
+        """How long ago, in seconds, each restart that still counts happened,
+        oldest first: each stops counting when its age passes `max_seconds`
+        (a live page shows the budget coming back)."""
+        now = self._clock()
+        self._forget_older_than(now - self.max_seconds)
+        return tuple(now - when for when in self._restarts)
+
     def _forget_older_than(self, threshold: float) -> None:
         while self._restarts and self._restarts[0] < threshold:
             self._restarts.popleft()

@@ -24,7 +24,7 @@ import pykka
 
 from supervision import _pykka
 from supervision.child_spec import ChildKind, Restart
-from supervision.client import ChildFound, Describe, FindChild, SupervisorInfo
+from supervision.client import ChildFound, Describe, FindChild, RestartCount, SupervisorInfo
 from supervision.strategy import Strategy
 
 __all__ = [
@@ -54,6 +54,12 @@ class TreeNode:
     """For a supervisor; None for a worker."""
     count: int | None = None
     """For a supervisor: how many children it has, listed in `children` or not."""
+    intensity: RestartCount | None = None
+    """For a supervisor: its restart intensity, and its restarts that count
+    against it now (with their ages), as `count_restarts` reads them."""
+    restarting: bool = False
+    """Not running, and its supervisor is to start it again: a failed restart
+    to be tried again, or a restart waiting out the supervisor's delay."""
 
     @property
     def unlisted(self) -> int:
@@ -77,6 +83,15 @@ class TreeNode:
             node["children"] = [child.to_dict() for child in self.children]
         if self.unlisted:
             node["count"] = self.count
+        if self.restarting:
+            node["restarting"] = True
+        if self.intensity is not None:
+            node["intensity"] = {
+                "restarts": self.intensity.restarts,
+                "max_restarts": self.intensity.max_restarts,
+                "max_seconds": self.intensity.max_seconds,
+                "ages_s": [round(age, 3) for age in self.intensity.ages_s],
+            }
         return node
 
     def find(self, node_id: str) -> TreeNode | None:
@@ -129,7 +144,14 @@ def describe_child(
     child = found.child
     if child is None:
         return None
-    return TreeNode(child.id, child.kind, child.alive, child.restarts, child.restart)
+    return TreeNode(
+        child.id,
+        child.kind,
+        child.alive,
+        child.restarts,
+        child.restart,
+        restarting=child.restarting,
+    )
 
 
 def _node(
@@ -171,6 +193,7 @@ def _node(
                     alive=child.alive,
                     restarts=child.restarts,
                     restart=child.restart,
+                    restarting=child.restarting,
                 )
             )
         else:
@@ -182,6 +205,7 @@ def _node(
                     restarts=child.restarts,
                     restart=child.restart,
                     children=() if child.kind is ChildKind.SUPERVISOR else None,
+                    restarting=child.restarting,
                 )
             )
     return TreeNode(
@@ -193,6 +217,7 @@ def _node(
         strategy=info.strategy,
         children=tuple(children),
         count=info.count,
+        intensity=info.intensity,
     )
 
 

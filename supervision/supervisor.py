@@ -23,9 +23,11 @@ rest) is in `supervision.client`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -140,8 +142,17 @@ class Supervisor(ThreadActor):
         events: EventStream | None = None,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        restart_delay_s: float = 0.0,
     ) -> None:
+        """`restart_delay_s` is not OTP's: a pause before each restart, for
+        teaching (a restart is otherwise over before anyone sees it). Leave it
+        0 anywhere but a lesson."""
         super().__init__()
+        if not isinstance(restart_delay_s, int | float) or restart_delay_s < 0:
+            raise ValueError(
+                f"supervisor {name!r}: restart_delay_s must be a number >= 0, "
+                f"got {restart_delay_s!r}"
+            )
         if not isinstance(strategy, Strategy):
             raise TypeError(
                 f"supervisor {name!r}: strategy must be Strategy.ONE_FOR_ONE, ONE_FOR_ALL "
@@ -153,6 +164,7 @@ class Supervisor(ThreadActor):
         self._registry = registry
         self._events = events if events is not None else EventStream()
         self._start_timeout_s = start_timeout_s
+        self._restart_delay_s = float(restart_delay_s)
         self._children: dict[str, _Child] = {}
         self._by_link: dict[Link, _Child] = {}
         for spec in children:
@@ -229,10 +241,7 @@ class Supervisor(ThreadActor):
             case CountChildren():
                 return self._count()
             case CountRestarts():
-                intensity = self._intensity
-                return RestartCount(
-                    intensity.recent(), intensity.max_restarts, intensity.max_seconds
-                )
+                return self._restart_count()
             case Describe(limit=limit, offset=offset):
                 return self._describe(limit, offset)
             case FindChild(child_id):
@@ -258,7 +267,10 @@ class Supervisor(ThreadActor):
                 del self._children[child.id]
             return
         hold_name(self._registry, child.spec, link.take_leftovers())
-        self._restart(child)
+        if self._restart_delay_s > 0:
+            self._restart_later(child)
+        else:
+            self._restart(child)
 
     def _keeps_spec_of_stopped(self, child: _Child) -> bool:
         """Whether a child that exited and is not restarted stays known, as
@@ -307,6 +319,23 @@ class Supervisor(ThreadActor):
                 self._declined(one)
             else:
                 one.restarts += 1
+
+    def _restart_later(self, child: _Child) -> None:
+        """Restart `child` after `restart_delay_s` (not OTP's: for teaching).
+        Meanwhile it is restarting, as between the attempts of a failed
+        restart: not running, its name held, and the supervisor serving its
+        calls; the restart is counted against the intensity when it happens."""
+        child.restarting = True
+        timer = threading.Timer(
+            self._restart_delay_s, self._tell_self, (_TryAgainRestart(child.id),)
+        )
+        timer.daemon = True
+        timer.start()
+
+    def _tell_self(self, message: Any) -> None:
+        """From a timer's thread: a supervisor that stopped meanwhile hears nothing."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
 
     def _try_again(self, child_id: str) -> None:
         """Try a failed restart again, unless the child was terminated (or
@@ -516,7 +545,14 @@ class Supervisor(ThreadActor):
         stop = None if limit is None else offset + max(0, limit)
         page = itertools.islice(self._children.values(), max(0, offset), stop)
         children = tuple(child.info() for child in page)
-        return SupervisorInfo(self.id, self.strategy, children, len(self._children))
+        return SupervisorInfo(
+            self.id, self.strategy, children, len(self._children), self._restart_count()
+        )
+
+    def _restart_count(self) -> RestartCount:
+        intensity = self._intensity
+        ages = intensity.ages()
+        return RestartCount(len(ages), intensity.max_restarts, intensity.max_seconds, ages)
 
     def _find(self, child_id: str) -> ChildFound:
         child = self._children.get(child_id)

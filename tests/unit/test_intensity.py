@@ -51,3 +51,19 @@ def test_zero_max_restarts_gives_up_on_the_first() -> None:
 def test_invalid_intensity_is_refused(max_restarts: int, max_seconds: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         RestartIntensity(max_restarts, max_seconds)
+
+
+def test_ages_say_how_long_ago_each_counting_restart_was_oldest_first() -> None:
+    """What a live page needs to show the budget coming back: each age grows
+    with the clock, and a restart past the period is no longer listed."""
+    clock = FakeClock()
+    intensity = RestartIntensity(3, 5.0, clock)
+    start = clock.now
+    for offset in (0.0, 1.5):
+        clock.now = start + offset
+        intensity.add_restart()
+    clock.now = start + 2.0
+    assert intensity.ages() == pytest.approx((2.0, 0.5))
+    clock.now = start + 5.5
+    assert intensity.ages() == pytest.approx((4.0,))
+    assert intensity.recent() == 1

@@ -45,6 +45,18 @@ def test_tree_describes_kinds_strategies_and_restarts() -> None:
     inject_crash(_child(root, "a"))
     journal.wait_for("a", "start", count=2)
     tree = describe_tree(root).to_dict()
+    # Each supervisor says its intensity and the restarts counting against it, with their ages.
+    root_intensity = tree.pop("intensity")
+    assert root_intensity["restarts"] == 1, root_intensity
+    assert (root_intensity["max_restarts"], root_intensity["max_seconds"]) == (3, 5.0)
+    ((age,),) = [root_intensity["ages_s"]]
+    assert 0 <= age < 5.0
+    assert tree["children"][1].pop("intensity") == {
+        "restarts": 0,
+        "max_restarts": 3,
+        "max_seconds": 5.0,
+        "ages_s": [],
+    }
     assert tree == {
         "id": "root",
         "kind": "supervisor",

@@ -620,3 +620,42 @@ def test_a_supervisor_stopped_for_good_releases_its_childrens_names(
     assert registry.names() == []
     with pytest.raises(NameNotRegisteredError, match="no actor is registered as 'w'"):
         registry.tell("w", "later")
+
+
+def test_a_restart_delay_keeps_the_child_restarting_for_that_long_and_counts_it_when_it_restarts(
+    events: EventStream, event_log: EventLog
+) -> None:
+    """Not OTP's: the lesson's slow restart. Meanwhile the supervisor answers
+    (the child shows as restarting, not alive) and nothing counts against the
+    intensity until the restart happens."""
+    journal = Journal()
+    spec = Supervisor.child_spec("root", [worker("a", journal)], events=events, restart_delay_s=0.5)
+    root = start_link(spec)
+    inject_crash(_child_ref(root, "a"))
+    exited = event_log.wait_for(lambda e: e.child == "a" and e.kind is EventKind.EXITED)
+    tree = describe_tree(root)
+    node = tree.find("a")
+    assert node is not None
+    assert (node.restarting, node.alive) == (True, False)
+    assert tree.intensity is not None
+    assert tree.intensity.restarts == 0
+    restarted = event_log.wait(EventKind.RESTARTED, "a")
+    assert restarted.time - exited.time >= 0.5
+    after = describe_tree(root)
+    assert after.intensity is not None
+    assert after.intensity.restarts == 1
+    node = after.find("a")
+    assert node is not None
+    assert (node.alive, node.restarting, node.restarts) == (True, False, 1)
+
+
+def _child_ref(root: pykka.ActorRef[Any], child_id: str) -> pykka.ActorRef[Any]:
+    (ref,) = [i.ref for i in which_children(root).get(timeout=5) if i.id == child_id]
+    assert ref is not None
+    return ref
+
+
+@pytest.mark.parametrize("delay", [-1, "1"])
+def test_a_restart_delay_must_be_a_number_at_least_zero(delay: Any) -> None:
+    with pytest.raises(ValueError, match="restart_delay_s must be a number >= 0"):
+        Supervisor(restart_delay_s=delay)
