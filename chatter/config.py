@@ -42,6 +42,11 @@ DEFAULT_MAX_PENDING_PER_IP = 64
 DEFAULT_MAX_WATCHERS = 100
 DEFAULT_MAX_WATCHERS_PER_IP = 8
 DEFAULT_NAME_CLAIMS_PER_IP = 12
+MAX_RESTART_DELAY_MS = 10_000
+"""The longest restart delay a lesson may ask for: long enough to watch a
+node restarting, short enough that the tree is never down for long."""
+
+logger = logging.getLogger(__name__)
 
 
 class Environment(enum.Enum):
@@ -150,6 +155,11 @@ class Settings:
     its newest itself (under a lock, so nodes starting together migrate once).
     Off: a node refuses to start on an older schema and says to run ``chatter
     migrate``. Either way a newer schema is served with a warning."""
+    restart_delay_ms: int = 0
+    """``CHATTER_RESTART_DELAY_MS``: for teaching, how long the root supervisor
+    waits before restarting a child, so the supervision page shows it
+    restarting (0 to `MAX_RESTART_DELAY_MS`; default 0, at once). Honoured in
+    dev and test only: ignored in prod, with a warning (`restart_delay_s`)."""
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -161,6 +171,14 @@ class Settings:
         ``name_claims_per_ip`` per address."""
         per_address = Limit(self.name_claims_per_ip, self.name_claims_per_ip / 120)
         return NameClaimLimits(per_address=per_address)
+
+    @property
+    def restart_delay_s(self) -> float:
+        """The restart delay the tree is to use: `restart_delay_ms` in dev and
+        test, none in prod (a production tree restarts at once, as OTP does)."""
+        if self.env is Environment.PROD:
+            return 0.0
+        return self.restart_delay_ms / 1000
 
     @property
     def metrics_enabled(self) -> bool:
@@ -210,6 +228,7 @@ class Settings:
             metrics_port=_optional_integer(env, "CHATTER_METRICS_PORT"),
             node_id=env.get("CHATTER_NODE_ID") or generated_node_id(),
             migrate=_switch(env, "CHATTER_MIGRATE") is not False,
+            restart_delay_ms=_integer(env, "CHATTER_RESTART_DELAY_MS", 0),
         )
         overrides = {name: value for name, value in flags.items() if value is not None}
         if "data_dir" in overrides:
@@ -220,6 +239,12 @@ class Settings:
             )
         settings = replace(settings, **overrides)
         settings.validate()
+        if settings.env is Environment.PROD and settings.restart_delay_ms:
+            logger.warning(
+                "CHATTER_RESTART_DELAY_MS=%d ignored: slow restarts are for teaching, "
+                "in dev and test only; in prod a child is restarted at once",
+                settings.restart_delay_ms,
+            )
         return settings
 
     def validate(self) -> None:
@@ -246,6 +271,11 @@ class Settings:
             raise ConfigError(
                 f"CHATTER_HEADER_TIMEOUT_S must be more than 0 and at most 3600, "
                 f"got {self.header_timeout_s}"
+            )
+        if not 0 <= self.restart_delay_ms <= MAX_RESTART_DELAY_MS:
+            raise ConfigError(
+                f"CHATTER_RESTART_DELAY_MS must be 0 to {MAX_RESTART_DELAY_MS}, "
+                f"got {self.restart_delay_ms}"
             )
         if self.proxy_protocol and not self.trusted_proxies:
             raise ConfigError("CHATTER_PROXY_PROTOCOL needs CHATTER_TRUSTED_PROXIES")

@@ -50,7 +50,7 @@ from chatter import lease, persistence, presence, room
 from chatter.commit_listener import CommitListener
 from chatter.connection import Connection, SessionContext
 from chatter.lease import LeaseActor
-from chatter.logs import log_supervision_event
+from chatter.logs import log_supervision_event, quiet_injected_crashes
 from chatter.metrics import ChatMetrics
 from chatter.persistence_actor import PersistenceActor
 from chatter.presence import Release
@@ -173,6 +173,9 @@ class ChatTree:
     """This tree's metrics (its own Prometheus registry), served at ``/metrics``."""
     sessions: Partitions
     """Where the sessions supervisor's partitions are: a session id picks one."""
+    restart_delay_s: float = 0.0
+    """How long the root waits before restarting a child: 0 but in a lesson
+    (``CHATTER_RESTART_DELAY_MS``, dev and test only)."""
 
     def open_session(
         self, session_id: str, connection: Connection, *, after: int | None, token: str | None
@@ -242,12 +245,14 @@ def start_tree(
     name_claims: NameClaimLimits | None = None,
     node_id: str = "node",
     session_partitions: int = SESSION_PARTITIONS,
+    restart_delay_s: float = 0.0,
 ) -> ChatTree:
     """Start the whole tree and return once every child has started. Blocks:
     call it off the event loop (the loop actors start on it). `name_claims`
     limits how fast names are taken (default: the contract's limits);
     `node_id` names this node's lease; `session_partitions` is how many
-    supervisors sessions are started through."""
+    supervisors sessions are started through; `restart_delay_s` slows the
+    root's restarts down for a lesson (`Settings.restart_delay_s`)."""
     registry, events, metrics = Registry(), EventStream(), ChatMetrics()
     sessions = Partitions(SESSIONS, session_partitions)
     metrics.observe_tree(registry, events, room.SESSIONS_GROUP)
@@ -301,14 +306,17 @@ def start_tree(
     ]
     events.subscribe(functools.partial(_release_exited_session, registry))
     events.subscribe(log_supervision_event)
-    spec = Supervisor.child_spec("root", children, registry=registry, events=events)
+    quiet_injected_crashes()
+    spec = Supervisor.child_spec(
+        "root", children, registry=registry, events=events, restart_delay_s=restart_delay_s
+    )
 
     def exited(exit: Exit) -> None:
         if on_exit is not None:
             on_exit(exit)
 
     root = start_link(spec, on_exit=exited)
-    return ChatTree(root, registry, events, context, loop, metrics, sessions)
+    return ChatTree(root, registry, events, context, loop, metrics, sessions, restart_delay_s)
 
 
 def _sessions_partition(

@@ -146,6 +146,7 @@ async def start(
             name_claims=name_claims if name_claims is not None else settings.name_claims,
             on_exit=root_exited,
             node_id=settings.node_id,
+            restart_delay_s=settings.restart_delay_s,
         ),
     )
     limits = ConnectionLimits(

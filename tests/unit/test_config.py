@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,9 @@ def test_environment_is_read_and_flags_win() -> None:
         ({"CHATTER_NODE_ID": "node one"}, "CHATTER_NODE_ID must be 1 to 64 letters"),
         ({"CHATTER_NODE_ID": "-node"}, "CHATTER_NODE_ID must be 1 to 64 letters"),
         ({"CHATTER_NODE_ID": "n" * 65}, "CHATTER_NODE_ID must be 1 to 64 letters"),
+        ({"CHATTER_RESTART_DELAY_MS": "-1"}, "CHATTER_RESTART_DELAY_MS must be 0 to 10000"),
+        ({"CHATTER_RESTART_DELAY_MS": "10001"}, "CHATTER_RESTART_DELAY_MS must be 0 to 10000"),
+        ({"CHATTER_RESTART_DELAY_MS": "1.5"}, "CHATTER_RESTART_DELAY_MS must be an integer"),
     ],
 )
 def test_bad_settings_are_refused_with_the_setting_named(env: dict[str, str], message: str) -> None:
@@ -129,3 +133,28 @@ def test_a_node_given_no_name_gets_a_new_valid_one_at_each_start() -> None:
     assert first != second
     for node_id in (first, second):
         Settings(node_id=node_id).validate()  # the generated name passes the rule
+
+
+@pytest.mark.parametrize("env", ["dev", "test"])
+def test_a_restart_delay_is_honoured_in_dev_and_test(env: str) -> None:
+    settings = Settings.from_env({"CHATTER_ENV": env, "CHATTER_RESTART_DELAY_MS": "1500"})
+    assert settings.restart_delay_ms == 1500
+    assert settings.restart_delay_s == 1.5
+    assert Settings.from_env({"CHATTER_ENV": env}).restart_delay_s == 0.0
+
+
+def test_a_restart_delay_is_ignored_in_prod_with_a_warning_saying_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prod = {"CHATTER_ENV": "prod", "SECRET_KEY_BASE": "s" * 32, "DATABASE_URL": "postgresql://x"}
+    with caplog.at_level(logging.WARNING, logger="chatter.config"):
+        settings = Settings.from_env({**prod, "CHATTER_RESTART_DELAY_MS": "2000"})
+    assert settings.restart_delay_s == 0.0
+    (record,) = [r for r in caplog.records if r.name == "chatter.config"]
+    assert record.levelno == logging.WARNING
+    assert "CHATTER_RESTART_DELAY_MS=2000 ignored" in record.getMessage()
+    assert "dev and test only" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="chatter.config"):
+        Settings.from_env(prod)
+    assert [r for r in caplog.records if r.name == "chatter.config"] == []
