@@ -5,7 +5,8 @@
 
 It talks HTTP to ``GET /api/supervision`` and ``POST /api/supervision/kill``,
 so it works against any Chatter server whose chaos switch is on (see
-docs/SUPERVISION.md), and prints each thing it did.
+docs/SUPERVISION.md), and prints each thing it did. Each kill says it was
+asked by ``chatter chaos``: the server logs one WARNING line naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 __all__ = ["ChaosError", "actor_ids", "kill", "kill_randomly"]
 
 HTTP_TIMEOUT_S = 10.0
+ASKER = "chatter chaos"
+"""Who the server's log says asked for each kill."""
 ROOT = "root"
 
 
@@ -64,7 +67,7 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def kill(base_url: str, actor_id: str) -> str:
     """Kill one actor; returns what the server said. Raises `ChaosError` if refused."""
-    status, answer = _request(f"{base_url}/api/supervision/kill", {"id": actor_id})
+    status, answer = _request(f"{base_url}/api/supervision/kill", {"id": actor_id, "by": ASKER})
     if status != 202:
         raise ChaosError(f"killing {actor_id!r}: {status} {answer.get('message', answer)}")
     return f"killed {actor_id}"

@@ -17,7 +17,7 @@ children a page at a time; and `find_actor` asks each supervisor for one id
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -60,6 +60,9 @@ class TreeNode:
     restarting: bool = False
     """Not running, and its supervisor is to start it again: a failed restart
     to be tried again, or a restart waiting out the supervisor's delay."""
+    ref: pykka.ActorRef[Any] | None = field(default=None, compare=False, repr=False)
+    """For a worker: the incarnation that was running when the tree was read,
+    for a caller that has more to ask it (never serialised)."""
 
     @property
     def unlisted(self) -> int:
@@ -151,6 +154,7 @@ def describe_child(
         child.restarts,
         child.restart,
         restarting=child.restarting,
+        ref=child.ref if child.kind is ChildKind.WORKER else None,
     )
 
 
@@ -194,6 +198,7 @@ def _node(
                     restarts=child.restarts,
                     restart=child.restart,
                     restarting=child.restarting,
+                    ref=child.ref if child.kind is ChildKind.WORKER else None,
                 )
             )
         else:
@@ -206,6 +211,7 @@ def _node(
                     restart=child.restart,
                     children=() if child.kind is ChildKind.SUPERVISOR else None,
                     restarting=child.restarting,
+                    ref=child.ref if child.kind is ChildKind.WORKER else None,
                 )
             )
     return TreeNode(

@@ -71,7 +71,7 @@ class Console:
         ref = find_actor(self.running.tree.root, actor_id)
         if ref is None:
             raise LookupError(f"no running actor {actor_id!r}")
-        inject_crash(ref, f"killed from the console: {actor_id}")
+        inject_crash(ref, "asked by the console")
         return f"killed {actor_id}"
 
     def events(self, last: int = 20) -> None:

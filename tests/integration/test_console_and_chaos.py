@@ -53,6 +53,11 @@ def test_console_shows_the_tree_kills_watches_and_posts(
     assert "'hello from the console'" in out
     assert "Print supervision events as they happen" in out
     assert "Chatter stopped" in result.stderr
+    # The kill is one WARNING line naming who asked, with no traceback.
+    assert "WARNING chatter.supervision: root/room killed on purpose, asked by the console" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_chaos_kills_one_actor_by_id(server: ChatServer) -> None:

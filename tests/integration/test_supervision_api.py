@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import tornado.httpclient
 import tornado.websocket
 
 import web.api
+from chatter.chaos import kill
 from chatter.config import Environment, Settings
 from supervision import EventKind
 from tests.harness.http import request
@@ -47,6 +50,95 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
     for n, partition in enumerate(sessions["children"]):
         assert (partition["id"], partition["kind"]) == (f"sessions.{n}", "supervisor")
         assert (partition["count"], partition["children"]) == (0, [])
+    # Added for the lesson (#17): each supervisor's intensity, and the restart delay.
+    assert tree["intensity"] == {"restarts": 0, "max_restarts": 3, "max_seconds": 5.0, "ages_s": []}
+    assert sessions["intensity"]["max_restarts"] == 3
+    assert tree["restart_delay_ms"] == 0
+    assert all("restarting" not in child for child in tree["children"])
+
+
+def test_the_intensity_counts_each_restart_with_its_age(server: ChatServer) -> None:
+    for n in (1, 2):
+        assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == 202
+        server.log.wait_until(
+            lambda n=n: server.log.count(EventKind.RESTARTED, child="presence") == n, "restarted"
+        )
+    _, tree = _request(server, "/api/supervision")
+    intensity = tree["intensity"]
+    assert (intensity["restarts"], intensity["max_restarts"]) == (2, 3)
+    older, newer = intensity["ages_s"]
+    assert 5.0 > older >= newer >= 0
+
+
+def test_each_listed_session_says_its_users_name_or_null_for_a_viewer(
+    server: ChatServer,
+) -> None:
+    async def scenario(server: ChatServer) -> None:
+        ann = await server.welcomed()
+        await ann.join("ann")
+        await server.welcomed()  # a viewer
+        loop = asyncio.get_running_loop()
+        _, tree = await loop.run_in_executor(None, _request, server, "/api/supervision")
+        sessions = next(c for c in tree["children"] if c["id"] == "sessions")
+        listed = [s for p in sessions["children"] for s in p["children"]]
+        assert sorted((s["username"] or "") for s in listed) == ["", "ann"]
+        for partition in sessions["children"]:
+            if partition["count"]:
+                path = f"/api/supervision/sessions?partition={partition['id']}"
+                _, page = await loop.run_in_executor(None, _request, server, path)
+                by_id = {s["id"]: s["username"] for s in listed}
+                assert {s["id"]: s["username"] for s in page["sessions"]} == {
+                    s["id"]: by_id[s["id"]] for s in page["sessions"]
+                }
+
+    server.run(scenario)
+
+
+def test_a_kill_logs_one_warning_naming_who_asked_and_no_traceback(
+    server: ChatServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        body = {"id": "room", "by": "the supervision page"}
+        assert _request(server, "/api/supervision/kill", body)[0] == 202
+        server.log.wait(EventKind.RESTARTED, "room", 10)
+        assert kill(server.url, "presence") == "killed presence"
+        server.log.wait(EventKind.RESTARTED, "presence", 10)
+        assert _request(server, "/api/supervision/kill", {"id": "lease"})[0] == 202
+        server.log.wait(EventKind.RESTARTED, "lease", 10)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "root/room killed on purpose, asked by the supervision page from 127.0.0.1",
+        "root/presence killed on purpose, asked by chatter chaos from 127.0.0.1",
+        "root/lease killed on purpose, asked by an API client from 127.0.0.1",
+    ]
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    exited = [e for e in server.log.events if e.kind is EventKind.EXITED and e.child == "room"]
+    assert exited[0].reason == (
+        "crashed: InjectedCrash: asked by the supervision page from 127.0.0.1"
+    )
+
+
+def test_a_slow_restart_shows_the_child_restarting_in_dev_and_test(server: ChatServer) -> None:
+    server.stop()
+    server.start(Settings(env=Environment.TEST, restart_delay_ms=1000))
+    assert _request(server, "/api/supervision")[1]["restart_delay_ms"] == 1000
+    assert _request(server, "/api/supervision/kill", {"id": "room"})[0] == 202
+    exited = server.log.wait_for(lambda e: e.kind is EventKind.EXITED and e.child == "room")
+    _, tree = _request(server, "/api/supervision")
+    room = next(c for c in tree["children"] if c["id"] == "room")
+    assert (room["alive"], room["restarting"], room["restarts"]) == (False, True, 0)
+    restarted = server.log.wait(EventKind.RESTARTED, "room", 10)
+    assert restarted.time - exited.time >= 1.0
+    _, tree = _request(server, "/api/supervision")
+    room = next(c for c in tree["children"] if c["id"] == "room")
+    assert (room["alive"], room["restarts"], "restarting" in room) == (True, 1, False)
+
+
+def test_a_slow_restart_is_ignored_in_prod(server: ChatServer) -> None:
+    server.stop()
+    prod = Settings(env=Environment.PROD, secret_key_base="x" * 32, chaos=True)
+    server.start(replace(prod, restart_delay_ms=1000))
+    assert _request(server, "/api/supervision")[1]["restart_delay_ms"] == 0
 
 
 def test_killing_the_room_restarts_it_and_the_tree_counts_it(server: ChatServer) -> None:
@@ -148,7 +240,16 @@ def test_bad_session_queries_are_refused(server: ChatServer, query: str) -> None
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [({"id": "nobody"}, 404), ({"name": "room"}, 400), (b"not json", 400), ({"id": 3}, 400)],
+    [
+        ({"id": "nobody"}, 404),
+        ({"name": "room"}, 400),
+        (b"not json", 400),
+        ({"id": 3}, 400),
+        ({"id": "room", "by": ""}, 400),
+        ({"id": "room", "by": "a\nforged log line"}, 400),
+        ({"id": "room", "by": "x" * 65}, 400),
+        ({"id": "room", "by": 7}, 400),
+    ],
 )
 def test_bad_kill_requests_are_refused(server: ChatServer, body: Any, status: int) -> None:
     assert _request(server, "/api/supervision/kill", body)[0] == status
