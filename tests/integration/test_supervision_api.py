@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from dataclasses import replace
@@ -57,11 +58,15 @@ def test_the_tree_has_the_contracts_shape(server: ChatServer) -> None:
     assert all("restarting" not in child for child in tree["children"])
 
 
+def _restarted(server: ChatServer, child: str, times: int) -> bool:
+    return server.log.count(EventKind.RESTARTED, child=child) == times
+
+
 def test_the_intensity_counts_each_restart_with_its_age(server: ChatServer) -> None:
     for n in (1, 2):
         assert _request(server, "/api/supervision/kill", {"id": "presence"})[0] == 202
         server.log.wait_until(
-            lambda n=n: server.log.count(EventKind.RESTARTED, child="presence") == n, "restarted"
+            functools.partial(_restarted, server, "presence", n), f"restart {n} of presence"
         )
     _, tree = _request(server, "/api/supervision")
     intensity = tree["intensity"]
