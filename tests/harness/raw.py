@@ -45,6 +45,8 @@ class RawSocket:
         self.local_port: int = self.sock.getsockname()[1]
         self.body = b""
         """The upgrade response's body, when it was refused."""
+        self.headers: dict[str, str] = {}
+        """The upgrade response's headers, names in lower case."""
         self._buffer = b""
 
     def upgrade(self, path: str = "/ws", headers: dict[str, str] | None = None) -> int:
@@ -68,6 +70,10 @@ class RawSocket:
             self._buffer += chunk
         head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
         status = int(head.split(b" ", 2)[1])
+        self.headers = {
+            name.strip().lower().decode(): value.strip().decode()
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+        }
         if status != 101:
             length = 0
             for line in head.split(b"\r\n")[1:]:
