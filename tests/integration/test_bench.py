@@ -50,6 +50,11 @@ EXPECTED_FIGURES = {
         )
     }
     | {
+        f"{server}_300_median_{figure}"
+        for server in ("demo", "chatter")
+        for figure in ("connect_s", "connections_per_s")
+    }
+    | {
         "chatter_over_demo_kib_ratio",
         "chatter_over_socketio_kib_ratio",
         "chatter_over_demo_rate_ratio",
