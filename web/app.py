@@ -13,6 +13,7 @@ from chatter.config import Settings
 from chatter.persistence import Persistence
 from chatter.tree import ActorState, ChatTree
 from web.api import KillHandler, SessionsHandler, TreeHandler
+from web.docs import docs_routes
 from web.events import EVENTS_ROUTE_NAME, SupervisionEventsSocket
 from web.json_handler import JsonHandler, NotFoundJson
 from web.keepalive import Keepalive
@@ -126,6 +127,7 @@ def make_app(
             ),
             *metrics_routes,
             *page_routes(),
+            *docs_routes(),
             (r"/api/supervision", TreeHandler, {"tree": tree, "node_id": settings.node_id}),
             (r"/api/supervision/kill", KillHandler, {"tree": tree, "settings": settings}),
             (r"/api/supervision/sessions", SessionsHandler, {"tree": tree}),

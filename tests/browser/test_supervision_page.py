@@ -94,7 +94,9 @@ def test_killing_the_room_is_logged_counted_and_the_chat_keeps_working(
 
     page.get_by_role("button", name="Kill room", exact=True).click()
     expect(log_lines(page, "exited", "room")).to_have_count(1)
-    expect(log_lines(page, "exited", "room")).to_contain_text("killed through the API")
+    expect(log_lines(page, "exited", "room")).to_contain_text(
+        "asked by the supervision page from 127.0.0.1"
+    )
     expect(log_lines(page, "restarted", "room")).to_have_count(1)
     expect(box(page, "room").locator(".sv-restart-count")).to_have_text("1")
     expect(box(page, "room")).to_contain_text("1 restart")

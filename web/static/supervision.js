@@ -1,23 +1,35 @@
-// The live supervision page: the tree from GET /api/supervision, drawn as nested
-// boxes, redrawn whenever the event stream (/api/supervision/events) says
-// something happened; a running log of those events; Kill buttons where chaos
-// is on. Text only (textContent, createElement): an id or a reason never
-// becomes markup.
+// The live supervision page, written for a newcomer: the tree from
+// GET /api/supervision, drawn as nested boxes, redrawn whenever the event stream
+// (/api/supervision/events) says something happened; a running log of those
+// events; Kill buttons where chaos is on, each saying beforehand what a kill
+// will do. Text only (textContent, createElement): an id, a name or a reason
+// never becomes markup.
+//
+// A restart is over in milliseconds, so each one stays highlighted on its node
+// for RESTART_SHOWN_MS, with its count and the supervisor's intensity ("2 of 3
+// in 5 s"); a server started with CHATTER_RESTART_DELAY_MS (dev and test) keeps
+// the child restarting long enough to be seen. When the root gives up, the
+// whole process exits: the page says the server is gone, and says so again
+// when it is back.
 //
 // Sessions come in partitions (sessions.0, sessions.1...), each drawn with its
-// count and collapsed: opened, it shows the sessions the tree lists and pages
-// in more from GET /api/supervision/sessions on demand. Ten thousand sessions
-// are never drawn at once; one is found by its user's name instead.
+// count and collapsed: opened, it shows the sessions the tree lists, each named
+// by who holds it (a username, or "viewer"), and pages in more from
+// GET /api/supervision/sessions on demand. Their starts and normal exits are
+// folded into one line of the log.
 
 import { byId, h } from "./js/dom.js";
 
 const LOG_LIMIT = 200; // lines kept in the event log
 const REFETCH_DEBOUNCE_MS = 100; // a burst of events redraws the tree once
 const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
+const BACKOFF_MAX_MS = 3_000; // one socket per open page: a lesson should not wait long
+const RESTART_SHOWN_MS = 4_000; // how long a restart stays highlighted on its node
+const TICK_MS = 500; // how often the intensity's window is read again
 const SESSIONS = "sessions";
 const ROOT = "root";
 const PAGE = 100; // sessions per "Show more"
+const ASKER = "the supervision page"; // who the server's log says asked for a kill
 
 const KIND_TEXT = {
   started: "started",
@@ -33,6 +45,10 @@ const log = byId("log");
 const logEmpty = byId("log-empty");
 const logCount = byId("log-count");
 const chaosNote = byId("chaos-note");
+const delayNote = byId("restart-delay");
+const serverStatus = byId("server-status");
+const serverTitle = byId("server-title");
+const serverText = byId("server-text");
 const findForm = /** @type {HTMLFormElement} */ (byId("find-form"));
 const findName = /** @type {HTMLInputElement} */ (byId("find-name"));
 const findStatus = byId("find-status");
@@ -43,21 +59,27 @@ const connectionText = connection.querySelector(".connection-text");
 const state = {
   chaos: main.dataset.chaos === "on",
   /** @type {any} */ tree: null,
+  /** @type {number} when the tree was read (performance.now()), for the intensity's ages */
+  treeRead: 0,
   /** @type {Set<string>} partitions whose sessions are shown */
   open: new Set(),
   /** @type {Map<string, any[]>} sessions paged in beyond those the tree lists */
   more: new Map(),
   /** @type {string} the name last looked for */
   finding: "",
-  /** @type {Map<string, number>} restart counts as last drawn */
-  restarts: new Map(),
-  /** @type {Set<string>} nodes to flash on the next draw */
+  /** @type {Map<string, number>} until when (performance.now()) a node shows its restart */
+  restarted: new Map(),
+  /** @type {Set<string>} nodes that flash on the next draw: a restart just heard of */
   flash: new Set(),
   refetchTimer: 0,
   fetching: false,
   refetchAgain: false,
   /** @type {Map<string, string>} what the last kill of a node said */
   notes: new Map(),
+  /** @type {"up" | "down" | "back"} the server process, as far as this page knows */
+  server: "up",
+  /** @type {boolean} the root gave up: the process is exiting */
+  gaveUp: false,
 };
 
 // -- the tree --------------------------------------------------------------------------
@@ -80,15 +102,20 @@ async function refetch() {
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     state.tree = await response.json();
+    state.treeRead = performance.now();
     await refreshMore();
     treeStatus.textContent = "";
     treeStatus.hidden = true;
+    showDelay(state.tree.restart_delay_ms ?? 0);
     draw();
     if (state.finding) find(state.finding);
   } catch (error) {
     treeStatus.hidden = false;
-    treeStatus.textContent = "The tree cannot be read right now. Retrying…";
-    setTimeout(scheduleRefetch, 1_000);
+    treeStatus.textContent =
+      state.server === "down"
+        ? "The server is gone: no tree to read until it is back."
+        : "The tree cannot be read right now. Retrying…";
+    if (state.server !== "down") setTimeout(scheduleRefetch, 1_000);
   } finally {
     state.fetching = false;
     if (state.refetchAgain) {
@@ -98,7 +125,17 @@ async function refetch() {
   }
 }
 
+function showDelay(ms) {
+  delayNote.hidden = ms <= 0;
+  delayNote.textContent =
+    ms > 0
+      ? `Restarts are slowed down to ${(ms / 1000).toLocaleString()} s for the lesson ` +
+        "(CHATTER_RESTART_DELAY_MS): watch a killed actor stay “restarting”."
+      : "";
+}
+
 function draw() {
+  if (!state.tree) return;
   const focused = /** @type {HTMLElement | null} */ (document.activeElement);
   const focusKey = focused?.dataset?.focusKey;
   const list = h("ul", { class: "sv-children sv-top" }, drawNode(state.tree, null));
@@ -115,14 +152,99 @@ function isPartitionId(id) {
   return typeof id === "string" && id.startsWith(`${SESSIONS}.`);
 }
 
-/** Who a node is, in words: "room", "session 3f2a…". */
-function actorName(node, parent) {
-  if (parent && isPartitionId(parent.id)) return sessionName(node.id);
+/** Who a session is: its user's name, "viewer" when it holds none, or its id when not known. */
+function sessionWho(node, username = node.username) {
+  if (typeof username === "string") return username;
+  if (username === null) return "viewer";
+  return null;
+}
+
+/** Who a node is, in words: "room", "ann · session-3", "viewer · session-4". */
+function actorName(node, parent, username = node.username) {
+  if (parent && isPartitionId(parent.id)) {
+    const who = sessionWho(node, username);
+    return who === null ? sessionName(node.id) : `${who} · ${sessionName(node.id)}`;
+  }
   return node.id;
 }
 
 function countText(count) {
   return `${count} ${count === 1 ? "session" : "sessions"}`;
+}
+
+// -- the restart intensity -------------------------------------------------------------
+
+/** The restarts of `supervisor` that count now: the ages it gave, grown by the time since. */
+function restartsNow(supervisor) {
+  const intensity = supervisor?.intensity;
+  if (!intensity) return null;
+  const since = (performance.now() - state.treeRead) / 1000;
+  const counting = (intensity.ages_s ?? []).filter((age) => age + since <= intensity.max_seconds);
+  return { used: counting.length, max: intensity.max_restarts, seconds: intensity.max_seconds };
+}
+
+function intensityText(now) {
+  return `${now.used} of ${now.max} in ${now.seconds.toLocaleString()} s`;
+}
+
+/** What pressing Kill on `node` will do, said before it is pressed. */
+function prediction(node, parent) {
+  if (!parent) return "";
+  const isSession = isPartitionId(parent.id);
+  if (isSession || node.restart === "temporary") {
+    return "Kill: not restarted (temporary). Its tab's connection closes and the tab reconnects as a new session.";
+  }
+  const now = restartsNow(parent);
+  const what =
+    node.id === SESSIONS
+      ? `${parent.id} restarts it with its partitions: every session closes and every tab reconnects`
+      : isPartitionId(node.id)
+        ? `${parent.id} restarts it: its sessions close and their tabs reconnect`
+        : `${parent.id} restarts it (${node.restart ?? "permanent"})`;
+  if (!now) return `Kill: ${what}.`;
+  if (now.used + 1 > now.max) {
+    const whole =
+      parent.id === ROOT
+        ? "root gives up, stops every actor, and the whole process exits"
+        : `${parent.id} gives up and exits; its own supervisor decides`;
+    return `Kill: one restart too many (${now.max} in ${now.seconds.toLocaleString()} s already): ${whole}.`;
+  }
+  return `Kill: ${what}, restart ${now.used + 1} of ${now.max} in ${now.seconds.toLocaleString()} s.`;
+}
+
+/** Read the intensity windows again as time passes: the budget comes back, predictions change. */
+function tick() {
+  if (!state.tree) return;
+  const now = performance.now();
+  let expired = false;
+  for (const [id, until] of state.restarted) {
+    if (until <= now) {
+      state.restarted.delete(id);
+      expired = true;
+    }
+  }
+  for (const element of treeBox.querySelectorAll("[data-intensity-of]")) {
+    const supervisor = findNode(state.tree, element.getAttribute("data-intensity-of"));
+    const counted = restartsNow(supervisor);
+    if (counted && element.textContent !== restartsLine(counted)) {
+      expired = true; // the window moved: redraw the predictions too
+    }
+  }
+  if (expired) draw();
+}
+
+function restartsLine(now) {
+  return `restarts used: ${intensityText(now)}`;
+}
+
+function findNode(node, id) {
+  if (!node) return null;
+  if (node.id === id) return node;
+  for (const child of node.children ?? []) {
+    const hit = findNode(child, id);
+    if (hit) return hit;
+  }
+  return null;
 }
 
 // -- sessions beyond those the tree lists ----------------------------------------------
@@ -217,17 +339,16 @@ function shortId(id) {
 }
 
 /** A node's box and, below it, its children; `username` names a session found by name. */
-function drawNode(node, parent, username = null) {
-  const previous = state.restarts.get(node.id);
-  const restarted =
-    state.flash.has(node.id) || (previous !== undefined && node.restarts > previous);
-  state.restarts.set(node.id, node.restarts);
-
+function drawNode(node, parent, username = node.username) {
   const isSessions = node.id === SESSIONS;
   const isPartition = parent !== null && parent.id === SESSIONS;
   const isSession = parent !== null && isPartitionId(parent.id);
+  const restarted = (state.restarted.get(node.id) ?? 0) > performance.now();
+  const restarting = !node.alive && (node.restarting || parent !== null) && !isSession;
   const box = h("div", {
-    class: `sv-box ${node.kind}${isSession ? " session" : ""}${restarted ? " flash" : ""}`,
+    class:
+      `sv-box ${node.kind}${isSession ? " session" : ""}` +
+      `${restarted ? " restarted" : ""}${state.flash.has(node.id) ? " flash" : ""}`,
     data: { id: node.id, alive: String(node.alive) },
   });
 
@@ -235,11 +356,12 @@ function drawNode(node, parent, username = null) {
   icon.textContent = node.kind === "supervisor" ? "⬡" : "●";
 
   const title = h("div", { class: "sv-name-row" }, icon);
-  const name = username ? `${username} · ${actorName(node, parent)}` : actorName(node, parent);
-  title.append(h("span", { class: "sv-name", text: name }));
-  if (username) title.append(h("span", { class: "sv-badge partition", text: node.partition }));
-  if (node.strategy) title.append(h("span", { class: "sv-badge strategy", text: node.strategy }));
-  if (node.restart) title.append(h("span", { class: "sv-badge restart", text: node.restart }));
+  title.append(h("span", { class: "sv-name", text: actorName(node, parent, username) }));
+  if (isSession && !parent.children) {
+    title.append(h("span", { class: "sv-badge partition", text: node.partition }));
+  }
+  if (node.strategy) title.append(badge("strategy", node.strategy));
+  if (node.restart) title.append(badge("restart", node.restart));
 
   const meta = h("div", { class: "sv-meta" });
   meta.append(
@@ -247,7 +369,7 @@ function drawNode(node, parent, username = null) {
       "span",
       { class: "sv-state", data: { alive: String(node.alive) } },
       h("span", { class: "sv-state-dot", data: { alive: String(node.alive) } }),
-      node.alive ? "alive" : "restarting",
+      node.alive ? "alive" : restarting ? "restarting…" : "not running",
     ),
   );
   meta.append(
@@ -261,12 +383,32 @@ function drawNode(node, parent, username = null) {
       node.restarts === 1 ? " restart" : " restarts",
     ),
   );
+  if (node.kind === "supervisor" && node.intensity) {
+    const now = restartsNow(node);
+    if (now) {
+      meta.append(
+        h("span", {
+          class: `sv-intensity${now.used >= now.max ? " spent" : now.used > 0 ? " some" : ""}`,
+          text: restartsLine(now),
+          attrs: { "data-intensity-of": node.id, title: "Its restart intensity, as of now" },
+        }),
+      );
+    }
+  }
   if (node.kind === "supervisor" && !isSessions && !isPartition) {
     meta.append(h("span", { class: "sv-kindword", text: "supervisor" }));
   }
 
   const body = h("div", { class: "sv-box-main" }, title, meta);
   box.append(body);
+
+  if (restarted) {
+    const now = restartsNow(parent);
+    const text = now
+      ? `↻ restarted · ${intensityText(now)}`
+      : `↻ restarted (restart ${node.restarts})`;
+    box.append(h("p", { class: "sv-restart-event", text, attrs: { role: "note" } }));
+  }
 
   const actions = h("div", { class: "sv-actions" });
   const count = node.count ?? node.children?.length ?? 0;
@@ -311,8 +453,17 @@ function drawNode(node, parent, username = null) {
     });
     actions.append(toggle);
   }
-  if (node.id !== ROOT) actions.append(killButton(node, parent));
+  let predictId = "";
+  if (node.id !== ROOT && state.chaos && node.alive) {
+    predictId = `predict-${node.id}${parent?.children ? "" : "-found"}`;
+    actions.append(killButton(node, parent, username, predictId));
+  }
   if (actions.childElementCount > 0) box.append(actions);
+  if (predictId) {
+    box.append(
+      h("p", { class: "sv-predict", text: prediction(node, parent), attrs: { id: predictId } }),
+    );
+  }
 
   const note = state.notes.get(node.id);
   if (note) box.append(h("p", { class: "sv-note", text: note }));
@@ -355,19 +506,39 @@ function drawNode(node, parent, username = null) {
   return item;
 }
 
+/** A strategy or restart-type badge, linking to the legend's explanation of the word. */
+function badge(kind, word) {
+  const known = document.getElementById(`word-${word}`);
+  if (!known) return h("span", { class: `sv-badge ${kind}`, text: word });
+  return h("a", {
+    class: `sv-badge ${kind}`,
+    text: word,
+    attrs: { href: `#word-${word}`, title: `What ${word} means` },
+  });
+}
+
 // -- killing ---------------------------------------------------------------------------
 
-function killButton(node, parent) {
-  const name = actorName(node, parent);
+/** Whether killing `node` now is one restart too many for the root: the process will exit. */
+function endsTheProcess(node, parent) {
+  if (!parent || parent.id !== ROOT || node.restart === "temporary") return false;
+  const now = restartsNow(parent);
+  return now !== null && now.used + 1 > now.max;
+}
+
+function killButton(node, parent, username, predictId) {
+  const name = actorName(node, parent, username);
   const isSession = parent !== null && isPartitionId(parent.id);
   const visible = isSession ? "Kill session" : `Kill ${node.id}`;
+  const label = isSession ? `Kill session ${name}` : `Kill ${name}`;
   const button = h(
     "button",
     {
       class: "button small sv-kill",
       attrs: {
         type: "button",
-        "aria-label": `Kill ${name}`,
+        "aria-label": label,
+        "aria-describedby": predictId,
         title: `Make ${name} crash from inside`,
         "data-focus-key": `kill:${node.id}`,
       },
@@ -375,19 +546,18 @@ function killButton(node, parent) {
     h("span", { class: "sv-kill-icon", attrs: { "aria-hidden": "true" }, text: "✕" }),
     visible,
   );
-  button.hidden = !state.chaos;
-  button.addEventListener("click", () => kill(node.id, name, button));
+  button.addEventListener("click", () => kill(node.id, name, button, endsTheProcess(node, parent)));
   return button;
 }
 
-async function kill(id, name, button) {
+async function kill(id, name, button, lastStraw) {
   button.disabled = true;
   let status = 0;
   try {
     const response = await fetch("/api/supervision/kill", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ id }),
+      body: JSON.stringify({ id, by: ASKER }),
     });
     status = response.status;
   } catch (error) {
@@ -396,6 +566,7 @@ async function kill(id, name, button) {
   if (status === 403) {
     chaosOff();
   } else if (status === 202) {
+    if (lastStraw) state.gaveUp = true; // the root is giving up: the socket closing is the process exiting
     state.notes.set(id, `Killed ${name}: its supervisor takes it from here.`);
     forgetNote(id);
   } else if (status === 404) {
@@ -412,7 +583,7 @@ async function kill(id, name, button) {
 function forgetNote(id) {
   setTimeout(() => {
     state.notes.delete(id);
-    if (state.tree) draw();
+    draw();
   }, 4_000);
 }
 
@@ -424,7 +595,7 @@ function chaosOff() {
     h("span", { class: "sv-chaos-dot", attrs: { "aria-hidden": "true" } }),
     " Chaos is off: actors cannot be killed from here",
   );
-  for (const button of treeBox.querySelectorAll(".sv-kill")) button.hidden = true;
+  draw();
 }
 
 // -- the event log ---------------------------------------------------------------------
@@ -434,36 +605,123 @@ function clock(seconds) {
   return when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+const INJECTED = "crashed: InjectedCrash: ";
+
+/** How an exit reads: "normal" and "shutdown" are normal exits, shown calm. */
+function exitTone(reason) {
+  const text = reason ?? "";
+  if (text === "normal" || text.startsWith("shutdown")) return "normal";
+  if (text.startsWith(INJECTED)) return "killed";
+  return "crash";
+}
+
+/** A session's start or normal exit: noise, folded into one line. */
+function isSessionNoise(event) {
+  if (!isPartitionId(event.supervisor) || !event.child) return false;
+  return event.kind === "started" || (event.kind === "exited" && exitTone(event.reason) === "normal");
+}
+
 function eventLine(event) {
   const kind = event.kind;
   const actor = event.child ?? event.supervisor ?? "?";
   const actorText = isPartitionId(event.supervisor) && event.child ? sessionName(actor) : actor;
   const when = new Date(event.time * 1000);
-  const line = h("li", { class: "sv-event", data: { kind, actor } });
+  const tone = kind === "exited" ? exitTone(event.reason) : kind;
+  const line = h("li", { class: "sv-event", data: { kind, actor, tone } });
+  let kindText = KIND_TEXT[kind] ?? kind;
+  if (tone === "killed") kindText = "killed";
   line.append(
     h("time", { class: "sv-event-time", text: clock(event.time), attrs: { datetime: when.toISOString() } }),
-    h("span", { class: "sv-event-kind", text: KIND_TEXT[kind] ?? kind }),
+    h("span", { class: "sv-event-kind", text: kindText }),
     h("span", { class: "sv-event-actor", text: actorText }),
   );
   const detail = h("span", { class: "sv-event-detail" });
-  if (event.reason) detail.append(h("span", { class: "sv-event-reason", text: event.reason }));
+  if (event.reason) {
+    const reason = tone === "killed" ? `on purpose, ${event.reason.slice(INJECTED.length)}` : event.reason;
+    detail.append(h("span", { class: "sv-event-reason", text: reason }));
+  }
   if (event.supervisor && event.child) {
     detail.append(h("span", { class: "sv-event-by", text: `under ${event.supervisor}` }));
+  }
+  if (kind === "gave_up" && event.supervisor === ROOT) {
+    detail.append(
+      h("span", { class: "sv-event-reason", text: "The root has no supervisor: the process exits." }),
+    );
   }
   if (detail.childElementCount > 0) line.append(detail);
   return line;
 }
 
-/** Add events (oldest first) to the top of the log; `live` ones flash their node. */
+/** The folded line of session starts and normal exits, counted; a new one after other lines. */
+function foldSessionNoise(event) {
+  let line = log.firstElementChild;
+  if (!(line instanceof HTMLElement) || line.dataset.kind !== "sessions") {
+    line = h("li", { class: "sv-event sv-folded", data: { kind: "sessions", started: "0", ended: "0" } });
+    line.append(
+      h("time", { class: "sv-event-time" }),
+      h("span", { class: "sv-event-kind", text: "sessions" }),
+      h("span", { class: "sv-event-actor sv-folded-text" }),
+      h("span", { class: "sv-event-detail", text: "each tab that opens or closes is a session starting or ending" }),
+    );
+    log.prepend(line);
+  }
+  const key = event.kind === "started" ? "started" : "ended";
+  line.dataset[key] = String(Number(line.dataset[key]) + 1);
+  const started = Number(line.dataset.started);
+  const ended = Number(line.dataset.ended);
+  let text = `${countText(ended)} ended`;
+  if (started > 0) text = `${countText(started)} started` + (ended > 0 ? `, ${ended} ended` : "");
+  line.querySelector(".sv-folded-text").textContent = text;
+  const time = line.querySelector(".sv-event-time");
+  const when = new Date(event.time * 1000);
+  time.textContent = clock(event.time);
+  time.setAttribute("datetime", when.toISOString());
+}
+
+/** Add events (oldest first) to the top of the log; `live` ones highlight their node. */
 function addEvents(events, live) {
   for (const event of events) {
-    log.prepend(eventLine(event));
-    if (live && event.kind === "restarted" && event.child) state.flash.add(event.child);
+    if (isSessionNoise(event)) {
+      foldSessionNoise(event);
+    } else {
+      log.prepend(eventLine(event));
+    }
+    if (live && event.kind === "restarted" && event.child) {
+      state.restarted.set(event.child, performance.now() + RESTART_SHOWN_MS);
+      state.flash.add(event.child);
+    }
+    if (live && event.kind === "gave_up" && event.supervisor === ROOT) state.gaveUp = true;
   }
   while (log.childElementCount > LOG_LIMIT) log.lastElementChild?.remove();
   logEmpty.hidden = log.childElementCount > 0;
   const n = log.childElementCount;
-  logCount.textContent = n === 0 ? "newest first" : `${n} ${n === 1 ? "event" : "events"} · newest first`;
+  logCount.textContent = n === 0 ? "newest first" : `${n} ${n === 1 ? "line" : "lines"} · newest first`;
+}
+
+// -- the server process ----------------------------------------------------------------
+
+/** Say that the server is gone (the process exited, or cannot be reached), or back. */
+function showServer(stateName) {
+  state.server = stateName;
+  serverStatus.hidden = stateName === "up";
+  serverStatus.dataset.state = stateName;
+  if (stateName === "down") {
+    serverTitle.textContent = state.gaveUp
+      ? "The root gave up: the whole process exited"
+      : "Connection to the server lost";
+    serverText.textContent =
+      (state.gaveUp
+        ? "One restart too many within the root's intensity, and the root has no supervisor " +
+          "to decide for it: Chatter exited with status 1. "
+        : "The server process is not answering: it exited, or the network is down. ") +
+      "In production a process supervisor starts it again (systemd's Restart=on-failure, " +
+      "Docker's restart: always); here, run chatter serve again. This page reconnects by itself.";
+  } else if (stateName === "back") {
+    serverTitle.textContent = "The server is back";
+    serverText.textContent =
+      "A new process with a new tree: every restart count starts again at 0, and every " +
+      "message is still there (each was stored before it was shown).";
+  }
 }
 
 // -- the event stream ------------------------------------------------------------------
@@ -483,6 +741,11 @@ function connect() {
     opened = true;
     failures = 0;
     setConnection("connected", "Live");
+    if (state.server === "down") {
+      state.gaveUp = false;
+      state.restarted.clear();
+      showServer("back");
+    }
   });
   socket.addEventListener("message", (message) => {
     let frame;
@@ -502,8 +765,13 @@ function connect() {
   });
   socket.addEventListener("close", () => {
     failures += 1;
+    if (opened || state.gaveUp) showServer("down");
+    if (opened) scheduleRefetch(); // says the tree is gone, if it is
     const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(failures - 1, 5));
-    setConnection(navigator.onLine ? "reconnecting" : "offline", opened || failures > 1 ? "Reconnecting…" : "Connecting…");
+    setConnection(
+      navigator.onLine ? "reconnecting" : "offline",
+      opened || failures > 1 ? "Reconnecting…" : "Connecting…",
+    );
     setTimeout(connect, wait * (0.75 + Math.random() * 0.5));
   });
 }
@@ -511,3 +779,4 @@ function connect() {
 setConnection("connecting", "Connecting…");
 refetch();
 connect();
+setInterval(tick, TICK_MS);
