@@ -5,10 +5,13 @@ A node's lease (`node_leases`) is renewed every `lease.HEARTBEAT_S` and
 expires `lease.LEASE_S` after its last renewal, on the database's clock, so
 the nodes' clocks never need to agree. Every name held by a connection is a
 row of `name_claims` per look-alike key of the name
-(`chatter.usernames.confusable_keys`, plus the case-folded key), under the
-holder's lease: one primary key per look, so a name and every look-alike of
-it have one holder across all nodes. A claim under an expired lease holds
-nothing, and the next claimant takes it over.
+(`chatter.usernames.confusable_keys`, plus the case-folded key) and holding
+connection, under the holder's lease. Claims take an advisory lock per
+look-alike key and look under it, so a name and every look-alike of it have
+one name among their holders across all nodes; several connections hold one
+name together only when each proved with a token that it is theirs (the tabs
+of one browser). A claim under an expired lease holds nothing, and the next
+claimant takes it over.
 
 Every change to who is online notifies `PRESENCE_CHANNEL`, in the statement
 or transaction that makes it; each node then reads the online set again
@@ -23,9 +26,12 @@ from typing import Any
 
 import psycopg
 
+from chatter import queries
 from chatter.usernames import confusable_keys, username_key
 
 __all__ = [
+    "ENDED_LEFT",
+    "NAME_LOCK_CLASS",
     "PRESENCE_CHANNEL",
     "ClaimOutcome",
     "ClaimRow",
@@ -34,6 +40,7 @@ __all__ = [
     "claim_name",
     "confirm_name",
     "drop_lease",
+    "leave_name",
     "look_alikes",
     "online_claims",
     "release_name",
@@ -43,16 +50,15 @@ __all__ = [
     "take_lease",
 ]
 
+ENDED_LEFT = "left"
+"""`name_claims.ended` for a connection whose name was let go by a Leave elsewhere."""
+
 PRESENCE_CHANNEL = "chatter_presence"
 """Notified (empty payload) whenever a name comes online or goes offline."""
 
 EXPIRED_LEASES_KEPT_S = 60
 """How long an expired lease and its claims stay, for anyone who looks, before
 a node starting up deletes them."""
-
-
-CLAIM_ATTEMPTS = 3
-"""Tries of a claim that met another claim of a look-alike at the same moment."""
 
 
 class LeaseExpiredError(Exception):
@@ -68,18 +74,26 @@ class ClaimRow:
     lease_id: uuid.UUID
     session_id: str
     confirmed: bool
+    ended: str | None = None
+    """Why the name was let go for this connection elsewhere (`ENDED_LEFT`);
+    None while it holds the name."""
+    posted: bool = False
+    """Whether the user of the name has posted at least once (`users.posted`)."""
 
 
 @dataclass(frozen=True)
 class OnlineClaims:
-    """The names held under live leases, and the count of users ever recorded."""
+    """The connections holding names under live leases, and the people count
+    (`PEOPLE_COUNT`)."""
 
     claims: tuple[ClaimRow, ...]
     total_users: int
 
     def online(self) -> tuple[str, ...]:
-        """The confirmed names, sorted case-insensitively."""
-        return tuple(sorted((c.username for c in self.claims if c.confirmed), key=username_key))
+        """The confirmed names, each once however many connections hold it,
+        sorted case-insensitively."""
+        names = {c.username_key: c.username for c in self.claims if c.confirmed and not c.ended}
+        return tuple(sorted(names.values(), key=username_key))
 
 
 @dataclass(frozen=True)
@@ -136,63 +150,31 @@ def drop_lease(conn: psycopg.Connection[Any], lease_id: uuid.UUID) -> None:
 # -- names ----------------------------------------------------------------------------------
 
 
+NAME_LOCK_CLASS = 0x6E616D65  # "name"
+"""The first key of the advisory lock a claim takes per look-alike key (the
+second is the key's hash): claims of look-alike names wait for each other, on
+every node, so at most one name holds a look-alike key at a time."""
+
+
 def claim_name(
     conn: psycopg.Connection[Any],
     lease_id: uuid.UUID,
     session_id: str,
     username: str,
     *,
-    takeover: bool,
+    by_token: bool,
     previous_lease: uuid.UUID | None = None,
 ) -> ClaimOutcome:
-    """Hold `username` for the session, in one transaction: granted if nobody
-    else holds it or a look-alike under a live lease, or if `takeover` (the
-    claimant proved with a token that the name is its own) and the holder has
-    the very same name. The session's earlier name, if any, is let go. A claim
-    of the same session under `previous_lease` (this node's last) is its own.
+    """Hold `username` for the session, in one transaction: granted if no
+    other connection holds it or a look-alike under a live lease, or if
+    `by_token` (the claimant proved with a token that the name is its own)
+    and those holding it hold the very same name: then it holds the name with
+    them. The session's earlier name, if any, is let go. A claim of the same
+    session under `previous_lease` (this node's last: the names are moving to
+    a new lease) is its own, and stays confirmed if it was; and then this
+    node's sessions of the same name hold it together.
 
     Raises `LeaseExpiredError` if this node's lease has expired."""
-    for _ in range(CLAIM_ATTEMPTS - 1):
-        try:
-            return _claim_once(conn, lease_id, session_id, username, takeover, previous_lease)
-        except (_TakenMeanwhileError, psycopg.errors.DeadlockDetected):
-            continue  # look again: the new holder is seen now
-    return _claim_once(conn, lease_id, session_id, username, takeover, previous_lease)
-
-
-def restore_claims(
-    conn: psycopg.Connection[Any],
-    lease_id: uuid.UUID,
-    previous_lease: uuid.UUID,
-    holders: list[tuple[str, str, bool]],
-) -> list[str]:
-    """Move this node's names from its last lease to a new one: each
-    (session, name, confirmed) is claimed again, and kept unless another
-    node took it while the last lease was not live. The sessions that lost
-    their names. The last lease goes, with whatever else it held."""
-    lost = []
-    for session_id, username, confirmed in holders:
-        outcome = claim_name(
-            conn, lease_id, session_id, username, takeover=False, previous_lease=previous_lease
-        )
-        if not outcome.granted:
-            lost.append(session_id)
-        elif confirmed:
-            confirm_name(conn, lease_id, session_id)
-    with conn.transaction():
-        conn.execute("DELETE FROM node_leases WHERE lease_id = %s", (previous_lease,))
-        _notify(conn)
-    return lost
-
-
-def _claim_once(
-    conn: psycopg.Connection[Any],
-    lease_id: uuid.UUID,
-    session_id: str,
-    username: str,
-    takeover: bool,
-    previous_lease: uuid.UUID | None,
-) -> ClaimOutcome:
     keys = look_alikes(username)
     key = username_key(username)
     with conn.transaction():
@@ -202,55 +184,77 @@ def _claim_once(
         ).fetchone()
         if live is None:
             raise LeaseExpiredError(f"lease {lease_id} has expired")
+        for look_alike in keys:  # sorted: two claims never wait for each other in a circle
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAME_LOCK_CLASS, look_alike)
+            )
+        mine = [m for m in (lease_id, previous_lease) if m is not None]
         holders = conn.execute(
-            "SELECT c.look_alike, c.username, c.username_key, c.lease_id, c.session_id, "
-            "coalesce(l.expires_at > now(), false) "
-            "FROM name_claims c LEFT JOIN node_leases l USING (lease_id) "
-            "WHERE c.look_alike = ANY(%s) ORDER BY c.look_alike FOR UPDATE OF c",
-            (keys,),
+            "SELECT c.username, c.username_key, c.lease_id FROM name_claims c JOIN node_leases l "
+            "USING (lease_id) WHERE c.look_alike = ANY(%s) AND l.expires_at > now() "
+            "AND c.ended IS NULL AND NOT (c.session_id = %s AND c.lease_id = ANY(%s))",
+            (keys, session_id, mine),
         ).fetchall()
-        for _, holder, holder_key, holder_lease, holder_session, alive in holders:
-            mine = holder_session == session_id and holder_lease in (lease_id, previous_lease)
-            if alive and not mine and not (takeover and holder_key == key):
+        for holder, holder_key, holder_lease in holders:
+            # Moving names to a new lease, this node's sessions of one name hold it together.
+            restoring = previous_lease is not None and holder_lease in mine
+            if not (holder_key == key and (by_token or restoring)):
                 return ClaimOutcome(granted=False, holder=holder)
+        confirmed = conn.execute(
+            "SELECT coalesce(bool_or(confirmed), false) FROM name_claims "
+            "WHERE session_id = %s AND lease_id = ANY(%s) AND username_key = %s AND ended IS NULL",
+            (session_id, mine, key),
+        ).fetchone()
         conn.execute(
-            "DELETE FROM name_claims WHERE lease_id = %s AND session_id = %s "
-            "AND look_alike <> ALL(%s)",
-            (lease_id, session_id, keys),
+            "DELETE FROM name_claims WHERE session_id = %s AND lease_id = ANY(%s)",
+            (session_id, mine),
         )
-        # Rows are overwritten only where they were just inspected (and locked):
-        # a look-alike claimed meanwhile by someone else is left alone, and then
-        # fewer rows come back than keys were asked.
-        written = conn.execute(
-            "INSERT INTO name_claims (look_alike, username_key, username, lease_id, session_id) "
-            "SELECT k, %(key)s, %(name)s, %(lease)s, %(session)s FROM unnest(%(keys)s::text[]) k "
-            "ON CONFLICT (look_alike) DO UPDATE SET username = EXCLUDED.username, "
-            "  confirmed = coalesce(name_claims.confirmed AND name_claims.username_key = %(key)s "
-            "    AND (%(takeover)s OR (name_claims.lease_id IN (%(lease)s, %(previous)s) "
-            "                          AND name_claims.session_id = %(session)s)), false), "
-            "  username_key = EXCLUDED.username_key, lease_id = EXCLUDED.lease_id, "
-            "  session_id = EXCLUDED.session_id, claimed_at = now() "
-            "WHERE name_claims.look_alike = ANY(%(inspected)s) "
-            "RETURNING 1",
-            {
-                "key": key,
-                "name": username,
-                "lease": lease_id,
-                "session": session_id,
-                "keys": keys,
-                "inspected": [row[0] for row in holders],
-                "takeover": takeover,
-                "previous": previous_lease,
-            },
-        ).fetchall()
-        if len(written) < len(keys):
-            raise _TakenMeanwhileError()
+        conn.execute(
+            "INSERT INTO name_claims "
+            "(look_alike, username_key, username, lease_id, session_id, confirmed) "
+            "SELECT k, %s, %s, %s, %s, %s FROM unnest(%s::text[]) k",
+            (key, username, lease_id, session_id, bool(confirmed and confirmed[0]), keys),
+        )
         _notify(conn)
     return ClaimOutcome(granted=True)
 
 
-class _TakenMeanwhileError(Exception):
-    """A look-alike was claimed by someone else between the look and the write."""
+def restore_claims(
+    conn: psycopg.Connection[Any],
+    lease_id: uuid.UUID,
+    previous_lease: uuid.UUID,
+    holders: list[tuple[str, str, bool]],
+) -> list[str]:
+    """Move this node's names from its last lease to a new one: each
+    (session, name, confirmed) is claimed again, and kept unless another node
+    gave it (or a look-alike) to another connection while the last lease was
+    not live, or the name was let go (a Leave in another tab). The sessions
+    that lost their names: closed, their clients reconnect (with a token, a
+    name still theirs is held with the others again). The last lease goes,
+    with whatever else it held."""
+    lost = []
+    ended = {
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT session_id FROM name_claims WHERE lease_id = %s AND ended IS NOT NULL",
+            (previous_lease,),
+        )
+    }
+    for session_id, username, confirmed in holders:
+        if session_id in ended:
+            lost.append(session_id)
+            continue
+        outcome = claim_name(
+            conn, lease_id, session_id, username, by_token=False, previous_lease=previous_lease
+        )
+        if not outcome.granted:
+            lost.append(session_id)
+        elif confirmed:
+            confirm_name(conn, lease_id, session_id)
+    with conn.transaction():
+        conn.execute("DELETE FROM node_leases WHERE lease_id = %s", (previous_lease,))
+        _notify(conn)
+    return lost
 
 
 def confirm_name(conn: psycopg.Connection[Any], lease_id: uuid.UUID, session_id: str) -> None:
@@ -281,15 +285,36 @@ def release_sessions(
         _notify(conn)
 
 
+def leave_name(
+    conn: psycopg.Connection[Any], lease_id: uuid.UUID, session_id: str, username_key: str
+) -> None:
+    """The session lets its name go for every connection holding it (a Leave):
+    its own rows go, and those of the others, on any node, are marked `ended`
+    (``left``) so that their node tells them why; they hold nothing now."""
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM name_claims WHERE lease_id = %s AND session_id = %s",
+            (lease_id, session_id),
+        )
+        conn.execute(
+            "UPDATE name_claims SET ended = %s WHERE username_key = %s AND ended IS NULL",
+            (ENDED_LEFT, username_key),
+        )
+        _notify(conn)
+
+
 def online_claims(conn: psycopg.Connection[Any]) -> OnlineClaims:
-    """Every name held under a live lease (one row each), and the user count."""
+    """Every connection holding a name under a live lease (one row each, those
+    whose name was let go elsewhere included, marked), and the people count."""
     rows = conn.execute(
         "SELECT DISTINCT ON (c.lease_id, c.session_id) "
-        "c.username, c.username_key, c.lease_id, c.session_id, c.confirmed "
+        "c.username, c.username_key, c.lease_id, c.session_id, c.confirmed, c.ended, "
+        "coalesce(u.posted, false) "
         "FROM name_claims c JOIN node_leases l USING (lease_id) "
+        "LEFT JOIN users u ON u.username_key = c.username_key "
         "WHERE l.expires_at > now() ORDER BY c.lease_id, c.session_id"
     ).fetchall()
-    total = conn.execute("SELECT count(*) FROM users").fetchone()
+    total = conn.execute(queries.PEOPLE_COUNT).fetchone()
     return OnlineClaims(tuple(ClaimRow(*row) for row in rows), total[0] if total else 0)
 
 

@@ -29,12 +29,14 @@ __all__ = [
     "Confirm",
     "Fenced",
     "IdentityReport",
+    "LeaveName",
+    "LeftElsewhere",
     "Online",
     "OnlineFailed",
     "OnlineNow",
+    "Posted",
     "Presence",
     "Release",
-    "Replaced",
     "ReportIdentity",
     "SessionsNamed",
     "SessionsNamedNow",
@@ -80,7 +82,9 @@ class Claim(Request):
     session_id: str
     session: pykka.ActorRef[Any] = field(compare=False)
     username: str
-    takeover: bool
+    by_token: bool
+    """The claimant proved with a token that the name is its own: it holds
+    the name with whoever holds it already (the same person's other tabs)."""
     address: str | None = None
     """The client's address, whose name-claim bucket a granted claim draws on
     (None: not limited, for claims that come from no client)."""
@@ -96,10 +100,13 @@ class Claimed:
 class Confirm:
     session_id: str
     total_users: int | None = None
-    """Everyone who has ever joined, counted as the name was recorded."""
+    """The people count (everyone who posted, and whoever is online, this
+    name included), counted as the name was recorded."""
     reply_to: Any = field(default=None, compare=False)
     """Told `Announced` once the join has gone to the room (None: nobody)."""
     tag: Any = None
+    posted: bool = False
+    """Whether the user has posted before: when the name leaves, it stays listed."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,25 @@ class Announced:
 
 @dataclass(frozen=True)
 class Release:
+    """The session lets its name go (it closed, or took another name); the
+    name stays online while another session holds it."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Posted:
+    """The session's user posted (their first post on this connection was
+    stored): when the name leaves, it stays listed (offline)."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
+class LeaveName:
+    """The session lets its name go for every session holding it, on every
+    node (a Leave): the others are told `LeftElsewhere`."""
+
     session_id: str
 
 
@@ -175,8 +201,9 @@ class IdentityReport:
 
 
 @dataclass(frozen=True)
-class Replaced:
-    """To a session: another connection took your name with its token."""
+class LeftElsewhere:
+    """To a session: another connection holding your name with you let it go
+    (Leave in another tab); you hold it no more."""
 
     username: str
 
@@ -206,16 +233,26 @@ class Presence(ServerClient):
         *,
         reply_to: Any = None,
         tag: Any = None,
+        posted: bool = False,
     ) -> bool:
         """The session recorded its claimed name: it is online now. `total_users`,
         when known, goes out with the presence change; `reply_to` is told
-        `Announced` once it has. False if presence could not be told."""
-        return self._cast(Confirm(session_id, total_users, reply_to, tag))
+        `Announced` once it has; `posted`: the user has posted before. False
+        if presence could not be told."""
+        return self._cast(Confirm(session_id, total_users, reply_to, tag, posted))
+
+    def posted(self, session_id: str) -> None:
+        """The session's user has posted (see `Posted`)."""
+        self._cast(Posted(session_id))
 
     def release(self, session_id: str) -> None:
         self._cast(Release(session_id))
 
-    def _cast(self, message: Confirm | Release) -> bool:
+    def leave(self, session_id: str) -> None:
+        """Let the session's name go for every session holding it (a Leave)."""
+        self._cast(LeaveName(session_id))
+
+    def _cast(self, message: Confirm | Release | LeaveName | Posted) -> bool:
         if not self.cast(message):
             # A restarting presence rebuilds from the sessions themselves.
             logger.error("Presence unavailable, dropped %r", message)

@@ -44,7 +44,7 @@ its connections together: each `Claim` carries the address, and a claim that
 would be granted takes a token from that address's bucket (`BucketsByKey`,
 with the `NameClaimLimits.per_address` limit). With none left the claim is
 refused with the time until there is one, before anything is held, so no user
-row is written and nobody is told. A claim refused as taken, and a takeover
+row is written and nobody is told. A claim refused as taken, and a claim
 with a token (the name is already the claimant's), take nothing. Each session
 limits its own connection's claims the same way before asking. The buckets
 live only in this actor (and node): a restarted presence starts every address
@@ -84,10 +84,12 @@ from chatter.presence import (
     Confirm,
     Fenced,
     IdentityReport,
+    LeaveName,
+    LeftElsewhere,
     Online,
     OnlineNow,
+    Posted,
     Release,
-    Replaced,
     ReportIdentity,
     SessionsNamed,
     SessionsNamedNow,
@@ -218,6 +220,12 @@ class PresenceActor(LoopActor):
         """The count of users last told (a join carries it when it changed)."""
         self._writes = 0
         """This node's writes of who is online that have settled (answered)."""
+        self._posters: set[str] = set()
+        """The keys of names told online whose user has posted: when they
+        leave they stay listed; the others' leaves say they are `unlisted`."""
+        self._people_writes = 0
+        """Writes that change who is online, in flight: welcomes wait for them
+        (and for a read of the recent users after), as the people count shows them."""
         self._writing = 0
         """Confirms and releases sent to the database and not yet answered."""
         self._unsettled: dict[str, float] = {}
@@ -295,6 +303,10 @@ class PresenceActor(LoopActor):
                 self._users.refresh()
             case UsersChanged():
                 self._users.changed()
+            case Posted(session_id=session_id):
+                holder = self._names.holder(session_id)
+                if holder is not None:
+                    self._posters.add(holder.key)
             case ReadDone(tag=_UsersRead(presence=urn, generation=generation), value=page) if (
                 urn == self._urn
             ):
@@ -369,10 +381,14 @@ class PresenceActor(LoopActor):
             case Claim():
                 self._claim(message)
             case Confirm(session_id=session_id, total_users=total_users):
-                name = self._names.confirm(session_id)
+                confirmed, name = self._names.confirm(session_id)
+                holder = self._names.holder(session_id)
+                if message.posted and holder is not None:
+                    self._posters.add(holder.key)
+                if confirmed and holder is not None:
+                    keys = (holder.key,) if name is not None else ()
+                    self._write("a confirm", node_queries.confirm_name, session_id, keys)
                 if name is not None:
-                    key = username_key(name)
-                    self._write("a confirm", node_queries.confirm_name, session_id, (key,))
                     self._tell_clients((name,), (), total_users)
                     if total_users is not None:
                         self._total = total_users
@@ -388,6 +404,8 @@ class PresenceActor(LoopActor):
                     if name is not None:
                         self._tell_clients((), (name,))
                 self._metrics.online_users_here.set(self._names.online_count())
+            case LeaveName(session_id=session_id):
+                self._leave(session_id)
             case SessionsNamed(prefix=prefix, limit=limit):
                 found = tuple(
                     (h.session_id, h.username, h.confirmed)
@@ -395,7 +413,7 @@ class PresenceActor(LoopActor):
                 )
                 tell_quietly(message.reply_to, SessionsNamedNow(found, message.tag))
             case Online():
-                if not self._online_known or not self._users.settled:
+                if not self._can_answer_online():
                     self._online_asks.append(message)
                 else:
                     self._answer_online(message)
@@ -428,7 +446,7 @@ class PresenceActor(LoopActor):
             error = PresenceUnavailable("this node holds no lease; names cannot be taken here now")
             tell_quietly(claim.reply_to, claim.failure(error))
             return
-        address = None if claim.takeover else claim.address
+        address = None if claim.by_token else claim.address
         if address is not None:
             wait_s = self._claims_by_address.wait(address)
             if wait_s > 0:
@@ -436,7 +454,7 @@ class PresenceActor(LoopActor):
                 return
         holder = self._names.holder_of(claim.username, claim.session_id)
         if holder is not None and not (
-            claim.takeover and holder.key == username_key(claim.username)
+            claim.by_token and holder.key == username_key(claim.username)
         ):
             self._answer(claim, ClaimResult(granted=False, holder=holder.username))
             return
@@ -446,7 +464,7 @@ class PresenceActor(LoopActor):
             lease_id=lease.lease_id,
             session_id=claim.session_id,
             username=claim.username,
-            takeover=claim.takeover,
+            by_token=claim.by_token,
         )
         self._persistence.tell(
             Read(query, reply_to=self.actor_ref, tag=_ClaimWrite(claim, self._urn))
@@ -458,16 +476,12 @@ class PresenceActor(LoopActor):
             self._answer(claim, ClaimResult(granted=False, holder=outcome.holder))
         else:
             grant = self._names.claim(
-                claim.session_id, claim.session, claim.username, takeover=claim.takeover
+                claim.session_id, claim.session, claim.username, by_token=claim.by_token
             )
             self._grants += 1
             self._granted_at[claim.session_id] = self._grants
-            if not claim.takeover and claim.address is not None:
+            if not claim.by_token and claim.address is not None:
                 self._claims_by_address.take(claim.address)
-            if grant.replaced is not None:
-                # The token proves the name is the claimant's: the old connection
-                # (perhaps dead and not yet noticed) becomes a viewer.
-                tell_quietly(grant.replaced.session, Replaced(grant.replaced.username))
             if grant.left is not None:  # the session's earlier name, let go by the claim
                 self._settled((username_key(grant.left),))
                 self._tell_clients((), (grant.left,))
@@ -506,6 +520,7 @@ class PresenceActor(LoopActor):
         for key in keys:
             self._unsettled[key] = math.inf
         self._writing += 1
+        self._people_writes += 1 if keys else 0
         query = functools.partial(statement, lease_id=lease.lease_id, session_id=session_id)
         self._persistence.tell(
             Read(query, reply_to=self.actor_ref, tag=_Written(self._urn, what, keys))
@@ -514,6 +529,11 @@ class PresenceActor(LoopActor):
     def _written(self, keys: tuple[str, ...]) -> None:
         self._writing -= 1
         self._settled(keys)
+        if keys:
+            # Who is online is counted with the people (`queries.PEOPLE_COUNT`):
+            # welcomes wait for a count read after the write.
+            self._people_writes -= 1
+            self._users.changed()
         self._serve_deferred()
 
     def _settled(self, keys: tuple[str, ...]) -> None:
@@ -530,22 +550,30 @@ class PresenceActor(LoopActor):
         online = self._online
         joins = tuple(name for name in joins if online.get(username_key(name)) != name)
         leaves = tuple(name for name in leaves if username_key(name) in online)
+        unlisted = tuple(name for name in leaves if username_key(name) not in self._posters)
         for name in leaves:
             del online[username_key(name)]
+            self._posters.discard(username_key(name))
         for name in joins:
             online[username_key(name)] = name
         if joins or leaves:
-            self._room.presence_changed(joins, leaves, total_users if joins else None)
+            total = total_users if joins else None
+            self._room.presence_changed(joins, leaves, total, unlisted)
         self._metrics.online_users.set(len(online))
 
     def _read_users(self, generation: int) -> None:
         tag = _UsersRead(self._urn, generation)
         self._persistence.tell(read_recent_users(RECENT_USERS_READ, self.actor_ref, tag))
 
+    def _can_answer_online(self) -> bool:
+        """Whether the online set was read (or could not be), no write that
+        changes who is online is in flight, and the recent users were read
+        since the last such write settled: the people count shows it."""
+        return self._online_known and self._people_writes == 0 and self._users.settled
+
     def _serve_online_asks(self) -> None:
-        """Answer the asks of who is online once the online set was read (or
-        could not be) and the recent users are settled."""
-        if not self._online_known or not self._users.settled:
+        """Answer the asks of who is online once `_can_answer_online`."""
+        if not self._can_answer_online():
             return
         asks, self._online_asks = self._online_asks, []
         for ask in asks:
@@ -580,6 +608,9 @@ class PresenceActor(LoopActor):
         self._read_once = self._online_known = True
         told = self._online
         held = {username_key(name): name for name in now.online()}
+        self._posters.update(
+            c.username_key for c in now.claims if c.posted and c.confirmed and not c.ended
+        )
         visible = {key for key, settled in self._unsettled.items() if settled <= tag.writes}
 
         def decided(key: str) -> bool:
@@ -595,7 +626,7 @@ class PresenceActor(LoopActor):
         self._serve_online_asks()
         current = self._lease.lease_id if self._lease is not None else None
         if not self._awaiting and not self._restoring and tag.lease == current:
-            self._notice_takeovers(tag, now)
+            self._notice_left_elsewhere(tag, now)
             self._let_go_of_leftovers(tag, now)
         if self._read_again:
             self._read_again = False
@@ -607,25 +638,60 @@ class PresenceActor(LoopActor):
         self._online_known = True
         self._serve_online_asks()  # with what this node knows, rather than nothing
 
-    def _notice_takeovers(self, tag: _OnlineRead, now: OnlineClaims) -> None:
-        """A name of this node's that the database shows under another holder
-        was taken over on another node (with its token): tell our session."""
+    def _notice_left_elsewhere(self, tag: _OnlineRead, now: OnlineClaims) -> None:
+        """A name of this node's sessions that a Leave on another node let go
+        (their rows are marked `ended`): tell our sessions, and let go."""
         lease = self._lease
         if lease is None:
             return
-        by_key = {claim.username_key: claim for claim in now.claims}
+        ended = {
+            claim.session_id
+            for claim in now.claims
+            if claim.ended is not None and claim.lease_id == lease.lease_id
+        }
         for holder in self._names.holders():
-            if self._granted_at.get(holder.session_id, 0) > tag.grants:
-                continue  # granted after this read was asked: it cannot show it
-            claim = by_key.get(holder.key)
-            if claim is None or (claim.lease_id, claim.session_id) == (
-                lease.lease_id,
-                holder.session_id,
-            ):
+            if holder.session_id not in ended:
                 continue
-            self._names.release(holder.session_id)
+            if self._granted_at.get(holder.session_id, 0) > tag.grants:
+                continue  # granted after this read was asked: the mark is older
+            name = self._names.release(holder.session_id)
             self._granted_at.pop(holder.session_id, None)
-            tell_quietly(holder.session, Replaced(holder.username))
+            keys = (holder.key,) if name is not None else ()
+            self._write("a release", node_queries.release_name, holder.session_id, keys)
+            if name is not None:
+                self._tell_clients((), (name,))
+            tell_quietly(holder.session, LeftElsewhere(holder.username))
+
+    def _leave(self, session_id: str) -> None:
+        """A Leave: the name goes for this session and every other holding
+        it, here (told at once) and on other nodes (their rows marked)."""
+        holder = self._names.holder(session_id)
+        if holder is None:
+            return
+        letting = self._names.leave(session_id)
+        self._granted_at.pop(session_id, None)
+        for other in letting.others:
+            self._granted_at.pop(other.session_id, None)
+            tell_quietly(other.session, LeftElsewhere(other.username))
+        keys = (holder.key,) if letting.left is not None else ()
+        lease = self._lease
+        if lease is not None:
+            for key in keys:
+                self._unsettled[key] = math.inf
+            self._writing += 1
+            self._people_writes += 1 if keys else 0
+            query = functools.partial(
+                node_queries.leave_name,
+                lease_id=lease.lease_id,
+                session_id=session_id,
+                username_key=holder.key,
+            )
+            self._persistence.tell(
+                Read(query, reply_to=self.actor_ref, tag=_Written(self._urn, "a leave", keys))
+            )
+        if letting.left is not None:
+            self._tell_clients((), (letting.left,))
+        self._metrics.online_users_here.set(self._names.online_count())
 
     def _let_go_of_leftovers(self, tag: _OnlineRead, now: OnlineClaims) -> None:
         """Names the database holds for sessions of this node that hold none

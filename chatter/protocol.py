@@ -196,12 +196,18 @@ def message_frame(message: StoredMessage) -> str:
 
 
 def presence_frame(
-    joins: Sequence[str], leaves: Sequence[str], total_users: int | None = None
+    joins: Sequence[str],
+    leaves: Sequence[str],
+    total_users: int | None = None,
+    unlisted: Sequence[str] = (),
 ) -> str:
-    """A presence change; `total_users` rides along when a join was just recorded."""
+    """A presence change; `total_users` rides along when a join was just recorded,
+    and `unlisted` names those of `leaves` that never posted (no longer listed)."""
     frame: dict[str, Any] = {"type": "presence", "joins": list(joins), "leaves": list(leaves)}
     if total_users is not None:
         frame["total_users"] = total_users
+    if unlisted:
+        frame["unlisted"] = list(unlisted)
     return encode(frame)
 
 

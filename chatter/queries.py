@@ -24,6 +24,7 @@ from chatter.usernames import username_key
 __all__ = [
     "MAX_AFTER",
     "MESSAGES_CHANNEL",
+    "PEOPLE_COUNT",
     "SEQ_LOCK_KEY",
     "Joined",
     "NewPost",
@@ -48,6 +49,15 @@ MESSAGES_CHANNEL = "chatter_messages"
 """The channel each committed batch notifies, with its highest seq as the
 payload: a wake-up for the nodes sharing the database, which then read the
 messages table (the log) after the last seq they have."""
+
+PEOPLE_COUNT = """
+SELECT count(*) FROM users u
+WHERE u.posted OR u.username_key IN (
+    SELECT c.username_key FROM name_claims c JOIN node_leases l USING (lease_id)
+    WHERE c.confirmed AND c.ended IS NULL AND l.expires_at > now())
+"""
+"""The people a welcome lists and counts: everyone who has posted, and whoever
+is online on any node (`chatter.node_queries`' claims) without having posted."""
 
 MAX_AFTER = 5000
 """The most messages one `after` read returns."""
@@ -89,12 +99,16 @@ class User:
     last_seen_at: datetime
     token_version: int = 0
     """Identity tokens carry it; Leave bumps it, revoking the earlier ones."""
+    posted: bool = False
+    """Whether they have posted at least once: welcomes list only those who
+    did, and whoever is online (issue #17)."""
 
 
 @dataclass(frozen=True)
 class Joined:
-    """A user recorded as in use, and how many users there are with it: the
-    count a presence frame carries when someone joins."""
+    """A user recorded as in use, and the people count with them (everyone
+    who posted, and whoever is online, they included): the count a presence
+    frame carries when someone joins."""
 
     user: User
     total_users: int
@@ -102,7 +116,8 @@ class Joined:
 
 @dataclass(frozen=True)
 class UsersPage:
-    """The most recently active users, and how many there are in all."""
+    """The most recently active users who posted, and the people count:
+    everyone who posted and whoever is online (`node_queries.PEOPLE_COUNT`)."""
 
     users: tuple[User, ...]
     total: int
@@ -111,14 +126,16 @@ class UsersPage:
 # -- writes -------------------------------------------------------------------------------
 
 _MESSAGE_COLUMNS = "m.id, m.seq, u.username, m.body, m.inserted_at, m.client_id"
-_USER_COLUMNS = "id, username, username_key, last_seen_at, token_version"
+_USER_COLUMNS = "id, username, username_key, last_seen_at, token_version, posted"
 
 # One statement, run as a transaction of its own: one round trip per batch.
 # It takes the seq lock before any row draws its seq, since every row it
 # inserts is a row of the join with `seq_lock`, and holds it to its commit.
 # When it inserts anything, it notifies `MESSAGES_CHANNEL` with the batch's
 # highest seq, delivered to listeners at the commit (the join with `woken` is
-# what makes that part run).
+# what makes that part run). It marks the authors of a first post as having
+# posted (`marked`: a data-modifying CTE runs whether read or not; it writes
+# only on a user's first post, so the message and the mark commit together).
 _INSERT_BATCH = """
 WITH seq_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s)),
 inserted AS (
@@ -129,7 +146,11 @@ inserted AS (
          WITH ORDINALITY AS t(id, user_id, body, client_id, n)
     ORDER BY t.n
     ON CONFLICT (user_id, client_id) DO NOTHING
-    RETURNING id, seq, inserted_at
+    RETURNING id, seq, inserted_at, user_id
+),
+marked AS (
+    UPDATE users SET posted = true
+    WHERE id IN (SELECT user_id FROM inserted) AND NOT posted
 ),
 woken AS (
     SELECT pg_notify(%s, max(seq)::text) FROM inserted HAVING count(*) > 0
@@ -191,7 +212,8 @@ def insert_batch(conn: psycopg.Connection[Any], batch: Sequence[NewPost]) -> lis
 
 
 def upsert_user(conn: psycopg.Connection[Any], username: str) -> Joined:
-    """Record that `username` (valid) is in use now; the same key is the same user."""
+    """Record that `username` (valid) is in use now; the same key is the same
+    user. The people count includes them (they are coming online)."""
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO users (username, username_key) VALUES (%s, %s) "
@@ -200,7 +222,8 @@ def upsert_user(conn: psycopg.Connection[Any], username: str) -> Joined:
             f"RETURNING {_USER_COLUMNS}",
             (username, username_key(username)),
         ).fetchone()
-        total = conn.execute("SELECT count(*) FROM users").fetchone()
+        assert row is not None
+        total = conn.execute(f"{PEOPLE_COUNT} OR u.id = %s", (row[0],)).fetchone()
     assert row is not None
     assert total is not None
     return Joined(User(*row), total[0])
@@ -242,12 +265,13 @@ def after(conn: psycopg.Connection[Any], seq: int, limit: int) -> Page:
 
 
 def recent_users(conn: psycopg.Connection[Any], limit: int) -> UsersPage:
-    """The `limit` most recently seen users, and the count of all users."""
+    """The `limit` most recently seen users who have posted (a name typed and
+    let go without a word is nobody's business), and the people count."""
     rows = conn.execute(
-        f"SELECT {_USER_COLUMNS} FROM users ORDER BY last_seen_at DESC LIMIT %s",
+        f"SELECT {_USER_COLUMNS} FROM users WHERE posted ORDER BY last_seen_at DESC LIMIT %s",
         (limit,),
     ).fetchall()
-    total_row = conn.execute("SELECT count(*) FROM users").fetchone()
+    total_row = conn.execute(PEOPLE_COUNT).fetchone()
     total = total_row[0] if total_row is not None else 0
     return UsersPage(tuple(User(*row) for row in rows), total)
 

@@ -111,6 +111,8 @@ class PresenceChanged:
     joins: tuple[str, ...]
     leaves: tuple[str, ...]
     total_users: int | None = None
+    unlisted: tuple[str, ...] = ()
+    """Those of `leaves` who never posted: no longer listed (issue #17)."""
 
 
 @dataclass(frozen=True)
@@ -206,10 +208,14 @@ class Room(ServerClient):
         self._tell(Committed(messages))
 
     def presence_changed(
-        self, joins: tuple[str, ...], leaves: tuple[str, ...], total_users: int | None = None
+        self,
+        joins: tuple[str, ...],
+        leaves: tuple[str, ...],
+        total_users: int | None = None,
+        unlisted: tuple[str, ...] = (),
     ) -> None:
         if joins or leaves:
-            self._tell(PresenceChanged(joins, leaves, total_users))
+            self._tell(PresenceChanged(joins, leaves, total_users, unlisted))
 
     def _tell(self, message: Any) -> None:
         try:
@@ -273,7 +279,8 @@ class RoomActor(LoopActor):
                 logger.warning("Room could not read the log: %s", error)
             case PresenceChanged(joins=joins, leaves=leaves, total_users=total):
                 self._respell(joins)
-                self._queue([Delivery(presence_frame(joins, leaves, total).encode(), None)])
+                frame = presence_frame(joins, leaves, total, message.unlisted)
+                self._queue([Delivery(frame.encode(), None)])
             case _FanOut():
                 self._fan_out_told = False
                 self._send_round()

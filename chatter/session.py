@@ -258,8 +258,8 @@ class SessionActor(NameClaims, LoopActor):
                 self._announced(announcing)
             case AnnounceWaited(announcing=announcing):
                 self._announced(announcing)
-            case presence.Replaced(username=username):
-                self._replaced(username)
+            case presence.LeftElsewhere(username=username):
+                self._left_elsewhere(username)
             case presence.Fenced():
                 self._connection.close(
                     CloseCode.SERVICE_RESTART, "name lost while fenced; reconnect"
@@ -441,6 +441,10 @@ class SessionActor(NameClaims, LoopActor):
     def _acked(self, posting: _Posting, message_id: uuid.UUID, seq: int) -> None:
         ack = {"type": "ack", "client_id": posting.client_id, "id": str(message_id), "seq": seq}
         self._send(encode(ack))
+        identity = self._identity
+        if identity is not None and not identity.posted:
+            identity.posted = True  # they took part: when they leave, they stay listed
+            self._presence.posted(self.session_id)
         self._context.metrics.post_ack_seconds.observe(time.monotonic() - posting.started)
 
     def _store_failed(self, posting: _Posting, error: Exception) -> None:

@@ -1,5 +1,6 @@
 """How a session takes a name: joining, posting under a new name, reclaiming
-one with a token at connect, and letting it go.
+one with a token at connect (holding it with the same person's other
+connections, if any), and letting it go (a Leave lets it go for all of them).
 
 A claim is two asks. Presence reserves the name (`presence.Claim`, answered
 `Claimed`); then persistence records the user (`persistence.RecordUser`,
@@ -36,6 +37,7 @@ from chatter.usernames import username_key, validate_username
 
 __all__ = [
     "ANNOUNCE_WAIT_S",
+    "LEFT_ELSEWHERE",
     "AnnounceWaited",
     "Announcing",
     "Claiming",
@@ -44,6 +46,10 @@ __all__ = [
     "Reclaim",
     "Reclaiming",
 ]
+
+LEFT_ELSEWHERE = "left_elsewhere"
+"""The `left` frame's reason when a Leave on another connection of the same
+person let the name go (docs/PROTOCOL.md, `left`)."""
 
 ANNOUNCE_WAIT_S = 1.0
 """How long a first post waits for presence to announce its poster's join."""
@@ -60,7 +66,8 @@ class Reclaim:
 
 @dataclass(frozen=True)
 class Reclaiming:
-    """Taking over the token's name from whoever holds it."""
+    """Holding the token's name, with whoever holds it already (the same
+    person's other tabs)."""
 
     user: persistence.User
 
@@ -97,6 +104,8 @@ class Identity:
     key: str
     user_id: uuid.UUID
     token_version: int
+    posted: bool = False
+    """Whether the user has posted (presence is told once, at the first post)."""
 
 
 class NameClaims:
@@ -133,13 +142,15 @@ class NameClaims:
             self._gather_welcome()  # revoked by a Leave, or unknown: join as a viewer
             return
         self._claiming = user.username
-        self._ask_presence(user.username, takeover=True, tag=Reclaiming(user))
+        self._ask_presence(user.username, by_token=True, tag=Reclaiming(user))
 
     def _reclaimed(self, user: persistence.User, result: presence.ClaimResult) -> None:
         self._claiming = None
         if result.granted:
-            self._identity = Identity(user.username, user.key, user.id, user.token_version)
-            self._presence.confirm(self.session_id)
+            self._identity = Identity(
+                user.username, user.key, user.id, user.token_version, user.posted
+            )
+            self._presence.confirm(self.session_id, posted=user.posted)
             logger.info("Session %s reclaimed %r with its token", self.session_id, user.username)
         self._gather_welcome()
 
@@ -180,17 +191,17 @@ class NameClaims:
         self._busy = True
         self._claiming = claiming.username
         self._ask_presence(
-            claiming.username, takeover=False, tag=claiming, address=self._connection.remote
+            claiming.username, by_token=False, tag=claiming, address=self._connection.remote
         )
 
     def _ask_presence(
-        self, username: str, *, takeover: bool, tag: Any, address: str | None = None
+        self, username: str, *, by_token: bool, tag: Any, address: str | None = None
     ) -> None:
         claim = presence.Claim(
             self.session_id,
             self.actor_ref,
             username,
-            takeover,
+            by_token,
             address=address,
             reply_to=self.actor_ref,
             tag=tag,
@@ -225,7 +236,7 @@ class NameClaims:
         self._claiming = self._granted = None
         self._claims_bucket().take()  # a token was there when asked; time only adds more
         user = joined.user
-        self._identity = Identity(user.username, user.key, user.id, user.token_version)
+        self._identity = Identity(user.username, user.key, user.id, user.token_version, user.posted)
         # A post that carried the name is stored once the join has gone to the
         # room, so that everyone sees the person join before their first words.
         awaited = Announcing(claiming) if claiming.post is not None else None
@@ -234,6 +245,7 @@ class NameClaims:
             joined.total_users,
             reply_to=self.actor_ref if awaited is not None else None,
             tag=awaited,
+            posted=user.posted,
         )
         self._send_joined()
         logger.info("Session %s is now %r", self.session_id, user.username)
@@ -280,15 +292,18 @@ class NameClaims:
     # leave --------------------------------------------------------------------------
 
     def _leave(self) -> None:
+        """Let the name go for every connection holding it (the person's
+        other tabs become viewers too), and revoke the person's tokens."""
         identity, self._identity = self._identity, None
         if identity is not None:
-            self._presence.release(self.session_id)
+            self._presence.leave(self.session_id)
             self._persistence.touch_user(identity.user_id, revoke_tokens=True)
             logger.info("Session %s released %r", self.session_id, identity.username)
         self._send(encode({"type": "left"}))
 
-    def _replaced(self, username: str) -> None:
+    def _left_elsewhere(self, username: str) -> None:
+        """Another connection holding the name with this one let it go (Leave)."""
         if self._identity is not None and self._identity.key == username_key(username):
             self._identity = None
-            self._send(encode({"type": "left", "reason": "replaced"}))
-            logger.info("Session %s lost %r to a reconnect", self.session_id, username)
+            self._send(encode({"type": "left", "reason": LEFT_ELSEWHERE}))
+            logger.info("Session %s let %r go with another tab", self.session_id, username)

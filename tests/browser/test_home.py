@@ -7,7 +7,15 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage, SeedPeople
-from tests.browser.ui import connection, in_the_room, people_names, person, you
+from tests.browser.ui import (
+    connection,
+    delivery,
+    in_the_room,
+    people_names,
+    person,
+    send,
+    you,
+)
 
 
 def test_home_lists_people_online_first_then_alphabetically_and_updates_live(
@@ -27,6 +35,8 @@ def test_home_lists_people_online_first_then_alphabetically_and_updates_live(
     expect(home.locator("#people-counts")).to_have_text("2 online / 4 total")
     expect(home.locator("#people .person-name")).to_have_text(["ann", "carl", "Bea", "zoe"])
 
+    send(ann, "hello")  # she takes part, so she stays listed once offline
+    expect(delivery(ann, "hello")).to_have_text("Sent")
     ann.close()
     expect(home.locator("#people-counts")).to_have_text("1 online / 4 total")
     expect(person(home, "ann")).to_have_attribute("data-status", "offline")

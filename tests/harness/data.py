@@ -25,11 +25,12 @@ __all__ = [
 ]
 
 _UPSERT_USER = (
-    "INSERT INTO users (username, username_key, last_seen_at) "
-    "VALUES (%s, %s, now() - interval '1 hour') "
-    "ON CONFLICT (username_key) DO UPDATE SET updated_at = now() RETURNING id"
+    "INSERT INTO users (username, username_key, last_seen_at, posted) "
+    "VALUES (%s, %s, now() - interval '1 hour', %s) "
+    "ON CONFLICT (username_key) DO UPDATE SET updated_at = now(), "
+    "posted = users.posted OR EXCLUDED.posted RETURNING id"
 )
-"""A user who was last seen an hour ago (offline now)."""
+"""A user who was last seen an hour ago (offline now), and has posted or not."""
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,17 @@ class Post:
 def seed_user(conninfo: str, username: str) -> uuid.UUID:
     """The id of `username`, an offline user, made if new."""
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute(_UPSERT_USER, (username, username_key(username))).fetchone()
+        row = conn.execute(_UPSERT_USER, (username, username_key(username), True)).fetchone()
     assert row is not None
     return uuid.UUID(str(row[0]))
 
 
-def seed_users(conninfo: str, usernames: Sequence[str]) -> None:
-    """Users who joined once and are offline now."""
+def seed_users(conninfo: str, usernames: Sequence[str], *, posted: bool = True) -> None:
+    """Users who joined once and are offline now: who took part (`posted`,
+    as welcomes list them), or names typed and let go without a word."""
     with psycopg.connect(conninfo) as conn:
         for username in usernames:
-            conn.execute(_UPSERT_USER, (username, username_key(username)))
+            conn.execute(_UPSERT_USER, (username, username_key(username), posted))
 
 
 def seed_messages(
@@ -65,7 +67,7 @@ def seed_messages(
     as a commit does: their rooms read them from the log soon after (a
     welcome holds them once `ChatServer.heard` says so). The last seq."""
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute(_UPSERT_USER, (username, username_key(username))).fetchone()
+        row = conn.execute(_UPSERT_USER, (username, username_key(username), True)).fetchone()
         assert row is not None
         columns = "user_id, body" + (", inserted_at" if at is not None else "")
         with conn.cursor().copy(f"COPY messages ({columns}) FROM STDIN") as copy:

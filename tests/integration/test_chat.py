@@ -183,6 +183,8 @@ def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) 
             "leaves": [],
             "total_users": 1,
         }
+        await ann.post("a word from ann", "a-1")  # she took part: counted when offline
+        await ann.expect("ack", client_id="a-1")
         await ann.join("bob")  # a switch: ann goes offline, bob is new
         assert await watcher.expect("presence") == {
             "type": "presence",
@@ -190,9 +192,9 @@ def test_a_join_tells_everyone_how_many_users_there_are_now(server: ChatServer) 
             "leaves": ["ann"],
         }
         assert (await watcher.expect("presence"))["total_users"] == 2
-        await ann.join("ANN")  # back to an existing user (now spelled ANN): no one new
-        await watcher.expect("presence", leaves=["bob"])
-        assert (await watcher.expect("presence", joins=["ANN"]))["total_users"] == 2
+        await ann.join("ANN")  # back to ann (now spelled ANN): no one new, and bob,
+        await watcher.expect("presence", leaves=["bob"])  # who never posted, not counted
+        assert (await watcher.expect("presence", joins=["ANN"]))["total_users"] == 1
         ann.close()
         assert "total_users" not in await watcher.expect("presence", leaves=["ANN"])
 

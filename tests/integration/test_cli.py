@@ -62,7 +62,7 @@ def test_commands_use_database_url_and_never_start_a_server(
     assert not (tmp_path / "unused").exists()
     with psycopg.connect(url) as conn:
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0004",)
+    assert version == ("0005",)
 
 
 def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_alembics_own_command_line_works_from_the_repository_root(empty_database
     current = subprocess.run(
         [alembic, "current"], cwd=root, env=env, capture_output=True, text=True, timeout=120
     )
-    assert "0004 (head)" in current.stdout
+    assert "0005 (head)" in current.stdout
 
 
 def test_serve_exits_non_zero_when_its_port_is_taken(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_db_serve_shares_a_migrated_embedded_database_until_a_signal(
         # Another process (this one) uses it as any node would.
         with psycopg.connect(url) as conn:
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        assert version == ("0004",)
+        assert version == ("0005",)
 
         process.send_signal(stop_with)
         assert process.wait(timeout=60) == 0

@@ -47,6 +47,11 @@ def test_migrations_go_up_down_and_up_again(empty_database: str) -> None:
     assert "token_version" in _columns(empty_database, "users")
     assert "messages_user_id_client_id_key" in _constraints(empty_database, "messages")
     assert {"node_leases", "name_claims"} <= _tables(empty_database)
+    assert "posted" in _columns(empty_database, "users")
+    assert "ended" in _columns(empty_database, "name_claims")
+    rollback(empty_database)
+    assert "posted" not in _columns(empty_database, "users")
+    assert "ended" not in _columns(empty_database, "name_claims")
     rollback(empty_database)
     assert not {"node_leases", "name_claims"} & _tables(empty_database)
     rollback(empty_database)
@@ -85,7 +90,7 @@ def test_client_ids_per_user_go_down_to_room_wide_and_up_again(empty_database: s
         store(conn, "bob", "bob none", None)
         with pytest.raises(psycopg.errors.UniqueViolation):
             store(conn, "ann", "ann x again", "x")
-    rollback(empty_database, steps=2)  # below 0004, then 0003
+    rollback(empty_database, steps=3)  # below 0005, 0004, then 0003
     query = (
         "SELECT m.body, m.client_id FROM messages m JOIN users u ON u.id = m.user_id ORDER BY seq"
     )

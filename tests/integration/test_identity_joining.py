@@ -121,17 +121,19 @@ def test_joining_with_another_name_releases_the_old_one(server: ChatServer) -> N
         watcher, ann = await server.watched_join("ann")
 
         assert (await ann.join("bea"))["username"] == "bea"
-        # Two frames: the old name leaves, then the new one joins.
+        # Two frames: the old name leaves (never having posted, no longer
+        # listed), then the new one joins (counted: online; ann is not).
         assert await watcher.expect("presence") == {
             "type": "presence",
             "joins": [],
             "leaves": ["ann"],
+            "unlisted": ["ann"],
         }
         assert await watcher.expect("presence") == {
             "type": "presence",
             "joins": ["bea"],
             "leaves": [],
-            "total_users": 2,
+            "total_users": 1,
         }
 
         bob = await server.welcomed()

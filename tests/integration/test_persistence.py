@@ -276,13 +276,18 @@ def test_a_name_in_another_case_is_the_same_user(persistence: Persistence) -> No
     assert wide.id == first.id
 
 
-def test_recent_users_come_most_recent_first_with_the_total(persistence: Persistence) -> None:
+def test_recent_users_are_posters_most_recent_first_with_the_total(
+    persistence: Persistence,
+) -> None:
     for name in ["ann", "bob", "cy"]:
-        persistence.upsert_user(name).get(timeout=TIMEOUT_S)
+        user = persistence.upsert_user(name).get(timeout=TIMEOUT_S)
+        persistence.store(user.id, name, f"hi from {name}").get(timeout=TIMEOUT_S)
+    persistence.upsert_user("dee").get(timeout=TIMEOUT_S)  # typed, never posted
     persistence.upsert_user("ann").get(timeout=TIMEOUT_S)
     page = persistence.recent_users(2).get(timeout=TIMEOUT_S)
     assert [u.username for u in page.users] == ["ann", "cy"]
-    assert page.total == 3
+    assert page.total == 3  # dee is not counted: not posted, not online
+    assert all(u.posted for u in page.users)
 
 
 # -- seq in commit order -------------------------------------------------------------------

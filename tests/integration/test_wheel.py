@@ -32,7 +32,7 @@ SOURCES = ("chatter", "supervision", "web", "pyproject.toml", "README.md")
 IN_THE_PACKAGES = (
     "chatter/migrations/env.py",
     "chatter/migrations/script.py.mako",
-    "chatter/migrations/versions/0004_node_leases_and_name_claims.py",
+    "chatter/migrations/versions/0005_shared_names_and_posters.py",
     "chatter/data/confusables.txt",
     "web/templates/chat.html",
     "web/static/chatter.css",

@@ -34,7 +34,7 @@ const connection = new Connection({
       people.reset(frame.users ?? [], frame.total_users ?? 0);
       render();
     } else if (frame.type === "presence") {
-      people.apply(frame.joins, frame.leaves, frame.total_users);
+      people.apply(frame.joins, frame.leaves, frame.total_users, frame.unlisted);
       render();
     }
   },

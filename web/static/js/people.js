@@ -14,6 +14,8 @@ export class People {
     this.byKey = new Map();
     this.total = 0;
     this.complete = false;
+    /** Name keys of people known to have taken part (posted): listed when offline. */
+    this.tookPart = new Set();
   }
 
   /** Start over from a welcome's `users` and `total_users`. */
@@ -21,18 +23,43 @@ export class People {
     this.byKey.clear();
     for (const { username, online } of users) {
       this.byKey.set(nameKey(username), { username, online: Boolean(online) });
+      if (!online) this.tookPart.add(nameKey(username)); // the server lists only posters offline
     }
     this.total = Math.max(total, this.byKey.size);
     // When the welcome listed everyone, a name we have never seen is a new user.
     this.complete = this.byKey.size >= total;
   }
 
-  /** Apply a presence frame; `total` is its `total_users`, sent when a join was just recorded. */
-  apply(joins = [], leaves = [], total = undefined) {
+  /**
+   * Authors of messages seen took part, so they stay listed when they leave. A
+   * `live` message whose author is not listed came after their leave (another
+   * node's presence can overtake it): listed offline again.
+   */
+  sawPosts(messages, live = false) {
+    for (const { username } of messages) {
+      const key = nameKey(username);
+      if (live && !this.tookPart.has(key) && !this.byKey.has(key)) {
+        this.byKey.set(key, { username, online: false });
+        this.total = Math.max(this.total + 1, this.byKey.size);
+      }
+      this.tookPart.add(key);
+    }
+  }
+
+  /**
+   * Apply a presence frame; `total` is its `total_users`, sent when a join was just recorded.
+   * Those of `leaves` in `unlisted` never posted: dropped and no longer counted, as the
+   * server does (unless a message of theirs was seen since).
+   */
+  apply(joins = [], leaves = [], total = undefined, unlisted = []) {
+    const gone = new Set(unlisted.map(nameKey));
     for (const username of leaves) {
-      const known = this.byKey.get(nameKey(username));
-      if (known) known.online = false;
-      else this.byKey.set(nameKey(username), { username, online: false });
+      const key = nameKey(username);
+      const known = this.byKey.get(key);
+      if (gone.has(key) && !this.tookPart.has(key)) {
+        if (known && this.byKey.delete(key)) this.total = Math.max(0, this.total - 1);
+      } else if (known) known.online = false;
+      else this.byKey.set(key, { username, online: false });
     }
     for (const username of joins) {
       const key = nameKey(username);

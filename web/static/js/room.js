@@ -57,18 +57,27 @@ const ui = {
   announcer: byId("announcer"),
 };
 
+// Who you are is the browser's: every tab of it is the same person, so the
+// token and the name are kept in localStorage. What you typed is the tab's: its
+// outbox and draft stay in sessionStorage, or another tab would resend this
+// tab's posts as its own, and two tabs' drafts would overwrite each other.
+const PER_BROWSER = new Set([TOKEN_KEY, CLAIM_KEY]);
+
 const storage = {
+  area(key) {
+    return PER_BROWSER.has(key) ? localStorage : sessionStorage;
+  },
   get(key) {
     try {
-      return sessionStorage.getItem(key);
+      return this.area(key).getItem(key);
     } catch {
       return null;
     }
   },
   set(key, value) {
     try {
-      if (value === null) sessionStorage.removeItem(key);
-      else sessionStorage.setItem(key, value);
+      if (value === null) this.area(key).removeItem(key);
+      else this.area(key).setItem(key, value);
     } catch {
       // storage disabled: a reload starts as a viewer
     }
@@ -226,17 +235,20 @@ const handlers = {
     restore(outbox.filter((item) => item.state === "queued"));
     if (frame.reason === "replaced" && was) {
       showComposeError(`You are now chatting as ${was} in another window; this one only reads.`);
+    } else if (frame.reason === "left_elsewhere" && was) {
+      showComposeError(`You left as ${was} in another tab; this one only reads now.`);
     }
     renderAll();
   },
 
   presence(frame) {
-    people.apply(frame.joins, frame.leaves, frame.total_users);
+    people.apply(frame.joins, frame.leaves, frame.total_users, frame.unlisted);
     renderPeopleAndInvite();
   },
 
   message(frame) {
     heard([frame.message]);
+    people.sawPosts([frame.message], true);
     receiveLive([frame.message]);
   },
 
@@ -359,6 +371,7 @@ function receiveLive(messages) {
  * @returns {object[]} the ones that were new
  */
 function insertMessages(messages) {
+  people.sawPosts(messages); // their authors took part: listed when offline
   const added = [];
   let next = /** @type {Element | null} */ (null);
   let first = true;
