@@ -172,6 +172,9 @@ class _Written:
     presence: str
     what: str
     keys: tuple[str, ...] = ()
+    counted: bool = False
+    """It changes the people count (a name that never posted came or went):
+    welcomes wait for it (`_people_writes`)."""
 
 
 class PresenceActor(LoopActor):
@@ -224,8 +227,8 @@ class PresenceActor(LoopActor):
         """The keys of names told online whose user has posted: when they
         leave they stay listed; the others' leaves say they are `unlisted`."""
         self._people_writes = 0
-        """Writes that change who is online, in flight: welcomes wait for them
-        (and for a read of the recent users after), as the people count shows them."""
+        """Writes in flight that change the people count (`_counted`): welcomes
+        wait for them, and for a read of the recent users after."""
         self._writing = 0
         """Confirms and releases sent to the database and not yet answered."""
         self._unsettled: dict[str, float] = {}
@@ -330,14 +333,14 @@ class PresenceActor(LoopActor):
                 urn == self._urn
             ):
                 self._claim_failed(claim, error)
-            case ReadDone(tag=_Written(presence=urn, keys=keys)) if urn == self._urn:
-                self._written(keys)
-            case ReadFailed(tag=_Written(presence=urn, what=what, keys=keys), error=error) if (
+            case ReadDone(tag=_Written(presence=urn) as tag) if urn == self._urn:
+                self._written(tag)
+            case ReadFailed(tag=_Written(presence=urn, what=what) as tag, error=error) if (
                 urn == self._urn
             ):
                 # The next read of the online set shows what the database holds.
                 logger.warning("Presence could not record %s: %s", what, error)
-                self._written(keys)
+                self._written(tag)
             case (
                 ReadDone(tag=_OnlineRead() | _UsersRead() | _ClaimWrite() | _Written() | _Restore())
                 | ReadFailed()
@@ -520,21 +523,27 @@ class PresenceActor(LoopActor):
         for key in keys:
             self._unsettled[key] = math.inf
         self._writing += 1
-        self._people_writes += 1 if keys else 0
+        tag = _Written(self._urn, what, keys, self._counted(keys))
         query = functools.partial(statement, lease_id=lease.lease_id, session_id=session_id)
-        self._persistence.tell(
-            Read(query, reply_to=self.actor_ref, tag=_Written(self._urn, what, keys))
-        )
+        self._persistence.tell(Read(query, reply_to=self.actor_ref, tag=tag))
 
-    def _written(self, keys: tuple[str, ...]) -> None:
+    def _written(self, tag: _Written) -> None:
         self._writing -= 1
-        self._settled(keys)
-        if keys:
-            # Who is online is counted with the people (`queries.PEOPLE_COUNT`):
+        self._settled(tag.keys)
+        if tag.counted:
+            # Whoever is online counts among the people (`queries.PEOPLE_COUNT`):
             # welcomes wait for a count read after the write.
             self._people_writes -= 1
             self._users.changed()
         self._serve_deferred()
+
+    def _counted(self, keys: tuple[str, ...]) -> bool:
+        """Whether a write bringing or taking `keys` online changes the people
+        count: a name that never posted (a poster counts, online or not). Such
+        writes are few (joins and leaves of lurkers); welcomes wait for them."""
+        counted = any(key not in self._posters for key in keys)
+        self._people_writes += 1 if counted else 0
+        return counted
 
     def _settled(self, keys: tuple[str, ...]) -> None:
         """A write about `keys` was answered: reads asked from now on show it."""
@@ -567,8 +576,8 @@ class PresenceActor(LoopActor):
 
     def _can_answer_online(self) -> bool:
         """Whether the online set was read (or could not be), no write that
-        changes who is online is in flight, and the recent users were read
-        since the last such write settled: the people count shows it."""
+        changes the people count is in flight, and the recent users were read
+        since the last such write settled: the count shows it."""
         return self._online_known and self._people_writes == 0 and self._users.settled
 
     def _serve_online_asks(self) -> None:
@@ -679,16 +688,14 @@ class PresenceActor(LoopActor):
             for key in keys:
                 self._unsettled[key] = math.inf
             self._writing += 1
-            self._people_writes += 1 if keys else 0
+            tag = _Written(self._urn, "a leave", keys, self._counted(keys))
             query = functools.partial(
                 node_queries.leave_name,
                 lease_id=lease.lease_id,
                 session_id=session_id,
                 username_key=holder.key,
             )
-            self._persistence.tell(
-                Read(query, reply_to=self.actor_ref, tag=_Written(self._urn, "a leave", keys))
-            )
+            self._persistence.tell(Read(query, reply_to=self.actor_ref, tag=tag))
         if letting.left is not None:
             self._tell_clients((), (letting.left,))
         self._metrics.online_users_here.set(self._names.online_count())
