@@ -202,6 +202,13 @@ def test_sessions_are_named_by_who_they_are_and_their_comings_and_goings_folded(
     assert color_of(folded.locator(".sv-event-kind")) != danger_color(page)
     assert fits_the_width(page)
 
+    # A session killed is news, not noise: a line of its own, naming who it was.
+    page.get_by_role("button", name=re.compile(r"^Kill session ann · ")).click()
+    killed = page.locator('#log > li[data-kind="exited"]')
+    expect(killed).to_have_count(1)
+    expect(killed).to_have_attribute("data-tone", "killed")
+    expect(killed.locator(".sv-event-actor")).to_have_text(re.compile(r"^ann · session-\d+$"))
+
 
 def test_the_tree_links_back_to_the_room(open_page: OpenPage) -> None:
     page = open_page("/supervision", **VIEWS["phone-dark"])

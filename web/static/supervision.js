@@ -624,8 +624,13 @@ function isSessionNoise(event) {
 function eventLine(event) {
   const kind = event.kind;
   const actor = event.child ?? event.supervisor ?? "?";
-  const actorText = isPartitionId(event.supervisor) && event.child ? sessionName(actor) : actor;
   const when = new Date(event.time * 1000);
+  let actorText = actor;
+  if (isPartitionId(event.supervisor) && event.child) {
+    // A session is named by who held it, as the tree last read showed it.
+    const known = findNode(partitionNode(event.supervisor), event.child);
+    actorText = known ? actorName(known, { id: event.supervisor }) : sessionName(actor);
+  }
   const tone = kind === "exited" ? exitTone(event.reason) : kind;
   const line = h("li", { class: "sv-event", data: { kind, actor, tone } });
   let kindText = KIND_TEXT[kind] ?? kind;
