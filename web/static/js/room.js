@@ -205,7 +205,7 @@ const handlers = {
     if (you !== null) {
       setMe(you); // the token held; a `joined` with a fresh one follows
     } else {
-      if (state.token !== null) setToken(null); // revoked or expired
+      if (state.token !== null) forgetToken(); // revoked or expired
       setMe(null);
       if (state.claim) join(state.claim);
     }
@@ -226,7 +226,7 @@ const handlers = {
 
   left(frame) {
     const was = state.me;
-    setToken(null);
+    forgetToken();
     setClaim(null);
     setMe(null);
     if (was) ui.nameInput.value = was;
@@ -562,6 +562,12 @@ function setMe(name) {
 function setToken(token) {
   state.token = token;
   storage.set(TOKEN_KEY, token);
+}
+
+/** Ours stopped working: the browser's goes too, unless another tab has stored a newer one. */
+function forgetToken() {
+  if (storage.get(TOKEN_KEY) === state.token) storage.set(TOKEN_KEY, null);
+  state.token = null;
 }
 
 function setClaim(name) {
