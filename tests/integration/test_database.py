@@ -67,6 +67,41 @@ def test_migrations_go_up_down_and_up_again(empty_database: str) -> None:
     assert {"users", "messages"} <= _tables(empty_database)
 
 
+def test_shared_names_go_down_to_one_holder_and_posters_are_marked_going_up(
+    empty_database: str,
+) -> None:
+    migrate(empty_database)
+    rollback(empty_database)  # to 0004: no `posted`, one holder per look-alike
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (username, username_key) VALUES ('ann', 'ann'), ('bob', 'bob')"
+        )
+        conn.execute(
+            "INSERT INTO messages (user_id, body) SELECT id, 'hi' FROM users WHERE username = 'ann'"
+        )
+    migrate(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        posted = conn.execute("SELECT username, posted FROM users ORDER BY username").fetchall()
+        assert posted == [("ann", True), ("bob", False)]
+        conn.execute(
+            "INSERT INTO node_leases (lease_id, node_id, expires_at) "
+            "VALUES (gen_random_uuid(), 'node-1', now() + interval '1 minute')"
+        )
+        for session, ended in (("s1", None), ("s2", None), ("s3", "left")):
+            conn.execute(
+                "INSERT INTO name_claims (look_alike, username_key, username, lease_id, "
+                "session_id, ended, claimed_at) SELECT 'ann', 'ann', 'ann', lease_id, %s, %s, "
+                "now() + make_interval(secs => %s) FROM node_leases",
+                (session, ended, int(session[1])),
+            )
+    rollback(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        holders = conn.execute("SELECT look_alike, session_id FROM name_claims").fetchall()
+    assert holders == [("ann", "s1")]  # the oldest live claim keeps the name
+    assert "ended" not in _columns(empty_database, "name_claims")
+    assert "posted" not in _columns(empty_database, "users")
+
+
 def test_client_ids_per_user_go_down_to_room_wide_and_up_again(empty_database: str) -> None:
     """Migration 0003 with rows the room-wide rule refuses: going down keeps
     every message and the earliest holder of each client_id; up again, the
