@@ -17,7 +17,8 @@ from typing import TypeVar
 import tornado.web
 from tornado.routing import Rule, URLSpec
 
-from chatter.config import Settings
+from chatter.config import Environment, Settings
+from chatter.messages import MAX_BODY_CHARS
 from web.api import KillHandler, chaos_enabled
 
 __all__ = [
@@ -97,11 +98,25 @@ class HomePage(_Page):
 
     template = "home.html"
 
+    def get(self) -> None:
+        self.render(self.template, tree_link=_tree_link_shown(self.application))
+
 
 class ChatPage(_Page):
-    """``GET /chat[?name=NAME]``: the room; with a name, the room joins with it."""
+    """``GET /chat[?name=NAME]``: the room; with a name, the room joins with it,
+    and the message box has the keyboard from the first keystroke (the person
+    came to talk). The box is told the server's body limit, so its count is the
+    server's own."""
 
     template = "chat.html"
+
+    def get(self) -> None:
+        self.render(
+            self.template,
+            tree_link=_tree_link_shown(self.application),
+            focus_message=bool(self.get_argument("name", "").strip()),
+            max_body_chars=MAX_BODY_CHARS,
+        )
 
 
 class SupervisionPage(_Page):
@@ -118,6 +133,14 @@ class SupervisionPage(_Page):
         settings = self.chatter_settings or _kill_settings(self.application)
         chaos = settings is not None and chaos_enabled(settings)
         self.render(self.template, chaos=chaos)
+
+
+def _tree_link_shown(application: tornado.web.Application) -> bool:
+    """Whether the home page and the room link to the live supervision tree:
+    in dev and test, where the tree is there to be looked at and learnt from;
+    in production people see the chat only."""
+    settings = _kill_settings(application)
+    return settings is not None and settings.env is not Environment.PROD
 
 
 def _kill_settings(application: tornado.web.Application) -> Settings | None:

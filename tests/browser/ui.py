@@ -74,3 +74,32 @@ def send(page: Page, body: str) -> None:
     box = message_box(page)
     box.fill(body)
     box.press("Enter")
+
+
+def delivery(page: Page, body: str) -> Locator:
+    """The delivery line ("Sending…", "Sent") under the message `body`."""
+    return message(page, body).locator(".delivery")
+
+
+def people_counts(page: Page) -> Locator:
+    """ "2 online / 5 total" above the people list ("Last known: ..." while disconnected)."""
+    return page.locator("#people-counts")
+
+
+def reconnect_now(page: Page) -> Locator:
+    """The "Reconnect now" button beside the connection state, shown while reconnecting."""
+    return page.get_by_role("button", name="Reconnect now")
+
+
+def next_try(page: Page) -> Locator:
+    """While reconnecting: "Retrying in 3 s", or "Trying now…" during a try."""
+    return page.locator("#reconnect-when")
+
+
+def compose_count(page: Page) -> Locator:
+    """The count under the message box near the length limit ("12 characters left")."""
+    return page.locator("#compose-count")
+
+
+def compose_error(page: Page) -> Locator:
+    return page.locator("#compose-error")

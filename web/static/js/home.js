@@ -1,9 +1,10 @@
 // The home page: who is here, live, and the way into the room.
 // It watches the room as a viewer (it never posts): the welcome's people and
 // then presence frames. It asks for no messages: `after` beyond any seq there
-// will ever be makes the welcome carry none.
+// will ever be makes the welcome carry none. While the connection is lost the
+// list shows who was here, marked as the last known.
 
-import { Connection, showConnectionState } from "./connection.js";
+import { Connection, ConnectionStatus } from "./connection.js";
 import { byId } from "./dom.js";
 import { nameKey, nameProblem } from "./names.js";
 import { People, countsText, renderPeople } from "./people.js";
@@ -14,10 +15,10 @@ const people = new People();
 const list = byId("people");
 const counts = byId("people-counts");
 const empty = byId("people-empty");
-const status = byId("connection");
 const form = /** @type {HTMLFormElement} */ (byId("join-form"));
 const nameInput = /** @type {HTMLInputElement} */ (byId("home-name"));
 const nameError = byId("home-name-error");
+const status = new ConnectionStatus({ refocus: () => nameInput });
 
 function render() {
   renderPeople(list, people);
@@ -27,7 +28,11 @@ function render() {
 
 const connection = new Connection({
   query: () => ({ after: NO_MESSAGES_AFTER }),
-  onState: (state) => showConnectionState(status, state),
+  onState: (state, detail) => status.show(state, detail),
+  onClose: () => {
+    people.lose();
+    render();
+  },
   onFrame: (frame) => {
     if (frame.type === "welcome") {
       connection.settled();
@@ -59,5 +64,6 @@ form.addEventListener("submit", (event) => {
 });
 nameInput.addEventListener("input", () => showNameError(""));
 
+status.onReconnect(() => connection.retryNow());
 render();
 connection.start();

@@ -1,5 +1,7 @@
 // Who is here: the welcome's list, kept current by presence frames, and drawn
-// online first, then offline, each group in alphabetical order.
+// online first, then offline, each group in alphabetical order. While the
+// connection is lost nobody can know who is online, so the list says it shows
+// who was, dimmed, until the next welcome tells again.
 
 import { h } from "./dom.js";
 import { hueClass, initial, nameKey } from "./names.js";
@@ -14,6 +16,8 @@ export class People {
     this.byKey = new Map();
     this.total = 0;
     this.complete = false;
+    /** Whether presence is current: false from a lost connection to the next welcome. */
+    this.known = true;
     /** Name keys of people known to have taken part (posted): listed when offline. */
     this.tookPart = new Set();
   }
@@ -28,6 +32,12 @@ export class People {
     this.total = Math.max(total, this.byKey.size);
     // When the welcome listed everyone, a name we have never seen is a new user.
     this.complete = this.byKey.size >= total;
+    this.known = true;
+  }
+
+  /** The connection is lost: what the list says is only the last known state. */
+  lose() {
+    this.known = false;
   }
 
   /**
@@ -81,6 +91,7 @@ export class People {
     this.apply([username], []);
   }
 
+  /** Online as last heard (while disconnected, as of the connection's loss). */
   isOnline(username) {
     return this.byKey.get(nameKey(username))?.online ?? false;
   }
@@ -99,27 +110,39 @@ export class People {
   }
 }
 
-/** "3 online / 12 total" */
+/** "3 online / 12 total", or, while disconnected, "Last known: 3 online / 12 total" */
 export function countsText(people) {
-  return `${people.onlineCount} online / ${people.total} total`;
+  const counts = `${people.onlineCount} online / ${people.total} total`;
+  return people.known ? counts : `Last known: ${counts}`;
+}
+
+/** "3 online", for the phone's People button; "3 online?" while disconnected. */
+export function onlineText(people) {
+  return `${people.onlineCount} online${people.known ? "" : "?"}`;
 }
 
 /**
- * Draw `people` into `list`; `meKey` marks your own name.
+ * Draw `people` into `list`; `meKey` marks your own name. While presence is
+ * unknown each person's `data-status` is "unknown", with the last known status
+ * in `data-last-known`, and the list's `data-presence` is "unknown".
  * @param {HTMLElement} list
  * @param {People} people
  * @param {string | null} meKey
  */
 export function renderPeople(list, people, meKey = null) {
+  list.dataset.presence = people.known ? "known" : "unknown";
   const items = people.sorted().map((person) => {
     const mine = meKey !== null && nameKey(person.username) === meKey;
-    const status = person.online ? "online" : "offline";
-    const name = h("span", { class: "person-name", text: person.username });
+    const seen = person.online ? "online" : "offline";
+    const status = people.known ? seen : "unknown";
+    // An isolate: a right-to-left name does not reorder what is next to it.
+    const name = h("bdi", { class: "person-name", text: person.username });
     const label = h("span", { class: "person-label" }, name);
     if (mine) label.append(h("span", { class: "you-badge", text: "you" }));
+    const statusText = person.online ? "Online" : "Offline";
     return h(
       "li",
-      { class: `person ${status}${mine ? " mine" : ""}`, data: { status } },
+      { class: `person ${seen}${mine ? " mine" : ""}`, data: { status, lastKnown: seen } },
       h(
         "span",
         { class: `avatar small ${hueClass(person.username)}`, attrs: { "aria-hidden": "true" } },
@@ -127,8 +150,41 @@ export function renderPeople(list, people, meKey = null) {
         h("span", { class: "presence-dot" }),
       ),
       label,
-      h("span", { class: "person-status", text: person.online ? "Online" : "Offline" }),
+      h("span", {
+        class: "person-status",
+        text: people.known ? statusText : `Last known: ${statusText.toLowerCase()}`,
+      }),
     );
   });
   list.replaceChildren(...items);
+}
+
+/**
+ * The phone's People popover: `toggle` opens and closes `panel`. Escape closes
+ * it and puts the keyboard back on the toggle (when it was there, in the panel
+ * or nowhere); a tap or click outside closes it, and focus goes where the tap
+ * went. On a wide screen the panel is always shown and the toggle is not.
+ * @param {HTMLElement} toggle
+ * @param {HTMLElement} panel
+ */
+export function peoplePopover(toggle, panel) {
+  const isOpen = () => panel.dataset.open === "true" && toggle.getClientRects().length > 0;
+  const setOpen = (open) => {
+    panel.dataset.open = String(open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", () => setOpen(panel.dataset.open !== "true"));
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || event.isComposing || !isOpen()) return;
+    event.preventDefault();
+    const active = document.activeElement;
+    setOpen(false);
+    if (active === null || active === document.body || active === toggle || panel.contains(active)) {
+      toggle.focus();
+    }
+  });
+  document.addEventListener("pointerdown", (event) => {
+    const target = /** @type {Node} */ (event.target);
+    if (isOpen() && !panel.contains(target) && !toggle.contains(target)) setOpen(false);
+  });
 }

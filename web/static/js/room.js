@@ -8,10 +8,11 @@
 // "sending", until the server acks it; a connection lost meanwhile resends it
 // with the same client_id, which the server stores once.
 
-import { Connection, showConnectionState } from "./connection.js";
+import { BodyLimit, normalBody } from "./body.js";
+import { Connection, ConnectionStatus } from "./connection.js";
 import { announce, byId, h } from "./dom.js";
 import { hueClass, initial, nameKey, nameProblem, sentence } from "./names.js";
-import { People, countsText, renderPeople } from "./people.js";
+import { People, countsText, onlineText, peoplePopover, renderPeople } from "./people.js";
 import { keepTimesFresh, timeElement } from "./time.js";
 
 const SEND_INTERVAL_MS = 500; // the client's own pace: one post per half second
@@ -28,7 +29,6 @@ const DRAFT_KEY = "chatter.draft";
 // -- the page ------------------------------------------------------------------------------
 
 const ui = {
-  status: byId("connection"),
   scroller: byId("scroller"),
   list: byId("messages"),
   historyStatus: byId("history-status"),
@@ -48,6 +48,7 @@ const ui = {
   textarea: /** @type {HTMLTextAreaElement} */ (byId("message")),
   sendButton: /** @type {HTMLButtonElement} */ (byId("send-button")),
   composeError: byId("compose-error"),
+  composeCount: byId("compose-count"),
   paceNote: byId("pace-note"),
   people: byId("people"),
   peopleCounts: byId("people-counts"),
@@ -147,21 +148,27 @@ if (params.has("name")) {
   history.replaceState(null, "", location.pathname);
 }
 if (state.claim) ui.nameInput.value = state.claim;
-ui.textarea.value = storage.get(DRAFT_KEY) ?? "";
+// Typed before this module ran (the box has autofocus): kept over an older draft.
+ui.textarea.value = ui.textarea.value || (storage.get(DRAFT_KEY) ?? "");
 restoreOutbox();
 
 // -- the connection --------------------------------------------------------------------
+
+const status = new ConnectionStatus({ refocus: () => ui.textarea });
+const bodyLimit = new BodyLimit(ui.textarea, ui.composeCount);
 
 const connection = new Connection({
   query() {
     state.resumedFrom = state.resumeSeq > 0 ? state.resumeSeq : null;
     return { after: state.resumedFrom, token: state.token };
   },
-  onState(connectionState) {
-    showConnectionState(ui.status, connectionState);
+  onState(connectionState, detail) {
+    status.show(connectionState, detail);
     document.body.dataset.connection = connectionState;
   },
   onClose() {
+    people.lose(); // who is online is not known again until the next welcome
+    renderPeopleAndInvite();
     state.welcomed = false;
     state.joining = false;
     state.historyRequests = [];
@@ -429,7 +436,7 @@ function fillMessage(li, username, body, time) {
   const meta = h(
     "div",
     { class: "message-meta" },
-    h("span", { class: "author", text: username }),
+    h("bdi", { class: "author", text: username }), // an isolate: right-to-left names stay whole
     h("span", { class: "you-badge", text: "you" }),
     time,
   );
@@ -443,7 +450,7 @@ function fillMessage(li, username, body, time) {
       "div",
       { class: "message-main" },
       meta,
-      h("p", { class: "body", text: body }),
+      h("p", { class: "body", text: body, attrs: { dir: "auto" } }), // its own direction
       h("p", { class: "delivery" }),
     ),
   );
@@ -472,7 +479,13 @@ function isMine(username) {
   return state.me !== null && nameKey(username) === nameKey(state.me);
 }
 
+/** A message's delivery line; "Sent" shows on the latest sent message only. */
 function setDelivery(li, text) {
+  if (text === "Sent") {
+    for (const older of ui.list.querySelectorAll('li[data-delivery="sent"] .delivery:not(:empty)')) {
+      older.textContent = "";
+    }
+  }
   const delivery = li.querySelector(".delivery");
   if (delivery) delivery.textContent = text;
   li.dataset.delivery = text === "Sent" ? "sent" : "pending";
@@ -631,9 +644,14 @@ ui.leaveButton.addEventListener("click", () => {
 // -- sending ---------------------------------------------------------------------------
 
 function send() {
-  const body = ui.textarea.value.replace(/\r\n/g, "\n").trim();
+  const body = normalBody(ui.textarea.value);
   if (!body) {
     showComposeError("Write a message first.");
+    return;
+  }
+  const tooLong = bodyLimit.problem();
+  if (tooLong) {
+    showComposeError(tooLong); // and the text stays in the box
     return;
   }
   let username = state.me;
@@ -787,6 +805,7 @@ function restoreOutbox() {
 
 function saveDraft() {
   storage.set(DRAFT_KEY, ui.textarea.value || null);
+  bodyLimit.render();
 }
 
 function refreshDeliveries() {
@@ -838,20 +857,27 @@ function renderAll() {
 
 function renderIdentity() {
   const joined = state.me !== null;
+  // The keyboard on the part about to hide (Join, Leave) goes where the next keystroke belongs.
+  const hiding = joined ? ui.identityJoin : ui.identityYou;
+  const active = document.activeElement;
+  const stranded = !hiding.hidden && (active === document.body || hiding.contains(active));
   ui.identityJoin.hidden = joined;
   ui.identityYou.hidden = !joined;
   ui.youName.textContent = state.me ?? "";
   ui.joinButton.disabled = state.joining;
   ui.joinButton.textContent = state.joining ? "Joining…" : "Join";
   ui.textarea.placeholder = joined ? `Message the room as ${state.me}…` : "Write a message…";
+  if (stranded) (joined ? ui.textarea : ui.nameInput).focus();
 }
 
 function renderPeopleAndInvite() {
   renderPeople(ui.people, people, state.me === null ? null : nameKey(state.me));
   const counts = countsText(people);
   ui.peopleCounts.textContent = counts;
-  ui.peopleToggleCount.textContent = `${people.onlineCount} online`;
-  ui.invite.hidden = !(state.me !== null && people.onlineCount === 1 && people.isOnline(state.me));
+  ui.peopleToggleCount.textContent = onlineText(people);
+  ui.invite.hidden = !(
+    people.known && state.me !== null && people.onlineCount === 1 && people.isOnline(state.me)
+  );
 }
 
 function renderHistoryStatus() {
@@ -878,11 +904,7 @@ function renderNewMessages() {
     state.unseen === 1 ? "1 new message" : `${state.unseen} new messages`;
 }
 
-ui.peopleToggle.addEventListener("click", () => {
-  const open = ui.peoplePanel.dataset.open !== "true";
-  ui.peoplePanel.dataset.open = String(open);
-  ui.peopleToggle.setAttribute("aria-expanded", String(open));
-});
+peoplePopover(ui.peopleToggle, ui.peoplePanel);
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && state.unseenTitle) {
@@ -892,5 +914,6 @@ document.addEventListener("visibilitychange", () => {
 });
 
 keepTimesFresh(ui.list);
+status.onReconnect(() => connection.retryNow());
 renderAll();
 connection.start();
