@@ -47,6 +47,10 @@ def test_a_poster_is_listed_offline_after_leaving_and_counted(server: ChatServer
         _, bob = await server.watched_join("bob", first_post=("hi", "b-1"))
         bob.close()
         assert "unlisted" not in await watcher.expect("presence", leaves=["bob"])
+        zed = await server.joined("zed")  # a name typed and let go: not among them
+        await watcher.expect("presence", joins=["zed"])
+        zed.close()
+        await watcher.expect("presence", leaves=["zed"], unlisted=["zed"])
         welcome = await server.welcome()
         assert welcome["users"] == [
             {"username": "bob", "online": False},

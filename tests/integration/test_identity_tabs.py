@@ -45,6 +45,9 @@ def test_two_connections_with_one_token_hold_the_name_together_shown_once(
         welcome = await server.welcome()
         assert online_entries(welcome, "ann") == [{"username": "ann", "online": True}]
         assert welcome["total_users"] == 1
+        # The first tab is still ann: nobody was replaced.
+        await tab1.post("and from the first, still", "a-3")
+        await tab1.expect("ack", client_id="a-3")
         assert "left" not in tab1.kinds() + tab2.kinds()
 
     server.run(scenario)
@@ -107,6 +110,9 @@ def test_a_claim_by_name_of_a_shared_name_is_refused_and_a_look_alike_too(
         for attempt in ("PayPal", "pаypal"):  # noqa: RUF001  (Cyrillic a)
             await stranger.send({"type": "join", "username": attempt})
             assert (await stranger.expect("error"))["code"] == "username_taken"
+        # Both tabs still hold it.
+        await tab1.post("still paypal", "p-1")
+        await tab1.expect("ack", client_id="p-1")
 
     server.run(scenario)
 
