@@ -79,6 +79,25 @@ def test_a_second_tab_is_the_same_person_at_once_and_listed_once(
     assert errors == []
 
 
+def test_a_tab_open_before_the_name_was_taken_becomes_that_person_at_once(
+    open_page: OpenPage,
+) -> None:
+    ann = open_page("/chat")
+    errors: list[str] = []
+    tab = another_tab(ann, errors)
+    expect(name_field(tab)).to_be_visible()
+    name_field(ann).fill("ann")
+    ann.get_by_role("button", name="Join").click()
+    expect(you(ann)).to_have_text("ann")
+    expect(you(tab)).to_have_text("ann")  # never asked, never "taken"
+    expect(name_field(tab)).to_be_hidden()
+    send(tab, "the same person")
+    expect(message(ann, "the same person")).to_be_visible()
+    expect(person(tab, "ann")).to_have_count(1)
+    expect(people_counts(tab)).to_have_text("1 online / 1 total")
+    assert errors == []
+
+
 @pytest.mark.parametrize("looks", LOOKS)
 def test_leave_in_one_tab_makes_the_others_viewers_that_say_why(
     open_page: OpenPage, looks: str

@@ -913,6 +913,17 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+// Another tab of this browser took a name, and stored its token for the browser:
+// a tab that holds none becomes that person too, at once, by connecting again
+// with it (resuming, so nothing is shown twice) rather than asking for a name.
+window.addEventListener("storage", (event) => {
+  if (event.key !== TOKEN_KEY || !event.newValue || state.me !== null || state.joining) return;
+  state.token = event.newValue;
+  showComposeError(""); // a reason this tab had been left (left_elsewhere) is old news
+  connection.drop();
+  connection.retryNow();
+});
+
 keepTimesFresh(ui.list);
 status.onReconnect(() => connection.retryNow());
 renderAll();
