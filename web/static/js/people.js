@@ -6,6 +6,7 @@
 import { h } from "./dom.js";
 import { hueClass, initial, nameKey } from "./names.js";
 
+const TAP_MS = 1_000; // a click this soon after the pointer went down ends the same tap
 const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
 
 /** @typedef {{username: string, online: boolean}} Person */
@@ -163,7 +164,8 @@ export function renderPeople(list, people, meKey = null) {
  * The phone's People popover: `toggle` opens and closes `panel`. Escape closes
  * it and puts the keyboard back on the toggle (when it was there, in the panel
  * or nowhere); a tap or click outside closes it, and focus goes where the tap
- * went. On a wide screen the panel is always shown and the toggle is not.
+ * went, or back to the toggle when the tap went to nothing that takes focus.
+ * On a wide screen the panel is always shown and the toggle is not.
  * @param {HTMLElement} toggle
  * @param {HTMLElement} panel
  */
@@ -173,18 +175,32 @@ export function peoplePopover(toggle, panel) {
     panel.dataset.open = String(open);
     toggle.setAttribute("aria-expanded", String(open));
   };
+  // The keyboard is on no control: the page itself, a region only focusable by
+  // script (<main>), or the panel, which is about to hide.
+  const focusNowhere = () => {
+    const active = /** @type {HTMLElement | null} */ (document.activeElement);
+    return active === null || active.tabIndex < 0 || panel.contains(active);
+  };
   toggle.addEventListener("click", () => setOpen(panel.dataset.open !== "true"));
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape" || event.isComposing || !isOpen()) return;
     event.preventDefault();
-    const active = document.activeElement;
+    const back = focusNowhere() || document.activeElement === toggle;
     setOpen(false);
-    if (active === null || active === document.body || active === toggle || panel.contains(active)) {
-      toggle.focus();
-    }
+    if (back) toggle.focus();
   });
   document.addEventListener("pointerdown", (event) => {
     const target = /** @type {Node} */ (event.target);
-    if (isOpen() && !panel.contains(target) && !toggle.contains(target)) setOpen(false);
+    if (!isOpen() || panel.contains(target) || toggle.contains(target)) return;
+    setOpen(false);
+    // Focus goes where the tap went; a tap on nothing that takes it gives it back to the toggle.
+    const tappedAt = event.timeStamp;
+    document.addEventListener(
+      "click",
+      (click) => {
+        if (focusNowhere() && click.timeStamp - tappedAt < TAP_MS) toggle.focus();
+      },
+      { once: true, capture: true },
+    );
   });
 }
