@@ -192,7 +192,10 @@ function prediction(node, parent) {
   if (!parent) return "";
   const isSession = isPartitionId(parent.id);
   if (isSession || node.restart === "temporary") {
-    return "Kill: not restarted (temporary). Its tab's connection closes and the tab reconnects as a new session.";
+    return (
+      "Kill: not restarted (temporary). " +
+      "Its tab's connection closes and the tab reconnects as a new session."
+    );
   }
   const now = restartsNow(parent);
   const what =
@@ -666,7 +669,10 @@ function foldSessionNoise(event) {
       h("time", { class: "sv-event-time" }),
       h("span", { class: "sv-event-kind", text: "sessions" }),
       h("span", { class: "sv-event-actor sv-folded-text" }),
-      h("span", { class: "sv-event-detail", text: "each tab that opens or closes is a session starting or ending" }),
+      h("span", {
+        class: "sv-event-detail",
+        text: "each tab that opens or closes is a session starting or ending",
+      }),
     );
     log.prepend(line);
   }
