@@ -1,13 +1,15 @@
 """The recent users presence keeps for welcomes: the most recently seen users
-and the count of all, as the last read of the users table found them.
+who posted, and the people count (`chatter.queries.PEOPLE_COUNT`: everyone who
+posted, and whoever is online), as the last read of the users table found them.
 
 A welcome lists who is online and the most recently active offline users.
 Presence knows the first; it also keeps this page, so that a welcome asks one
 actor on its own loop and no database read is made per connection. The page is
 read again on every presence wake-up (a name changed on some node, or a tick)
 and whenever this node records a user or their last visit (`UsersChanged`,
-from persistence): until a read begun after such a change is in, asks wait, so
-a welcome is never older than a change this node made before it was asked.
+from persistence), or a name that never posted comes or goes here (the count
+changes): until a read begun after such a change is in, asks wait, so a welcome
+is never older than a change this node made before it was asked.
 Another node's changes show within a tick.
 """
 

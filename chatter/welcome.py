@@ -3,7 +3,9 @@
 A welcome carries the newest `WELCOME_MESSAGES` messages, or, for a client
 resuming with ``after``, every message it missed (up to `MAX_RESUME`; beyond,
 the newest, and the client pages back); who is online; and the most recently
-active offline users. Its parts come from two actors on the session's own
+active offline users among those who posted, with the people count (everyone
+who posted, and whoever is online: a name typed and let go without a word is
+not listed, issue #17). Its parts come from two actors on the session's own
 loop and arrive in either order: the messages from the room, which remembers
 the newest it has sent (`chatter.room.Recall`), and who is online with the
 recent users from presence, which keeps them (`chatter.recent_users`). Neither
@@ -54,7 +56,7 @@ MAX_RESUME = 5000
 """Most missed messages a resume sends; beyond it, the newest `WELCOME_MESSAGES`."""
 
 RECENT_OFFLINE_USERS = 50
-"""Offline users listed in a welcome, most recently active first."""
+"""Offline users listed in a welcome (who posted), most recently active first."""
 
 RECENT_USERS_READ = RECENT_OFFLINE_USERS * 2
 """Recent users read for a welcome, online ones among them."""

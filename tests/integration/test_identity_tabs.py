@@ -151,5 +151,15 @@ def test_one_person_on_two_nodes_is_one_name_until_the_last_goes_and_leave_reach
         welcome = await (await Client.connect(one)).welcome()
         assert {"username": "carl", "online": True} in welcome["users"]
         assert all(u["username"] != "ann" for u in welcome["users"])
+        # Node-2 learns who posted on node-1 from its reads: once a read after
+        # carl's first post is in (it shows dave), carl's leave keeps him listed.
+        await carl.post("a word from carl", "c-1")
+        await carl.expect("ack", client_id="c-1")
+        dave = await Client.connect(one)
+        await dave.welcome()
+        await dave.join("dave")
+        await watcher.expect("presence", joins=["dave"])
+        carl.close()
+        assert "unlisted" not in await watcher.expect("presence", leaves=["carl"])
 
     asyncio.run(scenario())
