@@ -54,13 +54,19 @@ def seed(
             with conn.cursor().copy(
                 "COPY messages (user_id, body, inserted_at) FROM STDIN"
             ) as copy:
+                authors = set()
                 for n in range(messages):
                     line = _LINES[n % len(_LINES)]
-                    copy.write_row(
-                        (rng.choice(user_ids), f"{line} (#{n + 1})", start + timedelta(seconds=n))
-                    )
+                    author = rng.choice(user_ids)
+                    authors.add(author)
+                    copy.write_row((author, f"{line} (#{n + 1})", start + timedelta(seconds=n)))
                     if progress is not None and (n + 1) % PROGRESS_EVERY == 0:
                         progress(n + 1, messages)
+            # Who posted is listed in welcomes (`users.posted`, issue #17).
+            conn.execute(
+                "UPDATE users SET posted = true WHERE id = ANY(%s) AND NOT posted",
+                (list(authors),),
+            )
         if progress is not None and messages % PROGRESS_EVERY:
             progress(messages, messages)
     return messages

@@ -153,6 +153,9 @@ def test_seeding_twice_adds_messages_but_not_users(database: str) -> None:
         messages = conn.execute("SELECT count(*), min(seq), max(seq) FROM messages").fetchone()
     assert users == (len(DEMO_USERS),)
     assert messages == (250_010, 1, 250_010)
+    with psycopg.connect(database) as conn:  # they posted: welcomes list them (#17)
+        posters = conn.execute("SELECT count(*) FROM users WHERE posted").fetchone()
+    assert posters == (len(DEMO_USERS),)
     assert reports == [(100_000, 250_000), (200_000, 250_000), (250_000, 250_000)]
 
 
