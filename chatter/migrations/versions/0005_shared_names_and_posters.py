@@ -20,6 +20,11 @@ Downgrade drops both columns and the index; rows of a name held by several
 connections are reduced to one per look-alike key (the oldest claim), so the
 old primary key holds again.
 
+Not "expand, then contract" (docs/DEPLOYMENT.md): a node of the previous
+release claims with ``ON CONFLICT (look_alike)``, which the new primary key no
+longer serves, so it cannot claim names on this schema. Upgrade (and roll back)
+with every node stopped; CHANGELOG.md says so.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07
