@@ -28,7 +28,7 @@ const TICK_MS = 1_000; // the "Retrying in 3 s" countdown's step
  * @param {boolean} visible
  * @param {() => number} [random]
  */
-export function retryDelay(failures, visible, random = Math.random) {
+function retryDelay(failures, visible, random = Math.random) {
   const cap = visible ? BACKOFF_MAX_VISIBLE_MS : BACKOFF_MAX_HIDDEN_MS;
   const ceiling = Math.min(cap, BACKOFF_FIRST_MS * 2 ** failures);
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
