@@ -212,13 +212,19 @@ def insert_batch(conn: psycopg.Connection[Any], batch: Sequence[NewPost]) -> lis
 
 
 def upsert_user(conn: psycopg.Connection[Any], username: str) -> Joined:
-    """Record that `username` (valid) is in use now; the same key is the same
-    user. The people count includes them (they are coming online)."""
+    """Record that `username` (valid) was claimed by typing it; the same key is
+    the same user. The people count includes them (they are coming online).
+
+    A claim by typing revokes the user's earlier tokens (their version goes up),
+    as Leave does: names have no passwords, so whoever typed a name while it
+    was offline is its holder now, and a token from before must not make its
+    bearer hold the name together with them (docs/PROTOCOL.md §8.5)."""
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO users (username, username_key) VALUES (%s, %s) "
             "ON CONFLICT (username_key) DO UPDATE SET username = EXCLUDED.username, "
-            "updated_at = now(), last_seen_at = now() "
+            "updated_at = now(), last_seen_at = now(), "
+            "token_version = users.token_version + 1 "
             f"RETURNING {_USER_COLUMNS}",
             (username, username_key(username)),
         ).fetchone()

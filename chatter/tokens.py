@@ -10,9 +10,9 @@ the payload compact JSON, the MAC taken with the server's secret over the
 first part (and a label naming its purpose), base64url without padding. It is
 valid for `TOKEN_LIFETIME_S` after ``issued_at`` (whole seconds of wall-clock
 time since the epoch: tokens outlive the process, so not a monotonic clock),
-and until Leave: each user has a token version, which Leave bumps, and the
-caller accepts a token only while ``claims.version`` is the user's current
-version. `verify` checks everything but that.
+and until Leave or a claim of the name by typing it: each user has a token
+version, which both bump, and the caller accepts a token only while
+``claims.version`` is the user's current version. `verify` checks everything but that.
 """
 
 from __future__ import annotations

@@ -163,3 +163,30 @@ def test_one_person_on_two_nodes_is_one_name_until_the_last_goes_and_leave_reach
         assert "unlisted" not in await watcher.expect("presence", leaves=["carl"])
 
     asyncio.run(scenario())
+
+
+def test_a_name_typed_while_its_holder_was_away_revokes_the_holders_token(
+    server: ChatServer,
+) -> None:
+    """Names have no passwords: whoever typed the name while it was offline holds
+    it now, and the token from before makes a viewer, not a co-holder."""
+
+    async def scenario(server: ChatServer) -> None:
+        watcher, ann = await server.watched_join("ann", first_post=("hi", "a-1"))
+        token = ann.received("joined")[-1]["token"]
+        ann.close()
+        await watcher.expect("presence", leaves=["ann"])
+        typist = await server.welcomed()
+        await typist.send({"type": "join", "username": "ann"})
+        await typist.expect("joined", username="ann")
+        back = await server.welcomed(token=token)
+        assert (await back.welcome())["you"] is None
+        await back.send({"type": "join", "username": "ann"})
+        assert (await back.expect("error"))["code"] == "username_taken"
+        # The typist alone holds the name: their Leave tells no one else.
+        await typist.send({"type": "leave"})
+        await typist.expect("left")
+        await watcher.expect("presence", leaves=["ann"])
+        assert "left" not in back.kinds()
+
+    server.run(scenario)
