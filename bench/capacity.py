@@ -255,7 +255,7 @@ def run(quick: bool, progress: Progress) -> Section:
     notes = [
         f"Chatter connects {largest:,} clients at {chatter_rate:,.0f}/s, "
         f"{rate_ratio:.2f}x the demo's {demo_rate:,.0f}/s (medians of {RATE_ROUNDS} "
-        "alternated rounds, below), and holds each at "
+        "alternated rounds, in the table of rounds), and holds each at "
         f"{chatter.per_connection_kib:.1f} KiB, {kib_ratio:.2f}x the demo's "
         f"{demo.per_connection_kib:.1f} KiB (same run, same load generator).",
         f"Chatter holds {largest:,} idle connections at {chatter.per_connection_kib:.1f} KiB "
