@@ -105,7 +105,7 @@ def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
         bob, bob_session = await connect_with_session(server)
         carol = await server.welcomed()
         await ann.join("ann")
-        for client in (bob, carol):
+        for client in (ann, bob, carol):
             await client.expect("presence", joins=["ann"])
 
         presence = server.whereis("presence")
@@ -122,13 +122,12 @@ def test_a_presence_crash_keeps_every_online_name_held_and_presence_working(
         answer = await bob.answer("joined", "error")
         assert (answer["type"], answer.get("code")) == ("error", "username_taken"), answer
         await restarted(server, "presence")
-        for client in (ann, bob, carol):  # a fresh picture for everyone (no user count:
-            # that comes with a join as it is recorded)
-            assert await client.expect("presence", total_users=None) == {
-                "type": "presence",
-                "joins": ["ann"],
-                "leaves": [],
-            }
+        for client in (ann, bob, carol):  # a fresh picture for everyone
+            picture = await client.expect("presence", joins=["ann"])
+            assert picture["leaves"] == []
+            # With the count when the new presence's first read of the claims came
+            # before ann's were restored (it then counted nobody): either way, right.
+            assert picture.get("total_users") in (None, 1), picture
         await bob.send({"type": "join", "username": "ANN"})  # after the restart
         answer = await bob.answer("joined", "error")
         assert (answer["type"], answer.get("code")) == ("error", "username_taken"), answer
