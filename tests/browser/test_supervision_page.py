@@ -241,6 +241,10 @@ def test_a_refused_kill_hides_the_buttons(open_page: OpenPage) -> None:
     expect(box(page, "room").locator(".sv-restart-count")).to_have_text("0")
 
 
+def expect_at_the_top(page: Page) -> None:
+    page.wait_for_function("window.scrollY === 0")
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_of_the_supervision_page(
     open_page: OpenPage, server: ChatServer, artifacts: Path, theme: str
@@ -256,6 +260,9 @@ def test_screenshots_of_the_supervision_page(
     expect(session_boxes(page)).to_have_count(2)
     animations_finish(page)  # the restart's flash
     assert fits_the_width(page)
+    # From the top: the header sticks to where the page was scrolled (the Kill).
+    page.evaluate("window.scrollTo(0, 0)")
+    expect_at_the_top(page)
     page.screenshot(path=artifacts / f"supervision-{theme}.png", full_page=True)
 
     phone = open_page("/supervision", viewport=PHONE, color_scheme=theme)
