@@ -484,6 +484,37 @@ def test_small_text_reaches_wcag_aa_contrast_in_both_themes(
     assert too_faint == []
 
 
+PHONE_POPOVER_TEXT = [
+    "#people-counts",
+    ".person.online .person-status",
+    ".person.offline .person-status",
+    ".person.offline .person-name",
+    ".people .you-badge",
+    ".people-toggle-count",
+]
+"""What the phone's People popover shows, over the popover's own background."""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_phone_people_popover_reaches_wcag_aa_contrast_in_both_themes(
+    open_page: OpenPage, seed: Seed, seed_people: SeedPeople, theme: str
+) -> None:
+    seed_people(["zoe"])
+    seed("bob", ["an older message"])
+    page = in_the_room(open_page, "ann", color_scheme=theme, **PHONE)
+    page.get_by_role("button", name=re.compile(r"^People")).click()
+    expect(person(page, "zoe")).to_be_visible()
+    too_faint = []
+    for selector in PHONE_POPOVER_TEXT:
+        found = page.evaluate(COLOURS, selector)
+        assert found, f"nothing in the popover matches {selector}"
+        for colours in found:
+            ratio = contrast(colours["text"], colours["layers"])
+            if ratio < 4.5:
+                too_faint.append(f"{selector}: {ratio:.2f} ({colours})")
+    assert too_faint == []
+
+
 # -- links to the supervision tree ------------------------------------------------------
 
 

@@ -297,7 +297,9 @@ def test_a_busy_persistence_thread_shows_its_waiting_messages(
         busy = scrape_now(server)
         blocker.execute("SELECT pg_advisory_unlock(%s)", (SEQ_LOCK_KEY,))
     assert not stored.get(timeout=TIMEOUT_S).duplicate
-    assert busy.value("chatter_mailbox_depth", actor="persistence") == 3
+    # The three touches wait behind the store; a read presence asked for
+    # meanwhile (its tick, or the users it re-reads after a write) may wait too.
+    assert busy.value("chatter_mailbox_depth", actor="persistence") >= 3
 
 
 def waiting_for_the_lock(conn: psycopg.Connection[Any]) -> None:

@@ -61,7 +61,8 @@ def test_asks_for_recent_users_share_reads_and_see_who_joined_before(
 ) -> None:
     for n in range(5):
         running = [persistence.recent_users(50) for _ in range(5)]  # reads in flight
-        persistence.upsert_user(f"user{n}").get(timeout=TIMEOUT_S)
+        user = persistence.upsert_user(f"user{n}").get(timeout=TIMEOUT_S)
+        persistence.store(user.id, user.username, "hello").get(timeout=TIMEOUT_S)  # listed
         page = persistence.recent_users(50).get(timeout=TIMEOUT_S)
         assert page.total == n + 1
         assert f"user{n}" in [user.username for user in page.users]
