@@ -8,13 +8,12 @@ without a word does not stay in anyone's list, live or after a reload."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import OpenPage
 from tests.browser.ui import (
+    LOOKS,
     compose_error,
     in_the_room,
     message,
@@ -25,18 +24,6 @@ from tests.browser.ui import (
     send,
     you,
 )
-
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "is_mobile": True,
-    "has_touch": True,
-}
-LOOKS = {
-    "desktop-light": {**DESKTOP, "color_scheme": "light"},
-    "phone-dark": {**PHONE, "color_scheme": "dark"},
-}
-"""A person's screen and theme, where what is shown matters."""
 
 
 def another_tab(page: Page, errors: list[str]) -> Page:

@@ -16,6 +16,9 @@ from chatter.config import Environment, Settings
 from chatter.messages import MAX_BODY_CHARS
 from tests.browser.conftest import OpenPage, Seed, SeedPeople
 from tests.browser.ui import (
+    DESKTOP,
+    LOOKS,
+    PHONE,
     compose_count,
     compose_error,
     connection,
@@ -34,18 +37,6 @@ from tests.browser.ui import (
 )
 from tests.harness.data import stored
 from tests.harness.server import ChatServer
-
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "is_mobile": True,
-    "has_touch": True,
-}
-LOOKS = {
-    "desktop-light": {**DESKTOP, "color_scheme": "light"},
-    "phone-dark": {**PHONE, "color_scheme": "dark"},
-}
-"""A person's screen and theme, for the tests where layout or colour matter."""
 
 RETRYING = re.compile(r"^Retrying in (\d+) s$")
 VISIBLE_CAP_S = 4
@@ -457,6 +448,20 @@ def contrast(text: str, layers: list[str]) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+def too_faint(page: Page, where: str, selectors: list[str]) -> list[str]:
+    """Each element matching `selectors` on `page` whose text is below WCAG AA
+    (4.5:1) against what is behind it; every selector must match something."""
+    faint = []
+    for selector in selectors:
+        found = page.evaluate(COLOURS, selector)
+        assert found, f"nothing on {where} matches {selector}"
+        for colours in found:
+            ratio = contrast(colours["text"], colours["layers"])
+            if ratio < 4.5:
+                faint.append(f"{where} {selector}: {ratio:.2f} ({colours})")
+    return faint
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_small_text_reaches_wcag_aa_contrast_in_both_themes(
     open_page: OpenPage, seed: Seed, seed_people: SeedPeople, theme: str
@@ -471,17 +476,9 @@ def test_small_text_reaches_wcag_aa_contrast_in_both_themes(
     home = open_page("/", color_scheme=theme, **DESKTOP)
     expect(person(home, "zoe")).to_have_attribute("data-status", "offline")
 
-    too_faint = []
-    for where, selectors in (("/chat", SMALL_TEXT["/chat"]), ("/", SMALL_TEXT["/"])):
-        shown = page if where == "/chat" else home
-        for selector in selectors:
-            found = shown.evaluate(COLOURS, selector)
-            assert found, f"nothing on {where} matches {selector}"
-            for colours in found:
-                ratio = contrast(colours["text"], colours["layers"])
-                if ratio < 4.5:
-                    too_faint.append(f"{where} {selector}: {ratio:.2f} ({colours})")
-    assert too_faint == []
+    assert (
+        too_faint(page, "/chat", SMALL_TEXT["/chat"]) + too_faint(home, "/", SMALL_TEXT["/"]) == []
+    )
 
 
 PHONE_POPOVER_TEXT = [
@@ -504,15 +501,7 @@ def test_the_phone_people_popover_reaches_wcag_aa_contrast_in_both_themes(
     page = in_the_room(open_page, "ann", color_scheme=theme, **PHONE)
     page.get_by_role("button", name=re.compile(r"^People")).click()
     expect(person(page, "zoe")).to_be_visible()
-    too_faint = []
-    for selector in PHONE_POPOVER_TEXT:
-        found = page.evaluate(COLOURS, selector)
-        assert found, f"nothing in the popover matches {selector}"
-        for colours in found:
-            ratio = contrast(colours["text"], colours["layers"])
-            if ratio < 4.5:
-                too_faint.append(f"{selector}: {ratio:.2f} ({colours})")
-    assert too_faint == []
+    assert too_faint(page, "the popover", PHONE_POPOVER_TEXT) == []
 
 
 # -- links to the supervision tree ------------------------------------------------------

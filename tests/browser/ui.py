@@ -9,6 +9,21 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import OpenPage
 
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+"""`open_page` options for a desktop screen."""
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+}
+"""`open_page` options for a phone."""
+LOOKS = {
+    "desktop-light": {**DESKTOP, "color_scheme": "light"},
+    "phone-dark": {**PHONE, "color_scheme": "dark"},
+}
+"""A person's screen and theme, for the tests where layout or colour matter: each
+size and each theme once."""
+
 
 def message_box(page: Page) -> Locator:
     return page.get_by_label("Message", exact=True)
